@@ -1,0 +1,207 @@
+"""The contracts that cross a boundary: the proposed action OPA judges, and its decision.
+
+These models are the product's API towards policy authors: field names are snake_case and
+stable, and ``ProposedAction.version`` changes when they do. ``canonical_json`` and
+``fingerprint`` define the bytes an approval binds to.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "ACTION_VERSION",
+    "Approval",
+    "ApprovalRequirement",
+    "Backend",
+    "Decision",
+    "Effect",
+    "Obligations",
+    "Outcome",
+    "PlannedCall",
+    "Principal",
+    "ProposedAction",
+    "Reason",
+    "Severity",
+    "Target",
+    "Transport",
+    "canonical_json",
+    "fingerprint",
+    "utc_now",
+]
+
+ACTION_VERSION = 1
+
+Effect = Literal["read", "write", "delete"]
+Backend = Literal["kubernetes", "palette", "gateway"]
+Outcome = Literal["allow", "deny", "needs_approval"]
+Severity = Literal["info", "low", "medium", "high", "critical"]
+ReasonEffect = Literal["deny", "needs_approval", "warn", "dryrun"]
+Transport = Literal["stdio", "http", "cli", "internal"]
+
+JSONObject = dict[str, Any]
+
+
+def utc_now() -> str:
+    """The current time as RFC 3339 UTC with a ``Z`` suffix, the form OPA's ``time`` builtins parse."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def canonical_json(value: Any) -> str:
+    """Sorted keys, no insignificant whitespace, UTF-8 kept: equal values give equal bytes."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def fingerprint(value: Any) -> str:
+    """SHA-256 over ``canonical_json(value)``, as lowercase hex."""
+    return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()
+
+
+class _Contract(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _PolicyDocument(BaseModel):
+    """Parts of OPA's answer: strict, so ``"true"`` is not a boolean and ``"1"`` not a count."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class Principal(_Contract):
+    """Who asks. Always set by the transport or the CLI, never by tool arguments."""
+
+    subject: Annotated[str, Field(min_length=1, max_length=256)]
+    groups: tuple[str, ...] = ()
+    transport: Transport
+    authenticated: bool
+
+
+class Target(_Contract):
+    """What the action touches, resolved by the gateway (kind through discovery, environment from labels)."""
+
+    cluster: str | None = None
+    namespace: str | None = None
+    api_version: str | None = None
+    kind: str | None = None
+    name: str | None = None
+    label_selector: str | None = None
+    all_namespaces: bool = False
+    environment: str | None = None
+
+
+class Approval(_Contract):
+    """One human's approval, as recorded by the queue and shown to policy on re-evaluation."""
+
+    subject: Annotated[str, Field(min_length=1, max_length=256)]
+    groups: tuple[str, ...] = ()
+    approved_at: str
+    reason: str | None = None
+
+
+class ProposedAction(_Contract):
+    """Exactly what OPA sees as ``input``.
+
+    ``args`` are the validated tool arguments in the form policy may read: a backend
+    replaces bulky or secret-bearing arguments (a manifest's text) by a digest, since
+    ``object`` carries the parsed content. ``object`` is the after-image, ``current`` the
+    before-image; Secret values in both are replaced by ``sha256:<hex>`` digests, so no
+    secret ever reaches OPA or its decision log.
+    """
+
+    version: Literal[1] = 1
+    id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    tool: str
+    backend: Backend
+    operation: str
+    effect: Effect
+    target: Target
+    args: JSONObject = Field(default_factory=dict)
+    object: JSONObject | None = None
+    current: JSONObject | None = None
+    principal: Principal
+    approvals: tuple[Approval, ...] = ()
+    time: str = Field(default_factory=utc_now)
+
+    def as_input(self) -> JSONObject:
+        """The JSON document posted to OPA as ``input``."""
+        return self.model_dump(mode="json")
+
+    def fingerprint(self) -> str:
+        """Binds an approval to this action as evaluated; approvals are excluded."""
+        return fingerprint(self.model_dump(mode="json", exclude={"approvals"}))
+
+
+class PlannedCall(_Contract):
+    """One tool call as the gateway will execute it: the raw validated arguments, and the
+    proposed action(s) policy judged. ``k8s_apply`` of three documents is one call with
+    three actions; every other tool has exactly one.
+    """
+
+    id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    tool: str
+    call_args: JSONObject
+    actions: tuple[ProposedAction, ...]
+
+    def fingerprint(self) -> str:
+        """SHA-256 over the call's arguments and every action (approvals excluded)."""
+        return fingerprint(
+            {
+                "id": self.id,
+                "tool": self.tool,
+                "call_args": self.call_args,
+                "actions": [a.model_dump(mode="json", exclude={"approvals"}) for a in self.actions],
+            }
+        )
+
+
+class Reason(_PolicyDocument):
+    """Why a rule fired; built by the policy from the rule's METADATA."""
+
+    code: Annotated[str, Field(min_length=1)]
+    rule: Annotated[str, Field(min_length=1)]
+    severity: Severity
+    effect: ReasonEffect
+    message: Annotated[str, Field(min_length=1)]
+
+
+class ApprovalRequirement(_PolicyDocument):
+    """What policy demands before a parked action may run."""
+
+    min_approvals: Annotated[int, Field(ge=1, le=10)] = 1
+    approver_groups: list[str] = Field(default_factory=list)
+    ttl_seconds: Annotated[int, Field(ge=1, le=7 * 24 * 3600)] = 900
+    allow_self_approval: bool = False
+
+
+class Obligations(_PolicyDocument):
+    """What the gateway must do to a result before it leaves."""
+
+    redact: list[str] = Field(default_factory=list)
+    max_log_lines: Annotated[int, Field(ge=0)] | None = None
+
+
+class Decision(_PolicyDocument):
+    """``data.gateway.decision``, validated field by field, plus where it came from.
+
+    ``bundle_revision`` and ``decision_id`` are filled by the policy client from OPA's
+    provenance; they are not part of the Rego document.
+    """
+
+    outcome: Outcome
+    reasons: list[Reason] = Field(default_factory=list)
+    approval: ApprovalRequirement | None = None
+    obligations: Obligations = Field(default_factory=Obligations)
+    warnings: list[Reason] = Field(default_factory=list)
+    dryrun: list[Reason] = Field(default_factory=list)
+    bundle_revision: str | None = None
+    decision_id: str | None = None
+
+    @property
+    def allowed(self) -> bool:
+        return self.outcome == "allow"

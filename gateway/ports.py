@@ -1,0 +1,136 @@
+"""The seams between the decision path and what it drives: the approval queue, the audit
+log, and the runner the queue's executor calls back into.
+
+``gateway.pipeline`` depends on these protocols only; ``gateway.queue`` and
+``gateway.audit`` implement them over SQLite, and unit tests use in-memory fakes.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.contracts import Approval, Decision, Outcome, PlannedCall, Principal
+
+__all__ = [
+    "TERMINAL_STATES",
+    "ActionState",
+    "ApprovalQueue",
+    "AuditEvent",
+    "AuditKind",
+    "AuditSink",
+    "CallRunner",
+    "ParkedAction",
+]
+
+
+class ActionState(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    EXECUTING = "executing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    DENIED = "denied"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"
+
+
+TERMINAL_STATES = frozenset(
+    {
+        ActionState.SUCCEEDED,
+        ActionState.FAILED,
+        ActionState.DENIED,
+        ActionState.EXPIRED,
+        ActionState.CANCELLED,
+        ActionState.INTERRUPTED,
+    }
+)
+
+
+class ParkedAction(BaseModel):
+    """A call waiting for (or past) human approval, as the queue holds it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    state: ActionState
+    call: PlannedCall
+    decision: Decision
+    fingerprint: str
+    requester: Principal
+    approvals: tuple[Approval, ...] = ()
+    created_at: str
+    updated_at: str
+    expires_at: str
+    result: Any = None
+    error: str | None = None
+
+
+class ApprovalQueue(Protocol):
+    """Where ``needs_approval`` calls are parked. Implemented by ``gateway.queue``."""
+
+    async def park(self, call: PlannedCall, decision: Decision, requester: Principal) -> ParkedAction:
+        """Store the call exactly as evaluated, in state ``pending``; return the row."""
+        ...
+
+    async def get(self, action_id: str) -> ParkedAction:
+        """Return the action; raise ``UnknownAction`` if there is none with this id."""
+        ...
+
+
+AuditKind = Literal[
+    "decision",
+    "parked",
+    "approval",
+    "denial",
+    "cancellation",
+    "expiry",
+    "execution",
+    "failure",
+    "interrupted",
+    "rejected_request",
+]
+
+
+class AuditEvent(BaseModel):
+    """One audit record before it is chained. Never holds secret values: targets, reason
+    codes and messages, fingerprints and identifiers only."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: AuditKind
+    action_id: str | None = None
+    tool: str | None = None
+    subject: str | None = None
+    transport: str | None = None
+    target: dict[str, Any] = Field(default_factory=dict)
+    outcome: Outcome | None = None
+    reasons: list[dict[str, str]] = Field(default_factory=list)
+    bundle_revision: str | None = None
+    decision_id: str | None = None
+    fingerprint: str | None = None
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class AuditSink(Protocol):
+    """Append-only record of every step. Implemented by ``gateway.audit``."""
+
+    async def record(self, event: AuditEvent) -> None: ...
+
+
+class CallRunner(Protocol):
+    """What the queue's executor needs from the decision path. Implemented by
+    ``gateway.pipeline.Gateway``."""
+
+    async def reevaluate(self, call: PlannedCall, approvals: tuple[Approval, ...]) -> Decision:
+        """Ask policy again about every action of the call, with ``approvals`` filled in;
+        merged as on first evaluation. Fails closed."""
+        ...
+
+    async def execute(self, call: PlannedCall, decision: Decision) -> Any:
+        """Run the call's tool once and return its redacted result. Raises
+        ``BackendError`` on failure."""
+        ...

@@ -1,0 +1,112 @@
+"""What a backend contributes: one ``ToolSpec`` per tool, kept in a ``ToolRegistry``.
+
+A spec says what the tool is (name, documentation, arguments model, fixed effect) and
+gives the two halves the decision path calls around the policy: ``prepare`` resolves the
+target and builds the before- and after-images without changing anything; ``execute``
+performs the call once policy allowed it. Backends never talk to OPA, the queue or the
+audit log: ``gateway.pipeline`` does, for every tool alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from mcp_types import ToolAnnotations
+from pydantic import BaseModel
+
+from gateway.contracts import Backend, Decision, Effect, JSONObject, PlannedCall, Target
+from gateway.errors import UnknownTool
+
+__all__ = ["ExecutionContext", "Prepared", "ToolRegistry", "ToolSpec"]
+
+ArgsT = TypeVar("ArgsT", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One proposed action's backend-specific half, as ``prepare`` resolves it.
+
+    ``policy_args`` replaces the validated arguments in the proposed action when some of
+    them must not reach OPA as they are (a manifest's text: ``object`` has it parsed).
+    """
+
+    target: Target
+    object: JSONObject | None = None
+    current: JSONObject | None = None
+    policy_args: JSONObject | None = None
+
+
+@dataclass(frozen=True)
+class ExecutionContext:
+    """What ``execute`` may rely on: the call exactly as judged, and the decision that
+    allowed it (its obligations bound the result, e.g. ``max_log_lines``)."""
+
+    call: PlannedCall
+    decision: Decision
+
+
+@dataclass(frozen=True)
+class ToolSpec(Generic[ArgsT]):
+    """A tool as the gateway registers it with MCP and runs it through policy.
+
+    ``args`` is the arguments contract: its fields become the tool's input schema and
+    the typed signature of the MCP tool function. ``effect`` is fixed here, by the
+    gateway, whatever the caller claims.
+    """
+
+    name: str
+    title: str
+    description: str
+    backend: Backend
+    operation: str
+    effect: Effect
+    args: type[ArgsT]
+    prepare: Callable[[ArgsT], Awaitable[list[Prepared]]]
+    execute: Callable[[ArgsT, ExecutionContext], Awaitable[Any]]
+    idempotent: bool = False
+    open_world: bool = True
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def annotations(self) -> ToolAnnotations:
+        read_only = self.effect == "read"
+        return ToolAnnotations(
+            title=self.title,
+            read_only_hint=read_only,
+            destructive_hint=None if read_only else self.effect == "delete" or not self.idempotent,
+            idempotent_hint=True if read_only else self.idempotent,
+            open_world_hint=self.open_world,
+        )
+
+
+class ToolRegistry:
+    """The tools a gateway serves, by name. Registration happens once, at startup."""
+
+    def __init__(self) -> None:
+        self._specs: dict[str, ToolSpec[Any]] = {}
+
+    def register(self, spec: ToolSpec[Any]) -> None:
+        if spec.name in self._specs:
+            raise ValueError(f"tool {spec.name!r} is registered twice")
+        self._specs[spec.name] = spec
+
+    def extend(self, specs: list[ToolSpec[Any]]) -> None:
+        for spec in specs:
+            self.register(spec)
+
+    def get(self, name: str) -> ToolSpec[Any]:
+        try:
+            return self._specs[name]
+        except KeyError:
+            raise UnknownTool(f"unknown tool {name!r}") from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._specs
+
+    def __iter__(self) -> Iterator[ToolSpec[Any]]:
+        return iter(self._specs.values())
+
+    def __len__(self) -> int:
+        return len(self._specs)

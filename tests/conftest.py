@@ -1,0 +1,31 @@
+"""Fixtures shared by every suite: the real OPA binary serving the project's bundle."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway.local.opa import OpaServer, build_bundle
+
+ROOT = Path(__file__).resolve().parent.parent
+REGO_DIR = ROOT / "rego"
+
+
+@pytest.fixture(scope="session")
+def bundle_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project's policy, built once per test session with the real ``opa build``."""
+    out = tmp_path_factory.mktemp("bundle") / "gateway.tar.gz"
+    return build_bundle(REGO_DIR, out, revision="test")
+
+
+@pytest.fixture(scope="session")
+def opa_server(bundle_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpaServer]:
+    """A real OPA on a free loopback port serving the bundle; stopped by pid at the end."""
+    server = OpaServer(bundle_path, log_path=tmp_path_factory.mktemp("opa") / "opa.log")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
