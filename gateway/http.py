@@ -1,0 +1,204 @@
+"""The streamable HTTP front end: MCP at ``/mcp`` behind host checks and bearer tokens,
+plus ``/healthz``, ``/readyz`` and ``/metrics`` for the orchestrator.
+
+Request path for ``/mcp``::
+
+    host/origin guard (DNS rebinding) -> bearer auth -> MCP streamable HTTP app
+
+The three operational endpoints need no token: they say nothing about who calls what
+(counts by tool name and outcome, and ``ok`` / ``not ready`` per dependency), and the
+deployment guide tells operators to expose them only to trusted networks. TLS is
+terminated by a reverse proxy in front of the gateway, never here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import anyio.to_thread
+import httpx
+from mcp.server.mcpserver import MCPServer
+from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from gateway.auth import BearerAuthMiddleware, TokenStore
+from gateway.errors import ConfigError
+from gateway.metrics import CONTENT_TYPE, METRICS, Metrics
+from gateway.settings import Settings
+
+__all__ = ["MCP_PATH", "PUBLIC_PATHS", "QueueDepth", "build_app", "transport_security"]
+
+log = logging.getLogger(__name__)
+
+MCP_PATH = "/mcp"
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+QueueDepth = Callable[[], Awaitable[Mapping[str, int]]]
+"""Counts of parked actions by state, e.g. the queue store's count-by-state query."""
+
+_LOOPBACK_HOSTS = ("127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost", "[::1]")
+_LOOPBACK_ORIGINS = ("http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*")
+_PROBE_TIMEOUT_SECONDS = 2.0
+
+
+def transport_security(settings: Settings) -> TransportSecuritySettings:
+    """Host and Origin allow-lists; loopback only unless configured."""
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=list(settings.allowed_hosts or _LOOPBACK_HOSTS),
+        allowed_origins=list(settings.allowed_origins or _LOOPBACK_ORIGINS),
+    )
+
+
+class _HostGuard:
+    """Refuses a foreign Host or Origin before anything else looks at the request, so a
+    DNS-rebinding page cannot even probe authentication."""
+
+    def __init__(self, app: ASGIApp, *, security: TransportSecuritySettings) -> None:
+        self.app = app
+        self._check = TransportSecurityMiddleware(security)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("path") not in PUBLIC_PATHS:
+            refusal = await self._check.validate_request(Request(scope), is_post=False)
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _database_writable(path: Path) -> bool:
+    """Takes and releases the write lock: proves the file opens read-write and no one
+    holds the lock for longer than a probe can wait. Never creates the file."""
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True, timeout=1.0)
+    except (sqlite3.Error, OSError):
+        return False
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+        return True
+    except sqlite3.Error:
+        return False
+    finally:
+        conn.close()
+
+
+class _Probes:
+    """``/healthz``, ``/readyz`` and ``/metrics``; one HTTP client to OPA for the app's life."""
+
+    def __init__(self, settings: Settings, metrics: Metrics, queue_depth: QueueDepth | None) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.queue_depth = queue_depth
+        self.client: httpx.AsyncClient | None = None
+
+    async def opa_ready(self) -> str:
+        if self.client is None:
+            return "not started"
+        try:
+            resp = await self.client.get(
+                f"{self.settings.opa_url.rstrip('/')}/health", params={"bundles": ""}
+            )
+        except httpx.HTTPError:
+            return "unreachable"
+        return "ok" if resp.status_code == 200 else "bundle not active"
+
+    async def healthz(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(self, request: Request) -> Response:
+        checks = {
+            "opa": await self.opa_ready(),
+            "database": "ok"
+            if await anyio.to_thread.run_sync(_database_writable, self.settings.db_path)
+            else "not writable",
+        }
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "checks": checks}, 200 if ready else 503
+        )
+
+    async def metrics_endpoint(self, request: Request) -> Response:
+        if self.queue_depth is not None:
+            try:
+                self.metrics.set_queue_depth(await self.queue_depth())
+            except Exception:  # noqa: BLE001 - a scrape must answer even when the queue cannot
+                log.warning("queue depth unavailable for /metrics", exc_info=False)
+                self.metrics.set_queue_depth(None)
+        return Response(self.metrics.render(), media_type=CONTENT_TYPE)
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        async with httpx.AsyncClient(timeout=_PROBE_TIMEOUT_SECONDS) as client:
+            self.client = client
+            try:
+                yield
+            finally:
+                self.client = None
+
+
+def build_app(
+    server: MCPServer[Any],
+    settings: Settings,
+    *,
+    metrics: Metrics | None = None,
+    queue_depth: QueueDepth | None = None,
+) -> Starlette:
+    """The ASGI app ``gateway serve --transport http`` runs.
+
+    ``metrics`` defaults to the process-wide ``gateway.metrics.METRICS`` the decision
+    path records into. Raises ``ConfigError`` when no request could ever be authorised
+    (``anonymous = "reject"`` without a tokens file) or the tokens file is unusable.
+    """
+    if settings.tokens_file is None and settings.anonymous == "reject":
+        raise ConfigError(
+            "HTTP transport needs GATEWAY_TOKENS_FILE (create tokens with `gateway token create`) "
+            "or GATEWAY_ANONYMOUS=read-only"
+        )
+    tokens = TokenStore(settings.tokens_file) if settings.tokens_file is not None else None
+    metrics = metrics or METRICS
+    security = transport_security(settings)
+    mcp_app = server.streamable_http_app(
+        streamable_http_path=MCP_PATH,
+        transport_security=security,
+        host=settings.host,
+        # Bounds memory only; the decision path enforces max_argument_bytes exactly.
+        max_request_body_size=2 * settings.max_argument_bytes + 64 * 1024,
+    )
+    probes = _Probes(settings, metrics, queue_depth)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with probes.running(), mcp_app.router.lifespan_context(mcp_app):
+            yield
+
+    return Starlette(
+        routes=[
+            Route("/healthz", probes.healthz, methods=["GET"]),
+            Route("/readyz", probes.readyz, methods=["GET"]),
+            Route("/metrics", probes.metrics_endpoint, methods=["GET"]),
+            Mount("/", app=mcp_app),
+        ],
+        middleware=[
+            Middleware(_HostGuard, security=security),
+            Middleware(
+                BearerAuthMiddleware,
+                tokens=tokens,
+                anonymous=settings.anonymous,
+                public_paths=PUBLIC_PATHS,
+                on_failure=metrics.record_auth_failure,
+            ),
+        ],
+        lifespan=lifespan,
+    )
