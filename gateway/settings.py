@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     environment_label: str = "environment"
     field_manager: str = "policy-gateway"
     kube_timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 10.0
+    kube_max_manifest_bytes: Annotated[int, Field(ge=1024, le=4 * 1024 * 1024)] = 256 * 1024
+    kube_max_manifest_documents: Annotated[int, Field(ge=1, le=500)] = 50
+    # Reads may use a namespace's environment label this old; writes always fetch it fresh.
+    kube_namespace_cache_seconds: Annotated[float, Field(ge=0, le=300)] = 5.0
+    kube_default_log_lines: Annotated[int, Field(ge=1, le=10000)] = 200
 
     # Palette (Spectro Cloud's variable names, no GATEWAY_ prefix)
     palette_host: str | None = Field(default=None, validation_alias="PALETTE_HOST")
