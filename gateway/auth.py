@@ -114,8 +114,12 @@ class TokenStore:
         self._entries = _parse(path)
 
     def __len__(self) -> int:
+        return len(self.entries())
+
+    def entries(self) -> tuple[TokenEntry, ...]:
+        """The current entries: hashes and principals, never tokens."""
         self._refresh()
-        return len(self._entries)
+        return self._entries
 
     def _refresh(self) -> None:
         stamp = _stamp(self.path)
