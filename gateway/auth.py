@@ -101,17 +101,24 @@ def _stamp(path: Path) -> _Stamp | None:
 class TokenStore:
     """The principals behind the tokens in one file, reloaded when the file changes.
 
-    Construction reads the file and raises ``ConfigError`` when it is missing or
-    malformed: a gateway does not start with a broken tokens file.
+    Construction raises ``ConfigError`` when the file is malformed: a gateway does not
+    start with a broken tokens file. A file that does not exist yet holds no tokens, so a
+    fresh deployment starts refusing everyone until `gateway token create` writes it.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
         self._stamp = _stamp(path)
+        self._entries: tuple[TokenEntry, ...] = ()
         if self._stamp is None:
-            raise ConfigError(f"tokens file {path} does not exist: create one with `gateway token create`")
-        self._entries = _parse(path)
+            log.warning(
+                "tokens file %s does not exist yet: every token is refused until "
+                "`gateway token create` writes it",
+                path,
+            )
+        else:
+            self._entries = _parse(path)
 
     def __len__(self) -> int:
         return len(self.entries())

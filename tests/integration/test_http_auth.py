@@ -124,7 +124,8 @@ def test_http_without_tokens_file_or_anonymous_access_refuses_to_start(tmp_path:
         build_app(whoami_server(settings), settings)
 
 
-def test_missing_tokens_file_refuses_to_start(tmp_path: Path) -> None:
+def test_malformed_tokens_file_refuses_to_start(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
-    with pytest.raises(ConfigError, match="gateway token create"):
+    settings.tokens_file.write_text("not json\n")  # type: ignore[union-attr]
+    with pytest.raises(ConfigError, match="line 1"):
         build_app(whoami_server(settings), settings)

@@ -83,9 +83,13 @@ def test_comments_and_blank_lines_are_skipped(tmp_path: Path) -> None:
     assert principal.subject == "alice"
 
 
-def test_missing_tokens_file_refuses_to_start(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="does not exist"):
-        TokenStore(tmp_path / "absent.jsonl")
+def test_a_tokens_file_created_after_start_is_picked_up(tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens.jsonl"
+    store = TokenStore(tokens)
+    assert len(store) == 0
+    assert store.authenticate("pgw_anything") is None
+    token = append_token(tokens, subject="alice", groups=())
+    assert store.authenticate(token) is not None
 
 
 @pytest.mark.parametrize(
