@@ -1,0 +1,250 @@
+"""The audit log: an append-only, hash-chained table in the gateway database.
+
+Every row carries ``hash = sha256(prev_hash ‖ canonical_json(record))`` where ``record``
+is the row without its two hash columns, so editing, inserting or deleting a row in the
+middle breaks the chain from that row on; ``verify`` names the first row that does not
+match. Appends run inside ``BEGIN IMMEDIATE`` (SQLite's single write lock), so two
+processes appending at once (gateway and CLI) queue up and the chain never forks.
+
+Secrets never enter it: events carry targets, reason codes and messages, identifiers and
+fingerprints; ``detail`` is scrubbed (secret-looking keys and values dropped, long strings
+truncated) before it is chained.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import aiosqlite
+from pydantic import BaseModel, ConfigDict
+
+from gateway.contracts import canonical_json
+from gateway.db import Database
+from gateway.errors import AuditError, ChainBroken
+from gateway.ports import AuditEvent
+
+__all__ = ["GENESIS_HASH", "AuditLog", "AuditRecord", "ChainReport", "format_time", "scrub"]
+
+GENESIS_HASH: Final[str] = "0" * 64
+_MAX_STRING: Final[int] = 512
+_MAX_DEPTH: Final[int] = 6
+_MAX_ITEMS: Final[int] = 50
+_SECRET_KEY = re.compile(
+    r"(pass(word|wd)?|secret|token|api[-_]?key|credential|authorization|cookie|private[-_]?key|"
+    r"kubeconfig|stringdata|^data$|certificate[-_]?data|client[-_]?key)",
+    re.IGNORECASE,
+)
+_SECRET_VALUE = re.compile(
+    r"(-----BEGIN [A-Z ]*(PRIVATE KEY|CERTIFICATE)-----|^bearer\s|^basic\s|"
+    r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.|AKIA[0-9A-Z]{16}|^[A-Za-z0-9+/=_-]{40,}$)",
+    re.IGNORECASE,
+)
+_DROPPED: Final[str] = "<dropped>"
+
+_COLUMNS: Final[str] = (
+    "seq, time, kind, action_id, tool, subject, transport, target, outcome, reasons, "
+    "bundle_revision, decision_id, fingerprint, detail, prev_hash, hash"
+)
+_JSON_FIELDS: Final[tuple[str, ...]] = ("target", "reasons", "detail")
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 UTC, fixed width (so text order is time order), as ``utc_now`` writes it."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def scrub(value: Any, *, depth: int = 0) -> Any:
+    """``value`` made safe to keep forever: secret-looking keys and string values are
+    replaced by ``<dropped>``, long strings truncated, deep or wide structures cut."""
+    if depth > _MAX_DEPTH:
+        return _DROPPED
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in list(value.items())[:_MAX_ITEMS]:
+            name = str(key)[:_MAX_STRING]
+            out[name] = _DROPPED if _SECRET_KEY.search(name) else scrub(item, depth=depth + 1)
+        return out
+    if isinstance(value, list | tuple):
+        return [scrub(item, depth=depth + 1) for item in list(value)[:_MAX_ITEMS]]
+    if isinstance(value, str):
+        if _SECRET_VALUE.search(value):
+            return _DROPPED
+        return value if len(value) <= _MAX_STRING else value[:_MAX_STRING] + "…"
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return scrub(str(value), depth=depth)
+
+
+class AuditRecord(BaseModel):
+    """One chained row."""
+
+    model_config = ConfigDict(frozen=True)
+
+    seq: int
+    time: str
+    kind: str
+    action_id: str | None
+    tool: str | None
+    subject: str | None
+    transport: str | None
+    target: dict[str, Any]
+    outcome: str | None
+    reasons: list[dict[str, Any]]
+    bundle_revision: str | None
+    decision_id: str | None
+    fingerprint: str | None
+    detail: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+    def chained(self) -> dict[str, Any]:
+        """The record the hash covers: every column but ``prev_hash`` and ``hash``."""
+        return self.model_dump(exclude={"prev_hash", "hash"})
+
+
+class ChainReport(BaseModel):
+    """What ``verify`` found: the row count and the head hash of an intact chain."""
+
+    model_config = ConfigDict(frozen=True)
+
+    rows: int
+    head: str
+
+
+def _chain_hash(prev_hash: str, record: dict[str, Any]) -> str:
+    return hashlib.sha256((prev_hash + canonical_json(record)).encode("utf-8")).hexdigest()
+
+
+class AuditLog:
+    """``gateway.ports.AuditSink`` over the ``audit`` table, plus reading and verifying."""
+
+    def __init__(self, db: Database, *, clock: Callable[[], datetime] = _system_clock) -> None:
+        self._db = db
+        self._clock = clock
+
+    async def record(self, event: AuditEvent) -> None:
+        """Append ``event`` as the next row of the chain, in its own transaction."""
+        try:
+            async with self._db.write() as conn:
+                await self.append(conn, event)
+        except sqlite3.Error as exc:
+            raise AuditError(f"could not write the audit log: {exc}") from exc
+
+    async def append(self, conn: aiosqlite.Connection, event: AuditEvent) -> AuditRecord:
+        """Append inside a write transaction the caller holds (``Database.write``), so a
+        queue transition and its audit row commit or roll back together."""
+        cursor = await conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+        head = await cursor.fetchone()
+        seq, prev_hash = (int(head[0]) + 1, str(head[1])) if head else (1, GENESIS_HASH)
+        fields = {
+            "seq": seq,
+            "time": format_time(self._clock()),
+            "kind": event.kind,
+            "action_id": event.action_id,
+            "tool": event.tool,
+            "subject": event.subject,
+            "transport": event.transport,
+            "target": scrub(event.target),
+            "outcome": event.outcome,
+            "reasons": scrub(event.reasons),
+            "bundle_revision": event.bundle_revision,
+            "decision_id": event.decision_id,
+            "fingerprint": event.fingerprint,
+            "detail": scrub(event.detail),
+        }
+        row = AuditRecord(**fields, prev_hash=prev_hash, hash=_chain_hash(prev_hash, fields))
+        values = [canonical_json(v) if k in _JSON_FIELDS else v for k, v in row.model_dump().items()]
+        insert = f"INSERT INTO audit ({_COLUMNS}) VALUES ({', '.join('?' * 16)})"  # noqa: S608 - constants
+        await conn.execute(insert, values)
+        return row
+
+    async def recent(self, *, limit: int = 50, action_id: str | None = None) -> list[AuditRecord]:
+        """The newest ``limit`` rows (of one action if given), newest first."""
+        where, params = ("WHERE action_id = ?", [action_id]) if action_id else ("", [])
+        sql = f"SELECT {_COLUMNS} FROM audit {where} ORDER BY seq DESC LIMIT ?"  # noqa: S608 - constants
+        async with self._db.read() as conn:
+            rows = list(await conn.execute_fetchall(sql, [*params, limit]))
+        return [_parse(tuple(r))[0] for r in rows]
+
+    async def get(self, seq: int) -> AuditRecord | None:
+        async with self._db.read() as conn:
+            sql = f"SELECT {_COLUMNS} FROM audit WHERE seq = ?"  # noqa: S608 - constants
+            rows = list(await conn.execute_fetchall(sql, [seq]))
+        return _parse(tuple(rows[0]))[0] if rows else None
+
+    async def iterate(self, *, batch: int = 1000) -> AsyncIterator[AuditRecord]:
+        """Every row in chain order, read in batches so memory stays flat."""
+        async for record, _ in self._iterate_raw(batch=batch):
+            yield record
+
+    async def _iterate_raw(self, *, batch: int) -> AsyncIterator[tuple[AuditRecord, bool]]:
+        after = 0
+        while True:
+            async with self._db.read() as conn:
+                sql = f"SELECT {_COLUMNS} FROM audit WHERE seq > ? ORDER BY seq LIMIT ?"  # noqa: S608
+                rows = list(await conn.execute_fetchall(sql, [after, batch]))
+            for raw in rows:
+                yield _parse(tuple(raw))
+            if len(rows) < batch:
+                return
+            after = int(rows[-1][0])
+
+    async def verify(self) -> ChainReport:
+        """Recompute the chain. Raises ``ChainBroken`` naming the first row whose sequence,
+        link or hash does not match."""
+        expected_seq, prev_hash, count = 1, GENESIS_HASH, 0
+        try:
+            async for record, canonical in self._iterate_raw(batch=1000):
+                if record.seq != expected_seq:
+                    raise ChainBroken(
+                        f"audit row {expected_seq} is missing (next row is {record.seq})", seq=expected_seq
+                    )
+                if not canonical:
+                    raise ChainBroken(f"audit row {record.seq} holds JSON that was rewritten", seq=record.seq)
+                if record.prev_hash != prev_hash:
+                    raise ChainBroken(
+                        f"audit row {record.seq} does not link to the row before it", seq=record.seq
+                    )
+                if _chain_hash(prev_hash, record.chained()) != record.hash:
+                    raise ChainBroken(f"audit row {record.seq} was modified", seq=record.seq)
+                expected_seq, prev_hash, count = expected_seq + 1, record.hash, count + 1
+        except _Unreadable as exc:
+            raise ChainBroken(f"audit row {exc.seq} cannot be read: {exc}", seq=exc.seq) from exc
+        except sqlite3.Error as exc:
+            raise AuditError(f"could not read the audit log: {exc}") from exc
+        return ChainReport(rows=count, head=prev_hash)
+
+
+class _Unreadable(ValueError):
+    def __init__(self, message: str, seq: int) -> None:
+        super().__init__(message)
+        self.seq = seq
+
+
+def _parse(raw: tuple[Any, ...]) -> tuple[AuditRecord, bool]:
+    """A row as a record, and whether its JSON columns are in canonical form (an edit
+    that only reformats JSON changes no hashed value, but is still an edit)."""
+    names = [c.strip() for c in _COLUMNS.split(",")]
+    values = dict(zip(names, raw, strict=True))
+    canonical = True
+    for name in _JSON_FIELDS:
+        text = values[name]
+        try:
+            values[name] = json.loads(text)
+        except (TypeError, ValueError) as exc:
+            raise _Unreadable(f"column {name} is not JSON", seq=int(values["seq"])) from exc
+        canonical = canonical and canonical_json(values[name]) == text
+    try:
+        return AuditRecord(**values), canonical
+    except ValueError as exc:
+        raise _Unreadable("a column has the wrong type", seq=int(values["seq"])) from exc

@@ -1,0 +1,184 @@
+"""The gateway's SQLite database: one aiosqlite connection per process, WAL, versioned schema.
+
+The approval queue and the audit log live in the same file so that a state transition
+and its audit record commit together. Several processes share it (the gateway and the
+CLI): every write runs in ``BEGIN IMMEDIATE``, which takes SQLite's single write lock up
+front, so writers queue behind each other (``busy_timeout``) instead of failing halfway
+through a transaction. Inside one process an ``asyncio.Lock`` keeps coroutines from
+interleaving statements on the shared connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Final
+
+import aiosqlite
+
+from gateway.errors import ConfigError
+
+__all__ = ["SCHEMA_VERSION", "Database"]
+
+# Each entry migrates from version i to i + 1; never edit a released entry, append one.
+_MIGRATIONS: Final[tuple[str, ...]] = (
+    """
+    CREATE TABLE actions (
+        id              TEXT PRIMARY KEY,
+        state           TEXT NOT NULL CHECK (state IN ('pending', 'approved', 'executing',
+                            'succeeded', 'failed', 'denied', 'expired', 'cancelled', 'interrupted')),
+        tool            TEXT NOT NULL,
+        call_json       TEXT NOT NULL,
+        fingerprint     TEXT NOT NULL,
+        decision_json   TEXT NOT NULL,
+        bundle_revision TEXT,
+        decision_id     TEXT,
+        requester       TEXT NOT NULL,
+        requester_json  TEXT NOT NULL,
+        target_json     TEXT NOT NULL,
+        min_approvals   INTEGER NOT NULL,
+        created_at      TEXT NOT NULL,
+        updated_at      TEXT NOT NULL,
+        expires_at      TEXT NOT NULL,
+        last_decision_json TEXT,
+        claimed_by      TEXT,
+        result_json     TEXT,
+        error           TEXT
+    );
+    -- `queue list [--state S]`: newest first, optionally by state
+    CREATE INDEX actions_by_state ON actions (state, created_at);
+    CREATE INDEX actions_by_created ON actions (created_at);
+    -- the executor's sweep: live rows past their expiry
+    CREATE INDEX actions_by_expiry ON actions (state, expires_at);
+
+    CREATE TABLE approvals (
+        action_id   TEXT NOT NULL REFERENCES actions (id),
+        subject     TEXT NOT NULL,
+        groups_json TEXT NOT NULL,
+        approved_at TEXT NOT NULL,
+        reason      TEXT,
+        fingerprint TEXT NOT NULL,
+        PRIMARY KEY (action_id, subject)
+    );
+
+    CREATE TABLE audit (
+        seq             INTEGER PRIMARY KEY,
+        time            TEXT NOT NULL,
+        kind            TEXT NOT NULL,
+        action_id       TEXT,
+        tool            TEXT,
+        subject         TEXT,
+        transport       TEXT,
+        target          TEXT NOT NULL,
+        outcome         TEXT,
+        reasons         TEXT NOT NULL,
+        bundle_revision TEXT,
+        decision_id     TEXT,
+        fingerprint     TEXT,
+        detail          TEXT NOT NULL,
+        prev_hash       TEXT NOT NULL,
+        hash            TEXT NOT NULL
+    );
+    CREATE INDEX audit_by_action ON audit (action_id);
+    """,
+)
+
+SCHEMA_VERSION: Final[int] = len(_MIGRATIONS)
+
+
+class Database:
+    """An open gateway database. Use ``await Database.open(path)``; close with ``close()``
+    (or ``async with``)."""
+
+    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
+        self._conn = conn
+        self._lock = asyncio.Lock()
+        self.path = path
+
+    @classmethod
+    async def open(cls, path: Path, *, busy_timeout_seconds: float = 10.0) -> Database:
+        """Open (creating if needed) the database at ``path`` and migrate it to
+        ``SCHEMA_VERSION``. Raises ``ConfigError`` if the file cannot be used."""
+        await asyncio.to_thread(_prepare_file, path)
+        # isolation_level=None: no implicit transactions, we issue BEGIN ourselves.
+        conn = await aiosqlite.connect(path, isolation_level=None, timeout=busy_timeout_seconds)
+        db = cls(conn, path)
+        try:
+            await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_seconds * 1000)}")
+            await conn.execute("PRAGMA journal_mode = WAL")
+            # NORMAL is durable across process crashes in WAL mode; only power loss can
+            # roll back the last commits.
+            await conn.execute("PRAGMA synchronous = NORMAL")
+            await conn.execute("PRAGMA foreign_keys = ON")
+            await db._migrate()
+        except sqlite3.Error as exc:
+            await conn.close()
+            raise ConfigError(f"cannot open the database at {path}: {exc}") from exc
+        return db
+
+    async def _migrate(self) -> None:
+        async with self.write() as conn:
+            row = await (await conn.execute("PRAGMA user_version")).fetchone()
+            current = int(row[0]) if row else 0
+            if current > SCHEMA_VERSION:
+                raise ConfigError(
+                    f"the database at {self.path} has schema version {current}, newer than this "
+                    f"gateway's {SCHEMA_VERSION}: upgrade the gateway"
+                )
+            for version in range(current, SCHEMA_VERSION):
+                for statement in _split(_MIGRATIONS[version]):
+                    await conn.execute(statement)
+            if current != SCHEMA_VERSION:
+                await conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @contextlib.asynccontextmanager
+    async def write(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction (``BEGIN IMMEDIATE``): committed when the block ends,
+        rolled back if it raises."""
+        async with self._lock:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
+            await self._conn.execute("COMMIT")
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[aiosqlite.Connection]:
+        """A consistent read snapshot for several statements."""
+        async with self._lock:
+            await self._conn.execute("BEGIN DEFERRED")
+            try:
+                yield self._conn
+            finally:
+                await self._conn.execute("COMMIT")
+
+    async def close(self) -> None:
+        await self._conn.close()
+
+    async def __aenter__(self) -> Database:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+def _prepare_file(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            # The queue holds the exact calls it will execute: owner-only from the start.
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    except OSError as exc:
+        raise ConfigError(f"cannot create the database at {path}: {exc.strerror}") from exc
+
+
+def _split(script: str) -> list[str]:
+    """Statements of a migration script (they contain no semicolons inside literals)."""
+    lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]

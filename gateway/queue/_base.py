@@ -1,0 +1,147 @@
+"""The queue store's foundation (private): loading rows, the one guarded transition
+statement, expiry on read. ``QueueStore`` builds every public operation on it."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+from typing import Any
+
+import aiosqlite
+
+from gateway.audit import AuditLog, format_time
+from gateway.db import Database
+from gateway.errors import InvalidTransition, QueueError, UnknownAction
+from gateway.ports import ActionState, ParkedAction
+from gateway.queue._rows import (
+    ACTION_COLUMNS,
+    Clock,
+    action_event,
+    approval_from_row,
+    parked_from_row,
+    process_owner,
+    system_clock,
+)
+
+__all__ = ["CorruptAction", "StaleApprovals", "StoreBase", "storage_errors"]
+
+
+class CorruptAction(QueueError):
+    """A stored row no longer parses: it was edited outside the gateway."""
+
+
+class StaleApprovals(QueueError):
+    """Someone else approved between reading the action and recording this approval;
+    the approve flow re-evaluates and tries again."""
+
+
+@contextlib.contextmanager
+def storage_errors() -> Iterator[None]:
+    """SQLite failures as ``QueueError``: the transaction was rolled back."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise QueueError(f"the queue database failed: {exc}; nothing was changed") from exc
+
+
+class StoreBase:
+    """State shared by the store's parts: the database, the audit log, the clock and
+    this process's identity as an executor."""
+
+    def __init__(self, db: Database, audit: AuditLog, *, clock: Clock = system_clock) -> None:
+        self.db = db
+        self.audit = audit
+        self._clock = clock
+        self._owner = process_owner()
+
+    def _now(self) -> str:
+        return format_time(self._clock())
+
+    async def get(self, action_id: str) -> ParkedAction:
+        with storage_errors():
+            async with self.db.read() as conn:
+                return await self._load(conn, action_id)
+
+    async def _load(self, conn: aiosqlite.Connection, action_id: str) -> ParkedAction:
+        sql = f"SELECT {ACTION_COLUMNS} FROM actions WHERE id = ?"  # noqa: S608 - constants
+        rows = list(await conn.execute_fetchall(sql, [action_id]))
+        if not rows:
+            raise UnknownAction(f"no parked action has id {action_id!r}")
+        approvals = await conn.execute_fetchall(
+            "SELECT subject, groups_json, approved_at, reason FROM approvals WHERE action_id = ? "
+            "ORDER BY approved_at, subject",
+            [action_id],
+        )
+        try:
+            return parked_from_row(rows[0], tuple(approval_from_row(a) for a in approvals), self._now())
+        except ValueError as exc:  # pydantic's ValidationError and json's JSONDecodeError
+            raise CorruptAction(f"the stored record of action {action_id} is unreadable (edited?)") from exc
+
+    async def integrity_problem(self, action: ParkedAction) -> str | None:
+        """Why ``action`` must not run, or ``None``: the stored call must still hash to the
+        fingerprint it was parked with, and every approval must have been given to it."""
+        if action.call.fingerprint() != action.fingerprint:
+            return "the stored call no longer matches the fingerprint it was approved with"
+        with storage_errors():
+            async with self.db.read() as conn:
+                rows = await conn.execute_fetchall(
+                    "SELECT DISTINCT fingerprint FROM approvals WHERE action_id = ?", [action.id]
+                )
+        bound = {str(r[0]) for r in rows}
+        if not bound:
+            return "the action has no recorded approval"
+        if bound != {action.fingerprint}:
+            return "an approval was given to a different version of the call"
+        return None
+
+    # -- transitions ---------------------------------------------------------------
+
+    async def _expire_in(self, conn: aiosqlite.Connection, action: ParkedAction) -> bool:
+        """Inside a write transaction: persist an effective expiry, with its audit row."""
+        if action.state is not ActionState.EXPIRED:
+            return False
+        cursor = await conn.execute(
+            "UPDATE actions SET state = 'expired', updated_at = ?, error = ? "
+            "WHERE id = ? AND state IN ('pending', 'approved') AND expires_at <= ?",
+            [self._now(), f"expired at {action.expires_at} before it ran", action.id, self._now()],
+        )
+        if cursor.rowcount != 1:
+            return False
+        detail = {"expires_at": action.expires_at}
+        await self.audit.append(
+            conn, action_event("expiry", action, subject="gateway", transport="internal", detail=detail)
+        )
+        return True
+
+    async def _transition(
+        self,
+        conn: aiosqlite.Connection,
+        action_id: str,
+        source: ActionState,
+        target: ActionState,
+        *,
+        live: bool = False,
+        owner: str | None = None,
+        **updates: Any,
+    ) -> bool:
+        """The one guarded statement behind every transition; true if this call made it."""
+        sets = "".join(f", {column} = ?" for column in updates)
+        sql = f"UPDATE actions SET state = ?, updated_at = ?{sets} WHERE id = ? AND state = ?"  # noqa: S608
+        params: list[Any] = [target.value, self._now(), *updates.values(), action_id, source.value]
+        if live:
+            sql += " AND expires_at > ?"
+            params.append(self._now())
+        if owner is not None:
+            sql += " AND claimed_by = ?"
+            params.append(owner)
+        cursor = await conn.execute(sql, params)
+        return cursor.rowcount == 1
+
+    @staticmethod
+    def _require(action: ParkedAction, sources: set[ActionState], verb: str) -> None:
+        if action.state not in sources:
+            allowed = " or ".join(sorted(s.value for s in sources))
+            raise InvalidTransition(
+                f"action {action.id} is {action.state.value}; only {allowed} actions can be {verb}"
+            )

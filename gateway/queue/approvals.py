@@ -1,0 +1,136 @@
+"""The approve flow: a human's approval, judged by policy, recorded against the exact call.
+
+Policy decides quorum and four-eyes. The flow asks OPA again about the stored actions
+with every approval so far plus this one (``time`` = now) and applies the answer: allow
+makes the action approved, deny makes it denied, needs_approval keeps it pending and
+says what is still missing. Before asking, it refuses what the stored decision's own
+approval block already rules out (the requester approving when self-approval is off,
+an approver outside ``approver_groups``, a second approval by the same person), so an
+approval that cannot count is never recorded.
+
+If the policy engine itself fails (unreachable, timed out, undefined or malformed
+answer), nothing is recorded and ``PolicyUnavailable`` is raised: an outage must not
+turn into a denial of the action, nor into an approval.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final, Protocol
+
+from gateway.audit import format_time
+from gateway.contracts import Approval, Decision, Principal, ProposedAction
+from gateway.errors import ApprovalRefused, InvalidTransition, PolicyUnavailable
+from gateway.ports import ActionState, ParkedAction
+from gateway.queue._rows import Clock, requirement, system_clock
+from gateway.queue.store import QueueStore, StaleApprovals
+
+__all__ = ["ApprovalResult", "PolicyDecider", "approve", "missing_approvals"]
+
+# Reason codes of the fail-closed decisions gateway.policy substitutes when OPA failed.
+_ENGINE_FAILURES: Final[frozenset[str]] = frozenset(
+    {"GW-POLICY-UNAVAILABLE", "GW-POLICY-TIMEOUT", "GW-POLICY-UNDEFINED", "GW-POLICY-MALFORMED"}
+)
+_ATTEMPTS: Final[int] = 5
+_MIN_FINGERPRINT_PREFIX: Final[int] = 8
+
+
+class PolicyDecider(Protocol):
+    """What the flow needs from ``gateway.policy.PolicyClient``."""
+
+    async def decide_all(self, actions: Sequence[ProposedAction]) -> Decision: ...
+
+
+@dataclass(frozen=True)
+class ApprovalResult:
+    """The action after this approval, policy's re-evaluation, and, if it is still
+    pending, a sentence saying what is missing."""
+
+    action: ParkedAction
+    decision: Decision
+    missing: str | None
+
+
+async def approve(
+    store: QueueStore,
+    policy: PolicyDecider,
+    action_id: str,
+    approver: Principal,
+    *,
+    reason: str | None = None,
+    expect_fingerprint: str | None = None,
+    clock: Clock = system_clock,
+) -> ApprovalResult:
+    """Record ``approver``'s approval of ``action_id`` and apply policy's verdict.
+
+    Raises ``UnknownAction``, ``InvalidTransition`` (not pending, expired, changed),
+    ``ApprovalRefused`` (duplicate, self-approval, outside the approver groups, fingerprint
+    not the one expected) or ``PolicyUnavailable``; in every case nothing was recorded.
+    """
+    for _ in range(_ATTEMPTS):
+        action = await store.get(action_id)
+        _precheck(action, approver, expect_fingerprint)
+        now = format_time(clock())
+        approval = Approval(subject=approver.subject, groups=approver.groups, approved_at=now, reason=reason)
+        approvals = (*action.approvals, approval)
+        judged = [a.model_copy(update={"approvals": approvals, "time": now}) for a in action.call.actions]
+        decision = await policy.decide_all(judged)
+        failures = [r.message for r in decision.reasons if r.code in _ENGINE_FAILURES]
+        if failures:
+            raise PolicyUnavailable(f"{failures[0]}; nothing was recorded, try again")
+        try:
+            updated = await store.record_approval(
+                action.id,
+                approval,
+                approver,
+                decision,
+                seen=frozenset(a.subject for a in action.approvals),
+                fingerprint=action.fingerprint,
+            )
+        except StaleApprovals:
+            continue  # someone approved meanwhile: judge again with their approval included
+        missing = missing_approvals(updated, decision) if updated.state is ActionState.PENDING else None
+        return ApprovalResult(action=updated, decision=decision, missing=missing)
+    raise InvalidTransition(f"action {action_id} kept changing while being approved; try again")
+
+
+def _precheck(action: ParkedAction, approver: Principal, expect_fingerprint: str | None) -> None:
+    if action.state is not ActionState.PENDING:
+        raise InvalidTransition(
+            f"action {action.id} is {action.state.value}; only pending actions can be approved"
+        )
+    if expect_fingerprint is not None:
+        expected = expect_fingerprint.strip().lower()
+        if len(expected) < _MIN_FINGERPRINT_PREFIX or not action.fingerprint.startswith(expected):
+            raise ApprovalRefused(
+                f"action {action.id} has fingerprint {action.fingerprint[:16]}…, not the one you "
+                "reviewed: show it again before approving"
+            )
+    if action.call.fingerprint() != action.fingerprint:
+        raise InvalidTransition(f"the stored call of action {action.id} no longer matches its fingerprint")
+    if any(a.subject == approver.subject for a in action.approvals):
+        raise ApprovalRefused(f"{approver.subject} has already approved action {action.id}")
+    needs = requirement(action.decision)
+    if approver.subject == action.requester.subject and not needs.allow_self_approval:
+        raise ApprovalRefused(
+            f"{approver.subject} requested action {action.id} and policy requires someone else to approve it"
+        )
+    if needs.approver_groups and not set(needs.approver_groups) & set(approver.groups):
+        groups = ", ".join(needs.approver_groups)
+        raise ApprovalRefused(f"approving action {action.id} needs a member of: {groups}")
+
+
+def missing_approvals(action: ParkedAction, decision: Decision) -> str:
+    """What a still-pending action lacks, in the words of policy's latest decision."""
+    needs = decision.approval or requirement(action.decision)
+    have = len(action.approvals)
+    parts = [f"{have} approval(s) recorded, policy requires {needs.min_approvals}"]
+    if needs.approver_groups:
+        parts.append("approvers must be in: " + ", ".join(needs.approver_groups))
+    if not needs.allow_self_approval:
+        parts.append(f"the requester ({action.requester.subject}) cannot approve")
+    pending = [r.message for r in decision.reasons if r.effect == "needs_approval"]
+    if pending:
+        parts.append("policy says: " + "; ".join(pending))
+    return "; ".join(parts)

@@ -1,0 +1,133 @@
+"""``Executor``: runs approved actions exactly once, inside the gateway process.
+
+Each pass writes due expiries, then claims approved actions one by one (a guarded
+approved → executing transition, so a second executor, in this process or another,
+gets nothing), checks that the stored call still matches its fingerprint and that every
+approval was given to that fingerprint, asks policy again with the approvals, and only
+then runs the call. Anything doubtful fails the action without running it. A pass that is
+cancelled mid-execution marks the action interrupted; a process that dies leaves it
+executing until the next start-up marks it interrupted (``QueueStore.recover_interrupted``).
+Either way it is never re-run without a new approval.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+import anyio
+
+from gateway.errors import GatewayError, QueueError
+from gateway.ports import ActionState, AuditEvent, AuditSink, CallRunner, ParkedAction
+from gateway.queue._rows import target_summary
+from gateway.queue.store import QueueStore
+
+__all__ = ["DEFAULT_POLL_SECONDS", "Executor"]
+
+DEFAULT_POLL_SECONDS: Final[float] = 0.2
+_log = logging.getLogger(__name__)
+
+
+class Executor:
+    """Polls ``store`` for approved actions and runs them through ``runner``."""
+
+    def __init__(
+        self,
+        store: QueueStore,
+        runner: CallRunner,
+        audit: AuditSink,
+        *,
+        poll_seconds: float = DEFAULT_POLL_SECONDS,
+    ) -> None:
+        self._store = store
+        self._runner = runner
+        self._audit = audit
+        self._poll_seconds = poll_seconds
+        self._stopping = anyio.Event()
+
+    async def run_forever(self) -> None:
+        """Recover interrupted executions, then poll until ``stop()`` or cancellation."""
+        await self._store.recover_interrupted()
+        while not self._stopping.is_set():
+            await self.run_once()
+            with anyio.move_on_after(self._poll_seconds):
+                await self._stopping.wait()
+
+    def stop(self) -> None:
+        """Finish the action in hand, then leave ``run_forever``."""
+        self._stopping.set()
+
+    async def run_once(self) -> list[ParkedAction]:
+        """One pass: sweep expiries, then run every approved action this executor claims.
+        Returns the actions it finished (in their final state)."""
+        finished: list[ParkedAction] = []
+        try:
+            await self._store.expire_due()
+            candidates = await self._store.claimable()
+        except QueueError as exc:
+            _log.error("executor could not read the queue, retrying on the next pass: %s", exc)
+            return finished
+        for action_id in candidates:
+            if self._stopping.is_set():
+                break
+            try:
+                action = await self._store.claim(action_id)
+                if action is not None:
+                    finished.append(await self._run(action))
+            except QueueError as exc:
+                _log.error("executor could not finish action %s: %s", action_id, exc)
+        return finished
+
+    async def _run(self, action: ParkedAction) -> ParkedAction:
+        problem = await self._store.integrity_problem(action)
+        if problem is not None:
+            return await self._fail(action, f"refused: {problem}")
+        try:
+            decision = await self._runner.reevaluate(action.call, action.approvals)
+        except GatewayError as exc:
+            return await self._fail(action, f"policy re-evaluation failed: {exc}")
+        except Exception as exc:  # noqa: BLE001 - a bug there must fail the action, not the executor
+            _log.error("re-evaluation of action %s raised %s", action.id, type(exc).__name__)
+            return await self._fail(action, f"policy re-evaluation failed ({type(exc).__name__})")
+        await self._audit.record(
+            AuditEvent(
+                kind="decision",
+                action_id=action.id,
+                tool=action.call.tool,
+                subject=action.requester.subject,
+                transport=action.requester.transport,
+                target=target_summary(action.call),
+                outcome=decision.outcome,
+                reasons=[r.model_dump() for r in decision.reasons],
+                bundle_revision=decision.bundle_revision,
+                decision_id=decision.decision_id,
+                fingerprint=action.fingerprint,
+                detail={"step": "re-evaluation before execution", "approvals": len(action.approvals)},
+            )
+        )
+        if decision.outcome != "allow":
+            why = "; ".join(r.message for r in decision.reasons) or decision.outcome
+            return await self._store.finish(
+                action.id, ActionState.FAILED, error=f"policy no longer allows it: {why}", decision=decision
+            )
+        try:
+            result = await self._runner.execute(action.call, decision)
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True):
+                await self._store.finish(
+                    action.id,
+                    ActionState.INTERRUPTED,
+                    error="the gateway stopped during execution; check the target before parking it again",
+                    decision=decision,
+                )
+            raise
+        except GatewayError as exc:
+            return await self._store.finish(action.id, ActionState.FAILED, error=str(exc), decision=decision)
+        except Exception as exc:  # noqa: BLE001 - a backend bug must fail the action, not the executor
+            _log.error("execution of action %s raised %s", action.id, type(exc).__name__)
+            error = f"execution failed unexpectedly ({type(exc).__name__})"
+            return await self._store.finish(action.id, ActionState.FAILED, error=error, decision=decision)
+        return await self._store.finish(action.id, ActionState.SUCCEEDED, result=result, decision=decision)
+
+    async def _fail(self, action: ParkedAction, error: str) -> ParkedAction:
+        return await self._store.finish(action.id, ActionState.FAILED, error=error)

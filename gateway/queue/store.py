@@ -1,0 +1,282 @@
+"""``QueueStore``: the approval queue over SQLite, and every guarded state transition.
+
+Each transition is one ``UPDATE actions SET state = ? … WHERE id = ? AND state = ?``
+whose row count is checked, inside the same ``BEGIN IMMEDIATE`` transaction as its
+audit record: two approvers, cancellers or executors racing (in one process or several)
+produce exactly one transition, and no transition exists without its audit row.
+Live rows (pending, approved) past ``expires_at`` read as expired and are never
+approvable or claimable, whether or not a sweep has written the expiry yet.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from gateway.audit import AuditLog, format_time
+from gateway.contracts import Approval, Decision, PlannedCall, Principal, canonical_json
+from gateway.db import Database
+from gateway.errors import ApprovalRefused, InvalidTransition, QueueError, UnknownAction
+from gateway.ports import ActionState, AuditKind, ParkedAction
+from gateway.queue._base import CorruptAction, StaleApprovals, storage_errors
+from gateway.queue._execution import ExecutionTransitions
+from gateway.queue._rows import (
+    SUMMARY_COLUMNS,
+    ActionSummary,
+    Clock,
+    action_event,
+    requirement,
+    summary_from_row,
+    system_clock,
+    target_summary,
+)
+
+__all__ = ["DEFAULT_LIST_LIMIT", "ActionSummary", "CorruptAction", "QueueStore", "StaleApprovals"]
+
+DEFAULT_LIST_LIMIT = 50
+_MIN_PREFIX = 4
+
+
+class QueueStore(ExecutionTransitions):
+    """``gateway.ports.ApprovalQueue`` over a ``Database``, auditing into ``audit``: parking,
+    reading, approving, denying and cancelling here; the executor's transitions in
+    ``ExecutionTransitions``."""
+
+    @classmethod
+    async def open(cls, path: Path, *, clock: Clock = system_clock) -> QueueStore:
+        """Open the database at ``path`` and mark executions whose process died as interrupted."""
+        db = await Database.open(path)
+        store = cls(db, AuditLog(db, clock=clock), clock=clock)
+        try:
+            await store.recover_interrupted()
+        except BaseException:
+            await db.close()
+            raise
+        return store
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    async def resolve(self, ref: str) -> str:
+        """The full id for ``ref``, an id or a unique prefix of at least four characters."""
+        with storage_errors():
+            async with self.db.read() as conn:
+                rows = await conn.execute_fetchall(
+                    "SELECT id FROM actions WHERE id >= ? AND id < ? LIMIT 2", [ref, ref + "\U0010ffff"]
+                )
+        ids = [str(r[0]) for r in rows]
+        if ref in ids or (len(ids) == 1 and len(ref) >= _MIN_PREFIX):
+            return ref if ref in ids else ids[0]
+        if len(ids) > 1 and len(ref) >= _MIN_PREFIX:
+            raise UnknownAction(f"{ref!r} matches more than one action: give more of the id")
+        raise UnknownAction(f"no parked action has id {ref!r}")
+
+    async def list_actions(
+        self, *, state: ActionState | None = None, limit: int = DEFAULT_LIST_LIMIT
+    ) -> list[ActionSummary]:
+        """Newest first; ``state`` filters by the effective state (expiry applied)."""
+        now = self._now()
+        base = f"SELECT {SUMMARY_COLUMNS} FROM actions"  # noqa: S608 - constants
+        order = "ORDER BY created_at DESC LIMIT ?"
+        params: list[str | int]
+        if state is None:
+            sql, params = f"{base} {order}", [limit]
+        elif state in (ActionState.PENDING, ActionState.APPROVED):
+            sql, params = f"{base} WHERE state = ? AND expires_at > ? {order}", [state.value, now, limit]
+        elif state is ActionState.EXPIRED:
+            where = "state = 'expired' OR (state IN ('pending', 'approved') AND expires_at <= ?)"
+            sql, params = f"{base} WHERE {where} {order}", [now, limit]
+        else:
+            sql, params = f"{base} WHERE state = ? {order}", [state.value, limit]
+        with storage_errors():
+            async with self.db.read() as conn:
+                rows = await conn.execute_fetchall(sql, params)
+        return [summary_from_row(r, now) for r in rows]
+
+    async def park(self, call: PlannedCall, decision: Decision, requester: Principal) -> ParkedAction:
+        """Store ``call`` exactly as evaluated, pending until its approval TTL runs out."""
+        if decision.outcome != "needs_approval":
+            raise QueueError(f"only needs_approval decisions are parked, not {decision.outcome}")
+        if not call.actions:
+            raise QueueError("a call without actions cannot be parked")
+        needs = requirement(decision)
+        created = self._clock()
+        now, expires = format_time(created), format_time(created + timedelta(seconds=needs.ttl_seconds))
+        values = {
+            "id": call.id,
+            "state": ActionState.PENDING.value,
+            "tool": call.tool,
+            "call_json": canonical_json(call.model_dump(mode="json")),
+            "fingerprint": call.fingerprint(),
+            "decision_json": canonical_json(decision.model_dump(mode="json")),
+            "bundle_revision": decision.bundle_revision,
+            "decision_id": decision.decision_id,
+            "requester": requester.subject,
+            "requester_json": canonical_json(requester.model_dump(mode="json")),
+            "target_json": canonical_json(target_summary(call)),
+            "min_approvals": needs.min_approvals,
+            "created_at": now,
+            "updated_at": now,
+            "expires_at": expires,
+        }
+        sql = f"INSERT INTO actions ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})"  # noqa: S608
+        try:
+            async with self.db.write() as conn:
+                await conn.execute(sql, list(values.values()))
+                parked = await self._load(conn, call.id)
+                detail = {"expires_at": expires, "min_approvals": needs.min_approvals}
+                detail["approver_groups"] = list(needs.approver_groups)
+                await self.audit.append(conn, action_event("parked", parked, detail=detail))
+        except sqlite3.IntegrityError as exc:
+            raise QueueError(f"call {call.id} is already parked") from exc
+        except sqlite3.Error as exc:
+            raise QueueError(f"the queue database failed: {exc}; nothing was changed") from exc
+        return parked
+
+    async def record_approval(
+        self,
+        action_id: str,
+        approval: Approval,
+        approver: Principal,
+        decision: Decision,
+        *,
+        seen: frozenset[str],
+        fingerprint: str,
+    ) -> ParkedAction:
+        """Record ``approval`` and apply policy's re-evaluation ``decision``: allow makes the
+        action approved, deny makes it denied, needs_approval leaves it pending.
+
+        ``seen`` are the approvers the decision was computed with and ``fingerprint`` the
+        call it judged; if either changed meanwhile, nothing is written and
+        ``StaleApprovals`` / ``InvalidTransition`` is raised.
+        """
+        expired = False
+        with storage_errors():
+            async with self.db.write() as conn:
+                action = await self._load(conn, action_id)
+                if action.state is ActionState.EXPIRED and await self._expire_in(conn, action):
+                    expired = True
+                else:
+                    self._require(action, {ActionState.PENDING}, "approved")
+                    if action.fingerprint != fingerprint:
+                        raise InvalidTransition(f"action {action_id} changed while it was being approved")
+                    subjects = {a.subject for a in action.approvals}
+                    if approval.subject in subjects:
+                        raise ApprovalRefused(f"{approval.subject} has already approved action {action_id}")
+                    if subjects != seen:
+                        raise StaleApprovals(f"action {action_id} was approved by someone else meanwhile")
+                    await conn.execute(
+                        "INSERT INTO approvals (action_id, subject, groups_json, approved_at, reason, "
+                        "fingerprint) VALUES (?, ?, ?, ?, ?, ?)",
+                        [
+                            action_id,
+                            approval.subject,
+                            canonical_json(list(approval.groups)),
+                            approval.approved_at,
+                            approval.reason,
+                            fingerprint,
+                        ],
+                    )
+                    await self._after_approval(conn, action, approval, approver, decision)
+        if expired:
+            raise InvalidTransition(f"action {action_id} has expired; nothing was approved")
+        return await self.get(action_id)
+
+    async def _after_approval(
+        self,
+        conn: aiosqlite.Connection,
+        action: ParkedAction,
+        approval: Approval,
+        approver: Principal,
+        decision: Decision,
+    ) -> None:
+        decision_json = canonical_json(decision.model_dump(mode="json"))
+        target = {
+            "allow": ActionState.APPROVED,
+            "deny": ActionState.DENIED,
+            "needs_approval": ActionState.PENDING,
+        }[decision.outcome]
+        error = None
+        if target is ActionState.DENIED:
+            error = "policy denied on re-evaluation: " + "; ".join(r.message for r in decision.reasons)
+        changed = await self._transition(
+            conn,
+            action.id,
+            ActionState.PENDING,
+            target,
+            live=True,
+            last_decision_json=decision_json,
+            error=error,
+        )
+        if not changed:
+            raise InvalidTransition(f"action {action.id} is no longer pending; nothing was approved")
+        detail = {"approvals": len(action.approvals) + 1, "state": target.value, "reason": approval.reason}
+        event = action_event(
+            "approval",
+            action,
+            subject=approver.subject,
+            transport=approver.transport,
+            decision=decision,
+            detail=detail,
+        )
+        await self.audit.append(conn, event)
+        if target is ActionState.DENIED:
+            await self.audit.append(
+                conn,
+                action_event("denial", action, subject="policy", transport="internal", decision=decision),
+            )
+
+    async def deny(self, action_id: str, by: Principal, reason: str) -> ParkedAction:
+        """A human refuses a pending action."""
+        detail = {"reason": reason}
+        error = f"denied by {by.subject}: {reason}"
+        return await self._human(
+            action_id, by, {ActionState.PENDING}, ActionState.DENIED, "denial", detail, error
+        )
+
+    async def cancel(self, action_id: str, by: Principal, reason: str | None = None) -> ParkedAction:
+        """Withdraw a pending or approved action before it runs."""
+        error = f"cancelled by {by.subject}" + (f": {reason}" if reason else "")
+        return await self._human(
+            action_id,
+            by,
+            {ActionState.PENDING, ActionState.APPROVED},
+            ActionState.CANCELLED,
+            "cancellation",
+            {"reason": reason},
+            error,
+        )
+
+    async def _human(
+        self,
+        action_id: str,
+        by: Principal,
+        sources: set[ActionState],
+        target: ActionState,
+        kind: AuditKind,
+        detail: dict[str, Any],
+        error: str,
+    ) -> ParkedAction:
+        expired = False
+        with storage_errors():
+            async with self.db.write() as conn:
+                action = await self._load(conn, action_id)
+                if action.state is ActionState.EXPIRED and await self._expire_in(conn, action):
+                    expired = True
+                else:
+                    self._require(action, sources, target.value)
+                    if not await self._transition(
+                        conn, action_id, action.state, target, live=True, error=error
+                    ):
+                        raise InvalidTransition(f"action {action_id} changed meanwhile; nothing was done")
+                    event = action_event(
+                        kind, action, subject=by.subject, transport=by.transport, detail=detail
+                    )
+                    await self.audit.append(conn, event)
+        if expired:
+            raise InvalidTransition(f"action {action_id} has expired; nothing was done")
+        return await self.get(action_id)

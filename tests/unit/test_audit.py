@@ -1,0 +1,154 @@
+"""The hash-chained audit log over a real SQLite file: chaining, verification, scrubbing."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from gateway.audit import GENESIS_HASH, AuditLog, scrub
+from gateway.db import Database
+from gateway.errors import ChainBroken
+from gateway.ports import AuditEvent
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    opened = await Database.open(tmp_path / "gateway.db")
+    yield opened
+    await opened.close()
+
+
+def event(n: int) -> AuditEvent:
+    return AuditEvent(
+        kind="decision",
+        action_id=f"action-{n}",
+        tool="k8s_scale",
+        subject="alice",
+        transport="stdio",
+        target={"namespace": "payments", "name": "api"},
+        outcome="allow",
+        reasons=[{"code": "K8S-001", "rule": "r", "severity": "low", "effect": "warn", "message": "m"}],
+        bundle_revision="rev",
+        decision_id=f"d-{n}",
+        fingerprint="ab" * 32,
+        detail={"n": n},
+    )
+
+
+async def fill(log: AuditLog, count: int) -> None:
+    for n in range(count):
+        await log.record(event(n))
+
+
+async def test_rows_link_to_the_row_before_them(db: Database) -> None:
+    log = AuditLog(db)
+    await fill(log, 3)
+    rows = list(reversed(await log.recent()))
+    assert [r.seq for r in rows] == [1, 2, 3]
+    assert rows[0].prev_hash == GENESIS_HASH
+    assert [r.prev_hash for r in rows[1:]] == [r.hash for r in rows[:-1]]
+    report = await log.verify()
+    assert (report.rows, report.head) == (3, rows[-1].hash)
+
+
+async def test_an_empty_log_verifies(db: Database) -> None:
+    report = await AuditLog(db).verify()
+    assert (report.rows, report.head) == (0, GENESIS_HASH)
+
+
+@pytest.mark.parametrize(
+    ("sql", "seq"),
+    [
+        ("UPDATE audit SET outcome = 'deny' WHERE seq = 3", 3),
+        ("UPDATE audit SET detail = '{\"n\":99}' WHERE seq = 2", 2),
+        ('UPDATE audit SET target = \'{"name": "api", "namespace": "payments"}\' WHERE seq = 4', 4),
+        ("DELETE FROM audit WHERE seq = 2", 2),
+        ("UPDATE audit SET detail = 'not json' WHERE seq = 5", 5),
+    ],
+    ids=["edited-outcome", "edited-detail", "reformatted-json", "deleted-row", "garbage"],
+)
+async def test_any_edit_breaks_the_chain_at_the_edited_row(
+    tmp_path: Path, db: Database, sql: str, seq: int
+) -> None:
+    log = AuditLog(db)
+    await fill(log, 5)
+    with sqlite3.connect(tmp_path / "gateway.db") as conn:
+        conn.execute(sql)
+    with pytest.raises(ChainBroken) as caught:
+        await log.verify()
+    assert caught.value.seq == seq
+    assert str(seq) in str(caught.value)
+
+
+async def test_recomputing_one_rows_hash_still_breaks_the_next_link(tmp_path: Path, db: Database) -> None:
+    log = AuditLog(db)
+    await fill(log, 3)
+    with sqlite3.connect(tmp_path / "gateway.db") as conn:
+        conn.execute("UPDATE audit SET hash = ? WHERE seq = 2", ["f" * 64])
+    with pytest.raises(ChainBroken) as caught:
+        await log.verify()
+    assert caught.value.seq == 2
+
+
+async def test_two_connections_appending_at_once_never_fork_the_chain(tmp_path: Path) -> None:
+    one = await Database.open(tmp_path / "gateway.db")
+    two = await Database.open(tmp_path / "gateway.db")
+    try:
+        await asyncio.gather(fill(AuditLog(one), 40), fill(AuditLog(two), 40))
+        assert (await AuditLog(one).verify()).rows == 80
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_secrets_in_detail_never_reach_the_log(db: Database) -> None:
+    log = AuditLog(db)
+    secret_event = event(1).model_copy(
+        update={
+            "detail": {
+                "password": "hunter2",
+                "nested": {"apiKey": "abc", "note": "fine"},
+                "header": "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.sig",
+                "pem": "-----BEGIN RSA PRIVATE KEY-----\nMIIE",
+                "long": "x" * 5000,
+            }
+        }
+    )
+    await log.record(secret_event)
+    [row] = await log.recent()
+    assert row.detail["password"] == "<dropped>"
+    assert row.detail["nested"] == {"apiKey": "<dropped>", "note": "fine"}
+    assert row.detail["header"] == "<dropped>"
+    assert row.detail["pem"] == "<dropped>"
+    assert len(row.detail["long"]) < 600
+    assert (await log.verify()).rows == 1
+
+
+def test_scrub_keeps_plain_values_and_cuts_deep_structures() -> None:
+    assert scrub({"replicas": 3, "ok": True, "name": "api", "none": None}) == {
+        "replicas": 3,
+        "ok": True,
+        "name": "api",
+        "none": None,
+    }
+    deep: dict[str, object] = {}
+    cursor = deep
+    for _ in range(20):
+        cursor["next"] = {}
+        cursor = cursor["next"]  # type: ignore[assignment]
+    assert "<dropped>" in repr(scrub(deep))
+    assert len(scrub(list(range(500)))) == 50
+
+
+async def test_show_returns_one_row_and_none_for_a_missing_seq(db: Database) -> None:
+    log = AuditLog(db)
+    await fill(log, 2)
+    row = await log.get(2)
+    assert row is not None
+    assert row.action_id == "action-1"
+    assert await log.get(9) is None
+    assert [r.seq async for r in log.iterate(batch=1)] == [1, 2]

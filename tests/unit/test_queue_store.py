@@ -1,0 +1,279 @@
+"""QueueStore over a real SQLite file: parking, reading, guarded transitions, expiry, recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import sqlite3
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from queue_support import ALICE, BOB, CAROL, FakeClock, allow, deny, needs_approval, scale_call
+
+from gateway.contracts import Approval, Decision
+from gateway.errors import ApprovalRefused, InvalidTransition, QueueError, UnknownAction
+from gateway.ports import ActionState, ParkedAction
+from gateway.queue import CorruptAction, QueueStore, StaleApprovals
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def store(tmp_path: Path, clock: FakeClock) -> AsyncIterator[QueueStore]:
+    opened = await QueueStore.open(tmp_path / "gateway.db", clock=clock)
+    yield opened
+    await opened.close()
+
+
+def approval(subject: str, clock: FakeClock) -> Approval:
+    return Approval(subject=subject, groups=("sre",), approved_at=clock().strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+
+
+async def approve_with(
+    store: QueueStore, parked: ParkedAction, who: str, verdict: Decision, clock: FakeClock
+) -> ParkedAction:
+    principal = {"bob": BOB, "carol": CAROL}[who]
+    return await store.record_approval(
+        parked.id,
+        approval(who, clock),
+        principal,
+        verdict,
+        seen=frozenset(a.subject for a in parked.approvals),
+        fingerprint=parked.fingerprint,
+    )
+
+
+async def kinds(store: QueueStore) -> list[str]:
+    return [r.kind for r in reversed(await store.audit.recent(limit=100))]
+
+
+async def test_park_stores_the_call_exactly_with_its_fingerprint_and_expiry(store: QueueStore) -> None:
+    call = scale_call()
+    parked = await store.park(call, needs_approval(ttl_seconds=600), ALICE)
+
+    assert parked.state is ActionState.PENDING
+    assert parked.id == call.id
+    assert parked.call == call
+    assert parked.fingerprint == call.fingerprint()
+    assert parked.requester == ALICE
+    assert parked.created_at == "2026-01-05T09:00:00.000000Z"
+    assert parked.expires_at == "2026-01-05T09:10:00.000000Z"
+    assert parked.decision.bundle_revision == "rev-1"
+    assert await kinds(store) == ["parked"]
+
+
+async def test_park_refuses_a_decision_that_does_not_need_approval(store: QueueStore) -> None:
+    with pytest.raises(QueueError, match="only needs_approval"):
+        await store.park(scale_call(), allow(), ALICE)
+    assert await store.list_actions() == []
+
+
+async def test_parking_the_same_call_twice_is_refused(store: QueueStore) -> None:
+    call = scale_call()
+    await store.park(call, needs_approval(), ALICE)
+    with pytest.raises(QueueError, match="already parked"):
+        await store.park(call, needs_approval(), ALICE)
+
+
+async def test_unknown_id_raises_unknown_action(store: QueueStore) -> None:
+    with pytest.raises(UnknownAction):
+        await store.get("no-such-id")
+
+
+async def test_a_unique_prefix_resolves_and_a_short_or_ambiguous_one_does_not(store: QueueStore) -> None:
+    parked = await store.park(scale_call(), needs_approval(), ALICE)
+    assert await store.resolve(parked.id[:8]) == parked.id
+    assert await store.resolve(parked.id) == parked.id
+    with pytest.raises(UnknownAction):
+        await store.resolve(parked.id[:2])
+    with pytest.raises(UnknownAction):
+        await store.resolve("zzzz")
+
+
+async def test_a_pending_action_past_its_expiry_reads_as_expired_before_any_sweep(
+    store: QueueStore, clock: FakeClock
+) -> None:
+    parked = await store.park(scale_call(), needs_approval(ttl_seconds=60), ALICE)
+    clock.advance(61)
+
+    assert (await store.get(parked.id)).state is ActionState.EXPIRED
+    assert await store.list_actions(state=ActionState.PENDING) == []
+    assert [s.id for s in await store.list_actions(state=ActionState.EXPIRED)] == [parked.id]
+    with pytest.raises(InvalidTransition, match="expired"):
+        await approve_with(store, parked, "bob", allow(), clock)
+    # touching it wrote the expiry, with its audit row, and recorded no approval
+    assert (await store.get(parked.id)).approvals == ()
+    assert await kinds(store) == ["parked", "expiry"]
+
+
+async def test_expire_due_writes_every_live_row_past_its_expiry_once(
+    store: QueueStore, clock: FakeClock
+) -> None:
+    short = await store.park(scale_call(), needs_approval(ttl_seconds=60), ALICE)
+    long = await store.park(scale_call(), needs_approval(ttl_seconds=3600), ALICE)
+    clock.advance(120)
+
+    assert await store.expire_due() == 1
+    assert await store.expire_due() == 0
+    assert (await store.get(short.id)).state is ActionState.EXPIRED
+    assert (await store.get(long.id)).state is ActionState.PENDING
+
+
+async def test_list_is_newest_first_and_filters_by_state(store: QueueStore, clock: FakeClock) -> None:
+    first = await store.park(scale_call(), needs_approval(), ALICE)
+    clock.advance(1)
+    second = await store.park(scale_call(), needs_approval(), ALICE)
+    await store.cancel(first.id, BOB)
+
+    assert [s.id for s in await store.list_actions()] == [second.id, first.id]
+    assert [s.id for s in await store.list_actions(state=ActionState.CANCELLED)] == [first.id]
+    assert [s.id for s in await store.list_actions(limit=1)] == [second.id]
+    summary = (await store.list_actions(state=ActionState.PENDING))[0]
+    assert summary.target["namespace"] == "payments"
+    assert (summary.approvals, summary.min_approvals, summary.requester) == (0, 1, "alice")
+
+
+async def test_an_approval_that_satisfies_policy_makes_the_action_approved(
+    store: QueueStore, clock: FakeClock
+) -> None:
+    parked = await store.park(scale_call(), needs_approval(), ALICE)
+    approved = await approve_with(store, parked, "bob", allow(), clock)
+
+    assert approved.state is ActionState.APPROVED
+    assert [a.subject for a in approved.approvals] == ["bob"]
+    assert await kinds(store) == ["parked", "approval"]
+
+
+async def test_an_approval_short_of_quorum_leaves_the_action_pending(
+    store: QueueStore, clock: FakeClock
+) -> None:
+    parked = await store.park(scale_call(), needs_approval(min_approvals=2), ALICE)
+    after_one = await approve_with(store, parked, "bob", needs_approval(min_approvals=2), clock)
+    assert after_one.state is ActionState.PENDING
+
+    after_two = await approve_with(store, after_one, "carol", allow(), clock)
+    assert after_two.state is ActionState.APPROVED
+    assert {a.subject for a in after_two.approvals} == {"bob", "carol"}
+
+
+async def test_a_deny_on_re_evaluation_makes_the_action_denied_with_policys_reason(
+    store: QueueStore, clock: FakeClock
+) -> None:
+    parked = await store.park(scale_call(), needs_approval(), ALICE)
+    denied = await approve_with(store, parked, "bob", deny("change freeze"), clock)
+
+    assert denied.state is ActionState.DENIED
+    assert denied.error is not None
+    assert "change freeze" in denied.error
+    assert await kinds(store) == ["parked", "approval", "denial"]
+
+
+async def test_the_same_person_cannot_approve_twice(store: QueueStore, clock: FakeClock) -> None:
+    parked = await store.park(scale_call(), needs_approval(min_approvals=2), ALICE)
+    once = await approve_with(store, parked, "bob", needs_approval(min_approvals=2), clock)
+    with pytest.raises(ApprovalRefused, match="already approved"):
+        await store.record_approval(
+            once.id,
+            approval("bob", clock),
+            BOB,
+            allow(),
+            seen=frozenset({"bob"}),
+            fingerprint=once.fingerprint,
+        )
+    assert (await store.get(parked.id)).state is ActionState.PENDING
+
+
+async def test_an_approval_judged_without_a_newer_approval_is_stale(
+    store: QueueStore, clock: FakeClock
+) -> None:
+    parked = await store.park(scale_call(), needs_approval(min_approvals=2), ALICE)
+    await approve_with(store, parked, "bob", needs_approval(min_approvals=2), clock)
+    with pytest.raises(StaleApprovals):
+        # carol's verdict was computed before bob's approval landed
+        await approve_with(store, parked, "carol", needs_approval(min_approvals=2), clock)
+    assert [a.subject for a in (await store.get(parked.id)).approvals] == ["bob"]
+
+
+async def test_deny_and_cancel_are_guarded_transitions(store: QueueStore, clock: FakeClock) -> None:
+    first = await store.park(scale_call(), needs_approval(), ALICE)
+    second = await store.park(scale_call(), needs_approval(), ALICE)
+    denied = await store.deny(first.id, BOB, "not during the sale")
+    assert denied.state is ActionState.DENIED
+    assert denied.error == "denied by bob: not during the sale"
+    with pytest.raises(InvalidTransition, match="denied"):
+        await store.cancel(first.id, BOB)
+
+    approved = await approve_with(store, second, "bob", allow(), clock)
+    with pytest.raises(InvalidTransition, match="only pending"):
+        await store.deny(approved.id, CAROL, "too late")
+    assert (await store.cancel(approved.id, CAROL, "rollback planned")).state is ActionState.CANCELLED
+    assert await kinds(store) == ["parked", "parked", "denial", "approval", "cancellation"]
+
+
+async def test_two_connections_racing_to_claim_produce_one_claim(tmp_path: Path, clock: FakeClock) -> None:
+    path = tmp_path / "gateway.db"
+    one = await QueueStore.open(path, clock=clock)
+    two = await QueueStore.open(path, clock=clock)
+    try:
+        parked = await one.park(scale_call(), needs_approval(), ALICE)
+        await approve_with(one, parked, "bob", allow(), clock)
+        claims = await asyncio.gather(one.claim(parked.id), two.claim(parked.id), one.claim(parked.id))
+        assert sum(c is not None for c in claims) == 1
+        assert (await two.get(parked.id)).state is ActionState.EXECUTING
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_an_expired_approved_action_cannot_be_claimed(store: QueueStore, clock: FakeClock) -> None:
+    parked = await store.park(scale_call(), needs_approval(ttl_seconds=60), ALICE)
+    await approve_with(store, parked, "bob", allow(), clock)
+    clock.advance(60)
+    assert await store.claimable() == []
+    assert await store.claim(parked.id) is None
+
+
+async def test_an_execution_whose_process_died_is_marked_interrupted_on_open(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    path = tmp_path / "gateway.db"
+    store = await QueueStore.open(path, clock=clock)
+    parked = await store.park(scale_call(), needs_approval(), ALICE)
+    await approve_with(store, parked, "bob", allow(), clock)
+    await store.claim(parked.id)
+    # a live claim (this process) is left alone
+    assert await store.recover_interrupted() == 0
+    await store.close()
+
+    dead = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+    await dead.wait()
+    owner = json.dumps({"host": socket.gethostname(), "pid": dead.pid, "start": "1"})
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE actions SET claimed_by = ? WHERE id = ?", [owner, parked.id])
+
+    reopened = await QueueStore.open(path, clock=clock)
+    try:
+        action = await reopened.get(parked.id)
+        assert action.state is ActionState.INTERRUPTED
+        assert await reopened.claimable() == []
+        assert (await kinds(reopened))[-1] == "interrupted"
+    finally:
+        await reopened.close()
+
+
+async def test_a_row_edited_into_garbage_reads_as_corrupt(tmp_path: Path, store: QueueStore) -> None:
+    parked = await store.park(scale_call(), needs_approval(), ALICE)
+    with sqlite3.connect(tmp_path / "gateway.db") as conn:
+        conn.execute("UPDATE actions SET call_json = '{\"tool\": 1}' WHERE id = ?", [parked.id])
+    with pytest.raises(CorruptAction, match="unreadable"):
+        await store.get(parked.id)
+
+
+async def test_the_database_file_is_private_to_its_owner(tmp_path: Path, store: QueueStore) -> None:
+    assert (tmp_path / "gateway.db").stat().st_mode & 0o077 == 0
