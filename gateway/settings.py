@@ -73,3 +73,5 @@ class Settings(BaseSettings):
     palette_api_key: SecretStr | None = Field(default=None, validation_alias="PALETTE_API_KEY")
     palette_project_uid: str | None = Field(default=None, validation_alias="PALETTE_PROJECT_UID")
     palette_timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 15.0
+    palette_max_retries: Annotated[int, Field(ge=0, le=10)] = 3
+    palette_max_backoff_seconds: Annotated[float, Field(ge=0, le=60)] = 10.0
