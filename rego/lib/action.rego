@@ -1,0 +1,61 @@
+package lib
+
+# METADATA
+# scope: document
+# description: The action changes something (write or delete), on any backend.
+change if input.effect in {"write", "delete"}
+
+# METADATA
+# scope: document
+# description: A Kubernetes write that carries the object as it would be written.
+k8s_object_write if {
+	input.backend == "kubernetes"
+	input.effect == "write"
+	is_object(input.object)
+}
+
+# METADATA
+# scope: document
+# description: A Kubernetes write or delete.
+k8s_change if {
+	input.backend == "kubernetes"
+	change
+}
+
+# METADATA
+# scope: document
+# description: |
+#   The kind this action is about, from the target or else the object, compared
+#   case-insensitively because discovery and manifests may spell it differently.
+kind := lower(input.target.kind) if is_string(input.target.kind)
+
+kind := lower(input.object.kind) if {
+	not is_string(input.target.kind)
+	is_string(input.object.kind)
+}
+
+# METADATA
+# scope: document
+# description: |
+#   The target is in a production environment: the target's environment (from the
+#   namespace label or Palette cluster tag), or the environment label on the object
+#   or the live object, matches one of data.params.production.environments.
+production if lower(input.target.environment) in _production_environments
+
+production if lower(input.object.metadata.labels[data.params.production.environment_label]) in _production_environments
+
+production if lower(input.current.metadata.labels[data.params.production.environment_label]) in _production_environments
+
+_production_environments contains lower(env) if some env in data.params.production.environments
+
+# METADATA
+# scope: document
+# description: The target's name for messages, or a placeholder when it has none.
+target_name := input.target.name if is_string(input.target.name)
+
+target_name := "<unnamed>" if not is_string(input.target.name)
+
+# METADATA
+# scope: document
+# description: Glob match where "*" matches any run of characters, "/" and "." included.
+matches(pattern, value) if glob.match(pattern, [], value)

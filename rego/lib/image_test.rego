@@ -1,0 +1,47 @@
+package lib_test
+
+import data.lib
+
+test_allow_docker_hub_short_names if {
+	lib.image("nginx:1.27") == {"registry": "docker.io", "repository": "library/nginx", "tag": "1.27", "digest": ""}
+	lib.image("bitnami/redis") == {"registry": "docker.io", "repository": "bitnami/redis", "tag": "", "digest": ""}
+	lib.image("index.docker.io/nginx").repository == "library/nginx"
+}
+
+test_allow_registry_with_port_and_digest if {
+	digest := "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	parsed := lib.image(concat("@", ["Registry.Example.com:5000/team/app:v1", digest]))
+	parsed.registry == "registry.example.com:5000"
+	parsed.repository == "team/app"
+	parsed.tag == "v1"
+	parsed.digest == digest
+}
+
+test_allow_localhost_registry if {
+	lib.image("localhost/app:1").registry == "localhost"
+}
+
+test_deny_invalid_references if {
+	not lib.image("")
+	not lib.image("UPPER/case:1")
+	not lib.image("registry.example.com/app:")
+	not lib.image("registry.example.com/../app:1")
+	not lib.image("registry.example.com/app@sha256:short")
+	not lib.image("app name:1")
+	not lib.image(42)
+}
+
+test_allow_image_from_matching_entries if {
+	lib.image_from(lib.image("registry.example.com/team/app:1"), "registry.example.com")
+	lib.image_from(lib.image("ghcr.io/acme/app:1"), "ghcr.io/acme")
+	lib.image_from(lib.image("ghcr.io/acme/app:1"), "GHCR.io/acme/")
+	lib.image_from(lib.image("nginx:1.27"), "docker.io/library")
+}
+
+test_deny_image_from_prefix_tricks if {
+	not lib.image_from(lib.image("registry.example.com.evil.io/x:1"), "registry.example.com")
+	not lib.image_from(lib.image("registry.example.com:5000/x:1"), "registry.example.com")
+	not lib.image_from(lib.image("ghcr.io/acme-evil/app:1"), "ghcr.io/acme")
+	not lib.image_from(lib.image("evil.io/registry.example.com/app:1"), "registry.example.com")
+	not lib.image_from(lib.image("bitnami/redis:7"), "docker.io/library")
+}

@@ -1,0 +1,59 @@
+# METADATA
+# title: Shared helpers
+# description: |
+#   Helpers every rule uses: reasons built from a rule's METADATA, enforcement modes,
+#   approval requirements, quantities, image references and workload traversal.
+package lib
+
+# The modes a rule may run in; an unknown override falls back to the strictest.
+modes := {"deny", "needs_approval", "warn", "dryrun"}
+
+# METADATA
+# scope: document
+# description: |
+#   The reason a rule reports, built from the first METADATA block in the rule's
+#   annotation chain that carries custom.code: code, severity and default mode come
+#   from there, the rule name is the package's last path segment.
+reason(chain, msg) := {
+	"code": meta.annotations.custom.code,
+	"rule": name,
+	"severity": meta.annotations.custom.severity,
+	"effect": mode(name, meta.annotations.custom.mode),
+	"message": msg,
+} if {
+	meta := _rule_meta(chain)
+	name := meta.path[count(meta.path) - 1]
+}
+
+# METADATA
+# scope: document
+# description: |
+#   A reason that also states what approval it needs; overrides (min_approvals,
+#   ttl_seconds, allow_self_approval) sharpen the defaults in data.params.approval.
+approval_reason(chain, msg, overrides) := object.union(
+	reason(chain, msg),
+	{"approval": object.union(data.params.approval, _approval_overrides(overrides))},
+)
+
+_approval_overrides(overrides) := overrides if is_object(overrides)
+
+_approval_overrides(overrides) := {} if not is_object(overrides)
+
+_rule_meta(chain) := [entry |
+	some entry in chain
+	entry.annotations.custom.code
+][0]
+
+# METADATA
+# scope: document
+# description: |
+#   The enforcement mode of a rule: data.params.modes[rule] when set, else the
+#   default from the rule's METADATA. An override that is not a mode means deny.
+mode(name, default_mode) := default_mode if not name in object.keys(data.params.modes)
+
+mode(name, _) := data.params.modes[name] if data.params.modes[name] in modes
+
+mode(name, _) := "deny" if {
+	name in object.keys(data.params.modes)
+	not data.params.modes[name] in modes
+}

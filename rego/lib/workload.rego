@@ -1,0 +1,59 @@
+package lib
+
+# Where pod specs live in workload objects: Pod, PodTemplate, the controllers with a
+# template (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, ...) and CronJob.
+# Every path is tried whatever the kind, so a custom resource with a pod template is
+# inspected too.
+_pod_spec_paths := [
+	["spec"],
+	["template", "spec"],
+	["spec", "template", "spec"],
+	["spec", "jobTemplate", "spec", "template", "spec"],
+]
+
+_container_fields := ["containers", "initContainers", "ephemeralContainers"]
+
+# METADATA
+# scope: document
+# description: Every pod spec inside an object, wherever its kind keeps it.
+pod_specs(obj) := {spec |
+	some path in _pod_spec_paths
+	spec := object.get(obj, path, null)
+	is_object(spec)
+}
+
+# METADATA
+# scope: document
+# description: |
+#   Every container of an object, init and ephemeral ones included, as
+#   {field, name, container, pod_spec}; pod_spec lets rules apply pod-level defaults.
+containers(obj) := {{"field": field, "name": _container_name(container), "container": container, "pod_spec": spec} |
+	some spec in pod_specs(obj)
+	some field in _container_fields
+	some container in spec[field]
+}
+
+_container_name(container) := container.name if is_string(container.name)
+
+_container_name(container) := "<unnamed>" if not is_string(container.name)
+
+# METADATA
+# scope: document
+# description: |
+#   A security context setting as it takes effect: the container's own value when
+#   set, else the pod-level value.
+effective_security(entry, key) := entry.container.securityContext[key]
+
+effective_security(entry, key) := entry.pod_spec.securityContext[key] if {
+	not _has_key(object.get(entry.container, "securityContext", {}), key)
+}
+
+_has_key(obj, key) if {
+	is_object(obj)
+	key in object.keys(obj)
+}
+
+# METADATA
+# scope: document
+# description: The object's own workload containers when this action writes one.
+write_containers := containers(input.object) if k8s_object_write

@@ -1,0 +1,33 @@
+package rules.no_dangerous_capabilities_test
+
+import data.lib_test
+import data.rules.no_dangerous_capabilities
+
+_with_caps(add) := object.union(
+	lib_test.good_container("app"),
+	{"securityContext": {"capabilities": {"add": add, "drop": ["ALL"]}}},
+)
+
+_input(container) := lib_test.apply(lib_test.deployment("web", lib_test.pod_spec([container])))
+
+test_allow_harmless_capability if {
+	count(no_dangerous_capabilities.violation) == 0 with input as _input(_with_caps(["NET_BIND_SERVICE"]))
+}
+
+test_deny_sys_admin if {
+	inp := _input(_with_caps(["SYS_ADMIN"]))
+	lib_test.codes(no_dangerous_capabilities.violation) == {"K8S-CAP-001"} with input as inp
+}
+
+test_deny_all_capabilities if {
+	count(no_dangerous_capabilities.violation) == 1 with input as _input(_with_caps(["all"]))
+}
+
+test_deny_cap_prefixed_lowercase_name if {
+	count(no_dangerous_capabilities.violation) == 1 with input as _input(_with_caps(["cap_net_admin"]))
+}
+
+test_deny_capability_in_ephemeral_container if {
+	spec := {"containers": [lib_test.good_container("app")], "ephemeralContainers": [_with_caps(["SYS_PTRACE"])]}
+	count(no_dangerous_capabilities.violation) == 1 with input as lib_test.apply(lib_test.pod("web", spec))
+}

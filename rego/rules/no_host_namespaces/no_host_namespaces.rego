@@ -1,0 +1,23 @@
+# METADATA
+# title: No host namespaces
+# description: >-
+#   hostNetwork, hostPID and hostIPC share the node's network, process and IPC
+#   namespaces with the pod, which exposes every other workload on the node.
+# custom:
+#   code: K8S-HOST-001
+#   severity: high
+#   mode: deny
+package rules.no_host_namespaces
+
+import data.lib
+
+_host_fields := ["hostNetwork", "hostPID", "hostIPC"]
+
+violation contains reason if {
+	lib.k8s_object_write
+	some spec in lib.pod_specs(input.object)
+	some field in _host_fields
+	spec[field] == true
+	msg := sprintf("pod spec sets %s: true", [field])
+	reason := lib.reason(rego.metadata.chain(), msg)
+}

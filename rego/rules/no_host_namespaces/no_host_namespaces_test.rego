@@ -1,0 +1,26 @@
+package rules.no_host_namespaces_test
+
+import data.lib_test
+import data.rules.no_host_namespaces
+
+_spec(extra) := object.union(lib_test.pod_spec([lib_test.good_container("app")]), extra)
+
+test_allow_no_host_namespaces if {
+	inp := lib_test.apply(lib_test.deployment("web", _spec({"hostNetwork": false})))
+	count(no_host_namespaces.violation) == 0 with input as inp
+}
+
+test_deny_host_network if {
+	inp := lib_test.apply(lib_test.deployment("web", _spec({"hostNetwork": true})))
+	lib_test.codes(no_host_namespaces.violation) == {"K8S-HOST-001"} with input as inp
+}
+
+test_deny_host_pid_and_ipc if {
+	inp := lib_test.apply(lib_test.pod("web", _spec({"hostPID": true, "hostIPC": true})))
+	count(no_host_namespaces.violation) == 2 with input as inp
+}
+
+test_deny_host_network_in_cronjob_template if {
+	inp := lib_test.apply(lib_test.cronjob("nightly", _spec({"hostNetwork": true})))
+	count(no_host_namespaces.violation) == 1 with input as inp
+}

@@ -1,0 +1,21 @@
+# METADATA
+# title: No hostPath volumes
+# description: >-
+#   A hostPath volume mounts the node's filesystem into the pod: a way to read other
+#   pods' data, the kubelet's credentials or the container runtime socket.
+# custom:
+#   code: K8S-HOST-002
+#   severity: high
+#   mode: deny
+package rules.no_host_path
+
+import data.lib
+
+violation contains reason if {
+	lib.k8s_object_write
+	some spec in lib.pod_specs(input.object)
+	some volume in spec.volumes
+	"hostPath" in object.keys(volume)
+	msg := sprintf("volume '%s' is a hostPath volume", [object.get(volume, "name", "<unnamed>")])
+	reason := lib.reason(rego.metadata.chain(), msg)
+}

@@ -1,0 +1,19 @@
+# METADATA
+# title: No privilege escalation
+# description: >-
+#   allowPrivilegeEscalation true lets a process gain more privileges than its parent
+#   (setuid binaries, file capabilities). Checked on every container kind.
+# custom:
+#   code: K8S-PRIV-002
+#   severity: high
+#   mode: deny
+package rules.no_privilege_escalation
+
+import data.lib
+
+violation contains reason if {
+	some entry in lib.write_containers
+	entry.container.securityContext.allowPrivilegeEscalation == true
+	msg := sprintf("%s '%s' allows privilege escalation", [entry.field, entry.name])
+	reason := lib.reason(rego.metadata.chain(), msg)
+}

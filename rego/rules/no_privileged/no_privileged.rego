@@ -1,0 +1,20 @@
+# METADATA
+# title: No privileged containers
+# description: >-
+#   A privileged container has every capability and the host's devices: one such
+#   container is the whole node. Containers, init and ephemeral containers alike, in
+#   every pod template.
+# custom:
+#   code: K8S-PRIV-001
+#   severity: critical
+#   mode: deny
+package rules.no_privileged
+
+import data.lib
+
+violation contains reason if {
+	some entry in lib.write_containers
+	entry.container.securityContext.privileged == true
+	msg := sprintf("%s '%s' is privileged", [entry.field, entry.name])
+	reason := lib.reason(rego.metadata.chain(), msg)
+}
