@@ -1,10 +1,86 @@
-"""`gateway serve` commands."""
+"""``gateway serve``: the MCP server over stdio (one local client) or streamable HTTP.
+
+Exit codes: 0 after a clean shutdown, 2 when the configuration cannot be used (the
+message says which setting). Logs go to stderr only: on stdio, stdout is the protocol.
+"""
 
 from __future__ import annotations
 
+import logging
+import sys
+from typing import Literal
+
+import anyio
 import typer
+import uvicorn
+from pydantic import ValidationError
+
+from gateway.errors import ConfigError
+from gateway.settings import Settings
+
+__all__ = ["configure_logging", "register"]
+
+_EXIT_CONFIG = 2
+
+
+def configure_logging(level: str) -> None:
+    """stderr, one line per record; third-party request logs only when something is wrong."""
+    logging.basicConfig(
+        level=level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        force=True,
+    )
+    for noisy in ("httpx", "httpcore", "mcp.server.streamable_http", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def register(root: typer.Typer) -> None:
-    """Add this area's commands to the root app."""
-    _ = root
+    """Add ``gateway serve`` to the root app."""
+
+    @root.command("serve")
+    def serve(
+        transport: Literal["stdio", "http"] | None = typer.Option(
+            None, "--transport", help="stdio (default) or http (streamable HTTP at /mcp)."
+        ),
+        host: str | None = typer.Option(None, "--host", help="HTTP bind address (default 127.0.0.1)."),
+        port: int | None = typer.Option(None, "--port", help="HTTP port (default 8000)."),
+        log_level: str = typer.Option("INFO", "--log-level", help="DEBUG, INFO, WARNING or ERROR."),
+    ) -> None:
+        """Serve the gateway's MCP tools; every call is judged by OPA first."""
+        configure_logging(log_level)
+        overrides = {
+            k: v for k, v in {"transport": transport, "host": host, "port": port}.items() if v is not None
+        }
+        try:
+            settings = Settings(**overrides)  # type: ignore[arg-type]
+            run(settings)
+        except ValidationError as exc:
+            fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors())
+            typer.echo(f"gateway serve: invalid setting(s): {fields}", err=True)
+            raise typer.Exit(_EXIT_CONFIG) from None
+        except ConfigError as exc:
+            typer.echo(f"gateway serve: {exc}", err=True)
+            raise typer.Exit(_EXIT_CONFIG) from None
+
+
+def run(settings: Settings) -> None:
+    """Build the server and run it on the configured transport until interrupted."""
+    from gateway.server import build_server  # imported late: `gateway --help` stays fast
+
+    server = build_server(settings)
+    if settings.transport == "stdio":
+        anyio.run(server.run_stdio_async)
+        return
+    from gateway.http import build_app
+
+    app = build_app(server, settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+    )
+    uvicorn.Server(config).run()

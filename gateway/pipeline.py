@@ -1,0 +1,380 @@
+"""The one path every tool call takes: admit → prepare → decide → audit → execute, deny or park.
+
+``Gateway.call`` is the only way a tool runs on behalf of a model, and ``Gateway.execute``
+the only way a parked call runs after approval (the queue's executor calls it through
+``gateway.ports.CallRunner``). Both redact the result with the decision's obligations.
+
+Request errors are raised, not decided, and nothing is sent to OPA or a backend for them:
+``PayloadTooLarge`` (canonical JSON of the arguments above ``Settings.max_argument_bytes``),
+``UnknownTool`` and ``InvalidArguments`` (field-level message without values). Each is
+audited as ``rejected_request``. Everything after admission ends in a ``CallOutcome``.
+Backend errors while preparing are reported as failures (audited, not decided). If the
+audit log cannot be written, the call stops there and nothing executes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from gateway.arguments import check_size, validate_arguments
+from gateway.contracts import (
+    Approval,
+    Decision,
+    PlannedCall,
+    Principal,
+    ProposedAction,
+    utc_now,
+)
+from gateway.errors import BackendError, InvalidArguments, PayloadTooLarge, UnknownTool
+from gateway.identity import ANONYMOUS
+from gateway.ports import TERMINAL_STATES, ActionState, ApprovalQueue, AuditEvent, AuditSink, ParkedAction
+from gateway.redaction import redact, redact_text
+from gateway.settings import Settings
+from gateway.tools import ExecutionContext, ToolRegistry, ToolSpec
+
+__all__ = ["CallOutcome", "Decider", "Gateway", "ProgressFn"]
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[float, float | None, str | None], Awaitable[None]]
+"""``(progress, total, message)``: MCP progress notifications while waiting for approval."""
+
+_POLL_SECONDS = 0.25
+_MAX_ERROR_CHARS = 1000
+
+# The principal of the call being handled, for backends that ask policy from inside a call
+# (``palette_validate_configuration`` checks a create): never taken from arguments.
+_caller: contextvars.ContextVar[Principal] = contextvars.ContextVar("gateway_caller")
+
+
+class Decider(Protocol):
+    """What the pipeline needs from the policy client (``gateway.policy.PolicyClient``)."""
+
+    async def decide_all(self, actions: Sequence[ProposedAction]) -> Decision: ...
+
+
+class CallOutcome(BaseModel):
+    """How one tool call ended.
+
+    ``status``: ``executed`` (allowed, or approved and run while the caller waited; ``result``
+    is redacted), ``denied`` (by policy or by a human), ``pending`` (parked: ``action_id``,
+    ``state``, ``expires_at``), ``failed`` (the backend failed, or the parked action
+    expired, was cancelled or interrupted; ``error`` says why).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    status: Literal["executed", "denied", "pending", "failed"]
+    tool: str
+    action_id: str
+    decision: Decision | None = None
+    result: Any = None
+    state: ActionState | None = None
+    expires_at: str | None = None
+    error: str | None = None
+
+    @property
+    def is_error(self) -> bool:
+        return self.status in ("denied", "failed")
+
+
+class Gateway:
+    """The decision path over one registry, one policy client, one queue and one audit log."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: ToolRegistry,
+        policy: Decider,
+        queue: ApprovalQueue,
+        audit: AuditSink,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self._policy = policy
+        self._queue = queue
+        self._audit = audit
+
+    # -- the one path -------------------------------------------------------------------
+
+    async def call(
+        self,
+        tool: str,
+        arguments: Mapping[str, Any],
+        principal: Principal,
+        *,
+        wait_seconds: float | None = None,
+        progress: ProgressFn | None = None,
+    ) -> CallOutcome:
+        """Run one tool call through policy. Raises only the request errors (see module doc)."""
+        started = time.perf_counter()
+        spec, args = await self.admit(tool, arguments, principal)
+        token = _caller.set(principal)
+        try:
+            try:
+                planned = await self._plan(spec, args, principal)
+            except BackendError as exc:
+                return await self._prepare_failed(spec, principal, exc)
+            decision = await self._policy.decide_all(planned.actions)
+            await self._record_decision(planned, decision, principal)
+            log.info(
+                "%s by %s: %s %s (%.1f ms)",
+                tool,
+                principal.subject,
+                decision.outcome,
+                [r.code for r in decision.reasons],
+                (time.perf_counter() - started) * 1000,
+            )
+            if decision.outcome == "deny":
+                return CallOutcome(status="denied", tool=tool, action_id=planned.id, decision=decision)
+            if decision.outcome == "needs_approval":
+                parked = await self._park(planned, decision, principal)
+                return await self._wait(parked, decision, wait_seconds, progress)
+            return await self._run(spec, args, planned, decision, principal)
+        finally:
+            _caller.reset(token)
+
+    async def check(self, tool: str, arguments: Mapping[str, Any], principal: Principal) -> Decision:
+        """The decision a call would get, without executing or parking anything.
+
+        Raises the request errors, and ``BackendError`` when the call cannot be prepared.
+        """
+        spec, args = await self.admit(tool, arguments, principal)
+        planned = await self._plan(spec, args, principal)
+        decision = await self._policy.decide_all(planned.actions)
+        await self._record_decision(planned, decision, principal, detail={"check": True})
+        return decision
+
+    async def check_as_caller(self, tool: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
+        """``check`` for backends, as the principal of the call in progress (anonymous outside one).
+
+        Returns the decision as JSON (no images: a decision never carries them).
+        """
+        decision = await self.check(tool, arguments, _caller.get(ANONYMOUS))
+        return decision.model_dump(mode="json")
+
+    async def admit(
+        self, tool: str, arguments: Mapping[str, Any], principal: Principal
+    ) -> tuple[ToolSpec[Any], BaseModel]:
+        """Size check, tool lookup and argument validation; nothing leaves the process."""
+        try:
+            check_size(arguments, self.settings.max_argument_bytes)
+            spec = self.registry.get(tool)
+            return spec, validate_arguments(spec, arguments)
+        except (PayloadTooLarge, UnknownTool, InvalidArguments) as exc:
+            await self._audit.record(
+                AuditEvent(
+                    kind="rejected_request",
+                    tool=tool[:200],
+                    subject=principal.subject,
+                    transport=principal.transport,
+                    detail={"error": type(exc).__name__, "message": str(exc)[:_MAX_ERROR_CHARS]},
+                )
+            )
+            raise
+
+    # -- the queue executor's side (gateway.ports.CallRunner) ----------------------------
+
+    async def reevaluate(self, call: PlannedCall, approvals: tuple[Approval, ...]) -> Decision:
+        """Ask policy again about every stored action with ``approvals`` and ``time`` = now.
+
+        Not audited here: the executor records the outcome of the step it is taking.
+        """
+        now = utc_now()
+        actions = [a.model_copy(update={"approvals": approvals, "time": now}) for a in call.actions]
+        return await self._policy.decide_all(actions)
+
+    async def execute(self, call: PlannedCall, decision: Decision) -> Any:
+        """Run the call exactly as stored and return its redacted result.
+
+        Raises ``BackendError`` (also for unexpected failures, logged here, and for a
+        stored call that no longer validates).
+        """
+        try:
+            spec = self.registry.get(call.tool)
+            args = spec.args.model_validate(call.call_args)
+        except (UnknownTool, ValidationError) as exc:
+            raise BackendError(
+                f"the stored call to {call.tool} can no longer be run: {type(exc).__name__}"
+            ) from exc
+        try:
+            result = await spec.execute(args, ExecutionContext(call=call, decision=decision))
+        except BackendError:
+            raise
+        except Exception as exc:
+            log.exception("%s raised unexpectedly while executing %s", call.tool, call.id)
+            raise BackendError(f"{call.tool} failed unexpectedly; see the gateway log") from exc
+        return redact(result, decision.obligations.redact)
+
+    async def action(self, action_id: str, principal: Principal) -> ParkedAction:
+        """A parked action as stored (the caller decides what of it to show to whom)."""
+        return await self._queue.get(action_id)
+
+    # -- steps ---------------------------------------------------------------------------
+
+    async def _plan(self, spec: ToolSpec[Any], args: BaseModel, principal: Principal) -> PlannedCall:
+        """Resolve targets and images (``spec.prepare``) into the call policy will judge.
+
+        Raises ``BackendError``; an unexpected failure is logged and raised as one.
+        """
+        call_args = args.model_dump(mode="json")
+        try:
+            prepared = await spec.prepare(args)
+            actions = tuple(
+                ProposedAction(
+                    tool=spec.name,
+                    backend=spec.backend,
+                    operation=spec.operation,
+                    effect=spec.effect,
+                    target=p.target,
+                    args=p.policy_args if p.policy_args is not None else call_args,
+                    object=p.object,
+                    current=p.current,
+                    principal=principal,
+                )
+                for p in prepared
+            )
+        except BackendError:
+            raise
+        except Exception as exc:
+            log.exception("%s raised unexpectedly while preparing", spec.name)
+            raise BackendError(
+                f"{spec.name} failed unexpectedly while preparing; see the gateway log"
+            ) from exc
+        return PlannedCall(tool=spec.name, call_args=call_args, actions=actions)
+
+    async def _prepare_failed(
+        self, spec: ToolSpec[Any], principal: Principal, exc: BackendError
+    ) -> CallOutcome:
+        message = _clean(f"{spec.name} could not be prepared: {exc}")
+        call_id = str(uuid.uuid4())
+        await self._audit.record(
+            AuditEvent(
+                kind="failure",
+                action_id=call_id,
+                tool=spec.name,
+                subject=principal.subject,
+                transport=principal.transport,
+                detail={"stage": "prepare", "error": message},
+            )
+        )
+        return CallOutcome(status="failed", tool=spec.name, action_id=call_id, error=message)
+
+    async def _run(
+        self,
+        spec: ToolSpec[Any],
+        args: BaseModel,
+        call: PlannedCall,
+        decision: Decision,
+        principal: Principal,
+    ) -> CallOutcome:
+        try:
+            result = await self.execute(call, decision)
+        except BackendError as exc:
+            message = _clean(f"{spec.name} failed: {exc}")
+            await self._record(call, principal, "failure", decision, {"stage": "execute", "error": message})
+            return CallOutcome(
+                status="failed", tool=spec.name, action_id=call.id, decision=decision, error=message
+            )
+        if spec.effect != "read":
+            # Reads are frequent and their decision record says they ran; writes get both.
+            await self._record(call, principal, "execution", decision, {})
+        return CallOutcome(
+            status="executed", tool=spec.name, action_id=call.id, decision=decision, result=result
+        )
+
+    async def _park(self, call: PlannedCall, decision: Decision, principal: Principal) -> ParkedAction:
+        # The queue audits the parking in the same transaction as the row it writes.
+        return await self._queue.park(call, decision, principal)
+
+    async def _wait(
+        self,
+        parked: ParkedAction,
+        decision: Decision,
+        wait_seconds: float | None,
+        progress: ProgressFn | None,
+    ) -> CallOutcome:
+        wait = self.settings.approval_wait_seconds if wait_seconds is None else wait_seconds
+        wait = max(0.0, min(wait, self.settings.max_approval_wait_seconds))
+        deadline = time.monotonic() + wait
+        current = parked
+        while wait > 0 and current.state not in TERMINAL_STATES:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            if progress is not None:
+                await progress(
+                    wait - remaining, wait, f"waiting for approval of {parked.id} ({current.state})"
+                )
+            await asyncio.sleep(min(_POLL_SECONDS, remaining))
+            current = await self._queue.get(parked.id)
+        return _outcome_of(current, decision)
+
+    async def _record_decision(
+        self,
+        call: PlannedCall,
+        decision: Decision,
+        principal: Principal,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        await self._record(call, principal, "decision", decision, detail or {})
+
+    async def _record(
+        self,
+        call: PlannedCall,
+        principal: Principal,
+        kind: Literal["decision", "execution", "failure"],
+        decision: Decision,
+        detail: dict[str, Any],
+    ) -> None:
+        targets = [a.target.model_dump(exclude_none=True, exclude_defaults=True) for a in call.actions]
+        if len(targets) > 1:
+            detail = {**detail, "targets": targets[1:]}
+        await self._audit.record(
+            AuditEvent(
+                kind=kind,
+                action_id=call.id,
+                tool=call.tool,
+                subject=principal.subject,
+                transport=principal.transport,
+                target=targets[0] if targets else {},
+                outcome=decision.outcome,
+                reasons=[r.model_dump() for r in decision.reasons],
+                bundle_revision=decision.bundle_revision,
+                decision_id=decision.decision_id,
+                fingerprint=call.fingerprint(),
+                detail=detail,
+            )
+        )
+
+
+def _outcome_of(parked: ParkedAction, decision: Decision) -> CallOutcome:
+    common: dict[str, Any] = {
+        "tool": parked.call.tool,
+        "action_id": parked.id,
+        "decision": decision,
+        "state": parked.state,
+        "expires_at": parked.expires_at,
+    }
+    if parked.state == ActionState.SUCCEEDED:
+        return CallOutcome(
+            status="executed", result=redact(parked.result, decision.obligations.redact), **common
+        )
+    if parked.state == ActionState.DENIED:
+        return CallOutcome(status="denied", error=parked.error or "an approver denied the action", **common)
+    if parked.state in TERMINAL_STATES:
+        error = _clean(parked.error or f"the action was {parked.state.value} and did not run")
+        return CallOutcome(status="failed", error=error, **common)
+    return CallOutcome(status="pending", **common)
+
+
+def _clean(message: str) -> str:
+    return redact_text(message)[:_MAX_ERROR_CHARS]

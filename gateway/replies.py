@@ -1,0 +1,158 @@
+"""What the model reads: call outcomes, decisions and parked actions as MCP tool results.
+
+Every reply carries the same facts twice: as ``structured_content`` for clients that read
+JSON, and as text for models that only read text. Denials and failures are ``is_error``
+results listing every reason (code and message); a parked call is not an error, it says
+how a human approves it. Nothing here ever shows a proposed action's ``object`` or
+``current`` image: decisions do not carry them, and results are redacted before they get here.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mcp_types import CallToolResult, TextContent
+
+from gateway.contracts import Decision, Principal, Reason
+from gateway.pipeline import CallOutcome
+from gateway.ports import ActionState, ParkedAction
+from gateway.redaction import redact
+
+__all__ = ["approve_command", "decision_reply", "error_reply", "outcome_reply", "parked_reply"]
+
+_TEXT_LIMIT = 100_000
+
+
+def approve_command(action_id: str) -> str:
+    return f"gateway queue approve {action_id}"
+
+
+def error_reply(message: str) -> CallToolResult:
+    """An ``is_error`` result the model can act on (bad arguments, unknown id, …)."""
+    return CallToolResult(content=[TextContent(type="text", text=message)], is_error=True)
+
+
+def outcome_reply(outcome: CallOutcome) -> CallToolResult:
+    """The reply to one backend tool call."""
+    if outcome.status == "executed":
+        body = outcome.result if isinstance(outcome.result, dict) else {"result": outcome.result}
+        content = [TextContent(type="text", text=_dumps(body))]
+        if outcome.decision is not None and outcome.decision.warnings:
+            content.append(
+                TextContent(type="text", text=_reason_lines("Policy warnings", outcome.decision.warnings))
+            )
+        return CallToolResult(content=content, structured_content=body)
+    if outcome.status == "pending":
+        return _pending(outcome)
+    decision = outcome.decision
+    if outcome.status == "denied" and decision is not None and outcome.state is None:
+        body = {"outcome": "deny", "action_id": outcome.action_id, **_decision_facts(decision)}
+        text = _reason_lines(f"Denied by policy: {outcome.tool} was not executed", decision.reasons)
+        return CallToolResult(
+            content=[TextContent(type="text", text=text)], structured_content=body, is_error=True
+        )
+    body = {
+        "outcome": "denied" if outcome.status == "denied" else "failed",
+        "action_id": outcome.action_id,
+        "state": outcome.state.value if outcome.state else None,
+        "error": outcome.error,
+    }
+    return CallToolResult(
+        content=[TextContent(type="text", text=outcome.error or f"{outcome.tool} failed")],
+        structured_content=body,
+        is_error=True,
+    )
+
+
+def decision_reply(tool: str, decision: Decision) -> CallToolResult:
+    """``gateway_check``: the decision a call would get; not an error even when it is deny."""
+    body = {"tool": tool, "outcome": decision.outcome, **_decision_facts(decision)}
+    verdict = {
+        "allow": "would be allowed",
+        "deny": "would be denied",
+        "needs_approval": "would need approval",
+    }
+    text = _reason_lines(f"{tool} {verdict[decision.outcome]}", decision.reasons)
+    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=body)
+
+
+def parked_reply(parked: ParkedAction, principal: Principal) -> CallToolResult:
+    """``gateway_action``: state for anyone, details and result for the requester only."""
+    body: dict[str, Any] = {"action_id": parked.id, "state": parked.state.value}
+    if _is_requester(parked, principal):
+        body.update(
+            {
+                "tool": parked.call.tool,
+                "created_at": parked.created_at,
+                "updated_at": parked.updated_at,
+                "expires_at": parked.expires_at,
+                "approvals": len(parked.approvals),
+                "reasons": [_reason(r) for r in parked.decision.reasons],
+            }
+        )
+        if parked.state == ActionState.SUCCEEDED:
+            body["result"] = redact(parked.result, parked.decision.obligations.redact)
+        if parked.error:
+            body["error"] = parked.error
+        if parked.state == ActionState.PENDING:
+            body["approve_with"] = approve_command(parked.id)
+    return CallToolResult(content=[TextContent(type="text", text=_dumps(body))], structured_content=body)
+
+
+def _is_requester(parked: ParkedAction, principal: Principal) -> bool:
+    # Unauthenticated callers all share one name: they never see another call's result.
+    return principal.authenticated and parked.requester.subject == principal.subject
+
+
+def _pending(outcome: CallOutcome) -> CallToolResult:
+    decision = outcome.decision
+    approval = decision.approval if decision is not None else None
+    body: dict[str, Any] = {
+        "outcome": "needs_approval",
+        "action_id": outcome.action_id,
+        "state": outcome.state.value if outcome.state else ActionState.PENDING.value,
+        "expires_at": outcome.expires_at,
+        "approve_with": approve_command(outcome.action_id),
+        **(_decision_facts(decision) if decision is not None else {}),
+    }
+    needs = ""
+    if approval is not None:
+        groups = f" from {', '.join(approval.approver_groups)}" if approval.approver_groups else ""
+        self_ok = "" if approval.allow_self_approval else "; the requester may not approve it"
+        needs = f" It needs {approval.min_approvals} approval(s){groups}{self_ok}."
+    lines = [
+        f"{outcome.tool} needs human approval and has not run. Action {outcome.action_id} is "
+        f"{body['state']} until {outcome.expires_at}.{needs}",
+        f"A human approves it with: {approve_command(outcome.action_id)}",
+        f"Ask for its state and result with gateway_action(action_id={outcome.action_id!r}).",
+    ]
+    if decision is not None:
+        lines.append(_reason_lines("Reasons", decision.reasons))
+    return CallToolResult(content=[TextContent(type="text", text="\n".join(lines))], structured_content=body)
+
+
+def _decision_facts(decision: Decision) -> dict[str, Any]:
+    return {
+        "reasons": [_reason(r) for r in decision.reasons],
+        "approval": decision.approval.model_dump() if decision.approval else None,
+        "warnings": [_reason(r) for r in decision.warnings],
+        "dryrun": [_reason(r) for r in decision.dryrun],
+        "bundle_revision": decision.bundle_revision,
+    }
+
+
+def _reason(reason: Reason) -> dict[str, str]:
+    return reason.model_dump()
+
+
+def _reason_lines(title: str, reasons: list[Reason]) -> str:
+    if not reasons:
+        return f"{title}."
+    lines = [f"- {r.code} ({r.severity}): {r.message}" for r in reasons]
+    return f"{title}:\n" + "\n".join(lines)
+
+
+def _dumps(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str, separators=(",", ":"))
+    return text if len(text) <= _TEXT_LIMIT else text[:_TEXT_LIMIT] + "… (truncated; see structured content)"

@@ -1,0 +1,76 @@
+"""The long-lived parts of a running gateway, opened once and closed once.
+
+``open_runtime`` creates, in order: the policy client (one pooled HTTP client to OPA), the
+queue store with its audit log (one SQLite database), the ``Gateway`` over them, every
+backend's tools (each backend opens its own client), and the queue's executor as a
+background task. Closing happens in reverse: the executor finishes the action in hand,
+backends close their clients, then the database and the OPA client.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+
+from gateway.pipeline import Gateway
+from gateway.policy import PolicyClient
+from gateway.queue.executor import Executor
+from gateway.queue.store import QueueStore
+from gateway.settings import Settings
+from gateway.tools import ToolRegistry, ToolSpec
+
+__all__ = ["CheckFn", "Runtime", "ToolSource", "open_runtime"]
+
+log = logging.getLogger(__name__)
+
+CheckFn = Callable[[str, Mapping[str, Any]], Awaitable[dict[str, Any]]]
+"""``(tool, arguments) -> decision JSON``: policy's verdict on a call, nothing executed.
+Given to backends whose tools report what policy would say (``palette_validate_configuration``)."""
+
+ToolSource = Callable[[Settings, CheckFn], AbstractAsyncContextManager[list[ToolSpec[Any]]]]
+"""A backend: opens its client(s), yields its tool specs, closes the client(s) on exit."""
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What the MCP handlers reach through the lifespan context."""
+
+    settings: Settings
+    gateway: Gateway
+    policy: PolicyClient
+    store: QueueStore
+
+    @property
+    def registry(self) -> ToolRegistry:
+        return self.gateway.registry
+
+
+@asynccontextmanager
+async def open_runtime(settings: Settings, sources: Sequence[ToolSource]) -> AsyncIterator[Runtime]:
+    """Open everything a gateway process needs; see the module docstring for the order."""
+    async with AsyncExitStack() as stack:
+        policy = await stack.enter_async_context(PolicyClient(settings))
+        store = await QueueStore.open(settings.db_path)
+        stack.push_async_callback(store.close)
+        registry = ToolRegistry()
+        gateway = Gateway(settings, registry, policy, store, store.audit)
+        for source in sources:
+            registry.extend(await stack.enter_async_context(source(settings, gateway.check_as_caller)))
+        log.info(
+            "gateway ready: %d tools, OPA at %s, database %s",
+            len(registry),
+            settings.opa_url,
+            settings.db_path,
+        )
+        executor = Executor(store, runner=gateway, audit=store.audit)
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(executor.run_forever)
+            try:
+                yield Runtime(settings=settings, gateway=gateway, policy=policy, store=store)
+            finally:
+                executor.stop()
