@@ -110,7 +110,11 @@ class _Fake:
             body = json.loads(raw) if raw else {}
         except ValueError:
             raise _ApiError(400, "InvalidRequest", "the request body is not JSON") from None
+        before = len(self.violations)
         self._check(request_def, body, f"request {where}")
+        if len(self.violations) > before:
+            # Palette's Go server cannot decode such a body either.
+            raise _ApiError(400, "InvalidRequest", f"the request body does not match {request_def}")
         return body
 
     def endpoint(self, handler: Handler, request_def: str | None, response_def: str | None) -> Any:

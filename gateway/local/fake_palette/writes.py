@@ -40,7 +40,8 @@ def write_routes(
         for pool in spec.get("machinepoolconfig") or []:
             config = pool.get("poolConfig") or {}
             errors = []
-            if int(config.get("size", 0)) < 1:
+            size = config.get("size")
+            if not isinstance(size, int) or size < 1:
                 errors.append({"code": "InvalidPoolSize", "message": "pool size must be at least 1"})
             if not (pool.get("cloudConfig") or {}).get("instanceType"):
                 errors.append({"code": "InstanceTypeRequired", "message": "instanceType is required"})
