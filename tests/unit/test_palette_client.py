@@ -6,7 +6,7 @@ import logging
 
 import httpx
 import pytest
-from palette_support import API_KEY, Sleeps, admin, fake_app, palette_client
+from palette_support import API_KEY, Sleeps, admin, aws_body, fake_app, palette_client
 
 from gateway.errors import BackendUnavailable, ConfigError, Conflict, Forbidden, NotFound, RateLimited
 from gateway.local.fake_palette import FLEET_SIZE
@@ -101,9 +101,11 @@ async def test_v1error_bodies_become_typed_errors() -> None:
 
 async def test_duplicate_cluster_name_is_a_conflict() -> None:
     app = fake_app()
+    body = aws_body("prod-payments", [("workers", 1, "t3.large")])
+    body["spec"]["cloudType"] = "aws"
     async with palette_client(app) as client:
-        with pytest.raises(Conflict):
-            await client.validate_cluster("aws", {"metadata": {"name": "prod-payments"}, "spec": {}})
+        with pytest.raises(Conflict, match="already exists"):
+            await client.validate_cluster("aws", body)
 
 
 async def test_unreachable_palette_is_backend_unavailable_without_the_key(
