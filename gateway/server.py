@@ -200,8 +200,8 @@ def _call_backend(name: str, settings: Settings) -> Callable[[Context[Runtime, A
 def _register_meta_tools(server: MCPServer[Runtime], settings: Settings) -> None:
     async def check(ctx: Context[Runtime, Any]) -> CallToolResult:
         runtime, principal, params = _request(ctx, settings)
-        args = CheckArgs.model_validate(params.get("arguments") or {})
         try:
+            args = validate_model("gateway_check", CheckArgs, params.get("arguments") or {})
             decision = await runtime.gateway.check(args.tool, args.arguments, principal)
         except (UnknownTool, InvalidArguments, PayloadTooLarge, BackendError) as exc:
             return error_reply(f"gateway_check: {exc}")
@@ -209,10 +209,10 @@ def _register_meta_tools(server: MCPServer[Runtime], settings: Settings) -> None
 
     async def action(ctx: Context[Runtime, Any]) -> CallToolResult:
         runtime, principal, params = _request(ctx, settings)
-        args = ActionArgs.model_validate(params.get("arguments") or {})
         try:
+            args = validate_model("gateway_action", ActionArgs, params.get("arguments") or {})
             parked = await runtime.store.get(await runtime.store.resolve(args.action_id))
-        except UnknownAction as exc:
+        except (UnknownAction, InvalidArguments) as exc:
             return error_reply(f"gateway_action: {exc}")
         except QueueError as exc:
             log.warning("gateway_action could not read the queue: %s", exc)
