@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
-# `make run`: the OPA sidecar serving the built bundle on 127.0.0.1:8181.
+# `make run` / `make up`: the docker-compose topology as native processes, in the foreground.
+# OPA on 127.0.0.1:8181 serving bundles/gateway.tar.gz, a sandbox kube-apiserver and a fake
+# Palette API unless a cluster / Palette is configured, and the gateway on 127.0.0.1:8000/mcp.
+# State (database, tokens, logs, sandbox) lives in ./var. Ctrl-C stops everything.
 set -euo pipefail
 : "${GATEWAY_OPA_BIN:?run through make}"
-exec "$GATEWAY_OPA_BIN" run --server --addr=127.0.0.1:8181 --bundle bundles/gateway.tar.gz \
-  --set=decision_logs.console=true
+args=()
+if [[ -n "${BUNDLE_VERIFICATION_KEY:-}" ]]; then
+  args+=(--verification-key "$BUNDLE_VERIFICATION_KEY")
+fi
+exec .venv/bin/python -m gateway.local.topology "${args[@]}" "$@"

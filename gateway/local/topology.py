@@ -1,0 +1,219 @@
+"""The docker-compose topology as native processes: what ``make up`` / ``make run`` start.
+
+    OPA (the built bundle, ``deploy/opa/config.yaml``)       127.0.0.1:8181
+    sandbox kube-apiserver + etcd  (when no kubeconfig is configured)
+    fake Palette API               (when PALETTE_HOST is not configured)
+    gateway serve --transport http                           127.0.0.1:8000/mcp
+
+Ports, the OPA configuration, the bundle and the gateway settings come from
+``gateway.local.deployment``, the module the compose-file test checks against. Every
+process runs in its own process group and is stopped by pid, in reverse order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import secrets
+import signal
+import sys
+import threading
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from gateway.errors import GatewayError
+from gateway.http import MCP_PATH
+from gateway.local.deployment import BUNDLE, GATEWAY_PORT, OPA_CONFIG, OPA_PORT, gateway_environment
+from gateway.local.fake_palette import FakePaletteServer
+from gateway.local.kube import KubeApiServer
+from gateway.local.opa import OpaServer
+from gateway.local.process import ManagedProcess, wait_until
+from gateway.settings import Settings
+
+__all__ = ["Topology", "TopologyConfig", "main"]
+
+
+@dataclass(frozen=True)
+class TopologyConfig:
+    """Where the topology keeps its state and which ports it binds; tests pass free ports."""
+
+    root: Path = field(default_factory=Path.cwd)
+    state_dir: Path | None = None
+    opa_port: int = OPA_PORT
+    gateway_port: int = GATEWAY_PORT
+    verification_key: Path | None = None
+    # From the environment (``Settings``): a configured cluster / Palette replaces the fakes.
+    kubeconfig: Path | None = None
+    kube_context: str | None = None
+    palette_configured: bool = False
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def state(self) -> Path:
+        return (self.state_dir or self.root / "var").resolve()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> TopologyConfig:
+        base = cls(
+            kubeconfig=settings.kubeconfig,
+            kube_context=settings.kube_context,
+            palette_configured=settings.palette_host is not None,
+        )
+        return dataclasses.replace(base, **overrides)
+
+
+def _answers_200(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as resp:  # noqa: S310 - loopback URL we built
+            return bool(resp.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+class Topology:
+    """Starts the processes in dependency order; ``stop`` undoes whatever ``start`` did."""
+
+    def __init__(self, config: TopologyConfig) -> None:
+        self.config = config
+        state = config.state
+        logs = state / "logs"
+        self.opa = OpaServer(
+            config.root / BUNDLE,
+            log_path=logs / "opa.log",
+            port=config.opa_port,
+            verification_key=config.verification_key,
+            extra_args=[f"--config-file={config.root / OPA_CONFIG}"],
+        )
+        self.kube = KubeApiServer(state / "sandbox") if config.kubeconfig is None else None
+        self.palette = (
+            None
+            if config.palette_configured
+            else FakePaletteServer(api_key=secrets.token_urlsafe(24), log_path=logs / "fake-palette.log")
+        )
+        self.db_path = state / "gateway.db"
+        self.tokens_file = state / "tokens.jsonl"
+        self.gateway = ManagedProcess(
+            [sys.executable, "-m", "gateway", "serve", "--transport", "http"],
+            log_path=logs / "gateway.log",
+            env=self.gateway_env(),
+        )
+        self._started: list[OpaServer | KubeApiServer | FakePaletteServer | ManagedProcess] = []
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.config.gateway_port}"
+
+    @property
+    def mcp_url(self) -> str:
+        return self.gateway_url + MCP_PATH
+
+    def gateway_env(self) -> dict[str, str]:
+        """The gateway's settings; the CLI (`gateway queue ...`) needs the same ones."""
+        env = gateway_environment(self.opa.url)
+        env |= {
+            "GATEWAY_HOST": "127.0.0.1",
+            "GATEWAY_PORT": str(self.config.gateway_port),
+            "GATEWAY_DB_PATH": str(self.db_path),
+            "GATEWAY_TOKENS_FILE": str(self.tokens_file),
+        }
+        if self.kube is not None:
+            env |= {
+                "GATEWAY_KUBECONFIG": str(self.kube.kubeconfig_path),
+                "GATEWAY_KUBE_CONTEXT": self.kube.context,
+            }
+        if self.palette is not None:
+            env |= self.palette.environment()
+        return env | self.config.extra_env
+
+    def start(self, timeout: float = 90.0) -> None:
+        try:
+            for part in (self.opa, self.kube, self.palette):
+                if part is not None:
+                    self._started.append(part)
+                    part.start()
+            self._started.append(self.gateway)
+            self.gateway.start()
+            wait_until(
+                self._gateway_ready, timeout=timeout, what=f"gateway on port {self.config.gateway_port}"
+            )
+        except BaseException:
+            self.stop()
+            raise
+
+    def _gateway_ready(self) -> bool:
+        if not self.gateway.alive():
+            raise RuntimeError(f"gateway exited during start-up:\n{self.gateway.tail()}")
+        return _answers_200(f"{self.gateway_url}/readyz")
+
+    def stop(self) -> None:
+        while self._started:
+            part = self._started.pop()
+            with contextlib.suppress(Exception):
+                part.stop()
+
+    def summary(self) -> str:
+        kube = (
+            f"sandbox kube-apiserver {self.kube.url}" if self.kube else f"kubeconfig {self.config.kubeconfig}"
+        )
+        palette = f"fake Palette {self.palette.url}" if self.palette else "Palette from PALETTE_HOST"
+        return "\n".join(
+            [
+                f"OPA      {self.opa.url}  (decision log: {self.config.state / 'logs' / 'opa.log'})",
+                f"gateway  {self.mcp_url}",
+                f"backends {kube}; {palette}",
+                f"tokens   {self.tokens_file}: add one with",
+                f"         GATEWAY_TOKENS_FILE={self.tokens_file} .venv/bin/gateway token create "
+                "--subject $USER --group sre",
+                f"queue    GATEWAY_DB_PATH={self.db_path} .venv/bin/gateway queue list",
+                "Ctrl-C stops everything.",
+            ]
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m gateway.local.topology", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--state-dir", type=Path, default=None, help="default: ./var")
+    parser.add_argument("--opa-port", type=int, default=OPA_PORT)
+    parser.add_argument("--gateway-port", type=int, default=GATEWAY_PORT)
+    parser.add_argument("--verification-key", type=Path, default=None, help="public key of a signed bundle")
+    args = parser.parse_args(argv)
+    config = TopologyConfig.from_settings(
+        Settings(),
+        state_dir=args.state_dir,
+        opa_port=args.opa_port,
+        gateway_port=args.gateway_port,
+        verification_key=args.verification_key,
+    )
+    topology = Topology(config)
+    stopping = threading.Event()
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    try:
+        topology.start()
+    except (GatewayError, RuntimeError, TimeoutError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(topology.summary(), flush=True)
+    try:
+        while not stopping.wait(timeout=1.0):
+            if not topology.gateway.alive():
+                print(f"gateway exited:\n{topology.gateway.tail()}", file=sys.stderr)
+                return 1
+    finally:
+        topology.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

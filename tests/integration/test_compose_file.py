@@ -1,0 +1,377 @@
+"""``docker-compose.yml`` and the ``Dockerfile``, checked with real parsers, against the
+values the native topology (``make up``) uses, and with OPA's container command and
+healthcheck run for real against the real ``opa`` binary."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+import shutil
+import subprocess
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from dockerfile_parse import DockerfileParser
+
+from gateway.local import deployment as dep
+from gateway.local.opa import find_opa
+from gateway.local.process import ManagedProcess, free_port, wait_until
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "docker-compose.yml"
+SIGNED_OVERRIDE = ROOT / "deploy" / "compose.signed.yml"
+DOCKERFILE = ROOT / "Dockerfile"
+COMPOSE_BIN = shutil.which("docker-compose") or "/usr/bin/docker-compose"
+_SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL)", re.IGNORECASE)
+
+
+def _secret_like(name: str) -> bool:
+    """A variable that would hold a secret itself (a file path to one is fine)."""
+    return bool(_SECRET_NAME.search(name)) and not name.upper().endswith(("_FILE", "_PATH"))
+
+
+def _compose(*files: Path, quiet: bool = False) -> subprocess.CompletedProcess[str]:
+    argv = [COMPOSE_BIN]
+    for f in files:
+        argv += ["-f", str(f)]
+    argv += ["config", *(["--quiet"] if quiet else [])]
+    # Interpolation made deterministic: nothing from the developer's shell leaks in.
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": "/home/operator",
+        "GATEWAY_KUBECONFIG_FILE": "/home/operator/kube.yaml",
+    }
+    return subprocess.run(argv, capture_output=True, text=True, check=False, env=env, cwd=ROOT, timeout=60)
+
+
+def _normalised(*files: Path) -> dict[str, Any]:
+    done = _compose(*files)
+    assert done.returncode == 0, done.stderr
+    config: dict[str, Any] = yaml.safe_load(done.stdout)
+    return config
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return _normalised(COMPOSE)
+
+
+def _mounts(service: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """Container path -> (host path or volume name, mode), from the normalised short syntax."""
+    out: dict[str, tuple[str, str]] = {}
+    for spec in service.get("volumes", []):
+        source, target, *mode = spec.split(":")
+        out[target] = (source, mode[0] if mode else "rw")
+    return out
+
+
+def _ports(service: dict[str, Any]) -> set[str]:
+    return {str(p) for p in service.get("ports", [])}
+
+
+def _makefile_opa_version() -> str:
+    match = re.search(r"^OPA_VERSION\s*:=\s*v(\S+)\s*$", (ROOT / "Makefile").read_text(), re.MULTILINE)
+    assert match, "OPA_VERSION not found in the Makefile"
+    return match.group(1)
+
+
+# --- the compose file -----------------------------------------------------------------
+
+
+def test_compose_file_passes_the_real_parser_quietly() -> None:
+    done = _compose(COMPOSE, quiet=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""
+
+
+def test_signed_bundle_override_passes_the_real_parser() -> None:
+    done = _compose(COMPOSE, SIGNED_OVERRIDE, quiet=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_broken_compose_file_is_rejected_by_the_parser(tmp_path: Path) -> None:
+    # The parser is a real check: the same file with a typo in a key does not pass.
+    broken = tmp_path / "docker-compose.yml"
+    broken.write_text(COMPOSE.read_text().replace("depends_on:", "depend_on:"))
+    assert _compose(broken, quiet=True).returncode != 0
+
+
+def test_opa_image_is_the_version_the_makefile_pins(compose: dict[str, Any]) -> None:
+    assert _makefile_opa_version() == dep.OPA_VERSION
+    assert (
+        compose["services"]["opa"]["image"]
+        == dep.OPA_IMAGE
+        == f"openpolicyagent/opa:{_makefile_opa_version()}"
+    )
+
+
+def test_opa_serves_the_bundle_and_config_make_up_uses(compose: dict[str, Any]) -> None:
+    opa = compose["services"]["opa"]
+    command = opa["command"]
+    assert command[:2] == ["run", "--server"]
+    assert f"--addr=0.0.0.0:{dep.OPA_PORT}" in command
+    mounts = _mounts(opa)
+    config_arg = next(a for a in command if a.startswith("--config-file="))
+    config_target = config_arg.split("=", 1)[1]
+    assert mounts[config_target] == (str(ROOT / dep.OPA_CONFIG), "ro")
+    bundle_target = command[command.index("--bundle") + 1]
+    bundle_dir = str(Path(bundle_target).parent)
+    assert mounts[bundle_dir] == (str(ROOT / dep.BUNDLE.parent), "ro")
+    assert Path(bundle_target).name == dep.BUNDLE.name
+    assert _ports(opa) == {f"127.0.0.1:{dep.OPA_PORT}:{dep.OPA_PORT}/tcp"}
+
+
+def test_opa_config_logs_decisions_to_the_console() -> None:
+    config = yaml.safe_load((ROOT / dep.OPA_CONFIG).read_text())
+    assert config["decision_logs"] == {"console": True}
+
+
+def test_opa_healthcheck_asks_for_an_activated_bundle(compose: dict[str, Any]) -> None:
+    check = compose["services"]["opa"]["healthcheck"]
+    assert check["test"] == ["CMD", "/opa", "eval", "--fail", "--format=discard", dep.opa_health_query()]
+
+
+def test_gateway_is_built_here_and_waits_for_a_healthy_opa(compose: dict[str, Any]) -> None:
+    gateway = compose["services"]["gateway"]
+    assert gateway["build"] == {"context": str(ROOT), "dockerfile": "Dockerfile"}
+    assert gateway["depends_on"] == {"opa": {"condition": "service_healthy"}}
+
+
+def test_gateway_settings_agree_with_the_native_topology(compose: dict[str, Any]) -> None:
+    env = compose["services"]["gateway"]["environment"]
+    shared = dep.gateway_environment(f"http://opa:{dep.OPA_PORT}")
+    assert {k: env.get(k) for k in shared} == shared
+    assert env["GATEWAY_HOST"] == "0.0.0.0"
+    assert env["GATEWAY_DB_PATH"] == dep.CONTAINER_DB_PATH
+    assert env["GATEWAY_TOKENS_FILE"] == dep.CONTAINER_TOKENS_FILE
+    assert env["GATEWAY_KUBECONFIG"] == dep.CONTAINER_KUBECONFIG
+    assert _ports(compose["services"]["gateway"]) == {f"127.0.0.1:{dep.GATEWAY_PORT}:{dep.GATEWAY_PORT}/tcp"}
+
+
+def test_database_is_on_a_named_volume_and_kubeconfig_is_read_only(compose: dict[str, Any]) -> None:
+    mounts = _mounts(compose["services"]["gateway"])
+    volume, mode = mounts[dep.CONTAINER_DATA_DIR]
+    assert volume in compose["volumes"]
+    assert mode == "rw"
+    assert str(Path(dep.CONTAINER_DB_PATH).parent) == dep.CONTAINER_DATA_DIR
+    assert mounts[dep.CONTAINER_KUBECONFIG] == ("/home/operator/kube.yaml", "ro")
+
+
+def test_gateway_healthcheck_probes_healthz(compose: dict[str, Any]) -> None:
+    test = compose["services"]["gateway"]["healthcheck"]["test"]
+    assert test[0] == "CMD"
+    assert f"http://127.0.0.1:{dep.GATEWAY_PORT}/healthz" in " ".join(test)
+
+
+def test_no_secret_has_a_value_in_the_compose_file(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        for key, value in (service.get("environment") or {}).items():
+            if _secret_like(key):
+                assert value is None, f"{name}: {key} must be passed through, not written down"
+
+
+def test_services_publish_on_loopback_and_drop_privileges(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        for port in _ports(service):
+            assert port.startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
+        assert service["cap_drop"] == ["ALL"]
+        assert service["read_only"] is True
+        assert "no-new-privileges:true" in service["security_opt"]
+    assert compose["services"]["opa"]["user"] not in {"0", "root", "0:0"}
+
+
+def test_signed_override_mounts_only_the_public_key() -> None:
+    config = _normalised(COMPOSE, SIGNED_OVERRIDE)
+    opa = config["services"]["opa"]
+    assert "--verification-key=/keys/bundle.pub" in opa["command"]
+    mounts = _mounts(opa)
+    assert mounts["/keys/bundle.pub"] == (str(ROOT / "deploy" / "keys" / "bundle.pub"), "ro")
+    for source, _ in mounts.values():
+        assert not source.endswith(".key")
+    # The keys are outside the bundle directory OPA sees.
+    assert not str(ROOT / "deploy" / "keys").startswith(str(ROOT / dep.BUNDLE.parent))
+
+
+# --- OPA's container command and healthcheck, run for real ----------------------------
+
+
+def _native(argv: list[str], mounts: dict[str, tuple[str, str]], port: int) -> list[str]:
+    """The container command with container paths mapped to their host sources and the
+    listen address moved to a free loopback port."""
+    out = []
+    for arg in argv:
+        arg = arg.replace(f"0.0.0.0:{dep.OPA_PORT}", f"127.0.0.1:{port}")
+        for target, (source, _) in sorted(mounts.items(), key=lambda m: -len(m[0])):
+            if target in arg:
+                arg = arg.replace(target, source)
+                break
+        out.append(arg)
+    return out
+
+
+def _healthcheck(compose: dict[str, Any], port: int) -> int:
+    test = compose["services"]["opa"]["healthcheck"]["test"][1:]
+    argv = [find_opa(), *test[1:]]
+    argv[-1] = argv[-1].replace(f"127.0.0.1:{dep.OPA_PORT}", f"127.0.0.1:{port}")
+    return subprocess.run(argv, capture_output=True, check=False, timeout=30).returncode
+
+
+@contextlib.contextmanager
+def _opa_as_composed(
+    config: dict[str, Any], bundles: Path, log: Path, keys: Path | None = None
+) -> Iterator[tuple[ManagedProcess, int]]:
+    """OPA started natively with exactly the compose service's command."""
+    opa = config["services"]["opa"]
+    command = opa["command"]
+    mounts = _mounts(opa)
+    mounts[str(Path(command[command.index("--bundle") + 1]).parent)] = (str(bundles), "ro")
+    if keys is not None:
+        mounts["/keys/bundle.pub"] = (str(keys / "bundle.pub"), "ro")
+    port = free_port()
+    process = ManagedProcess([find_opa(), *_native(command, mounts, port)], log_path=log)
+    process.start()
+    try:
+        yield process, port
+    finally:
+        process.stop()
+
+
+def _healthy_soon(process: ManagedProcess, config: dict[str, Any], port: int) -> None:
+    def probe() -> bool:
+        if not process.alive():
+            raise AssertionError(f"opa exited:\n{process.tail()}")
+        return _healthcheck(config, port) == 0
+
+    wait_until(probe, timeout=30, what="opa healthcheck", interval=0.2)
+
+
+def test_opa_container_command_activates_the_bundle_and_its_healthcheck_passes(
+    compose: dict[str, Any], bundle_path: Path, tmp_path: Path
+) -> None:
+    bundles = tmp_path / "bundles"
+    bundles.mkdir()
+    shutil.copy(bundle_path, bundles / dep.BUNDLE.name)
+    with _opa_as_composed(compose, bundles, tmp_path / "opa.log") as (process, port):
+        _healthy_soon(process, compose, port)
+        assert httpx.get(f"http://127.0.0.1:{port}/health?bundles", timeout=5).status_code == 200
+    # The same check against a port where nothing listens fails: it can tell.
+    assert _healthcheck(compose, free_port()) != 0
+
+
+def _signed_bundle(tmp_path: Path) -> tuple[Path, Path]:
+    bundles, keys = tmp_path / "bundles", tmp_path / "keys"
+    done = subprocess.run(
+        ["make", "-s", "signed-bundle", f"SIGNING_DIR={keys}", f"BUNDLE={bundles / dep.BUNDLE.name}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    return bundles, keys
+
+
+def _tampered(bundle: Path) -> None:
+    """Rewrite one policy file inside the bundle, keeping its signature."""
+    with tarfile.open(bundle) as src:
+        members = [(m, src.extractfile(m).read() if m.isfile() else None) for m in src.getmembers()]  # type: ignore[union-attr]
+    with tarfile.open(bundle, "w:gz") as out:
+        for member, data in members:
+            if data is not None and member.name.endswith("data.json"):
+                data = data.replace(b"{", b'{"tampered": true, ', 1)
+                member.size = len(data)
+            out.addfile(member, io.BytesIO(data) if data is not None else None)
+
+
+def test_signed_bundle_is_verified_and_a_tampered_one_refused(tmp_path: Path) -> None:
+    config = _normalised(COMPOSE, SIGNED_OVERRIDE)
+    bundles, keys = _signed_bundle(tmp_path)
+    assert (keys / "bundle.key").stat().st_mode & 0o077 == 0
+    with _opa_as_composed(config, bundles, tmp_path / "opa.log", keys) as (process, port):
+        _healthy_soon(process, config, port)
+
+    _tampered(bundles / dep.BUNDLE.name)
+    with _opa_as_composed(config, bundles, tmp_path / "tampered.log", keys) as (process, port):
+        wait_until(lambda: not process.alive(), timeout=30, what="opa to refuse the tampered bundle")
+        assert _healthcheck(config, port) != 0
+    assert "digest mismatch" in (tmp_path / "tampered.log").read_text().lower()
+
+
+# --- the Dockerfile -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dockerfile() -> DockerfileParser:
+    return DockerfileParser(path=str(DOCKERFILE))
+
+
+def _stages(parser: DockerfileParser) -> list[list[dict[str, Any]]]:
+    stages: list[list[dict[str, Any]]] = []
+    for instruction in parser.structure:
+        if instruction["instruction"] == "FROM":
+            stages.append([])
+        if stages:
+            stages[-1].append(instruction)
+    return stages
+
+
+def _resolve(value: str, args: dict[str, str]) -> str:
+    return re.sub(r"\$\{(\w+)\}", lambda m: args.get(m.group(1), m.group(0)), value)
+
+
+def test_dockerfile_is_multi_stage_on_pinned_slim_bases(dockerfile: DockerfileParser) -> None:
+    assert dockerfile.is_multistage
+    assert len(_stages(dockerfile)) >= 2
+    for image in dockerfile.parent_images:
+        assert ":" in image, image
+        assert not image.endswith(":latest"), image
+        assert "slim" in image
+
+
+def test_final_stage_runs_as_the_unprivileged_gateway_user(dockerfile: DockerfileParser) -> None:
+    final = _stages(dockerfile)[-1]
+    users = [i["value"] for i in final if i["instruction"] == "USER"]
+    assert users, "the final stage sets no USER"
+    user = _resolve(users[-1], dockerfile.args).split(":")[0]
+    assert user not in {"0", "root"}
+    assert user == str(dep.GATEWAY_UID)
+    # Only the built virtualenv crosses from the build stage.
+    copies = [i["value"] for i in final if i["instruction"] == "COPY"]
+    assert copies == ["--from=build /opt/gateway /opt/gateway"]
+
+
+def test_image_defaults_match_the_deployment(dockerfile: DockerfileParser) -> None:
+    final = _stages(dockerfile)[-1]
+    envs = dockerfile.envs
+    assert envs["GATEWAY_DB_PATH"] == dep.CONTAINER_DB_PATH
+    assert envs["GATEWAY_TOKENS_FILE"] == dep.CONTAINER_TOKENS_FILE
+    assert envs["GATEWAY_PORT"] == str(dep.GATEWAY_PORT)
+    assert [i["value"] for i in final if i["instruction"] == "EXPOSE"] == [str(dep.GATEWAY_PORT)]
+    checks = [i["value"] for i in final if i["instruction"] == "HEALTHCHECK"]
+    assert len(checks) == 1
+    assert f"http://127.0.0.1:{dep.GATEWAY_PORT}/healthz" in checks[0]
+    entry = [i["value"] for i in final if i["instruction"] in {"ENTRYPOINT", "CMD"}]
+    assert entry == ['["gateway"]', '["serve", "--transport", "http"]']
+
+
+def test_no_secret_is_baked_into_the_image(dockerfile: DockerfileParser) -> None:
+    for instruction in dockerfile.structure:
+        kind, value = instruction["instruction"], instruction["value"]
+        if kind in {"ENV", "ARG", "LABEL"}:
+            for name in re.findall(r"(\w+)=", value):
+                assert not _secret_like(name), f"{kind} {name} bakes a secret-like value"
+        if kind in {"COPY", "ADD"}:
+            assert not re.search(r"(\.env|tokens|kube|\.key|\.pem|keys/)", value), value
+    ignore = (ROOT / ".dockerignore").read_text().splitlines()
+    rules = [line.strip() for line in ignore if line.strip() and not line.startswith("#")]
+    assert rules[0] == "*", ".dockerignore must start by excluding everything"
+    assert {r for r in rules if r.startswith("!")} <= {"!pyproject.toml", "!README.md", "!gateway/"}
