@@ -30,9 +30,16 @@ k8s_change if {
 kind := lower(input.target.kind) if is_string(input.target.kind)
 
 kind := lower(input.object.kind) if {
-	not is_string(input.target.kind)
+	not has_target_kind
 	is_string(input.object.kind)
 }
+
+# METADATA
+# description: |
+#   The target names a kind. Rules negate this rule rather than writing
+#   `not is_string(input.target.kind)`: OPA evaluates a missing field inside a negated
+#   call as undefined, so that expression would never be true.
+has_target_kind if is_string(input.target.kind)
 
 # METADATA
 # scope: document
@@ -53,7 +60,9 @@ _production_environments contains lower(env) if some env in data.params.producti
 # description: The target's name for messages, or a placeholder when it has none.
 target_name := input.target.name if is_string(input.target.name)
 
-target_name := "<unnamed>" if not is_string(input.target.name)
+target_name := "<unnamed>" if not _has_target_name
+
+_has_target_name if is_string(input.target.name)
 
 # METADATA
 # scope: document

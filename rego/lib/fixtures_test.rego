@@ -166,3 +166,6 @@ palette_delete(uid, environment) := {
 
 # The codes of the reasons a rule package reports.
 codes(violations) := {v.code | some v in violations}
+
+# doc with the field at the JSON pointer path set to value.
+with_field(doc, path, value) := json.patch(doc, [{"op": "add", "path": path, "value": value}])

@@ -48,12 +48,19 @@ _rule_meta(chain) := [entry |
 # scope: document
 # description: |
 #   The enforcement mode of a rule: data.params.modes[rule] when set, else the
-#   default from the rule's METADATA. An override that is not a mode means deny.
-mode(name, default_mode) := default_mode if not name in object.keys(data.params.modes)
+#   default from the rule's METADATA. A value that is not a mode means deny.
+mode(name, default_mode) := _valid_mode(default_mode) if not _overridden(name)
 
-mode(name, _) := data.params.modes[name] if data.params.modes[name] in modes
+mode(name, _) := _valid_mode(_overrides[name]) if _overridden(name)
 
-mode(name, _) := "deny" if {
-	name in object.keys(data.params.modes)
-	not data.params.modes[name] in modes
-}
+_overrides := data.params.modes if _modes_given
+
+_overrides := {} if not _modes_given
+
+_modes_given if is_object(data.params.modes)
+
+_overridden(name) if name in object.keys(_overrides)
+
+_valid_mode(value) := value if value in modes
+
+_valid_mode(value) := "deny" if not value in modes

@@ -35,7 +35,11 @@ containers(obj) := {{"field": field, "name": _container_name(container), "contai
 
 _container_name(container) := container.name if is_string(container.name)
 
-_container_name(container) := "<unnamed>" if not is_string(container.name)
+_container_name(container) := "<unnamed>" if not _has_name(container)
+
+# Negated through a helper: `not is_string(container.name)` is undefined, not true,
+# when the name is missing, and the container would drop out of every check.
+_has_name(container) if is_string(container.name)
 
 # METADATA
 # scope: document

@@ -1,0 +1,44 @@
+# METADATA
+# title: Images only from approved registries
+# description: >-
+#   Every container image must come from a registry or repository prefix listed in
+#   data. References are parsed and normalised first (Docker Hub short names become
+#   docker.io/library/...), and entries match whole path segments, so a host that
+#   merely starts with an approved name (registry.example.com.evil.io) is refused.
+#   A reference that cannot be parsed is refused too.
+# custom:
+#   code: K8S-IMG-001
+#   severity: high
+#   mode: deny
+package rules.approved_registries
+
+import data.lib
+
+violation contains reason if {
+	some entry in lib.write_containers
+	parsed := lib.image(entry.container.image)
+	not _approved(parsed)
+	msg := sprintf("%s '%s' uses image '%s' from %s/%s, which is not an approved registry", [
+		entry.field,
+		entry.name,
+		entry.container.image,
+		parsed.registry,
+		parsed.repository,
+	])
+	reason := lib.reason(rego.metadata.chain(), msg)
+}
+
+violation contains reason if {
+	some entry in lib.write_containers
+	not _valid(entry.container)
+	msg := sprintf("%s '%s' has no valid image reference", [entry.field, entry.name])
+	reason := lib.reason(rego.metadata.chain(), msg)
+}
+
+_approved(parsed) if {
+	some entry in data.params.rules.approved_registries.registries
+	lib.image_from(parsed, entry)
+}
+
+# A helper: in `not lib.image(c.image)` a missing image would make the check vanish.
+_valid(container) if lib.image(container.image)

@@ -1,0 +1,47 @@
+# METADATA
+# title: Argument hygiene
+# description: >-
+#   Free-text arguments and target names must not carry shell metacharacters or
+#   prompt-injection markers (regular expressions in data). Every string in args is
+#   checked, at any depth, and so are object keys; so are the target fields listed in
+#   data. The patterns leave label selector syntax (=, ==, !=, !, ",", "in (a,b)")
+#   alone. The offending value is never echoed back.
+# custom:
+#   code: GW-ARGS-001
+#   severity: high
+#   mode: deny
+package rules.argument_hygiene
+
+import data.lib
+
+_params := data.params.rules.argument_hygiene
+
+_kinds := {"shell metacharacters": _params.shell_patterns, "a prompt-injection marker": _params.injection_patterns}
+
+# [where, text] for every string in args (values and object keys) and listed target fields.
+_texts contains [concat(".", array.concat(["args"], [sprintf("%v", [p]) | some p in path])), value] if {
+	walk(input.args, [path, value])
+	is_string(value)
+}
+
+_texts contains [concat(".", array.concat(["args"], [sprintf("%v", [p]) | some p in path])), key] if {
+	walk(input.args, [path, node])
+	is_object(node)
+	some key, _ in node
+	is_string(key)
+}
+
+_texts contains [concat(".", ["target", field]), value] if {
+	some field in _params.target_fields
+	value := input.target[field]
+	is_string(value)
+}
+
+violation contains reason if {
+	some [where, text] in _texts
+	some label, patterns in _kinds
+	some pattern in patterns
+	regex.match(pattern, text)
+	msg := sprintf("%s contains %s", [where, label])
+	reason := lib.reason(rego.metadata.chain(), msg)
+}

@@ -1,0 +1,37 @@
+# METADATA
+# title: Destructive actions need approval
+# description: >-
+#   Deleting anything, or scaling a running workload to zero replicas, takes a service
+#   away; a human confirms it first.
+# custom:
+#   code: OPS-DESTRUCT-001
+#   severity: high
+#   mode: needs_approval
+package rules.destructive_actions
+
+import data.lib
+
+_approval := data.params.rules.destructive_actions.approval
+
+violation contains reason if {
+	input.effect == "delete"
+	msg := sprintf("deleting %s '%s' cannot be undone", [_what, lib.target_name])
+	reason := lib.approval_reason(rego.metadata.chain(), msg, _approval)
+}
+
+violation contains reason if {
+	lib.k8s_object_write
+	input.object.spec.replicas == 0
+	_running_before
+	msg := sprintf("scaling %s '%s' to 0 replicas stops it", [_what, lib.target_name])
+	reason := lib.approval_reason(rego.metadata.chain(), msg, _approval)
+}
+
+# A scale call always counts; an apply only when the live object has replicas.
+_running_before if input.operation == "scale"
+
+_running_before if object.get(input.current, ["spec", "replicas"], 1) != 0
+
+_what := input.target.kind if lib.has_target_kind
+
+_what := "object" if not lib.has_target_kind

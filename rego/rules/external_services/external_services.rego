@@ -1,0 +1,38 @@
+# METADATA
+# title: External exposure needs approval
+# description: >-
+#   A Service of type LoadBalancer puts a workload on a public address unless an
+#   annotation in data marks it internal; externalIPs route outside traffic to it.
+#   Either needs a human to agree.
+# custom:
+#   code: K8S-NET-001
+#   severity: medium
+#   mode: needs_approval
+package rules.external_services
+
+import data.lib
+
+_service if {
+	lib.k8s_object_write
+	lower(input.object.kind) == "service"
+}
+
+violation contains reason if {
+	_service
+	input.object.spec.type == "LoadBalancer"
+	not _internal
+	msg := sprintf("Service '%s' of type LoadBalancer is not marked internal", [lib.target_name])
+	reason := lib.approval_reason(rego.metadata.chain(), msg, {})
+}
+
+violation contains reason if {
+	_service
+	count(input.object.spec.externalIPs) > 0
+	msg := sprintf("Service '%s' sets externalIPs", [lib.target_name])
+	reason := lib.approval_reason(rego.metadata.chain(), msg, {})
+}
+
+_internal if {
+	some key, value in data.params.rules.external_services.internal_annotations
+	lower(input.object.metadata.annotations[key]) == lower(value)
+}

@@ -1,0 +1,42 @@
+# METADATA
+# title: GPUs need approval
+# description: >-
+#   GPU capacity is scarce and expensive. A container requesting or limiting a GPU
+#   resource (names in data), or a Palette cluster with a GPU instance type (prefixes
+#   in data), needs approval. A GPU quantity that cannot be parsed counts as a GPU.
+# custom:
+#   code: GPU-001
+#   severity: medium
+#   mode: needs_approval
+package rules.gpu_resources
+
+import data.lib
+
+_verb := {"requests": "requests", "limits": "has a limit of"}
+
+_gpu_names contains lower(name) if some name in data.params.rules.gpu_resources.resources
+
+violation contains reason if {
+	some entry in lib.write_containers
+	some section in ["requests", "limits"]
+	some name, quantity in entry.container.resources[section]
+	lower(name) in _gpu_names
+	not _zero(quantity)
+	msg := sprintf("%s '%s' %s %s %v", [entry.field, entry.name, _verb[section], name, quantity])
+	reason := lib.approval_reason(rego.metadata.chain(), msg, {})
+}
+
+violation contains reason if {
+	input.backend == "palette"
+	lib.change
+	some pool in input.object.spec.machinepoolconfig
+	instance_type := pool.cloudConfig.instanceType
+	some prefix in data.params.rules.gpu_resources.instance_type_prefixes
+	startswith(lower(instance_type), lower(prefix))
+	pool_name := object.get(pool, ["poolConfig", "name"], "<unnamed>")
+	msg := sprintf("machine pool '%s' uses GPU instance type %s", [pool_name, instance_type])
+	reason := lib.approval_reason(rego.metadata.chain(), msg, {})
+}
+
+# A helper, not `not lib.quantity(q) == 0`, so an unparseable quantity counts as a GPU.
+_zero(quantity) if lib.quantity(quantity) == 0

@@ -1,0 +1,119 @@
+# METADATA
+# title: Known, well-formed actions only
+# description: >-
+#   Anything the policy does not recognise is refused: a tool not in the catalog
+#   (data.params.catalog), an effect other than read, write or delete, a backend,
+#   operation or effect that differs from the catalog's for that tool, a version other
+#   than 1, a missing principal or target, a Kubernetes change without a kind or a
+#   write without its object, a Palette change without its cluster, or an object whose
+#   kind contradicts the target's.
+# custom:
+#   code: GW-INPUT-001
+#   severity: critical
+#   mode: deny
+package rules.known_action
+
+import data.lib
+
+_catalog := data.params.catalog
+
+_problems contains "the action is not a JSON object" if not is_object(input)
+
+_problems contains "version must be 1" if {
+	is_object(input)
+	object.get(input, "version", null) != 1
+}
+
+_problems contains "tool is missing" if not _given.tool
+
+_problems contains sprintf("tool '%s' is not in the catalog", [input.tool]) if {
+	is_string(input.tool)
+	not _catalog[input.tool]
+}
+
+_problems contains "effect must be read, write or delete" if not _given.effect
+
+_problems contains sprintf("%s of tool '%s' must be '%s'", [field, input.tool, expected]) if {
+	some field, expected in _catalog[input.tool]
+	object.get(input, field, null) != expected
+}
+
+_problems contains "principal is missing or malformed" if not _principal_ok
+
+_problems contains "target is missing" if not _given.target
+
+_problems contains "args must be an object" if {
+	is_object(input)
+	not is_object(object.get(input, "args", {}))
+}
+
+_problems contains "approvals must be a list" if {
+	is_object(input)
+	not is_array(object.get(input, "approvals", []))
+}
+
+_problems contains "a Kubernetes change needs the target kind" if {
+	lib.k8s_change
+	not _given.kind
+}
+
+_problems contains "a Kubernetes write needs the object as it would be written" if {
+	input.backend == "kubernetes"
+	input.effect == "write"
+	not _given.object
+}
+
+_problems contains "creating a Palette cluster needs the cluster definition" if {
+	input.backend == "palette"
+	input.operation == "create_cluster"
+	not _given.object
+}
+
+_problems contains "a Palette change needs the target cluster uid" if {
+	input.backend == "palette"
+	input.operation in {"update_cluster_profiles", "delete_cluster"}
+	not _given.cluster
+}
+
+_problems contains sprintf("object kind '%s' contradicts target kind '%s'", [
+	input.object.kind,
+	input.target.kind,
+]) if {
+	is_string(input.object.kind)
+	is_string(input.target.kind)
+	lower(input.object.kind) != lower(input.target.kind)
+}
+
+# Which fields are present and well-typed. Checks negate these entries rather than
+# `not is_string(input.tool)`: OPA evaluates a missing field inside a negated call as
+# undefined, so that expression would never be true and the problem would go unseen.
+_given["tool"] if is_string(input.tool)
+
+_given["effect"] if input.effect in {"read", "write", "delete"}
+
+_given["target"] if is_object(input.target)
+
+_given["kind"] if _non_empty(input.target.kind)
+
+_given["cluster"] if _non_empty(input.target.cluster)
+
+_given["object"] if is_object(input.object)
+
+_principal_ok if {
+	_non_empty(input.principal.subject)
+	is_boolean(input.principal.authenticated)
+	is_array(input.principal.groups)
+	every group in input.principal.groups {
+		is_string(group)
+	}
+}
+
+_non_empty(value) if {
+	is_string(value)
+	trim_space(value) != ""
+}
+
+violation contains reason if {
+	some problem in _problems
+	reason := lib.reason(rego.metadata.chain(), problem)
+}

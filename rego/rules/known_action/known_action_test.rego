@@ -1,0 +1,127 @@
+package rules.known_action_test
+
+import data.lib_test
+import data.rules.known_action
+
+_write := lib_test.apply(lib_test.deployment("web", lib_test.pod_spec([lib_test.good_container("app")])))
+
+_messages(violations) := {v.message | some v in violations}
+
+test_allow_well_formed_actions if {
+	count(known_action.violation) == 0 with input as _write
+	count(known_action.violation) == 0 with input as lib_test.k8s_read("k8s_get", "get", "Pod")
+	count(known_action.violation) == 0 with input as lib_test.k8s_delete("Pod", "web")
+	count(known_action.violation) == 0 with input as lib_test.palette_create("edge", [])
+	count(known_action.violation) == 0 with input as lib_test.palette_delete("uid-1", "dev")
+}
+
+test_deny_unknown_tool if {
+	some v in known_action.violation with input as lib_test.with_field(_write, "/tool", "k8s_exec")
+	v.code == "GW-INPUT-001"
+	v.message == "tool 'k8s_exec' is not in the catalog"
+}
+
+test_deny_meta_tool_as_action if {
+	count(known_action.violation) > 0 with input as lib_test.with_field(_write, "/tool", "gateway_action")
+}
+
+test_deny_effect_that_contradicts_catalog if {
+	inp := lib_test.with_field(lib_test.k8s_delete("Pod", "web"), "/effect", "read")
+	_messages(known_action.violation) == {"effect of tool 'k8s_delete' must be 'delete'"} with input as inp
+}
+
+test_deny_operation_and_backend_that_contradict_catalog if {
+	inp := lib_test.with_field(lib_test.with_field(_write, "/operation", "scale"), "/backend", "palette")
+	expected := {
+		"operation of tool 'k8s_apply' must be 'apply'",
+		"backend of tool 'k8s_apply' must be 'kubernetes'",
+	}
+	_messages(known_action.violation) == expected with input as inp
+}
+
+test_deny_unknown_effect if {
+	inp := lib_test.with_field(_write, "/effect", "exec")
+	"effect must be read, write or delete" in _messages(known_action.violation) with input as inp
+}
+
+test_deny_missing_effect if {
+	inp := json.remove(_write, ["effect"])
+	"effect must be read, write or delete" in _messages(known_action.violation) with input as inp
+}
+
+test_deny_wrong_version if {
+	inp := lib_test.with_field(_write, "/version", 2)
+	_messages(known_action.violation) == {"version must be 1"} with input as inp
+}
+
+test_deny_missing_version if {
+	"version must be 1" in _messages(known_action.violation) with input as json.remove(_write, ["version"])
+}
+
+test_deny_missing_tool if {
+	"tool is missing" in _messages(known_action.violation) with input as json.remove(_write, ["tool"])
+}
+
+test_deny_missing_principal if {
+	inp := json.remove(_write, ["principal"])
+	"principal is missing or malformed" in _messages(known_action.violation) with input as inp
+}
+
+test_deny_malformed_principal if {
+	some path, value in {"/principal/subject": "", "/principal/groups": [1], "/principal/authenticated": "yes"}
+	inp := lib_test.with_field(_write, path, value)
+	_messages(known_action.violation) == {"principal is missing or malformed"} with input as inp
+}
+
+test_deny_missing_target if {
+	"target is missing" in _messages(known_action.violation) with input as json.remove(_write, ["target"])
+}
+
+test_deny_malformed_args if {
+	inp := lib_test.with_field(_write, "/args", "x")
+	"args must be an object" in _messages(known_action.violation) with input as inp
+}
+
+test_deny_malformed_approvals if {
+	inp := lib_test.with_field(_write, "/approvals", {})
+	"approvals must be a list" in _messages(known_action.violation) with input as inp
+}
+
+test_deny_kubernetes_change_without_kind if {
+	inp := json.remove(lib_test.k8s_delete("Pod", "web"), ["target/kind"])
+	"a Kubernetes change needs the target kind" in _messages(known_action.violation) with input as inp
+}
+
+test_deny_kubernetes_write_without_object if {
+	inp := lib_test.with_field(_write, "/object", null)
+	msg := "a Kubernetes write needs the object as it would be written"
+	msg in _messages(known_action.violation) with input as inp
+}
+
+test_deny_palette_create_without_definition if {
+	inp := lib_test.with_field(lib_test.palette_create("edge", []), "/object", null)
+	msg := "creating a Palette cluster needs the cluster definition"
+	msg in _messages(known_action.violation) with input as inp
+}
+
+test_deny_palette_delete_without_uid if {
+	inp := lib_test.with_field(lib_test.palette_delete("uid-1", "dev"), "/target/cluster", null)
+	"a Palette change needs the target cluster uid" in _messages(known_action.violation) with input as inp
+}
+
+test_deny_object_kind_contradicting_target if {
+	inp := lib_test.with_field(_write, "/target/kind", "ConfigMap")
+	msg := "object kind 'Deployment' contradicts target kind 'ConfigMap'"
+	msg in _messages(known_action.violation) with input as inp
+}
+
+test_deny_input_that_is_not_an_object if {
+	expected := {
+		"the action is not a JSON object",
+		"tool is missing",
+		"effect must be read, write or delete",
+		"principal is missing or malformed",
+		"target is missing",
+	}
+	_messages(known_action.violation) == expected with input as "garbage"
+}

@@ -1,0 +1,40 @@
+# METADATA
+# title: No bulk writes
+# description: >-
+#   Writes and deletes act on one named object. Selecting by label, acting across all
+#   namespaces or leaving out the name could touch far more than the agent looked at.
+# custom:
+#   code: OPS-BULK-001
+#   severity: high
+#   mode: deny
+package rules.no_bulk_writes
+
+import data.lib
+
+violation contains reason if {
+	lib.k8s_change
+	selector := input.target.label_selector
+	is_string(selector)
+	trim_space(selector) != ""
+	msg := sprintf("%s by label selector '%s' is a bulk change", [input.effect, selector])
+	reason := lib.reason(rego.metadata.chain(), msg)
+}
+
+violation contains reason if {
+	lib.k8s_change
+	input.target.all_namespaces == true
+	msg := sprintf("%s across all namespaces is a bulk change", [input.effect])
+	reason := lib.reason(rego.metadata.chain(), msg)
+}
+
+violation contains reason if {
+	lib.k8s_change
+	not _named
+	msg := sprintf("%s without an object name is a bulk change", [input.effect])
+	reason := lib.reason(rego.metadata.chain(), msg)
+}
+
+_named if {
+	is_string(input.target.name)
+	trim_space(input.target.name) != ""
+}

@@ -1,0 +1,106 @@
+# METADATA
+# title: Principal scope
+# description: >-
+#   Groups map to the effects, Kubernetes namespaces and clusters (kube context or
+#   Palette cluster uid) their members may act in (data.params.rules.principal_scope.groups;
+#   "*" and globs allowed). A principal none of whose groups is mapped gets the
+#   explicit "unmapped" scope (default: read anywhere, change nothing). An
+#   unauthenticated principal may only read, whatever its groups.
+# custom:
+#   code: GW-SCOPE-001
+#   severity: high
+#   mode: deny
+package rules.principal_scope
+
+import data.lib
+
+_params := data.params.rules.principal_scope
+
+# Negations go through helper rules: `not is_array(input.principal.groups)` is
+# undefined, not true, when the field is missing.
+_groups := input.principal.groups if _has.groups
+
+_groups := [] if not _has.groups
+
+_has["groups"] if is_array(input.principal.groups)
+
+_has["namespace"] if is_string(input.target.namespace)
+
+_has["cluster"] if is_string(input.target.cluster)
+
+_has["authentication"] if input.principal.authenticated == true
+
+_has["anonymous_effect"] if input.effect in _params.unauthenticated_effects
+
+_mapped := [_params.groups[group] | some group in _groups]
+
+_scopes := _mapped if count(_mapped) > 0
+
+_scopes := [_params.unmapped] if count(_mapped) == 0
+
+violation contains reason if {
+	not _has.authentication
+	not _has.anonymous_effect
+	msg := sprintf("an unauthenticated principal may not %v", [object.get(input, "effect", "act")])
+	reason := lib.reason(rego.metadata.chain(), msg)
+}
+
+violation contains reason if {
+	not _in_scope
+	msg := sprintf("principal '%v' (groups: %s) may not %s %s", [
+		_subject,
+		_group_list,
+		object.get(input, "effect", "act"),
+		_where,
+	])
+	reason := lib.reason(rego.metadata.chain(), msg)
+}
+
+_in_scope if {
+	some scope in _scopes
+	input.effect in scope.effects
+	_cluster_allowed(scope)
+	_namespace_allowed(scope)
+}
+
+_cluster_allowed(scope) if "*" in scope.clusters
+
+_cluster_allowed(scope) if {
+	some pattern in scope.clusters
+	lib.matches(pattern, input.target.cluster)
+}
+
+# Palette targets have no namespace; cluster-scoped reads (nodes, cluster info) need
+# only the cluster.
+_namespace_allowed(_) if input.backend == "palette"
+
+_namespace_allowed(scope) if "*" in scope.namespaces
+
+_namespace_allowed(scope) if {
+	some pattern in scope.namespaces
+	lib.matches(pattern, input.target.namespace)
+}
+
+_namespace_allowed(_) if {
+	input.effect == "read"
+	object.get(input.target, "namespace", null) == null
+	object.get(input.target, "all_namespaces", false) == false
+}
+
+_group_list := concat(", ", _groups) if count(_groups) > 0
+
+_group_list := "none" if count(_groups) == 0
+
+_where := sprintf("in namespace '%s' of cluster '%s'", [input.target.namespace, _cluster]) if _has.namespace
+
+_where := sprintf("in cluster '%s'", [_cluster]) if not _has.namespace
+
+_subject := input.principal.subject if _has.subject
+
+_subject := "<unknown>" if not _has.subject
+
+_has["subject"] if is_string(input.principal.subject)
+
+_cluster := input.target.cluster if _has.cluster
+
+_cluster := "<unknown>" if not _has.cluster

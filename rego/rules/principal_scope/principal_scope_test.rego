@@ -1,0 +1,94 @@
+package rules.principal_scope_test
+
+import data.lib_test
+import data.rules.principal_scope
+
+_write := lib_test.apply(lib_test.deployment("web", lib_test.pod_spec([lib_test.good_container("app")])))
+
+_as(action, groups) := lib_test.with_field(action, "/principal/groups", groups)
+
+_in_namespace(action, namespace) := lib_test.with_field(action, "/target/namespace", namespace)
+
+test_allow_sre_writes_in_dev_and_payments if {
+	count(principal_scope.violation) == 0 with input as _write
+	count(principal_scope.violation) == 0 with input as _in_namespace(_write, "payments")
+}
+
+test_allow_developer_writes_in_dev if {
+	count(principal_scope.violation) == 0 with input as _as(_write, ["developers"])
+}
+
+test_deny_developer_writes_in_payments if {
+	some v in principal_scope.violation with input as _as(_in_namespace(_write, "payments"), ["developers"])
+	v.code == "GW-SCOPE-001"
+	contains(v.message, "namespace 'payments'")
+}
+
+test_deny_developer_writes_in_other_cluster if {
+	inp := lib_test.with_field(_as(_write, ["developers"]), "/target/cluster", "prod-eu")
+	count(principal_scope.violation) == 1 with input as inp
+}
+
+test_allow_unmapped_principal_reads if {
+	inp := _as(lib_test.k8s_read("k8s_get", "get", "Pod"), ["marketing"])
+	count(principal_scope.violation) == 0 with input as inp
+}
+
+test_deny_unmapped_principal_writes if {
+	some v in principal_scope.violation with input as _as(_write, [])
+	contains(v.message, "groups: none")
+}
+
+test_allow_unmapped_default_comes_from_data if {
+	scope := {"effects": ["read", "write"], "namespaces": ["dev"], "clusters": ["sandbox"]}
+	count(principal_scope.violation) == 0 with input as _as(_write, [])
+		with data.params.rules.principal_scope.unmapped as scope
+}
+
+test_allow_developer_reads_cluster_scoped if {
+	inp := _in_namespace(_as(lib_test.k8s_read("k8s_nodes", "nodes", "Node"), ["developers"]), null)
+	count(principal_scope.violation) == 0 with input as inp
+}
+
+test_deny_developer_lists_all_namespaces if {
+	read := _in_namespace(_as(lib_test.k8s_read("k8s_list", "list", "Pod"), ["developers"]), null)
+	inp := lib_test.with_field(read, "/target/all_namespaces", true)
+	some v in principal_scope.violation with input as inp
+	contains(v.message, "in cluster 'sandbox'")
+}
+
+test_allow_palette_action_for_sre if {
+	count(principal_scope.violation) == 0 with input as lib_test.palette_delete("uid-1", "dev")
+}
+
+test_deny_palette_action_for_developers if {
+	count(principal_scope.violation) == 1 with input as _as(lib_test.palette_delete("uid-1", "dev"), ["developers"])
+}
+
+test_allow_cluster_glob if {
+	groups := {"edge": {"effects": ["delete"], "namespaces": [], "clusters": ["edge-*"]}}
+	inp := _as(lib_test.palette_delete("edge-uid-7", "dev"), ["edge"])
+	count(principal_scope.violation) == 0 with input as inp with data.params.rules.principal_scope.groups as groups
+}
+
+test_allow_unauthenticated_read if {
+	inp := lib_test.with_field(_as(lib_test.k8s_read("k8s_get", "get", "Pod"), []), "/principal/authenticated", false)
+	count(principal_scope.violation) == 0 with input as inp
+}
+
+test_deny_unauthenticated_write_even_in_sre_group if {
+	inp := lib_test.with_field(_write, "/principal/authenticated", false)
+	some v in principal_scope.violation with input as inp
+	contains(v.message, "unauthenticated")
+}
+
+test_deny_missing_principal if {
+	inp := json.remove(_write, ["principal"])
+	count(principal_scope.violation) == 2 with input as inp
+}
+
+test_deny_missing_cluster_for_narrow_scope if {
+	inp := json.remove(_as(_write, ["developers"]), ["target/cluster"])
+	some v in principal_scope.violation with input as inp
+	contains(v.message, "<unknown>")
+}

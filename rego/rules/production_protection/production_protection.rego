@@ -1,0 +1,29 @@
+# METADATA
+# title: Production protection
+# description: >-
+#   Any write in a production environment (environments in data, from the target's
+#   environment or the environment label on the object) needs approval, without
+#   self-approval; a delete there needs two approvals and no self-approval.
+# custom:
+#   code: OPS-PROD-001
+#   severity: high
+#   mode: needs_approval
+package rules.production_protection
+
+import data.lib
+
+_params := data.params.rules.production_protection
+
+violation contains reason if {
+	lib.production
+	input.effect == "write"
+	msg := sprintf("%s on '%s' writes to production", [input.tool, lib.target_name])
+	reason := lib.approval_reason(rego.metadata.chain(), msg, _params.write_approval)
+}
+
+violation contains reason if {
+	lib.production
+	input.effect == "delete"
+	msg := sprintf("%s on '%s' deletes in production", [input.tool, lib.target_name])
+	reason := lib.approval_reason(rego.metadata.chain(), msg, _params.delete_approval)
+}

@@ -1,0 +1,53 @@
+# METADATA
+# title: No RBAC escalation
+# description: >-
+#   Binding a subject to cluster-admin (privileged roles in data), or a Role or
+#   ClusterRole granting "*" verbs or resources, or escalation verbs (escalate, bind,
+#   impersonate; in data), hands out more power than any agent should grant.
+# custom:
+#   code: K8S-RBAC-001
+#   severity: critical
+#   mode: deny
+package rules.rbac_escalation
+
+import data.lib
+
+_params := data.params.rules.rbac_escalation
+
+violation contains reason if {
+	lib.k8s_object_write
+	lower(input.object.kind) in {"rolebinding", "clusterrolebinding"}
+	input.object.roleRef.name in _params.privileged_roles
+	msg := sprintf("%s '%s' binds to %s", [input.object.kind, lib.target_name, input.object.roleRef.name])
+	reason := lib.reason(rego.metadata.chain(), msg)
+}
+
+violation contains reason if {
+	some [index, field] in _role_rule_fields
+	msg := sprintf("%s '%s' grants '*' %s (rule %d)", [input.object.kind, lib.target_name, field, index])
+	reason := lib.reason(rego.metadata.chain(), msg)
+}
+
+violation contains reason if {
+	some [index, verb] in _escalation_verbs
+	msg := sprintf("%s '%s' grants the %s verb (rule %d)", [input.object.kind, lib.target_name, verb, index])
+	reason := lib.reason(rego.metadata.chain(), msg)
+}
+
+_role_rules contains [index, rule] if {
+	lib.k8s_object_write
+	lower(input.object.kind) in {"role", "clusterrole"}
+	some index, rule in input.object.rules
+}
+
+_role_rule_fields contains [index, field] if {
+	some [index, rule] in _role_rules
+	some field in ["verbs", "resources"]
+	"*" in rule[field]
+}
+
+_escalation_verbs contains [index, lower(verb)] if {
+	some [index, rule] in _role_rules
+	some verb in rule.verbs
+	lower(verb) in _params.escalation_verbs
+}

@@ -1,0 +1,22 @@
+# METADATA
+# title: CPU and memory limits on every container
+# description: >-
+#   A container without limits can starve its neighbours. Containers and init
+#   containers need every resource in data (cpu, memory). Ephemeral containers are
+#   not checked: the API forbids resources on them.
+# custom:
+#   code: K8S-RES-001
+#   severity: medium
+#   mode: deny
+package rules.resource_limits
+
+import data.lib
+
+violation contains reason if {
+	some entry in lib.write_containers
+	entry.field in data.params.rules.resource_limits.container_fields
+	some resource in data.params.rules.resource_limits.resources
+	object.get(entry.container, ["resources", "limits", resource], null) == null
+	msg := sprintf("%s '%s' has no %s limit", [entry.field, entry.name, resource])
+	reason := lib.reason(rego.metadata.chain(), msg)
+}

@@ -1,0 +1,32 @@
+# METADATA
+# title: Secrets
+# description: >-
+#   Secret values never reach the model: a read of a Secret kind (kinds in data) is
+#   allowed only with redact obligations over data and stringData (paths in data).
+#   Writing or deleting a Secret needs approval.
+# custom:
+#   code: K8S-SECRET-001
+#   severity: high
+#   mode: needs_approval
+package rules.secrets
+
+import data.lib
+
+_params := data.params.rules.secrets
+
+_secret if lib.kind in {lower(kind) | some kind in _params.kinds}
+
+violation contains reason if {
+	_secret
+	lib.k8s_change
+	msg := sprintf("%s of Secret '%s'", [input.effect, lib.target_name])
+	reason := lib.approval_reason(rego.metadata.chain(), msg, {})
+}
+
+# METADATA
+# description: Result paths the gateway must redact before the result leaves.
+redact contains path if {
+	_secret
+	input.effect == "read"
+	some path in _params.redact
+}
