@@ -36,11 +36,12 @@ def build_tools(client: PaletteClient, settings: Settings, *, check: CheckFn) ->
 
 @asynccontextmanager
 async def open_backend(
-    settings: Settings, *, check: CheckFn, transport: httpx.AsyncBaseTransport | None = None
+    settings: Settings, check: CheckFn, *, transport: httpx.AsyncBaseTransport | None = None
 ) -> AsyncIterator[list[ToolSpec[Any]]]:
     """The Palette tools, or ``[]`` when Palette is not configured (the backend is then not
     offered at all). ``check(tool, arguments)`` is the core's policy check without execution,
-    used by ``palette_validate_configuration``."""
+    used by ``palette_validate_configuration``. The signature is a ``gateway.runtime.ToolSource``:
+    ``open_backend`` itself goes in the server's list of backends."""
     if not palette_configured(settings):
         log.info("Palette is not configured (PALETTE_HOST, PALETTE_API_KEY): no Palette tools")
         yield []

@@ -9,8 +9,11 @@ from typing import Any
 import httpx
 
 from gateway.local.fake_palette import DEMO_PROJECT, FakeConfig, create_app
+from gateway.local.fake_palette.samples import aws_create_body as aws_body
 from gateway.local.palette_spec import default_spec_path
 from gateway.palette.client import PaletteClient
+
+__all__ = ["API_KEY", "Sleeps", "admin", "aws_body", "cluster_uid", "fake_app", "palette_client"]
 
 API_KEY = "pk-test-1f2e3d4c5b6a-SECRET"
 
@@ -75,22 +78,3 @@ async def cluster_uid(client: PaletteClient, name: str) -> str:
     found = await client.search_clusters(body)
     assert len(found) == 1, found
     return str(found[0]["metadata"]["uid"])
-
-
-def aws_body(name: str, pools: list[tuple[str, int, str]], **labels: str) -> dict[str, Any]:
-    """A create body (v1SpectroAwsClusterEntity) with ``(name, size, instanceType)`` pools."""
-    return {
-        "metadata": {"name": name, "labels": labels},
-        "spec": {
-            "cloudAccountUid": "acct-aws-1",
-            "cloudConfig": {"region": "eu-west-1"},
-            "machinepoolconfig": [
-                {
-                    "poolConfig": {"name": pool, "size": size, "labels": ["worker"], "isControlPlane": False},
-                    "cloudConfig": {"instanceType": instance},
-                }
-                for pool, size, instance in pools
-            ],
-            "profiles": [],
-        },
-    }
