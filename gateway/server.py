@@ -31,19 +31,21 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Annotated, Any
 
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError
 from mcp.shared.exceptions import MCPError
-from mcp_types import INVALID_PARAMS, CallToolResult, ToolAnnotations
+from mcp_types import INVALID_PARAMS, CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.arguments import check_size, validate_model
 from gateway.contracts import Principal
 from gateway.errors import (
     BackendError,
+    ConfigError,
     InvalidArguments,
     PayloadTooLarge,
     QueueError,
@@ -51,9 +53,13 @@ from gateway.errors import (
     UnknownTool,
 )
 from gateway.identity import principal_for_request
+from gateway.kubernetes.tools import open_backend as kubernetes_backend
+from gateway.palette.tools import ReadFn, palette_configured, register_resources
+from gateway.palette.tools import open_backend as palette_backend
 from gateway.replies import decision_reply, error_reply, outcome_reply, parked_reply
-from gateway.runtime import Runtime, ToolSource, open_runtime
+from gateway.runtime import CheckFn, Runtime, ToolSource, open_runtime
 from gateway.settings import Settings
+from gateway.tools import ToolSpec
 
 __all__ = ["META_TOOLS", "WAIT_META_KEY", "build_server"]
 
@@ -117,13 +123,54 @@ def build_server(settings: Settings, *, backends: Sequence[ToolSource] | None = 
         middleware=[_Admission(settings)],
     )
     _register_meta_tools(server, settings)
+    if backends is None and palette_configured(settings):
+        register_resources(server, read=_resource_reader(settings))
     return server
 
 
 def _backends(settings: Settings) -> list[ToolSource]:
-    """Every backend the gateway offers; each line opens one backend's client and tools."""
+    """Every backend the gateway offers; each line opens one backend's client and tools.
+
+    A backend whose configuration cannot be loaded is left out with an error in the log,
+    so one unconfigured backend does not take the others down; Palette leaves itself out
+    when ``PALETTE_*`` is not set.
+    """
     _ = settings
-    return []
+    return [
+        _optional("kubernetes", lambda s, _check: kubernetes_backend(s)),
+        _optional("palette", palette_backend),
+    ]
+
+
+def _optional(name: str, source: ToolSource) -> ToolSource:
+    @asynccontextmanager
+    async def open_backend(settings: Settings, check: CheckFn) -> AsyncIterator[list[ToolSpec[Any]]]:
+        async with AsyncExitStack() as stack:
+            try:
+                specs = await stack.enter_async_context(source(settings, check))
+            except ConfigError as exc:
+                log.error("%s tools are not offered: %s", name, exc)  # noqa: TRY400 - no traceback: a setting
+                specs = []
+            yield specs
+
+    return open_backend
+
+
+def _resource_reader(settings: Settings) -> ReadFn:
+    """Resources are reads: they run through ``Gateway.call`` like the tool they summarise."""
+
+    async def read(tool: str, arguments: dict[str, Any], ctx: Context[Any, Any]) -> Any:
+        runtime, principal, _ = _request(ctx, settings)
+        try:
+            outcome = await runtime.gateway.call(tool, arguments, principal)
+        except (UnknownTool, InvalidArguments, PayloadTooLarge) as exc:
+            raise ResourceError(str(exc)) from None
+        if outcome.status == "executed":
+            return outcome.result
+        reply = outcome_reply(outcome)
+        raise ResourceError("\n".join(c.text for c in reply.content if isinstance(c, TextContent)))
+
+    return read
 
 
 # -- admission ------------------------------------------------------------------------------
