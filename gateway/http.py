@@ -31,9 +31,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gateway.audit import AuditLog
 from gateway.auth import BearerAuthMiddleware, TokenStore
+from gateway.db import Database
 from gateway.errors import ConfigError
 from gateway.metrics import CONTENT_TYPE, METRICS, Metrics
+from gateway.queue.store import QueueStore
 from gateway.settings import Settings
 
 __all__ = ["MCP_PATH", "PUBLIC_PATHS", "QueueDepth", "build_app", "transport_security"]
@@ -94,6 +97,18 @@ def _database_writable(path: Path) -> bool:
         conn.close()
 
 
+@contextlib.asynccontextmanager
+async def _store_queue_depth(path: Path) -> AsyncIterator[QueueDepth]:
+    """``QueueStore.count_by_state`` over a connection of our own. The store is built
+    directly, not with ``QueueStore.open``: that one also recovers interrupted executions,
+    which only the runtime that owns the executor may do."""
+    db = await Database.open(path)
+    try:
+        yield QueueStore(db, AuditLog(db)).count_by_state
+    finally:
+        await db.close()
+
+
 class _Probes:
     """``/healthz``, ``/readyz`` and ``/metrics``; one HTTP client to OPA for the app's life."""
 
@@ -140,12 +155,15 @@ class _Probes:
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        async with httpx.AsyncClient(timeout=_PROBE_TIMEOUT_SECONDS) as client:
-            self.client = client
-            try:
-                yield
-            finally:
-                self.client = None
+        """The probe's OPA client and, unless one was given, a read connection to the queue
+        for its depth. Entered after the MCP runtime opened (and migrated) the database."""
+        async with contextlib.AsyncExitStack() as stack:
+            self.client = await stack.enter_async_context(httpx.AsyncClient(timeout=_PROBE_TIMEOUT_SECONDS))
+            stack.callback(setattr, self, "client", None)
+            if self.queue_depth is None:
+                self.queue_depth = await stack.enter_async_context(_store_queue_depth(self.settings.db_path))
+                stack.callback(setattr, self, "queue_depth", None)
+            yield
 
 
 def build_app(

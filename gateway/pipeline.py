@@ -35,6 +35,7 @@ from gateway.contracts import (
 )
 from gateway.errors import BackendError, InvalidArguments, PayloadTooLarge, UnknownTool
 from gateway.identity import ANONYMOUS
+from gateway.metrics import METRICS, Metrics
 from gateway.ports import TERMINAL_STATES, ActionState, ApprovalQueue, AuditEvent, AuditSink, ParkedAction
 from gateway.redaction import redact, redact_text
 from gateway.settings import Settings
@@ -96,12 +97,15 @@ class Gateway:
         policy: Decider,
         queue: ApprovalQueue,
         audit: AuditSink,
+        *,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
         self._policy = policy
         self._queue = queue
         self._audit = audit
+        self._metrics = metrics or METRICS
 
     # -- the one path -------------------------------------------------------------------
 
@@ -122,8 +126,10 @@ class Gateway:
             try:
                 planned = await self._plan(spec, args, principal)
             except BackendError as exc:
+                self._metrics.record_call(tool, "error")
                 return await self._prepare_failed(spec, principal, exc)
             decision = await self._policy.decide_all(planned.actions)
+            self._metrics.record_call(tool, decision.outcome)
             await self._record_decision(planned, decision, principal)
             log.info(
                 "%s by %s: %s %s (%.1f ms)",

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any, Self
 
@@ -42,6 +43,7 @@ from gateway.contracts import (
     Reason,
 )
 from gateway.errors import MalformedDecision, PolicyError, PolicyUnavailable
+from gateway.metrics import METRICS, Metrics
 from gateway.settings import Settings
 
 __all__ = [
@@ -60,6 +62,14 @@ CODE_UNAVAILABLE = "GW-POLICY-UNAVAILABLE"
 CODE_TIMEOUT = "GW-POLICY-TIMEOUT"
 CODE_UNDEFINED = "GW-POLICY-UNDEFINED"
 CODE_MALFORMED = "GW-POLICY-MALFORMED"
+
+# The ``kind`` label of ``gateway_opa_errors_total`` for each fail-closed reason code.
+_METRIC_KINDS = {
+    CODE_UNAVAILABLE: "unavailable",
+    CODE_TIMEOUT: "timeout",
+    CODE_UNDEFINED: "undefined",
+    CODE_MALFORMED: "malformed",
+}
 
 # Filled by the client from OPA's envelope; a policy that sets them itself is malformed.
 _CLIENT_FIELDS = frozenset({"bundle_revision", "decision_id"})
@@ -112,8 +122,15 @@ class PolicyClient:
     code leaves it unset.
     """
 
-    def __init__(self, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._timeout = settings.opa_timeout_seconds
+        self._metrics = metrics or METRICS
         path = settings.decision_path.strip("/")
         self._url = f"{settings.opa_url.rstrip('/')}/v1/data/{path}?provenance"
         self._where = f"data.{path.replace('/', '.')}"
@@ -174,11 +191,15 @@ class PolicyClient:
 
     async def decide(self, action: ProposedAction) -> Decision:
         """The decision about one action; any failure is a fail-closed ``deny``. Never raises."""
+        started = time.perf_counter()
         try:
             return await self.evaluate(action)
         except _Failure as exc:
             log.warning("policy decision failed closed for %s %s: %s", action.tool, action.id, exc)
+            self._metrics.record_opa_error(_METRIC_KINDS.get(exc.code, "other"))
             return fail_closed(exc.code, str(exc))
+        finally:
+            self._metrics.observe_decision(time.perf_counter() - started)
 
     async def decide_all(self, actions: Sequence[ProposedAction]) -> Decision:
         """The merged decision about every action of one call, evaluated concurrently.

@@ -97,6 +97,17 @@ class QueueStore(ExecutionTransitions):
                 rows = await conn.execute_fetchall(sql, params)
         return [summary_from_row(r, now) for r in rows]
 
+    async def count_by_state(self) -> dict[str, int]:
+        """How many actions are in each effective state (expiry applied), for ``/metrics``."""
+        sql = (
+            "SELECT CASE WHEN state IN ('pending', 'approved') AND expires_at <= ? THEN 'expired' "
+            "ELSE state END AS effective, count(*) FROM actions GROUP BY effective"
+        )
+        with storage_errors():
+            async with self.db.read() as conn:
+                rows = await conn.execute_fetchall(sql, [self._now()])
+        return {str(state): int(count) for state, count in rows}
+
     async def park(self, call: PlannedCall, decision: Decision, requester: Principal) -> ParkedAction:
         """Store ``call`` exactly as evaluated, pending until its approval TTL runs out."""
         if decision.outcome != "needs_approval":

@@ -10,12 +10,14 @@ import httpx
 import pytest
 from http_support import mcp_client, serving, whoami_server
 from prometheus_client.parser import text_string_to_metric_families
+from queue_support import ALICE, needs_approval, scale_call
 
 from gateway.auth import append_token
 from gateway.http import build_app
 from gateway.local.opa import OpaServer, find_opa
 from gateway.local.process import ManagedProcess, free_port, wait_until
 from gateway.metrics import Metrics
+from gateway.queue import QueueStore
 from gateway.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -97,23 +99,24 @@ async def test_not_ready_while_opa_has_no_active_bundle(tmp_path: Path) -> None:
     assert resp.json()["checks"]["opa"] == "bundle not active"
 
 
-@pytest.mark.parametrize("problem", ["missing", "read-only"])
+@pytest.mark.parametrize("problem", ["missing", "locked"])
 async def test_not_ready_when_the_database_cannot_be_written(
     tmp_path: Path, opa_server: OpaServer, problem: str
 ) -> None:
     settings = _settings(tmp_path, opa_server.url)
-    if problem == "missing":
-        settings = settings.model_copy(update={"db_path": tmp_path / "absent" / "gateway.db"})
-    else:
-        # A lock held by another writer looks the same to SQLite as a read-only file.
-        holder = sqlite3.connect(settings.db_path, isolation_level=None)
-        holder.execute("BEGIN EXCLUSIVE")
-    try:
-        async with serving(build_app(whoami_server(settings), settings)) as url, httpx.AsyncClient() as http:
+    async with serving(build_app(whoami_server(settings), settings)) as url, httpx.AsyncClient() as http:
+        assert (await http.get(f"{url}/readyz")).status_code == 200
+        if problem == "missing":
+            settings.db_path.rename(tmp_path / "moved.db")
             resp = await http.get(f"{url}/readyz")
-    finally:
-        if problem != "missing":
-            holder.close()
+        else:
+            # Another writer holding the lock longer than a probe waits looks the same.
+            holder = sqlite3.connect(settings.db_path, isolation_level=None)
+            holder.execute("BEGIN EXCLUSIVE")
+            try:
+                resp = await http.get(f"{url}/readyz")
+            finally:
+                holder.close()
     assert resp.status_code == 503
     assert resp.json()["checks"] == {"opa": "ok", "database": "not writable"}
     assert str(tmp_path) not in resp.text
@@ -172,3 +175,22 @@ async def test_metrics_still_answer_when_the_queue_cannot_be_read(
     assert resp.status_code == 200
     assert _families(resp.text)["gateway_queue_up"] == [({}, 0.0)]
     assert "/secret/path" not in resp.text
+
+
+async def test_metrics_read_the_queue_depth_from_the_gateway_database(
+    tmp_path: Path, opa_server: OpaServer
+) -> None:
+    settings = _settings(tmp_path, opa_server.url)
+    store = await QueueStore.open(settings.db_path)
+    try:
+        await store.park(scale_call(replicas=3), needs_approval(), ALICE)
+        await store.park(scale_call(replicas=4), needs_approval(), ALICE)
+    finally:
+        await store.close()
+    app = build_app(whoami_server(settings), settings, metrics=Metrics())
+    async with serving(app) as url, httpx.AsyncClient() as http:
+        resp = await http.get(f"{url}/metrics")
+    samples = _families(resp.text)
+    assert ({"state": "pending"}, 2.0) in samples["gateway_queue_actions"]
+    assert ({"state": "approved"}, 0.0) in samples["gateway_queue_actions"]
+    assert samples["gateway_queue_up"] == [({}, 1.0)]

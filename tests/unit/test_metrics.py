@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
+from gateway.contracts import Principal, ProposedAction, Target
 from gateway.metrics import Metrics
+from gateway.policy import PolicyClient
 from gateway.ports import ActionState
+from gateway.settings import Settings
 
 
 def _samples(metrics: Metrics) -> list[Sample]:
@@ -84,3 +88,32 @@ def test_two_registries_do_not_share_counts() -> None:
     first, second = Metrics(), Metrics()
     first.record_call("k8s_get", "allow")
     assert _value(second, "gateway_tool_calls_total", tool="k8s_get", outcome="allow") is None
+
+
+async def test_policy_client_times_every_decision_and_counts_failures_by_kind() -> None:
+    answers = iter(
+        [
+            httpx.Response(200, json={"result": {"outcome": "allow"}}),
+            httpx.Response(200, json={}),  # undefined decision
+            httpx.Response(500, json={"code": "internal_error"}),
+        ]
+    )
+    metrics = Metrics()
+    client = PolicyClient(
+        Settings(), transport=httpx.MockTransport(lambda request: next(answers)), metrics=metrics
+    )
+    action = ProposedAction(
+        tool="k8s_get",
+        backend="kubernetes",
+        operation="get",
+        effect="read",
+        target=Target(namespace="dev", kind="Pod", name="web"),
+        principal=Principal(subject="alice", transport="stdio", authenticated=True),
+    )
+    async with client:
+        outcomes = [(await client.decide(action)).outcome for _ in range(3)]
+    assert outcomes == ["allow", "deny", "deny"]
+    assert _value(metrics, "gateway_decision_seconds_count") == 3
+    assert _value(metrics, "gateway_opa_errors_total", kind="undefined") == 1
+    assert _value(metrics, "gateway_opa_errors_total", kind="unavailable") == 1
+    assert _value(metrics, "gateway_opa_errors_total", kind="timeout") == 0
