@@ -1,0 +1,8 @@
+"""The Kubernetes backend: tools over any cluster the gateway's credentials reach.
+
+``open_backend(settings)`` (in ``gateway.kubernetes.tools``) is the one entry point.
+"""
+
+from gateway.kubernetes.tools import TOOL_NAMES, open_backend
+
+__all__ = ["TOOL_NAMES", "open_backend"]

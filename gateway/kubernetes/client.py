@@ -1,0 +1,276 @@
+"""The only module that talks to the Kubernetes API.
+
+One long-lived ``ApiClient`` (from ``Settings.kubeconfig``/``kube_context``, the default
+kubeconfig, or in-cluster config) drives the dynamic client for every kind, built-in or
+custom. The client is synchronous, so each call runs in a worker thread with an explicit
+``_request_timeout``. Connection errors are retried once at the transport (nothing was
+sent); reads and writes are never retried after a request reached the server.
+
+Every method returns decoded JSON and raises the ``BackendError`` family.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import anyio.to_thread
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.config.config_exception import ConfigException
+from kubernetes.config.kube_config import KUBE_CONFIG_DEFAULT_LOCATION
+from kubernetes.dynamic import DynamicClient, Resource
+from urllib3.util.retry import Retry
+
+from gateway.errors import ConfigError
+from gateway.kubernetes.failures import translate
+from gateway.kubernetes.kinds import ResourceKind
+from gateway.settings import Settings
+
+__all__ = ["AGGREGATED_DISCOVERY", "KubeClient", "PatchType"]
+
+T = TypeVar("T")
+JSON = dict[str, Any]
+PatchType = Literal["merge", "strategic", "json"]
+
+AGGREGATED_DISCOVERY = (
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,"
+    "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,"
+    "application/json"
+)
+_PATCH_CONTENT_TYPES: dict[PatchType, str] = {
+    "merge": "application/merge-patch+json",
+    "strategic": "application/strategic-merge-patch+json",
+    "json": "application/json-patch+json",
+}
+_IN_CLUSTER = "in-cluster"
+
+
+class _NoDiscovery:
+    """Kinds are resolved by ``gateway.kubernetes.kinds``; the dynamic client's own
+    discoverer would fetch and write a cache file at construction."""
+
+    def __init__(self, client: Any, cache_file: Any) -> None:
+        _ = client, cache_file
+
+
+class KubeClient:
+    """Async facade over the dynamic client. ``cluster`` names the cluster in proposed
+    actions (the kube context, or ``in-cluster``)."""
+
+    def __init__(self, api_client: Any, *, cluster: str, timeout: float) -> None:
+        self._api = api_client
+        self._dynamic = DynamicClient(api_client, discoverer=_NoDiscovery)  # type: ignore[no-untyped-call]
+        self.cluster = cluster
+        self.server: str = api_client.configuration.host
+        self._timeout = timeout
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> KubeClient | None:
+        """Load credentials once: ``Settings.kubeconfig``/``kube_context`` when set, else
+        in-cluster config, else the default kubeconfig. None when none of these exists;
+        ``ConfigError`` when one exists but cannot be used."""
+        configuration = k8s.Configuration()
+        try:
+            if settings.kubeconfig is not None or settings.kube_context is not None:
+                cluster = _load_kubeconfig(settings.kubeconfig, settings.kube_context, configuration)
+            else:
+                try:
+                    k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+                    cluster = _IN_CLUSTER
+                except ConfigException:
+                    if not _default_kubeconfig_exists():
+                        return None
+                    cluster = _load_kubeconfig(None, None, configuration)
+        except (ConfigException, OSError, ValueError) as exc:
+            raise ConfigError(f"no usable Kubernetes configuration: {_short(exc)}") from exc
+        # Retry connection set-up only: once a request reached the server it is not resent.
+        configuration.retries = Retry(total=1, connect=1, read=0, status=0, redirect=0)
+        return cls(k8s.ApiClient(configuration), cluster=cluster, timeout=settings.kube_timeout_seconds)
+
+    def close(self) -> None:
+        self._api.close()
+
+    # -- reads ---------------------------------------------------------------------------
+
+    async def discovery(self, path: str, aggregated: bool) -> JSON:
+        accept = AGGREGATED_DISCOVERY if aggregated else "application/json"
+        return await self._json("get", path, header_params={"Accept": accept})
+
+    async def version(self) -> JSON:
+        return await self._json("get", "/version")
+
+    async def get(self, kind: ResourceKind, name: str, namespace: str | None) -> JSON:
+        return await self._json("get", _path(kind, name, namespace))
+
+    async def list(
+        self,
+        kind: ResourceKind,
+        namespace: str | None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        limit: int | None = None,
+        continue_token: str | None = None,
+    ) -> JSON:
+        return await self._json(
+            "get",
+            _path(kind, None, namespace),
+            label_selector=label_selector,
+            field_selector=field_selector,
+            limit=limit,
+            _continue=continue_token,
+        )
+
+    async def get_path(self, path: str) -> JSON:
+        """A GET on a fixed path (metrics-server's ``PodMetrics`` lists)."""
+        return await self._json("get", path)
+
+    async def pod_logs(
+        self,
+        namespace: str,
+        pod: str,
+        *,
+        container: str | None,
+        tail_lines: int,
+        since_seconds: int | None,
+        limit_bytes: int,
+    ) -> str:
+        query: list[tuple[str, Any]] = [("tailLines", tail_lines), ("limitBytes", limit_bytes)]
+        if container:
+            query.append(("container", container))
+        if since_seconds:
+            query.append(("sinceSeconds", since_seconds))
+        path = f"/api/v1/namespaces/{namespace}/pods/{pod}/log"
+        raw = await self._call("get", path, query_params=query, header_params={"Accept": "text/plain, */*"})
+        return raw.decode("utf-8", errors="replace")
+
+    # -- writes --------------------------------------------------------------------------
+
+    async def apply(
+        self, kind: ResourceKind, body: JSON, *, field_manager: str, dry_run: bool, force: bool = False
+    ) -> JSON:
+        """Server-side apply of one object (``application/apply-patch+yaml``)."""
+        meta = body.get("metadata") or {}
+        path = _path(kind, meta["name"], meta.get("namespace") if kind.namespaced else None)
+        return await self._json(
+            "patch",
+            path,
+            body=body,
+            content_type="application/apply-patch+yaml",
+            field_manager=field_manager,
+            force_conflicts=force,
+            dry_run="All" if dry_run else None,
+        )
+
+    async def patch(
+        self,
+        kind: ResourceKind,
+        name: str,
+        namespace: str | None,
+        body: Any,
+        *,
+        patch_type: PatchType,
+        field_manager: str,
+        dry_run: bool,
+    ) -> JSON:
+        return await self._json(
+            "patch",
+            _path(kind, name, namespace),
+            body=body,
+            content_type=_PATCH_CONTENT_TYPES[patch_type],
+            field_manager=field_manager,
+            dry_run="All" if dry_run else None,
+        )
+
+    async def delete(
+        self,
+        kind: ResourceKind,
+        name: str,
+        namespace: str | None,
+        *,
+        dry_run: bool,
+        uid: str | None = None,
+        resource_version: str | None = None,
+    ) -> JSON:
+        """Delete with preconditions, so only the object that was judged is removed."""
+        options: JSON = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
+        preconditions = {
+            key: value for key, value in (("uid", uid), ("resourceVersion", resource_version)) if value
+        }
+        if preconditions:
+            options["preconditions"] = preconditions
+        if dry_run:
+            options["dryRun"] = ["All"]
+        return await self._json("delete", _path(kind, name, namespace), body=options)
+
+    # -- transport -----------------------------------------------------------------------
+
+    async def _json(self, method: str, path: str, **params: Any) -> JSON:
+        raw = await self._call(method, path, **params)
+        try:
+            decoded = json.loads(raw)
+        except ValueError as exc:
+            raise translate(exc, server=self.server) from exc
+        return decoded if isinstance(decoded, dict) else {"value": decoded}
+
+    async def _call(self, method: str, path: str, **params: Any) -> bytes:
+        params = {key: value for key, value in params.items() if value is not None}
+        request = functools.partial(
+            self._dynamic.request,
+            method,
+            path,
+            serialize=False,
+            _request_timeout=self._timeout,
+            **params,
+        )
+        return await self._in_thread(lambda: request().data)
+
+    async def _in_thread(self, work: Callable[[], T]) -> T:
+        try:
+            return await anyio.to_thread.run_sync(work)
+        except Exception as exc:
+            raise translate(exc, server=self.server) from exc
+
+
+def _path(kind: ResourceKind, name: str | None, namespace: str | None) -> str:
+    resource = Resource(  # type: ignore[no-untyped-call]
+        prefix=kind.prefix,
+        group=kind.group,
+        api_version=kind.version,
+        kind=kind.kind,
+        namespaced=kind.namespaced,
+        name=kind.plural,
+    )
+    path: str = resource.path(  # type: ignore[no-untyped-call]
+        name=name, namespace=namespace if kind.namespaced else None
+    )
+    return path
+
+
+def _load_kubeconfig(path: Path | None, context: str | None, configuration: Any) -> str:
+    file = str(path) if path is not None else None
+    contexts, active = k8s_config.list_kube_config_contexts(file)  # type: ignore[no-untyped-call]
+    chosen = context or (active or {}).get("name")
+    if chosen is None or chosen not in {c.get("name") for c in contexts or ()}:
+        names = ", ".join(sorted(str(c.get("name")) for c in contexts or ())) or "none"
+        raise ConfigException(f"context {chosen!r} is not in the kubeconfig (contexts: {names})")
+    k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
+        config_file=file, context=chosen, client_configuration=configuration, persist_config=False
+    )
+    return str(chosen)
+
+
+def _default_kubeconfig_exists() -> bool:
+    # The library's default honours KUBECONFIG (a path list) and falls back to ~/.kube/config.
+    paths = str(KUBE_CONFIG_DEFAULT_LOCATION).split(os.pathsep)
+    return any(Path(p).expanduser().is_file() for p in paths if p)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:200]

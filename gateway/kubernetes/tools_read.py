@@ -1,0 +1,255 @@
+"""Read tools: list, get, events, logs, cluster info, nodes.
+
+``prepare`` resolves the kind and the target (with its environment) and reads nothing
+else; ``execute`` addresses exactly the kind and target policy judged. Results are JSON
+objects without managedFields; lists are paged (``continue``) and bounded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.contracts import Target
+from gateway.errors import BackendError, Forbidden
+from gateway.kubernetes.args import ClusterInfoArgs, EventsArgs, GetArgs, ListArgs, LogsArgs, NodesArgs
+from gateway.kubernetes.backend import KubeBackend
+from gateway.kubernetes.images import read_view
+from gateway.kubernetes.kinds import ResourceKind
+from gateway.kubernetes.views import event_view, node_view
+from gateway.tools import ExecutionContext, Prepared, ToolSpec
+
+__all__ = ["ReadTools", "judged_kind", "read_spec"]
+
+JSON = dict[str, Any]
+_EVENT_PAGES = 2
+_LOG_BYTES = 1024 * 1024
+
+
+def read_spec(
+    name: str, title: str, description: str, args: type[Any], prepare: Any, execute: Any
+) -> ToolSpec[Any]:
+    return ToolSpec(
+        name=name,
+        title=title,
+        description=description,
+        backend="kubernetes",
+        operation=name.removeprefix("k8s_"),
+        effect="read",
+        args=args,
+        prepare=prepare,
+        execute=execute,
+        idempotent=True,
+    )
+
+
+async def judged_kind(
+    backend: KubeBackend, ctx: ExecutionContext, index: int = 0
+) -> tuple[ResourceKind, Target]:
+    """The kind and target of action ``index`` as policy judged them."""
+    target = ctx.call.actions[index].target
+    if not target.api_version or not target.kind:
+        raise BackendError("the judged action has no kind; nothing was run")
+    return await backend.kinds.for_object(target.api_version, target.kind), target
+
+
+class ReadTools:
+    def __init__(self, backend: KubeBackend) -> None:
+        self.b = backend
+
+    def specs(self) -> list[ToolSpec[Any]]:
+        return [
+            read_spec(
+                "k8s_list",
+                "List Kubernetes objects",
+                "List objects of one kind, in a namespace or across all namespaces, filtered by label "
+                "or field selector. Returns {items, continue, count}; pass 'continue_token' to page.",
+                ListArgs,
+                self.prepare_list,
+                self.list_objects,
+            ),
+            read_spec(
+                "k8s_get",
+                "Get a Kubernetes object",
+                "Get one object by kind and name (any kind the cluster serves, custom resources included).",
+                GetArgs,
+                self.prepare_get,
+                self.get,
+            ),
+            read_spec(
+                "k8s_events",
+                "Kubernetes events",
+                "Recent events, newest first, optionally only those about one kind or object.",
+                EventsArgs,
+                self.prepare_events,
+                self.events,
+            ),
+            read_spec(
+                "k8s_logs",
+                "Pod logs",
+                "The last lines of a pod's container log; the number of lines is bounded by policy.",
+                LogsArgs,
+                self.prepare_logs,
+                self.logs,
+            ),
+            read_spec(
+                "k8s_cluster_info",
+                "Cluster information",
+                "Kubernetes version, cluster name, namespaces with their environment, node count and "
+                "whether live metrics are available.",
+                ClusterInfoArgs,
+                self.prepare_cluster,
+                self.cluster_info,
+            ),
+            read_spec(
+                "k8s_nodes",
+                "Cluster nodes",
+                "Nodes with readiness, roles, versions, capacity, allocatable resources and taints.",
+                NodesArgs,
+                self.prepare_nodes,
+                self.nodes,
+            ),
+        ]
+
+    # -- k8s_list / k8s_get --------------------------------------------------------------
+
+    async def prepare_list(self, args: ListArgs) -> list[Prepared]:
+        kind = await self.b.kinds.resolve(args.kind)
+        target = await self.b.target(
+            kind, namespace=args.namespace, label_selector=args.label_selector, fresh=False
+        )
+        return [Prepared(target=target)]
+
+    async def list_objects(self, args: ListArgs, ctx: ExecutionContext) -> JSON:
+        kind, target = await judged_kind(self.b, ctx)
+        found = await self.b.client.list(
+            kind,
+            target.namespace,
+            label_selector=args.label_selector,
+            field_selector=args.field_selector,
+            limit=args.limit,
+            continue_token=args.continue_token,
+        )
+        items = [read_view(i, kind=kind.kind, api_version=kind.api_version) for i in found.get("items") or []]
+        meta = found.get("metadata") or {}
+        return {
+            "kind": kind.kind,
+            "apiVersion": kind.api_version,
+            "namespace": target.namespace,
+            "items": items,
+            "continue": meta.get("continue") or None,
+            "count": len(items),
+            "remaining": meta.get("remainingItemCount"),
+        }
+
+    async def prepare_get(self, args: GetArgs) -> list[Prepared]:
+        kind = await self.b.kinds.resolve(args.kind)
+        namespace = self.b.require_namespace(kind, args.namespace, tool="k8s_get")
+        target = await self.b.target(kind, namespace=namespace, name=args.name, fresh=False)
+        return [Prepared(target=target)]
+
+    async def get(self, args: GetArgs, ctx: ExecutionContext) -> JSON:
+        kind, target = await judged_kind(self.b, ctx)
+        found = await self.b.client.get(kind, args.name, target.namespace)
+        return read_view(found, kind=kind.kind, api_version=kind.api_version)
+
+    # -- k8s_events ----------------------------------------------------------------------
+
+    async def prepare_events(self, args: EventsArgs) -> list[Prepared]:
+        kind = await self.b.kinds.for_object("v1", "Event")
+        return [Prepared(target=await self.b.target(kind, namespace=args.namespace, fresh=False))]
+
+    async def events(self, args: EventsArgs, ctx: ExecutionContext) -> JSON:
+        kind, target = await judged_kind(self.b, ctx)
+        selectors = [f"involvedObject.kind={args.kind}"] if args.kind else []
+        selectors += [f"involvedObject.name={args.name}"] if args.name else []
+        raw: list[JSON] = []
+        token: str | None = None
+        for _ in range(_EVENT_PAGES):
+            page = await self.b.client.list(
+                kind,
+                target.namespace,
+                field_selector=",".join(selectors) or None,
+                limit=500,
+                continue_token=token,
+            )
+            raw += page.get("items") or []
+            token = (page.get("metadata") or {}).get("continue") or None
+            if not token:
+                break
+        events = sorted((event_view(e) for e in raw), key=lambda e: e["last_seen"] or "", reverse=True)
+        shown = events[: args.limit]
+        return {"namespace": target.namespace, "items": shown, "count": len(shown), "truncated": bool(token)}
+
+    # -- k8s_logs ------------------------------------------------------------------------
+
+    async def prepare_logs(self, args: LogsArgs) -> list[Prepared]:
+        kind = await self.b.kinds.for_object("v1", "Pod")
+        target = await self.b.target(kind, namespace=args.namespace, name=args.pod, fresh=False)
+        return [Prepared(target=target)]
+
+    async def logs(self, args: LogsArgs, ctx: ExecutionContext) -> JSON:
+        wanted = args.tail_lines or self.b.settings.kube_default_log_lines
+        bound = ctx.decision.obligations.max_log_lines
+        cap = wanted if bound is None else min(wanted, bound)
+        result: JSON = {"pod": args.pod, "namespace": args.namespace, "container": args.container}
+        if cap <= 0:
+            return {**result, "lines": [], "line_count": 0, "max_lines": 0, "capped_by_policy": True}
+        text = await self.b.client.pod_logs(
+            args.namespace,
+            args.pod,
+            container=args.container,
+            tail_lines=cap,
+            since_seconds=args.since_seconds,
+            limit_bytes=_LOG_BYTES,
+        )
+        # The server honours tailLines; the slice keeps the bound even if it did not.
+        lines = text.splitlines()[-cap:]
+        return {
+            **result,
+            "lines": lines,
+            "line_count": len(lines),
+            "max_lines": cap,
+            "capped_by_policy": bound is not None and bound < wanted,
+        }
+
+    # -- k8s_cluster_info / k8s_nodes ----------------------------------------------------
+
+    async def prepare_cluster(self, args: ClusterInfoArgs) -> list[Prepared]:
+        _ = args
+        return [Prepared(target=Target(cluster=self.b.client.cluster))]
+
+    async def cluster_info(self, args: ClusterInfoArgs, ctx: ExecutionContext) -> JSON:
+        _ = args, ctx
+        version = await self.b.client.version()
+        namespaces = await self.b.client.list(
+            await self.b.kinds.for_object("v1", "Namespace"), None, limit=500
+        )
+        try:
+            nodes = await self.b.client.list(await self.b.kinds.for_object("v1", "Node"), None, limit=500)
+            node_count: int | None = len(nodes.get("items") or [])
+        except Forbidden:
+            node_count = None
+        return {
+            "cluster": self.b.client.cluster,
+            "server": self.b.client.server,
+            "version": version.get("gitVersion"),
+            "platform": version.get("platform"),
+            "namespaces": [
+                {"name": ns["metadata"]["name"], "environment": self.b.environment_of(ns)}
+                for ns in namespaces.get("items") or []
+            ],
+            "node_count": node_count,
+            "metrics_available": await self.b.kinds.has_group("metrics.k8s.io"),
+        }
+
+    async def prepare_nodes(self, args: NodesArgs) -> list[Prepared]:
+        _ = args
+        kind = await self.b.kinds.for_object("v1", "Node")
+        return [Prepared(target=await self.b.target(kind, namespace=None, fresh=False))]
+
+    async def nodes(self, args: NodesArgs, ctx: ExecutionContext) -> JSON:
+        _ = args
+        kind, _target = await judged_kind(self.b, ctx)
+        found = await self.b.client.list(kind, None, limit=500)
+        items = [node_view(n) for n in found.get("items") or []]
+        return {"items": items, "count": len(items), "ready": sum(1 for n in items if n["ready"])}

@@ -1,0 +1,205 @@
+"""``k8s_apply`` and ``k8s_delete``.
+
+``prepare`` changes nothing: it reads the live object (before-image) and asks the server
+for the result of the exact request with ``dryRun=All`` (after-image), so admission,
+defaulting and validation have run on what policy judges. Every document of a manifest
+is prepared before any is applied; ``execute`` then applies them in order, the same
+bytes, without dry-run. A delete carries the judged object's uid and resourceVersion as
+preconditions: if the object changed since it was judged (or approved), nothing is
+deleted and the call fails with a Conflict.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.errors import BackendError, InvalidArguments, NotFound
+from gateway.kubernetes.args import ApplyArgs, DeleteArgs
+from gateway.kubernetes.backend import KubeBackend
+from gateway.kubernetes.images import policy_image
+from gateway.kubernetes.kinds import ResourceKind
+from gateway.kubernetes.manifests import Manifest, parse_manifest
+from gateway.kubernetes.tools_read import judged_kind
+from gateway.tools import ExecutionContext, Prepared, ToolSpec
+
+__all__ = ["WriteTools", "summary"]
+
+JSON = dict[str, Any]
+
+
+def summary(obj: JSON, *, created: bool | None = None) -> JSON:
+    """What a write returns about one object: identity and versions, not its body."""
+    meta = obj.get("metadata") or {}
+    out: JSON = {
+        "apiVersion": obj.get("apiVersion"),
+        "kind": obj.get("kind"),
+        "namespace": meta.get("namespace"),
+        "name": meta.get("name"),
+        "uid": meta.get("uid"),
+        "resourceVersion": meta.get("resourceVersion"),
+        "generation": meta.get("generation"),
+    }
+    if created is not None:
+        out["created"] = created
+    return out
+
+
+class WriteTools:
+    def __init__(self, backend: KubeBackend) -> None:
+        self.b = backend
+
+    def specs(self) -> list[ToolSpec[Any]]:
+        return [
+            ToolSpec(
+                name="k8s_apply",
+                title="Apply Kubernetes manifests",
+                description=(
+                    "Create or update objects from a YAML or JSON manifest (one or more documents) with "
+                    "server-side apply. Policy judges each object as the server would store it. Fields "
+                    "owned by another manager are not taken over: such a conflict is reported."
+                ),
+                backend="kubernetes",
+                operation="apply",
+                effect="write",
+                args=ApplyArgs,
+                prepare=self.prepare_apply,
+                execute=self.apply,
+                idempotent=True,
+            ),
+            ToolSpec(
+                name="k8s_delete",
+                title="Delete a Kubernetes object",
+                description="Delete one object by kind and name. Dependents are removed in the background.",
+                backend="kubernetes",
+                operation="delete",
+                effect="delete",
+                args=DeleteArgs,
+                prepare=self.prepare_delete,
+                execute=self.delete,
+                idempotent=False,
+            ),
+        ]
+
+    # -- k8s_apply -----------------------------------------------------------------------
+
+    def _manifest(self, args: ApplyArgs) -> Manifest:
+        settings = self.b.settings
+        return parse_manifest(
+            args.manifest,
+            max_bytes=settings.kube_max_manifest_bytes,
+            max_documents=settings.kube_max_manifest_documents,
+        )
+
+    async def _placed(self, obj: JSON) -> tuple[ResourceKind, JSON]:
+        """The kind serving ``obj`` and the object with its namespace checked."""
+        kind = await self.b.kinds.for_object(obj["apiVersion"], obj["kind"])
+        meta = obj["metadata"]
+        name = meta["name"]
+        if kind.namespaced and not meta.get("namespace"):
+            raise InvalidArguments(f"{kind.kind} {name!r}: {kind.kind} is namespaced; set metadata.namespace")
+        if not kind.namespaced and meta.get("namespace"):
+            raise InvalidArguments(
+                f"{kind.kind} {name!r}: {kind.kind} is cluster-scoped; remove metadata.namespace"
+            )
+        return kind, obj
+
+    async def prepare_apply(self, args: ApplyArgs) -> list[Prepared]:
+        manifest = self._manifest(args)
+        placed = [await self._placed(obj) for obj in manifest.objects]
+        created_namespaces = {
+            o["metadata"]["name"] for k, o in placed if k.kind == "Namespace" and not k.group
+        }
+        prepared = []
+        for kind, obj in placed:
+            meta = obj["metadata"]
+            namespace = meta.get("namespace")
+            try:
+                target = await self.b.target(kind, namespace=namespace, name=meta["name"], fresh=True)
+            except NotFound as exc:
+                if namespace in created_namespaces:
+                    raise InvalidArguments(
+                        f"namespace {namespace!r} does not exist yet: apply the Namespace on its own "
+                        "first, then the objects in it"
+                    ) from exc
+                raise
+            current = await self._current(kind, meta["name"], namespace)
+            after = await self.b.client.apply(kind, obj, field_manager=self.b.field_manager, dry_run=True)
+            if kind.kind == "Namespace" and not kind.group and target.environment is None:
+                # A namespace being created: its environment is the one it will carry.
+                target = target.model_copy(update={"environment": self.b.environment_of(after)})
+            prepared.append(
+                Prepared(
+                    target=target,
+                    object=policy_image(after),
+                    current=policy_image(current),
+                    policy_args=manifest.policy_args(),
+                )
+            )
+        return prepared
+
+    async def apply(self, args: ApplyArgs, ctx: ExecutionContext) -> JSON:
+        manifest = self._manifest(args)
+        actions = ctx.call.actions
+        if len(actions) != len(manifest.objects) or any(
+            a.args.get("manifest_sha256") != manifest.sha256 for a in actions
+        ):
+            raise BackendError("the manifest does not match the one policy judged; nothing was applied")
+        applied: list[JSON] = []
+        for action, obj in zip(actions, manifest.objects, strict=True):
+            kind, _ = await self._placed(obj)
+            try:
+                result = await self.b.client.apply(
+                    kind, obj, field_manager=self.b.field_manager, dry_run=False
+                )
+            except BackendError as exc:
+                if not applied:
+                    raise
+                done = ", ".join(f"{s['kind']} {s['name']}" for s in applied)
+                raise type(exc)(
+                    f"applied {len(applied)} of {len(actions)} objects ({done}); then: {exc}"
+                ) from exc
+            applied.append(summary(result, created=action.current is None))
+        return {"applied": applied, "count": len(applied)}
+
+    # -- k8s_delete ----------------------------------------------------------------------
+
+    async def prepare_delete(self, args: DeleteArgs) -> list[Prepared]:
+        kind = await self.b.kinds.resolve(args.kind)
+        namespace = self.b.require_namespace(kind, args.namespace, tool="k8s_delete")
+        target = await self.b.target(kind, namespace=namespace, name=args.name, fresh=True)
+        current = await self.b.client.get(kind, args.name, namespace)
+        meta = current.get("metadata") or {}
+        after = await self.b.client.delete(
+            kind,
+            args.name,
+            namespace,
+            dry_run=True,
+            uid=meta.get("uid"),
+            resource_version=meta.get("resourceVersion"),
+        )
+        # The dry-run answers with the object when deletion is deferred (finalizers), with
+        # a Status otherwise; policy then sees the object as it is now.
+        image = after if after.get("kind") == current.get("kind") else current
+        return [Prepared(target=target, object=policy_image(image), current=policy_image(current))]
+
+    async def delete(self, args: DeleteArgs, ctx: ExecutionContext) -> JSON:
+        kind, target = await judged_kind(self.b, ctx)
+        judged = ctx.call.actions[0].current or {}
+        meta = judged.get("metadata") or {}
+        if not meta.get("uid"):
+            raise BackendError("the judged action has no object identity; nothing was deleted")
+        await self.b.client.delete(
+            kind,
+            args.name,
+            target.namespace,
+            dry_run=False,
+            uid=meta.get("uid"),
+            resource_version=meta.get("resourceVersion"),
+        )
+        return {"deleted": summary(judged)}
+
+    async def _current(self, kind: ResourceKind, name: str, namespace: str | None) -> JSON | None:
+        try:
+            return await self.b.client.get(kind, name, namespace)
+        except NotFound:
+            return None

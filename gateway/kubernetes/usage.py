@@ -1,0 +1,161 @@
+"""Requests and limits by namespace and workload, from pod templates times replicas.
+
+Desired capacity is computed from the workloads' templates, so the answer does not depend
+on which pods happen to run (and is meaningful on a cluster without controllers). Bare
+pods (no owner) count once each. A pod's effective request is what the scheduler uses:
+the larger of the sum over its containers and its largest init container, plus overhead.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
+
+from kubernetes.utils.quantity import parse_quantity
+
+__all__ = ["format_quantity", "live_usage", "pod_resources", "usage_report", "workload_replicas"]
+
+JSON = dict[str, Any]
+Amounts = dict[str, Decimal]
+_BINARY = [("Ei", 2**60), ("Pi", 2**50), ("Ti", 2**40), ("Gi", 2**30), ("Mi", 2**20), ("Ki", 2**10)]
+_BYTES = {"memory", "ephemeral-storage", "storage"}
+
+
+def _parse(value: Any) -> Decimal:
+    try:
+        return Decimal(parse_quantity(value))  # type: ignore[no-untyped-call]
+    except (ValueError, ArithmeticError):
+        return Decimal(0)  # the server validated it; an odd form must not break the report
+
+
+def format_quantity(resource: str, amount: Decimal) -> str:
+    """``1500m`` for CPU, ``3Gi`` for bytes when exact, plain numbers otherwise."""
+    if resource == "cpu":
+        millis = int((amount * 1000).to_integral_value())
+        return f"{millis}m" if millis % 1000 else str(millis // 1000)
+    if resource in _BYTES or resource.startswith("hugepages-"):
+        whole = int(amount)
+        for suffix, size in _BINARY:
+            if whole >= size and whole % size == 0:
+                return f"{whole // size}{suffix}"
+        return str(whole)
+    return str(int(amount)) if amount == amount.to_integral_value() else str(amount)
+
+
+def _formatted(amounts: Amounts) -> dict[str, str]:
+    return {name: format_quantity(name, value) for name, value in sorted(amounts.items())}
+
+
+def _add(into: Amounts, more: Amounts, times: int = 1) -> None:
+    for name, value in more.items():
+        into[name] = into.get(name, Decimal(0)) + value * times
+
+
+def pod_resources(pod_spec: JSON) -> tuple[Amounts, Amounts]:
+    """Effective (requests, limits) of one pod."""
+    totals: list[Amounts] = [{}, {}]
+    for container in pod_spec.get("containers") or []:
+        resources = container.get("resources") or {}
+        for i, field in enumerate(("requests", "limits")):
+            _add(totals[i], {k: _parse(v) for k, v in (resources.get(field) or {}).items()})
+    for init in pod_spec.get("initContainers") or []:
+        resources = init.get("resources") or {}
+        for i, field in enumerate(("requests", "limits")):
+            for name, value in (resources.get(field) or {}).items():
+                totals[i][name] = max(totals[i].get(name, Decimal(0)), _parse(value))
+    overhead = {k: _parse(v) for k, v in (pod_spec.get("overhead") or {}).items()}
+    _add(totals[0], overhead)
+    _add(totals[1], overhead)
+    return totals[0], totals[1]
+
+
+def workload_replicas(obj: JSON) -> int | None:
+    """Desired pods: ``spec.replicas`` (default 1); a DaemonSet's scheduled count if known."""
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    if obj.get("kind") == "DaemonSet":
+        scheduled = status.get("desiredNumberScheduled")
+        return int(scheduled) if isinstance(scheduled, int) else None
+    replicas = spec.get("replicas", 1)
+    return int(replicas) if isinstance(replicas, int) else 1
+
+
+def _without_limits(pod_spec: JSON) -> list[str]:
+    return [
+        str(c.get("name"))
+        for c in pod_spec.get("containers") or []
+        if not ((c.get("resources") or {}).get("limits"))
+    ]
+
+
+def _entry(obj: JSON, pod_spec: JSON, replicas: int | None) -> tuple[JSON, Amounts, Amounts]:
+    requests, limits = pod_resources(pod_spec)
+    count = replicas or 0
+    total_requests: Amounts = {}
+    total_limits: Amounts = {}
+    _add(total_requests, requests, count)
+    _add(total_limits, limits, count)
+    entry = {
+        "kind": obj.get("kind"),
+        "name": (obj.get("metadata") or {}).get("name"),
+        "replicas": replicas,
+        "per_pod": {"requests": _formatted(requests), "limits": _formatted(limits)},
+        "requests": _formatted(total_requests),
+        "limits": _formatted(total_limits),
+        "containers_without_limits": _without_limits(pod_spec),
+    }
+    return entry, total_requests, total_limits
+
+
+def usage_report(workloads: Iterable[JSON], pods: Iterable[JSON]) -> JSON:
+    """Per-namespace and total requests/limits. ``workloads`` carry their ``kind``."""
+    per_ns: dict[str, JSON] = defaultdict(lambda: {"workloads": [], "requests": {}, "limits": {}})
+    rows: list[tuple[JSON, JSON, int | None]] = []
+    for obj in workloads:
+        template = ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}
+        rows.append((obj, template, workload_replicas(obj)))
+    for pod in pods:
+        if not (pod.get("metadata") or {}).get("ownerReferences"):
+            rows.append(({**pod, "kind": "Pod"}, pod.get("spec") or {}, 1))
+    totals: list[Amounts] = [{}, {}]
+    for obj, pod_spec, replicas in rows:
+        entry, requests, limits = _entry(obj, pod_spec, replicas)
+        bucket = per_ns[_namespace(obj)]
+        bucket["workloads"].append(entry)
+        _add(bucket["requests"], requests)
+        _add(bucket["limits"], limits)
+        _add(totals[0], requests)
+        _add(totals[1], limits)
+    namespaces: list[JSON] = [
+        {
+            "namespace": name,
+            "requests": _formatted(per_ns[name]["requests"]),
+            "limits": _formatted(per_ns[name]["limits"]),
+            "workloads": sorted(per_ns[name]["workloads"], key=_workload_key),
+        }
+        for name in sorted(per_ns)
+    ]
+    return {
+        "namespaces": namespaces,
+        "totals": {"requests": _formatted(totals[0]), "limits": _formatted(totals[1])},
+    }
+
+
+def live_usage(pod_metrics: Iterable[JSON]) -> JSON:
+    """metrics-server's PodMetrics summed by namespace."""
+    per_ns: dict[str, Amounts] = defaultdict(dict)
+    count = 0
+    for item in pod_metrics:
+        count += 1
+        for container in item.get("containers") or []:
+            _add(per_ns[_namespace(item)], {k: _parse(v) for k, v in (container.get("usage") or {}).items()})
+    return {"pods": count, "namespaces": {ns: _formatted(amounts) for ns, amounts in sorted(per_ns.items())}}
+
+
+def _workload_key(entry: JSON) -> tuple[str, str]:
+    return str(entry["kind"]), str(entry["name"])
+
+
+def _namespace(obj: JSON) -> str:
+    return str((obj.get("metadata") or {}).get("namespace") or "")

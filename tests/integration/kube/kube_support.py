@@ -1,0 +1,50 @@
+"""Drive the Kubernetes ToolSpecs the way ``gateway.pipeline`` does, without OPA: validate
+the arguments, ``prepare`` into proposed actions, then ``execute`` with a decision."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.contracts import Decision, Obligations, PlannedCall, Principal, ProposedAction
+from gateway.tools import ExecutionContext, ToolSpec
+
+ALLOW = Decision(outcome="allow")
+TESTER = Principal(subject="tester", transport="internal", authenticated=True)
+
+
+def allow_with(*, max_log_lines: int | None = None) -> Decision:
+    return Decision(outcome="allow", obligations=Obligations(max_log_lines=max_log_lines))
+
+
+class ToolRunner:
+    def __init__(self, specs: list[ToolSpec[Any]]) -> None:
+        self.specs = {spec.name: spec for spec in specs}
+
+    async def plan(self, tool: str, **arguments: Any) -> PlannedCall:
+        spec = self.specs[tool]
+        args = spec.args.model_validate(arguments)
+        call_args = args.model_dump(mode="json")
+        prepared = await spec.prepare(args)
+        actions = tuple(
+            ProposedAction(
+                tool=spec.name,
+                backend=spec.backend,
+                operation=spec.operation,
+                effect=spec.effect,
+                target=p.target,
+                args=p.policy_args if p.policy_args is not None else call_args,
+                object=p.object,
+                current=p.current,
+                principal=TESTER,
+            )
+            for p in prepared
+        )
+        return PlannedCall(tool=tool, call_args=call_args, actions=actions)
+
+    async def execute(self, call: PlannedCall, decision: Decision = ALLOW) -> Any:
+        spec = self.specs[call.tool]
+        args = spec.args.model_validate(call.call_args)
+        return await spec.execute(args, ExecutionContext(call=call, decision=decision))
+
+    async def call(self, tool: str, *, decision: Decision = ALLOW, **arguments: Any) -> Any:
+        return await self.execute(await self.plan(tool, **arguments), decision)
