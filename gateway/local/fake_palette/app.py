@@ -14,6 +14,7 @@ import binascii
 import copy
 import json
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -39,6 +40,7 @@ from gateway.local.fake_palette.state import DEMO_PROJECT, Project, seed_project
 __all__ = ["FakeConfig", "create_app"]
 
 PAGE_LIMIT = 50
+_LOG_LIMIT = 5000
 
 
 @dataclass(frozen=True)
@@ -64,8 +66,9 @@ class _Fake:
     def __init__(self, config: FakeConfig) -> None:
         self.config = config
         self.projects: dict[str, Project] = {uid: seed_project(uid) for uid in config.projects}
-        self.violations: list[str] = []
-        self.requests: list[dict[str, Any]] = []
+        # Bounded: the sandbox runs the fake for hours.
+        self.violations: deque[str] = deque(maxlen=_LOG_LIMIT)
+        self.requests: deque[dict[str, Any]] = deque(maxlen=_LOG_LIMIT)
         self.forced: list[tuple[int, float]] = []
         self._tokens = config.rate_limit
         self._refilled = time.monotonic()
@@ -76,9 +79,13 @@ class _Fake:
             self.validator = SpecValidator(config.spec_path)
 
     # -- plumbing -------------------------------------------------------------------------
-    def _check(self, definition: str | None, value: Any, where: str) -> None:
-        if self.validator is not None and definition is not None:
-            self.violations += [f"{where}: {e}" for e in self.validator.errors(definition, value)]
+    def _check(self, definition: str | None, value: Any, where: str) -> bool:
+        """Record every violation of ``definition``; true when there was none."""
+        if self.validator is None or definition is None:
+            return True
+        errors = self.validator.errors(definition, value)
+        self.violations.extend(f"{where}: {e}" for e in errors)
+        return not errors
 
     def _over_budget(self) -> bool:
         if self.config.rate_limit <= 0:
@@ -110,9 +117,7 @@ class _Fake:
             body = json.loads(raw) if raw else {}
         except ValueError:
             raise _ApiError(400, "InvalidRequest", "the request body is not JSON") from None
-        before = len(self.violations)
-        self._check(request_def, body, f"request {where}")
-        if len(self.violations) > before:
+        if not self._check(request_def, body, f"request {where}"):
             # Palette's Go server cannot decode such a body either.
             raise _ApiError(400, "InvalidRequest", f"the request body does not match {request_def}")
         return body
@@ -296,10 +301,10 @@ def _admin_routes(fake: _Fake) -> list[Route]:
         return JSONResponse({"queued": len(fake.forced)})
 
     async def violations(_: Request) -> Response:
-        return JSONResponse({"violations": fake.violations})
+        return JSONResponse({"violations": list(fake.violations)})
 
     async def requests(_: Request) -> Response:
-        return JSONResponse({"requests": fake.requests})
+        return JSONResponse({"requests": list(fake.requests)})
 
     async def reset(_: Request) -> Response:
         fake.projects = {uid: seed_project(uid) for uid in fake.config.projects}
