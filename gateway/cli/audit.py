@@ -1,10 +1,159 @@
-"""`gateway audit` commands."""
+"""`gateway audit` commands: read, verify and export the hash-chained audit log."""
 
 from __future__ import annotations
 
+import contextlib
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, TextIO
+
 import typer
+
+from gateway.audit import AuditRecord, ChainReport
+from gateway.cli._storage import (
+    EXIT_CODES_HELP,
+    DbOption,
+    ExitCode,
+    JsonOption,
+    echo_json,
+    fail,
+    open_store,
+    run,
+    settings,
+)
+from gateway.contracts import canonical_json
+from gateway.errors import ChainBroken
+from gateway.queue.store import QueueStore
+
+__all__ = ["register"]
+
+app = typer.Typer(
+    help=f"Read, verify and export the tamper-evident audit log. {EXIT_CODES_HELP}",
+    no_args_is_help=True,
+)
+
+
+@app.command("list")
+def list_records(
+    limit: Annotated[int, typer.Option(min=1, max=100_000, help="At most this many, newest first.")] = 50,
+    action: Annotated[str | None, typer.Option(help="Only records of this action id.")] = None,
+    as_json: JsonOption = False,
+    db: DbOption = None,
+) -> None:
+    """The newest audit records."""
+    config = settings(db)
+
+    async def work() -> list[AuditRecord]:
+        store = await open_store(config)
+        try:
+            return await store.audit.recent(limit=limit, action_id=action)
+        finally:
+            await store.close()
+
+    records = run(work)
+    if as_json:
+        echo_json([r.model_dump() for r in records])
+        return
+    for r in records:
+        codes = ",".join(str(reason.get("code")) for reason in r.reasons) or "-"
+        typer.echo(
+            f"{r.seq:>7}  {r.time}  {r.kind:<16} {r.outcome or '-':<14} {r.tool or '-':<24} "
+            f"{r.subject or '-':<12} {(r.action_id or '-')[:8]}  {codes}"
+        )
+
+
+@app.command("show")
+def show(
+    seq: Annotated[int, typer.Argument(min=1, help="The record's sequence number.")],
+    db: DbOption = None,
+) -> None:
+    """One audit record, in full, as JSON."""
+    config = settings(db)
+
+    async def work() -> AuditRecord | None:
+        store = await open_store(config)
+        try:
+            return await store.audit.get(seq)
+        finally:
+            await store.close()
+
+    record = run(work)
+    if record is None:
+        raise fail(f"no audit record with sequence number {seq}", ExitCode.UNKNOWN_ID)
+    echo_json(record.model_dump())
+
+
+@app.command("verify")
+def verify(as_json: JsonOption = False, db: DbOption = None) -> None:
+    """Recompute the hash chain; exit 1 naming the first record that does not match.
+
+    Detects records edited, inserted, deleted or reordered after they were written.
+    """
+    config = settings(db)
+
+    async def work() -> ChainReport | ChainBroken:
+        store = await open_store(config)
+        try:
+            return await store.audit.verify()
+        except ChainBroken as exc:
+            return exc
+        finally:
+            await store.close()
+
+    outcome = run(work)
+    if isinstance(outcome, ChainBroken):
+        if as_json:
+            echo_json({"intact": False, "first_bad_seq": outcome.seq, "message": str(outcome)})
+        typer.echo(f"audit chain BROKEN: {outcome}", err=True)
+        raise typer.Exit(code=int(ExitCode.REFUSED))
+    if as_json:
+        echo_json({"intact": True, "rows": outcome.rows, "head": outcome.head})
+    else:
+        typer.echo(f"audit chain intact: {outcome.rows} records, head {outcome.head}")
+
+
+@app.command("export")
+def export(
+    jsonl: Annotated[
+        bool, typer.Option("--jsonl", help="One JSON record per line (the only format).")
+    ] = False,
+    output: Annotated[Path | None, typer.Option(help="Write to this file instead of stdout.")] = None,
+    db: DbOption = None,
+) -> None:
+    """Every record in chain order, with its hashes, to check or archive elsewhere.
+
+    hash = sha256(prev_hash + canonical JSON of the record without prev_hash and hash).
+    """
+    if not jsonl:
+        raise fail("choose a format: --jsonl", ExitCode.USAGE)
+    config = settings(db)
+
+    async def work(sink: TextIO) -> int:
+        store = await open_store(config)
+        try:
+            return await _write(store, sink.write)
+        finally:
+            await store.close()
+
+    try:
+        with contextlib.ExitStack() as stack:
+            sink = sys.stdout if output is None else stack.enter_context(output.open("w", encoding="utf-8"))
+            count = run(lambda: work(sink))
+    except OSError as exc:
+        raise fail(f"cannot write {output}: {exc.strerror or 'I/O error'}", ExitCode.STORAGE) from exc
+    if output is not None:
+        typer.echo(f"exported {count} records to {output}", err=True)
+
+
+async def _write(store: QueueStore, write: Callable[[str], object]) -> int:
+    count = 0
+    async for record in store.audit.iterate():
+        write(canonical_json(record.model_dump()) + "\n")
+        count += 1
+    return count
 
 
 def register(root: typer.Typer) -> None:
     """Add this area's commands to the root app."""
-    _ = root
+    root.add_typer(app, name="audit")

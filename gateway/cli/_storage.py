@@ -1,0 +1,124 @@
+"""What the ``queue`` and ``audit`` commands share: settings built at the edge, opening the
+database, running a coroutine, and turning the gateway's errors into exit codes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from enum import IntEnum
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from pydantic import ValidationError
+
+from gateway.errors import (
+    ApprovalRefused,
+    AuditError,
+    ChainBroken,
+    ConfigError,
+    GatewayError,
+    InvalidTransition,
+    PolicyError,
+    UnknownAction,
+)
+from gateway.queue.store import QueueStore
+from gateway.settings import Settings
+
+__all__ = [
+    "EXIT_CODES_HELP",
+    "DbOption",
+    "ExitCode",
+    "JsonOption",
+    "OpaUrlOption",
+    "echo_json",
+    "open_store",
+    "run",
+    "settings",
+]
+
+T = TypeVar("T")
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    REFUSED = 1
+    USAGE = 2
+    UNKNOWN_ID = 3
+    INVALID_STATE = 4
+    POLICY_UNAVAILABLE = 5
+    STORAGE = 6
+
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 ok; 1 refused (approval refused, action denied, audit chain broken); "
+    "2 usage or settings error; 3 unknown id; 4 invalid state (expired, already decided); "
+    "5 policy engine unavailable (nothing recorded); 6 database error."
+)
+
+DbOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--db", help="Database file [default: GATEWAY_DB_PATH or var/gateway.db]", show_default=False
+    ),
+]
+OpaUrlOption = Annotated[
+    str | None,
+    typer.Option("--opa-url", help="OPA sidecar URL [default: GATEWAY_OPA_URL]", show_default=False),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
+
+_CODES: tuple[tuple[type[GatewayError], ExitCode], ...] = (
+    (UnknownAction, ExitCode.UNKNOWN_ID),
+    (InvalidTransition, ExitCode.INVALID_STATE),
+    (ApprovalRefused, ExitCode.REFUSED),
+    (ChainBroken, ExitCode.REFUSED),
+    (PolicyError, ExitCode.POLICY_UNAVAILABLE),
+    (ConfigError, ExitCode.USAGE),
+    (AuditError, ExitCode.STORAGE),
+)
+
+
+def fail(message: str, code: ExitCode) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=int(code))
+
+
+def settings(db: Path | None = None, opa_url: str | None = None) -> Settings:
+    """``Settings()`` from the environment, with the command's options on top."""
+    overrides: dict[str, Any] = {}
+    if db is not None:
+        overrides["db_path"] = db
+    if opa_url is not None:
+        overrides["opa_url"] = opa_url
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors(include_input=False))
+        raise fail(f"invalid settings ({fields})", ExitCode.USAGE) from exc
+
+
+async def open_store(config: Settings) -> QueueStore:
+    """The store at ``config.db_path``, which must exist: a typo in a path must not look
+    like an empty queue."""
+    if not await asyncio.to_thread(config.db_path.is_file):
+        raise ConfigError(f"no gateway database at {config.db_path} (set GATEWAY_DB_PATH or pass --db)")
+    return await QueueStore.open(config.db_path)
+
+
+def run(work: Callable[[], Awaitable[T]]) -> T:
+    """Run ``work`` and map the gateway's errors to documented exit codes, message on stderr."""
+    try:
+        return asyncio.run(_call(work))
+    except GatewayError as exc:
+        code = next((c for kind, c in _CODES if isinstance(exc, kind)), ExitCode.STORAGE)
+        raise fail(str(exc), code) from exc
+
+
+async def _call(work: Callable[[], Awaitable[T]]) -> T:
+    return await work()
+
+
+def echo_json(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False))
