@@ -1,22 +1,228 @@
 # METADATA
 # title: Gateway decision
-# description: The decision document every proposed action is judged by.
+# description: >-
+#   Combines every rule under data.rules into the decision document: deny wins over
+#   needs_approval, which wins over allow; warn and dryrun reasons never block.
 package gateway
+
+import data.lib
+
+# Iterating the ref, not `some pkg in data.rules`, evaluates only each package's
+# violation rule instead of every rule (and, under opa test, every test).
+_violations contains violation if {
+	some name
+
+	# regal ignore:mixed-iteration
+	some violation in data.rules[name].violation
+}
+
+# A reason whose effect is not a known mode is treated as a denial: fail closed.
+_denials contains _public(v) if {
+	some v in _violations
+	not v.effect in {"needs_approval", "warn", "dryrun"}
+}
+
+_approval_violations contains v if {
+	some v in _violations
+	v.effect == "needs_approval"
+}
+
+_warnings contains _public(v) if {
+	some v in _violations
+	v.effect == "warn"
+}
+
+_dryruns contains _public(v) if {
+	some v in _violations
+	v.effect == "dryrun"
+}
+
+_public(v) := object.remove(v, ["approval"])
+
+# What every approval reason asks for, with the defaults from data filled in.
+_requirements contains object.union(data.params.approval, object.get(v, "approval", {})) if {
+	some v in _approval_violations
+}
+
+# METADATA
+# scope: document
+# description: |
+#   The strictest requirement of all needs_approval reasons: the most approvals, the
+#   shortest TTL, self-approval only if every reason allows it; approver groups come
+#   from data. With no approval reason it is the default from data.
+requirement := {
+	"min_approvals": max({r.min_approvals | some r in _requirements}),
+	"approver_groups": data.params.approval.approver_groups,
+	"ttl_seconds": min({r.ttl_seconds | some r in _requirements}),
+	"allow_self_approval": count({r | some r in _requirements; r.allow_self_approval != true}) == 0,
+} if {
+	count(_requirements) > 0
+}
+
+requirement := object.filter(
+	data.params.approval,
+	["min_approvals", "approver_groups", "ttl_seconds", "allow_self_approval"],
+) if {
+	count(_requirements) == 0
+}
+
+_approvals := input.approvals if _approvals_given
+
+# A helper: `not is_array(input.approvals)` is undefined, not true, when it is missing.
+_approvals := [] if not _approvals_given
+
+_approvals_given if is_array(input.approvals)
+
+_now := time.parse_rfc3339_ns(input.time)
+
+# METADATA
+# description: The distinct subjects whose approvals satisfy the requirement.
+approvers contains approval.subject if {
+	some approval in _approvals
+	_counts(approval)
+}
+
+_counts(approval) if {
+	lib.matches("?*", approval.subject)
+	_self_ok(approval)
+	_group_ok(approval)
+	_fresh(approval)
+}
+
+_self_ok(_) if requirement.allow_self_approval == true
+
+_self_ok(approval) if approval.subject != input.principal.subject
+
+_group_ok(_) if count(requirement.approver_groups) == 0
+
+_group_ok(approval) if {
+	some group in approval.groups
+	group in requirement.approver_groups
+}
+
+_fresh(approval) if {
+	approved := time.parse_rfc3339_ns(approval.approved_at)
+	approved <= _now
+	_now - approved <= requirement.ttl_seconds * 1000000000
+}
+
+_quorum if count(approvers) >= requirement.min_approvals
+
+# Why approvals that were given did not count, for the quorum reason's message.
+_shortfalls contains "self-approval not allowed" if {
+	some approval in _approvals
+	not _self_ok(approval)
+}
+
+_shortfalls contains sprintf("approvers must be in %s", [concat(", ", requirement.approver_groups)]) if {
+	some approval in _approvals
+	not _group_ok(approval)
+}
+
+_shortfalls contains sprintf("approvals expire after %vs or had an invalid time", [requirement.ttl_seconds]) if {
+	some approval in _approvals
+	not _fresh(approval)
+}
+
+# METADATA
+# title: Approval quorum
+# description: >-
+#   On re-evaluation, approvals count only from distinct approvers in the approver
+#   groups, within the TTL, and not from the requester unless self-approval is
+#   allowed; too few keep the action waiting and say what is missing.
+# custom:
+#   code: GW-APPROVAL-001
+#   severity: medium
+#   mode: needs_approval
+approval_quorum contains reason if {
+	count(_approval_violations) > 0
+	count(_approvals) > 0
+	not _quorum
+	msg := concat("; ", array.concat(
+		[sprintf("%d of %d approvals", [count(approvers), requirement.min_approvals])],
+		sort(_shortfalls),
+	))
+	reason := lib.reason(rego.metadata.chain(), msg)
+}
+
+_outcome := "deny" if count(_denials) > 0
+
+_outcome := "needs_approval" if {
+	count(_denials) == 0
+	count(_approval_violations) > 0
+	not _quorum
+}
+
+_outcome := "allow" if {
+	count(_denials) == 0
+	count(_approval_violations) > 0
+	_quorum
+}
+
+_outcome := "allow" if {
+	count(_denials) == 0
+	count(_approval_violations) == 0
+}
+
+_reasons := array.concat(
+	array.concat(sort(_denials), sort({_public(v) | some v in _approval_violations})),
+	sort(approval_quorum),
+)
+
+_redact := sort({path |
+	some name
+
+	# regal ignore:mixed-iteration
+	some path in data.rules[name].redact
+})
+
+_line_caps contains lines if {
+	some name
+	lines := data.rules[name].max_log_lines
+	is_number(lines)
+}
+
+_max_log_lines := min(_line_caps) if count(_line_caps) > 0
+
+_max_log_lines := null if count(_line_caps) == 0
+
+_approval_block := {"approval": requirement} if {
+	count(_approval_violations) + count(_approvals) > 0
+}
+
+_approval_block := {} if count(_approval_violations) + count(_approvals) == 0
 
 # METADATA
 # title: Decision
-# description: Placeholder until the rule set lands; denies everything.
+# description: >-
+#   The decision document the gateway asks for. It is always defined: when the policy
+#   cannot evaluate an input at all, the default denies with GW-EVAL-001.
 # entrypoint: true
 # custom:
-#   code: GW-000
-#   severity: high
-decision := {
+#   code: GW-EVAL-001
+#   severity: critical
+#   mode: deny
+default decision := {
 	"outcome": "deny",
 	"reasons": [{
-		"code": "GW-000",
-		"rule": "placeholder",
-		"severity": "high",
+		"code": "GW-EVAL-001",
+		"rule": "decision",
+		"severity": "critical",
 		"effect": "deny",
-		"message": "no policy installed",
+		"message": "the policy could not evaluate this action",
 	}],
+	"obligations": {"redact": [], "max_log_lines": null},
+	"warnings": [],
+	"dryrun": [],
 }
+
+decision := object.union(
+	{
+		"outcome": _outcome,
+		"reasons": _reasons,
+		"obligations": {"redact": _redact, "max_log_lines": _max_log_lines},
+		"warnings": sort(_warnings),
+		"dryrun": sort(_dryruns),
+	},
+	_approval_block,
+)

@@ -66,5 +66,7 @@ _has_target_name if is_string(input.target.name)
 
 # METADATA
 # scope: document
-# description: Glob match where "*" matches any run of characters, "/" and "." included.
-matches(pattern, value) if glob.match(pattern, [], value)
+# description: |
+#   Glob match where "*" matches any run of characters, "/" and "." included: null
+#   delimiters, since [] would mean ".".
+matches(pattern, value) if glob.match(pattern, null, value)

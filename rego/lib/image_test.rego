@@ -45,3 +45,7 @@ test_deny_image_from_prefix_tricks if {
 	not lib.image_from(lib.image("evil.io/registry.example.com/app:1"), "registry.example.com")
 	not lib.image_from(lib.image("bitnami/redis:7"), "docker.io/library")
 }
+
+test_allow_dotless_registry_with_port if {
+	lib.image("buildhost:5000/app:1") == {"registry": "buildhost:5000", "repository": "app", "tag": "1", "digest": ""}
+}

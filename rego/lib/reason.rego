@@ -32,8 +32,16 @@ reason(chain, msg) := {
 #   ttl_seconds, allow_self_approval) sharpen the defaults in data.params.approval.
 approval_reason(chain, msg, overrides) := object.union(
 	reason(chain, msg),
-	{"approval": object.union(data.params.approval, _approval_overrides(overrides))},
+	{"approval": object.union(_approval_defaults, _approval_overrides(overrides))},
 )
+
+# Broken approval data must not make approval reasons vanish (that would allow):
+# the reason stays, and the incomplete requirement fails the decision closed.
+_approval_defaults := data.params.approval if _approval_data_given
+
+_approval_defaults := {} if not _approval_data_given
+
+_approval_data_given if is_object(data.params.approval)
 
 _approval_overrides(overrides) := overrides if is_object(overrides)
 

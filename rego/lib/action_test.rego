@@ -1,0 +1,35 @@
+package lib_test
+
+import data.lib
+
+test_allow_kind_from_object_when_target_has_none if {
+	lib.kind == "deployment" with input as {"target": {}, "object": {"kind": "Deployment"}}
+	lib.kind == "secret" with input as {"target": {"kind": "Secret"}, "object": {"kind": "Deployment"}}
+}
+
+test_allow_target_name_placeholder if {
+	lib.target_name == "<unnamed>" with input as {"target": {}}
+	lib.target_name == "web" with input as {"target": {"name": "web"}}
+}
+
+test_allow_production_from_target_or_labels if {
+	lib.production with input as {"target": {"environment": "Production"}}
+	lib.production with input as {"target": {}, "current": {"metadata": {"labels": {"environment": "prod"}}}}
+	not lib.production with input as {"target": {"environment": "staging"}}
+}
+
+test_allow_glob_matches if {
+	lib.matches("*", "anything/at.all")
+	lib.matches("team-*", "team-a")
+	not lib.matches("team-*", "other")
+}
+
+test_allow_unnamed_container_is_still_inspected if {
+	obj := {"kind": "Pod", "spec": {"containers": [{"image": "x"}]}}
+	{c.name | some c in lib.containers(obj)} == {"<unnamed>"}
+}
+
+test_allow_pod_template_kind if {
+	obj := {"kind": "PodTemplate", "template": {"spec": {"containers": [{"name": "a"}]}}}
+	{c.name | some c in lib.containers(obj)} == {"a"}
+}

@@ -1,0 +1,48 @@
+package lib_test
+
+import data.lib
+
+_chain := [
+	{"path": ["rules", "demo", "violation"]},
+	{
+		"path": ["rules", "demo"],
+		"annotations": {"title": "Demo", "custom": {"code": "DEMO-001", "severity": "low", "mode": "needs_approval"}},
+	},
+]
+
+test_allow_reason_from_metadata if {
+	lib.reason(_chain, "m") == {
+		"code": "DEMO-001",
+		"rule": "demo",
+		"severity": "low",
+		"effect": "needs_approval",
+		"message": "m",
+	}
+}
+
+test_allow_mode_override_from_data if {
+	lib.reason(_chain, "m").effect == "warn" with data.params.modes as {"demo": "warn"}
+	lib.reason(_chain, "m").effect == "dryrun" with data.params.modes as {"demo": "dryrun", "other": "deny"}
+}
+
+test_deny_invalid_mode_override_means_deny if {
+	lib.reason(_chain, "m").effect == "deny" with data.params.modes as {"demo": "off"}
+}
+
+test_deny_invalid_default_mode_means_deny if {
+	chain := json.patch(_chain, [{"op": "replace", "path": "/1/annotations/custom/mode", "value": "maybe"}])
+	lib.reason(chain, "m").effect == "deny"
+}
+
+test_allow_missing_modes_object_keeps_defaults if {
+	lib.reason(_chain, "m").effect == "needs_approval" with data.params.modes as "broken"
+}
+
+test_allow_approval_reason_merges_defaults if {
+	r := lib.approval_reason(_chain, "m", {"min_approvals": 2})
+	r.approval == object.union(data.params.approval, {"min_approvals": 2})
+}
+
+test_allow_approval_reason_ignores_non_object_overrides if {
+	lib.approval_reason(_chain, "m", null).approval == data.params.approval
+}
