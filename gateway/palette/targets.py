@@ -3,12 +3,22 @@ environment from the cluster's tag), and compact views of Palette documents for 
 
 from __future__ import annotations
 
+import copy
+import hashlib
 from typing import Any
 
 from gateway.contracts import Target
 from gateway.palette.client import PaletteClient
 
-__all__ = ["CLUSTER_KIND", "cluster_row", "cluster_target", "environment_of", "resolve_cluster"]
+__all__ = [
+    "CLUSTER_KIND",
+    "cluster_row",
+    "cluster_target",
+    "digest",
+    "environment_of",
+    "policy_image",
+    "resolve_cluster",
+]
 
 CLUSTER_KIND = "SpectroCluster"
 
@@ -18,6 +28,21 @@ def environment_of(document: dict[str, Any], label: str) -> str | None:
     labels = (document.get("metadata") or {}).get("labels") or {}
     value = labels.get(label) if isinstance(labels, dict) else None
     return value if isinstance(value, str) and value else None
+
+
+def digest(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def policy_image(cluster: dict[str, Any]) -> dict[str, Any]:
+    """The cluster as policy may see it: every pack's ``values`` (YAML that can carry
+    credentials) replaced by its ``sha256:`` digest, the way Secret data is for Kubernetes."""
+    image = copy.deepcopy(cluster)
+    for template in (image.get("spec") or {}).get("clusterProfileTemplates") or []:
+        for pack in template.get("packs") or []:
+            if isinstance(pack, dict) and isinstance(pack.get("values"), str):
+                pack["values"] = digest(pack["values"])
+    return image
 
 
 def cluster_target(cluster: dict[str, Any], label: str) -> Target:

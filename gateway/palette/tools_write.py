@@ -4,15 +4,15 @@ create, nothing executed).
 ``prepare`` builds exactly what policy judges: for a create, the body after Palette's own
 validate endpoint accepted it (so policy never judges a spec Palette would refuse); for a
 delete or a profile update, the live cluster as ``current``. Pack ``values`` can carry
-credentials, so policy sees them as ``sha256:`` digests. ``execute`` re-derives the body
-from the arguments and refuses to run when it no longer matches what was judged, or when
-the cluster's environment tag changed since: an approval covers the cluster as it was.
+credentials, so policy sees them (in ``object`` and ``current``) as ``sha256:`` digests.
+``execute`` re-derives the body from the arguments and refuses to run when it no longer
+matches what was judged, or when the cluster's environment tag changed since: an approval
+covers the cluster as it was.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -26,7 +26,7 @@ from gateway.palette.models import (
     ValidateConfigurationArgs,
     parse_create_body,
 )
-from gateway.palette.targets import CLUSTER_KIND, environment_of, resolve_cluster
+from gateway.palette.targets import CLUSTER_KIND, digest, environment_of, policy_image, resolve_cluster
 from gateway.tools import ExecutionContext, Prepared, ToolSpec
 
 __all__ = ["CheckFn", "profiles_body", "write_tools"]
@@ -35,16 +35,12 @@ CheckFn = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
 _MAX_REPORTED = 10
 
 
-def _digest(text: str) -> str:
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
-
-
 def _digest_pack_values(profiles: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = copy.deepcopy(profiles)
     for profile in out:
         for pack in profile.get("packValues") or []:
             if isinstance(pack, dict) and isinstance(pack.get("values"), str):
-                pack["values"] = _digest(pack["values"])
+                pack["values"] = digest(pack["values"])
     return out
 
 
@@ -120,7 +116,7 @@ def write_tools(client: PaletteClient, label: str, *, check: CheckFn) -> list[To
     # -- delete -----------------------------------------------------------------------
     async def delete_prepare(args: ClusterArgs) -> list[Prepared]:
         target, cluster = await resolve_cluster(client, args.uid, label)
-        return [Prepared(target=target, current=cluster)]
+        return [Prepared(target=target, current=policy_image(cluster))]
 
     async def delete_execute(args: ClusterArgs, ctx: ExecutionContext) -> dict[str, Any]:
         cluster = await still_same(args.uid, ctx)
@@ -133,7 +129,7 @@ def write_tools(client: PaletteClient, label: str, *, check: CheckFn) -> list[To
         target, cluster = await resolve_cluster(client, args.uid, label)
         body = profiles_body(args)
         view = {"profiles": _digest_pack_values(body["profiles"])}
-        return [Prepared(target=target, current=cluster, object=view)]
+        return [Prepared(target=target, current=policy_image(cluster), object=view)]
 
     async def profiles_execute(args: UpdateProfilesArgs, ctx: ExecutionContext) -> dict[str, Any]:
         await still_same(args.uid, ctx)

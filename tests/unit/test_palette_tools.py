@@ -197,6 +197,9 @@ async def test_delete_shows_policy_the_live_cluster_and_refuses_if_its_environme
         prepared = await spec.prepare(spec.args(uid=uid))
         assert prepared[0].current is not None
         assert prepared[0].current["metadata"]["labels"]["environment"] == "production"
+        packs = [p for t in prepared[0].current["spec"]["clusterProfileTemplates"] for p in t["packs"]]
+        assert {p["values"][:7] for p in packs} == {"sha256:"}
+        assert "auditLog" not in str(prepared[0].current)
         assert prepared[0].target.environment == "production"
         stale = [Prepared(target=prepared[0].target.model_copy(update={"environment": "development"}))]
         with pytest.raises(Conflict, match="environment tag changed"):
