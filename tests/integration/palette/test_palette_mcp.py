@@ -193,3 +193,27 @@ async def test_the_api_key_never_reaches_results_logs_or_the_audit_log(
     assert all(API_KEY not in out for out in outputs)
     assert API_KEY not in caplog.text
     assert API_KEY not in palette.process.tail(lines=10_000)
+
+
+async def _resource(client: Client, uri: str) -> Any:
+    text = getattr((await client.read_resource(uri)).contents[0], "text", None)
+    assert isinstance(text, str), f"{uri} returned no text"
+    return json.loads(text)
+
+
+async def test_resources_summarise_through_policy_on_the_assembled_server(palette_settings: Settings) -> None:
+    async with Client(build_server(palette_settings)) as client:
+        clusters = await _resource(client, "palette://clusters")
+        production = await _resource(client, "palette://clusters?environment=production")
+        profiles = await _resource(client, "palette://profiles")
+    assert clusters["total"] == 61
+    assert clusters["by_state"] == {"Deleting": 1, "Provisioning": 1, "Running": 59}
+    assert {c["name"] for c in clusters["needs_attention"]} == {
+        "staging-web",
+        "dev-provisioning",
+        "old-sandbox",
+    }
+    assert production["total"] == 2
+    assert profiles["count"] == 6
+    stored = b"".join(p.read_bytes() for p in palette_settings.db_path.parent.glob("gateway.db*"))
+    assert stored.count(b"palette_list_clusters") >= 2  # each read was decided and audited
