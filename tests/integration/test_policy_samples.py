@@ -84,8 +84,10 @@ def test_clean_write_is_allowed_with_an_empty_decision(opa_server: OpaServer) ->
     sample = RULES_DIR / "no_privileged" / "samples" / "allowed" / "deployment_unprivileged.json"
     decision = Decision.model_validate(decide(opa_server, json.loads(sample.read_text())))
     assert decision.outcome == "allow"
-    assert decision.reasons == [] and decision.approval is None
-    assert decision.obligations.redact == [] and decision.obligations.max_log_lines is None
+    assert decision.reasons == []
+    assert decision.approval is None
+    assert decision.obligations.redact == []
+    assert decision.obligations.max_log_lines is None
 
 
 def test_production_delete_asks_two_approvers_without_self_approval(opa_server: OpaServer) -> None:
@@ -110,7 +112,7 @@ def test_approvals_from_two_others_allow_the_production_delete(opa_server: OpaSe
     assert any(r.message == "1 of 2 approvals; self-approval not allowed" for r in waiting.reasons)
 
     action["approvals"].append(
-        {"subject": "carol", "groups": ["platform-admins"], "approved_at": "2026-01-01T11:58:00Z", "reason": "ok"}
+        {"subject": "carol", "groups": ["platform-admins"], "approved_at": "2026-01-01T11:58:00Z"}
     )
     assert Decision.model_validate(decide(opa_server, action)).outcome == "allow"
 
@@ -119,7 +121,8 @@ def test_secret_read_is_allowed_only_with_redaction(opa_server: OpaServer) -> No
     sample = RULES_DIR / "secrets" / "samples" / "allowed" / "read_secret_is_redacted.json"
     decision = Decision.model_validate(decide(opa_server, json.loads(sample.read_text())))
     assert decision.outcome == "allow"
-    assert set(decision.obligations.redact) == {"/data", "/stringData", "/items/*/data", "/items/*/stringData"}
+    redacted = {"/data", "/stringData", "/items/*/data", "/items/*/stringData"}
+    assert set(decision.obligations.redact) == redacted
 
 
 def test_log_read_carries_a_line_cap(opa_server: OpaServer) -> None:
@@ -130,7 +133,10 @@ def test_log_read_carries_a_line_cap(opa_server: OpaServer) -> None:
     assert [w.code for w in decision.warnings] == ["OPS-LOGS-001"]
 
 
-@pytest.mark.parametrize("garbage", [None, "delete everything", [1, 2], {}, {"version": 1, "tool": "k8s_get"}])
+GARBAGE = [None, "delete everything", [1, 2], {}, {"version": 1, "tool": "k8s_get"}]
+
+
+@pytest.mark.parametrize("garbage", GARBAGE)
 def test_garbage_input_is_denied_with_a_valid_document(opa_server: OpaServer, garbage: Any) -> None:
     decision = Decision.model_validate(decide(opa_server, garbage))
     assert decision.outcome == "deny"
