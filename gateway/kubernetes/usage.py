@@ -94,8 +94,9 @@ def _entry(obj: JSON, pod_spec: JSON, replicas: int | None) -> tuple[JSON, Amoun
     count = replicas or 0
     total_requests: Amounts = {}
     total_limits: Amounts = {}
-    _add(total_requests, requests, count)
-    _add(total_limits, limits, count)
+    if count:  # scaled to zero, or a DaemonSet whose node count is unknown: nothing to add
+        _add(total_requests, requests, count)
+        _add(total_limits, limits, count)
     entry = {
         "kind": obj.get("kind"),
         "name": (obj.get("metadata") or {}).get("name"),
