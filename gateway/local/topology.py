@@ -33,6 +33,7 @@ from gateway.local.fake_palette import FakePaletteServer
 from gateway.local.kube import KubeApiServer
 from gateway.local.opa import OpaServer
 from gateway.local.process import ManagedProcess, wait_until
+from gateway.local.sandbox_seed import seed_sandbox
 from gateway.settings import Settings
 
 __all__ = ["Topology", "TopologyConfig", "main"]
@@ -46,6 +47,7 @@ class TopologyConfig:
     state_dir: Path | None = None
     opa_port: int = OPA_PORT
     gateway_port: int = GATEWAY_PORT
+    bundle: Path | None = None  # default: <root>/bundles/gateway.tar.gz, what `make bundle` builds
     verification_key: Path | None = None
     # From the environment (``Settings``): a configured cluster / Palette replaces the fakes.
     kubeconfig: Path | None = None
@@ -83,11 +85,13 @@ class Topology:
         state = config.state
         logs = state / "logs"
         self.opa = OpaServer(
-            config.root / BUNDLE,
+            config.bundle or config.root / BUNDLE,
             log_path=logs / "opa.log",
             port=config.opa_port,
             verification_key=config.verification_key,
-            extra_args=[f"--config-file={config.root / OPA_CONFIG}"],
+            # OpaServer's default is error-only; the console decision log is logged at info,
+            # as in the container, which runs at OPA's default level.
+            extra_args=[f"--config-file={config.root / OPA_CONFIG}", "--log-level=info"],
         )
         self.kube = KubeApiServer(state / "sandbox") if config.kubeconfig is None else None
         self.palette = (
@@ -136,6 +140,9 @@ class Topology:
                 if part is not None:
                     self._started.append(part)
                     part.start()
+            if self.kube is not None:
+                # Namespaces labelled development/production and workloads to look at.
+                seed_sandbox(self.kube.kubeconfig_path, context=self.kube.context)
             self._started.append(self.gateway)
             self.gateway.start()
             wait_until(
