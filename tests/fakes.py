@@ -1,0 +1,57 @@
+"""In-memory stand-ins for the queue and the audit log, for unit tests only (integration
+tests use the real SQLite store)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from gateway.contracts import Decision, PlannedCall, Principal, utc_now
+from gateway.errors import UnknownAction
+from gateway.ports import ActionState, AuditEvent, ParkedAction
+
+
+class InMemoryAudit:
+    """``gateway.ports.AuditSink`` keeping events in a list."""
+
+    def __init__(self) -> None:
+        self.events: list[AuditEvent] = []
+
+    async def record(self, event: AuditEvent) -> None:
+        self.events.append(event)
+
+    def kinds(self) -> list[str]:
+        return [e.kind for e in self.events]
+
+
+class InMemoryQueue:
+    """``gateway.ports.ApprovalQueue`` over a dict; ``update`` plays the approver/executor."""
+
+    def __init__(self) -> None:
+        self.actions: dict[str, ParkedAction] = {}
+
+    async def park(self, call: PlannedCall, decision: Decision, requester: Principal) -> ParkedAction:
+        ttl = decision.approval.ttl_seconds if decision.approval else 900
+        now = utc_now()
+        expires = (datetime.now(UTC) + timedelta(seconds=ttl)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        parked = ParkedAction(
+            id=call.id,
+            state=ActionState.PENDING,
+            call=call,
+            decision=decision,
+            fingerprint=call.fingerprint(),
+            requester=requester,
+            created_at=now,
+            updated_at=now,
+            expires_at=expires,
+        )
+        self.actions[call.id] = parked
+        return parked
+
+    async def get(self, action_id: str) -> ParkedAction:
+        try:
+            return self.actions[action_id]
+        except KeyError:
+            raise UnknownAction(f"no parked action has id {action_id!r}") from None
+
+    def update(self, action_id: str, **changes: object) -> None:
+        self.actions[action_id] = self.actions[action_id].model_copy(update=changes)
