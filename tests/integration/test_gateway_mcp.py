@@ -323,3 +323,21 @@ async def test_gateway_action_for_an_unknown_id_is_an_error(settings: Settings, 
         result = await client.call_tool("gateway_action", {"action_id": "0000-no-such"})
     assert result.is_error
     assert "no parked action" in _text(result)
+
+
+async def test_a_wait_is_bounded_by_settings_and_returns_the_pending_action(
+    opa: OpaServer, tmp_path: Path, backend: EchoBackend
+) -> None:
+    settings = settings_for(opa.url, tmp_path, max_approval_wait_seconds=0.5)
+    async with Client(build_server(settings, backends=[backend.source()])) as client:
+        started = asyncio.get_running_loop().time()
+        result = await client.call_tool(
+            "echo_scale",
+            {"name": "web", "replicas": 1},
+            meta={WAIT_META_KEY: 600},  # type: ignore[typeddict-unknown-key]
+        )
+        waited = asyncio.get_running_loop().time() - started
+    assert result.structured_content is not None
+    assert result.structured_content["state"] == "pending"
+    assert 0.4 <= waited < 5
+    assert backend.executed == []
