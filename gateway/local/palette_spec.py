@@ -50,11 +50,14 @@ def _strip_extensions(node: Any) -> Any:
     return node
 
 
-@lru_cache(maxsize=4)
 def load_spec(path: Path | None = None) -> dict[str, Any]:
-    """The parsed specification (cached per path)."""
-    spec_path = path or default_spec_path()
-    with spec_path.open(encoding="utf-8") as handle:
+    """The parsed specification (read once per path)."""
+    return _load(path or default_spec_path())
+
+
+@lru_cache(maxsize=4)
+def _load(path: Path) -> dict[str, Any]:
+    with path.open(encoding="utf-8") as handle:
         spec: dict[str, Any] = json.load(handle)
     return spec
 
