@@ -75,7 +75,7 @@ async def test_5xx_on_a_read_is_retried_with_backoff() -> None:
     async with palette_client(app, sleep=sleeps, backoff_base=0.5) as client:
         await client.list_profiles({})
     assert len(sleeps.delays) == 1
-    assert 0 <= sleeps.delays[0] <= 0.5
+    assert 0 < sleeps.delays[0] <= 0.5  # full jitter over [0, base], no Retry-After to honour
 
 
 async def test_create_is_never_retried() -> None:
@@ -206,3 +206,14 @@ async def test_path_arguments_cannot_escape_their_segment() -> None:
     async with client:
         await client.get_cluster("../../v1/users")
     assert seen == ["/v1/spectroclusters/..%2F..%2Fv1%2Fusers"]
+
+
+async def test_backoff_grows_exponentially_within_its_bound() -> None:
+    app = fake_app()
+    await admin(app, "POST", "throttle", {"count": 3, "status": 502, "retry_after": -1})
+    sleeps = Sleeps()
+    async with palette_client(app, sleep=sleeps, backoff_base=0.5, max_backoff=1.5, max_retries=3) as client:
+        await client.list_profiles({})
+    assert len(sleeps.delays) == 3
+    for attempt, delay in enumerate(sleeps.delays):
+        assert 0 <= delay <= min(1.5, 0.5 * 2**attempt)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import hmac
 import json
 import time
 from collections import deque
@@ -101,7 +102,7 @@ class _Fake:
 
     def _admit(self, request: Request) -> None:
         """Authentication first, then forced failures, then the rate budget."""
-        if request.headers.get("apikey") != self.config.api_key:
+        if not hmac.compare_digest(request.headers.get("apikey", ""), self.config.api_key):
             raise _ApiError(401, "Unauthorized", "a valid ApiKey header is required")
         if self.forced:
             status, retry_after = self.forced.pop(0)
@@ -147,9 +148,9 @@ class _Fake:
                     "message": "rate limit exceeded, retry later" if exc.status == 429 else "try again",
                 }
                 self._check("v1Error", error, f"response {where}")
-                return JSONResponse(
-                    error, status_code=exc.status, headers={"Retry-After": f"{exc.retry_after:g}"}
-                )
+                # A negative delay means "no Retry-After header": the client falls back to backoff.
+                headers = {"Retry-After": f"{exc.retry_after:g}"} if exc.retry_after >= 0 else {}
+                return JSONResponse(error, status_code=exc.status, headers=headers)
             except _ApiError as exc:
                 error = {"code": exc.code, "message": exc.message, "ref": uid_for("ref", where)}
                 self._check("v1Error", error, f"response {where}")
