@@ -1,7 +1,7 @@
 """The docker-compose topology as native processes: what ``make up`` / ``make run`` start.
 
     OPA (the built bundle, ``deploy/opa/config.yaml``)       127.0.0.1:8181
-    sandbox kube-apiserver + etcd  (when no kubeconfig is configured)
+    `gateway sandbox up` in var/sandbox (when no kubeconfig is configured; reused if running)
     fake Palette API               (when PALETTE_HOST is not configured)
     gateway serve --transport http                           127.0.0.1:8000/mcp
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import os
 import secrets
 import signal
 import sys
@@ -30,10 +31,8 @@ from gateway.errors import GatewayError
 from gateway.http import MCP_PATH
 from gateway.local.deployment import BUNDLE, GATEWAY_PORT, OPA_CONFIG, OPA_PORT, gateway_environment
 from gateway.local.fake_palette import FakePaletteServer
-from gateway.local.kube import KubeApiServer
 from gateway.local.opa import OpaServer
 from gateway.local.process import ManagedProcess, wait_until
-from gateway.local.sandbox_seed import seed_sandbox
 from gateway.settings import Settings
 
 __all__ = ["Topology", "TopologyConfig", "main"]
@@ -77,6 +76,54 @@ def _answers_200(url: str) -> bool:
         return False
 
 
+class _Sandbox:
+    """``gateway sandbox up`` in ``state_dir`` as a child process: the same sandbox
+    ``make sandbox`` runs (seeded once, objects kept across restarts). A sandbox already
+    running in that directory is used as it is, and left running."""
+
+    context = "sandbox"
+
+    def __init__(self, state_dir: Path, log_path: Path) -> None:
+        self.state_dir = state_dir
+        self.kubeconfig_path = state_dir / "kubeconfig"
+        self._ready_file = state_dir / "ready"
+        self.process = ManagedProcess(
+            [sys.executable, "-m", "gateway", "sandbox", "up", "--dir", str(state_dir)], log_path=log_path
+        )
+        self.shared = False
+
+    @property
+    def url(self) -> str:
+        try:
+            return self._ready_file.read_text().strip()
+        except OSError:
+            return "(not running)"
+
+    def start(self, timeout: float = 120.0) -> None:
+        if self._ready_file.exists() and _running(self.state_dir / "sandbox.pid"):
+            self.shared = True
+            return
+        self.process.start()
+
+        def ready() -> bool:
+            if not self.process.alive():
+                raise RuntimeError(f"gateway sandbox up exited:\n{self.process.tail()}")
+            return self._ready_file.exists()
+
+        wait_until(ready, timeout=timeout, what="the sandbox kube-apiserver", interval=0.2)
+
+    def stop(self) -> None:
+        self.process.stop(grace=20)
+
+
+def _running(pid_file: Path) -> bool:
+    try:
+        os.kill(int(pid_file.read_text().strip()), 0)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 class Topology:
     """Starts the processes in dependency order; ``stop`` undoes whatever ``start`` did."""
 
@@ -93,7 +140,7 @@ class Topology:
             # as in the container, which runs at OPA's default level.
             extra_args=[f"--config-file={config.root / OPA_CONFIG}", "--log-level=info"],
         )
-        self.kube = KubeApiServer(state / "sandbox") if config.kubeconfig is None else None
+        self.kube = _Sandbox(state / "sandbox", logs / "sandbox.log") if config.kubeconfig is None else None
         self.palette = (
             None
             if config.palette_configured
@@ -106,7 +153,7 @@ class Topology:
             log_path=logs / "gateway.log",
             env=self.gateway_env(),
         )
-        self._started: list[OpaServer | KubeApiServer | FakePaletteServer | ManagedProcess] = []
+        self._started: list[OpaServer | _Sandbox | FakePaletteServer | ManagedProcess] = []
 
     @property
     def gateway_url(self) -> str:
@@ -140,9 +187,6 @@ class Topology:
                 if part is not None:
                     self._started.append(part)
                     part.start()
-            if self.kube is not None:
-                # Namespaces labelled development/production and workloads to look at.
-                seed_sandbox(self.kube.kubeconfig_path, context=self.kube.context)
             self._started.append(self.gateway)
             self.gateway.start()
             wait_until(
