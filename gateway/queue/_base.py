@@ -18,7 +18,6 @@ from gateway.queue._rows import (
     ACTION_COLUMNS,
     Clock,
     action_event,
-    approval_from_row,
     parked_from_row,
     process_owner,
     system_clock,
@@ -68,13 +67,8 @@ class StoreBase:
         rows = list(await conn.execute_fetchall(sql, [action_id]))
         if not rows:
             raise UnknownAction(f"no parked action has id {action_id!r}")
-        approvals = await conn.execute_fetchall(
-            "SELECT subject, groups_json, approved_at, reason FROM approvals WHERE action_id = ? "
-            "ORDER BY approved_at, subject",
-            [action_id],
-        )
         try:
-            return parked_from_row(rows[0], tuple(approval_from_row(a) for a in approvals), self._now())
+            return parked_from_row(rows[0], self._now())
         except ValueError as exc:  # pydantic's ValidationError and json's JSONDecodeError
             raise CorruptAction(f"the stored record of action {action_id} is unreadable (edited?)") from exc
 
@@ -124,19 +118,21 @@ class StoreBase:
         live: bool = False,
         owner: str | None = None,
         **updates: Any,
-    ) -> bool:
-        """The one guarded statement behind every transition; true if this call made it."""
+    ) -> str | None:
+        """The one guarded statement behind every transition. Returns the ``updated_at`` it
+        wrote if this call made the transition, ``None`` if the row was not in ``source``."""
+        now = self._now()
         sets = "".join(f", {column} = ?" for column in updates)
         sql = f"UPDATE actions SET state = ?, updated_at = ?{sets} WHERE id = ? AND state = ?"  # noqa: S608
-        params: list[Any] = [target.value, self._now(), *updates.values(), action_id, source.value]
+        params: list[Any] = [target.value, now, *updates.values(), action_id, source.value]
         if live:
             sql += " AND expires_at > ?"
-            params.append(self._now())
+            params.append(now)
         if owner is not None:
             sql += " AND claimed_by = ?"
             params.append(owner)
         cursor = await conn.execute(sql, params)
-        return cursor.rowcount == 1
+        return now if cursor.rowcount == 1 else None
 
     @staticmethod
     def _require(action: ParkedAction, sources: set[ActionState], verb: str) -> None:

@@ -23,7 +23,6 @@ __all__ = [
     "ActionSummary",
     "Clock",
     "action_event",
-    "approval_from_row",
     "effective_state",
     "encode_result",
     "owner_alive",
@@ -39,7 +38,10 @@ Clock = Callable[[], datetime]
 
 ACTION_COLUMNS: Final[str] = (
     "id, state, call_json, decision_json, fingerprint, requester_json, created_at, updated_at, "
-    "expires_at, result_json, error"
+    "expires_at, result_json, error, "
+    # the approvals ride along in one statement: one round trip, one consistent snapshot
+    "(SELECT json_group_array(json_array(subject, json(groups_json), approved_at, reason)) "
+    "FROM approvals WHERE approvals.action_id = actions.id)"
 )
 SUMMARY_COLUMNS: Final[str] = (
     "id, state, tool, requester, target_json, min_approvals, created_at, expires_at, error, "
@@ -99,14 +101,15 @@ def encode_result(result: Any) -> str:
     return text
 
 
-def approval_from_row(row: Any) -> Approval:
-    subject, groups_json, approved_at, reason = row
-    return Approval(
-        subject=subject, groups=tuple(json.loads(groups_json)), approved_at=approved_at, reason=reason
-    )
+def _approvals(text: str | None) -> tuple[Approval, ...]:
+    items = [
+        Approval(subject=subject, groups=tuple(groups), approved_at=approved_at, reason=reason)
+        for subject, groups, approved_at, reason in json.loads(text or "[]")
+    ]
+    return tuple(sorted(items, key=lambda a: (a.approved_at, a.subject)))
 
 
-def parked_from_row(row: Any, approvals: tuple[Approval, ...], now: str) -> ParkedAction:
+def parked_from_row(row: Any, now: str) -> ParkedAction:
     (
         action_id,
         state,
@@ -119,6 +122,7 @@ def parked_from_row(row: Any, approvals: tuple[Approval, ...], now: str) -> Park
         expires,
         result,
         error,
+        approvals,
     ) = row
     return ParkedAction(
         id=action_id,
@@ -127,7 +131,7 @@ def parked_from_row(row: Any, approvals: tuple[Approval, ...], now: str) -> Park
         decision=Decision.model_validate_json(decision_json),
         fingerprint=fp,
         requester=json.loads(requester_json),
-        approvals=approvals,
+        approvals=_approvals(approvals),
         created_at=created,
         updated_at=updated,
         expires_at=expires,

@@ -13,6 +13,7 @@ Either way it is never re-run without a new approval.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from typing import Final
 
 import anyio
@@ -22,9 +23,10 @@ from gateway.ports import ActionState, AuditEvent, AuditSink, CallRunner, Parked
 from gateway.queue._rows import target_summary
 from gateway.queue.store import QueueStore
 
-__all__ = ["DEFAULT_POLL_SECONDS", "Executor"]
+__all__ = ["DEFAULT_CHECKPOINT_SECONDS", "DEFAULT_POLL_SECONDS", "Executor"]
 
 DEFAULT_POLL_SECONDS: Final[float] = 0.2
+DEFAULT_CHECKPOINT_SECONDS: Final[float] = 5.0
 _log = logging.getLogger(__name__)
 
 
@@ -38,20 +40,36 @@ class Executor:
         audit: AuditSink,
         *,
         poll_seconds: float = DEFAULT_POLL_SECONDS,
+        checkpoint_seconds: float = DEFAULT_CHECKPOINT_SECONDS,
     ) -> None:
         self._store = store
         self._runner = runner
         self._audit = audit
         self._poll_seconds = poll_seconds
+        self._checkpoint_seconds = checkpoint_seconds
         self._stopping = anyio.Event()
 
     async def run_forever(self) -> None:
-        """Recover interrupted executions, then poll until ``stop()`` or cancellation."""
+        """Recover interrupted executions, then poll until ``stop()`` or cancellation.
+
+        While it runs, WAL checkpoints happen here, between passes, instead of inside
+        whichever commit (an approval, a parked call) happens to grow the WAL too far.
+        """
         await self._store.recover_interrupted()
-        while not self._stopping.is_set():
-            await self.run_once()
-            with anyio.move_on_after(self._poll_seconds):
-                await self._stopping.wait()
+        await self._store.db.defer_checkpoints()
+        last_checkpoint = anyio.current_time()
+        try:
+            while not self._stopping.is_set():
+                await self.run_once()
+                if anyio.current_time() - last_checkpoint >= self._checkpoint_seconds:
+                    await self._checkpoint()
+                    last_checkpoint = anyio.current_time()
+                with anyio.move_on_after(self._poll_seconds):
+                    await self._stopping.wait()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._checkpoint()
+                await self._store.db.defer_checkpoints(False)
 
     def stop(self) -> None:
         """Finish the action in hand, then leave ``run_forever``."""
@@ -128,6 +146,12 @@ class Executor:
             error = f"execution failed unexpectedly ({type(exc).__name__})"
             return await self._store.finish(action.id, ActionState.FAILED, error=error, decision=decision)
         return await self._store.finish(action.id, ActionState.SUCCEEDED, result=result, decision=decision)
+
+    async def _checkpoint(self) -> None:
+        try:
+            await self._store.db.checkpoint()
+        except (sqlite3.Error, ValueError) as exc:  # busy, or closed under us: try again later
+            _log.warning("WAL checkpoint skipped: %s", exc)
 
     async def _fail(self, action: ParkedAction, error: str) -> ParkedAction:
         return await self._store.finish(action.id, ActionState.FAILED, error=error)

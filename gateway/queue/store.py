@@ -192,10 +192,10 @@ class QueueStore(ExecutionTransitions):
                             fingerprint,
                         ],
                     )
-                    await self._after_approval(conn, action, approval, approver, decision)
+                    updated = await self._after_approval(conn, action, approval, approver, decision)
         if expired:
             raise InvalidTransition(f"action {action_id} has expired; nothing was approved")
-        return await self.get(action_id)
+        return updated
 
     async def _after_approval(
         self,
@@ -204,7 +204,7 @@ class QueueStore(ExecutionTransitions):
         approval: Approval,
         approver: Principal,
         decision: Decision,
-    ) -> None:
+    ) -> ParkedAction:
         decision_json = canonical_json(decision.model_dump(mode="json"))
         target = {
             "allow": ActionState.APPROVED,
@@ -214,7 +214,7 @@ class QueueStore(ExecutionTransitions):
         error = None
         if target is ActionState.DENIED:
             error = "policy denied on re-evaluation: " + "; ".join(r.message for r in decision.reasons)
-        changed = await self._transition(
+        stamp = await self._transition(
             conn,
             action.id,
             ActionState.PENDING,
@@ -223,7 +223,7 @@ class QueueStore(ExecutionTransitions):
             last_decision_json=decision_json,
             error=error,
         )
-        if not changed:
+        if stamp is None:
             raise InvalidTransition(f"action {action.id} is no longer pending; nothing was approved")
         detail = {"approvals": len(action.approvals) + 1, "state": target.value, "reason": approval.reason}
         event = action_event(
@@ -240,6 +240,15 @@ class QueueStore(ExecutionTransitions):
                 conn,
                 action_event("denial", action, subject="policy", transport="internal", decision=decision),
             )
+        # What the row now holds, without reading it back.
+        return action.model_copy(
+            update={
+                "state": target,
+                "approvals": (*action.approvals, approval),
+                "updated_at": stamp,
+                "error": error,
+            }
+        )
 
     async def deny(self, action_id: str, by: Principal, reason: str) -> ParkedAction:
         """A human refuses a pending action."""

@@ -208,3 +208,21 @@ async def test_run_forever_executes_what_gets_approved_and_stops_when_asked(
                 await anyio.sleep(0.01)
         executor.stop()
     assert len(runner.executed) == 1
+
+
+async def autocheckpoint(store: QueueStore) -> int:
+    async with store.db.read() as conn:
+        row = await (await conn.execute("PRAGMA wal_autocheckpoint")).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def test_while_running_the_executor_owns_wal_checkpoints(store: QueueStore) -> None:
+    executor = Executor(store, RecordingRunner(), store.audit, poll_seconds=0.01, checkpoint_seconds=0)
+    assert await autocheckpoint(store) == 1000
+    async with anyio.create_task_group() as group:
+        group.start_soon(executor.run_forever)
+        await anyio.sleep(0.05)
+        assert await autocheckpoint(store) == 0  # commits no longer pay for checkpoints
+        executor.stop()
+    assert await autocheckpoint(store) == 1000
