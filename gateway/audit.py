@@ -42,9 +42,12 @@ _SECRET_KEY = re.compile(
 )
 _SECRET_VALUE = re.compile(
     r"(-----BEGIN [A-Z ]*(PRIVATE KEY|CERTIFICATE)-----|^bearer\s|^basic\s|"
-    r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.|AKIA[0-9A-Z]{16}|^[A-Za-z0-9+/=_-]{40,}$)",
+    r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.|AKIA[0-9A-Z]{16})",
     re.IGNORECASE,
 )
+# A long token mixing upper case, lower case and digits looks like a key. Kubernetes names
+# (lower case) and hex digests (fingerprints) do not, and are kept.
+_OPAQUE_TOKEN = re.compile(r"^(?=.*[a-z])(?=.*[A-Z])(?=.*[0-9])[A-Za-z0-9+/=_-]{32,}$")
 _DROPPED: Final[str] = "<dropped>"
 
 _COLUMNS: Final[str] = (
@@ -77,7 +80,7 @@ def scrub(value: Any, *, depth: int = 0) -> Any:
     if isinstance(value, list | tuple):
         return [scrub(item, depth=depth + 1) for item in list(value)[:_MAX_ITEMS]]
     if isinstance(value, str):
-        if _SECRET_VALUE.search(value):
+        if _SECRET_VALUE.search(value) or _OPAQUE_TOKEN.match(value):
             return _DROPPED
         return value if len(value) <= _MAX_STRING else value[:_MAX_STRING] + "…"
     if value is None or isinstance(value, bool | int | float):

@@ -128,6 +128,13 @@ async def test_secrets_in_detail_never_reach_the_log(db: Database) -> None:
     assert (await log.verify()).rows == 1
 
 
+def test_scrub_keeps_names_and_digests_but_drops_opaque_tokens() -> None:
+    name = "payments-api-canary-rollout-controller-7f9c8d6b5-x2x9q"
+    digest = "ab12" * 16
+    assert scrub({"name": name, "fingerprint": digest}) == {"name": name, "fingerprint": digest}
+    assert scrub({"note": "Zk3qP9sLx7Vb2Nw8Rt5Yh1Jc6Md4Gf0A"}) == {"note": "<dropped>"}
+
+
 def test_scrub_keeps_plain_values_and_cuts_deep_structures() -> None:
     assert scrub({"replicas": 3, "ok": True, "name": "api", "none": None}) == {
         "replicas": 3,
