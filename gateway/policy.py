@@ -228,21 +228,19 @@ class PolicyClient:
         spoofed = _CLIENT_FIELDS.intersection(result)
         if spoofed:
             raise _Malformed(f"decision has unexpected field(s) {sorted(spoofed)}")
+        decision_id = envelope.get("decision_id")
+        # Provenance joins the document before its single validation (no copy afterwards).
+        result = {
+            **result,
+            "bundle_revision": _revision(envelope.get("provenance")),
+            "decision_id": decision_id if isinstance(decision_id, str) else None,
+        }
         try:
             decision = Decision.model_validate(result)
         except ValidationError as exc:
             raise _Malformed(_describe(exc)) from exc
         _check_consistent(decision)
-        revision = _revision(envelope.get("provenance"))
-        decision_id = envelope.get("decision_id")
-        if revision is None and not isinstance(decision_id, str):
-            return decision
-        return decision.model_copy(
-            update={
-                "bundle_revision": revision,
-                "decision_id": decision_id if isinstance(decision_id, str) else None,
-            }
-        )
+        return decision
 
 
 def merge_decisions(decisions: Iterable[Decision]) -> Decision:
