@@ -8,7 +8,8 @@ SIGNING_DIR := deploy/keys
 export GATEWAY_CONFORMANCE_BIN := $(abspath $(CONFORMANCE_DIR))/node_modules/.bin/conformance
 
 SETUP_DEPS += conformance-tool
-.PHONY: up conformance-tool signed-bundle
+BENCH_TARGETS += bench-http
+.PHONY: up conformance-tool signed-bundle bench-http
 
 up: setup bundle ## the docker-compose topology as native processes: OPA :8181, gateway :8000/mcp, sandbox backends
 	@scripts/run.sh
@@ -28,3 +29,6 @@ signed-bundle: opa ## bundles/gateway.tar.gz signed with deploy/keys/bundle.key 
 	$(OPA) build -b $(REGO_DIR) $(REGO_IGNORE) --revision $(BUNDLE_REVISION) \
 		--signing-key $(SIGNING_DIR)/bundle.key -o $(BUNDLE)
 	@echo "signed bundle $(BUNDLE); OPA verifies it with $(SIGNING_DIR)/bundle.pub"
+
+bench-http: ## HTTP transport (bearer token, host guard, streamable HTTP) vs in-memory: p50/p99/calls/s
+	$(PY) -m bench.http_transport --bundle $(BUNDLE)
