@@ -8,7 +8,9 @@ Request errors are raised, not decided, and nothing is sent to OPA or a backend 
 ``PayloadTooLarge`` (canonical JSON of the arguments above ``Settings.max_argument_bytes``),
 ``UnknownTool`` and ``InvalidArguments`` (field-level message without values). Each is
 audited as ``rejected_request``. Everything after admission ends in a ``CallOutcome``.
-Backend errors while preparing are reported as failures (audited, not decided). If the
+Backend errors while preparing are reported as failures (audited, not decided); argument
+errors a backend finds while preparing (``InvalidArguments``, ``PayloadTooLarge``: an
+unknown kind, a malformed manifest) are request errors as above. If the
 audit log cannot be written, the call stops there and nothing executes.
 """
 
@@ -22,7 +24,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from gateway.arguments import check_size, validate_arguments
 from gateway.contracts import (
@@ -36,7 +38,8 @@ from gateway.contracts import (
 from gateway.errors import BackendError, InvalidArguments, PayloadTooLarge, UnknownTool
 from gateway.identity import ANONYMOUS
 from gateway.metrics import METRICS, Metrics
-from gateway.ports import TERMINAL_STATES, ActionState, ApprovalQueue, AuditEvent, AuditSink, ParkedAction
+from gateway.outcome import CallOutcome, outcome_of_parked
+from gateway.ports import TERMINAL_STATES, ApprovalQueue, AuditEvent, AuditSink, ParkedAction
 from gateway.redaction import redact, redact_text
 from gateway.settings import Settings
 from gateway.tools import ExecutionContext, ToolRegistry, ToolSpec
@@ -48,7 +51,7 @@ log = logging.getLogger(__name__)
 ProgressFn = Callable[[float, float | None, str | None], Awaitable[None]]
 """``(progress, total, message)``: MCP progress notifications while waiting for approval."""
 
-_POLL_SECONDS = 0.25
+_POLL_SECONDS = 0.5
 _MAX_ERROR_CHARS = 1000
 
 # The principal of the call being handled, for backends that ask policy from inside a call
@@ -60,31 +63,6 @@ class Decider(Protocol):
     """What the pipeline needs from the policy client (``gateway.policy.PolicyClient``)."""
 
     async def decide_all(self, actions: Sequence[ProposedAction]) -> Decision: ...
-
-
-class CallOutcome(BaseModel):
-    """How one tool call ended.
-
-    ``status``: ``executed`` (allowed, or approved and run while the caller waited; ``result``
-    is redacted), ``denied`` (by policy or by a human), ``pending`` (parked: ``action_id``,
-    ``state``, ``expires_at``), ``failed`` (the backend failed, or the parked action
-    expired, was cancelled or interrupted; ``error`` says why).
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    status: Literal["executed", "denied", "pending", "failed"]
-    tool: str
-    action_id: str
-    decision: Decision | None = None
-    result: Any = None
-    state: ActionState | None = None
-    expires_at: str | None = None
-    error: str | None = None
-
-    @property
-    def is_error(self) -> bool:
-        return self.status in ("denied", "failed")
 
 
 class Gateway:
@@ -128,6 +106,11 @@ class Gateway:
             except BackendError as exc:
                 self._metrics.record_call(tool, "error")
                 return await self._prepare_failed(spec, principal, exc)
+            except (InvalidArguments, PayloadTooLarge) as exc:
+                # Found while preparing (an unknown kind, a malformed manifest): still the
+                # request's fault, reported and audited like an admission failure.
+                await self._audit.record(self._rejection(tool, principal, exc))
+                raise
             decision = await self._policy.decide_all(planned.actions)
             self._metrics.record_call(tool, decision.outcome)
             await self._record_decision(planned, decision, principal)
@@ -176,16 +159,30 @@ class Gateway:
             spec = self.registry.get(tool)
             return spec, validate_arguments(spec, arguments)
         except (PayloadTooLarge, UnknownTool, InvalidArguments) as exc:
-            await self._audit.record(
-                AuditEvent(
-                    kind="rejected_request",
-                    tool=tool[:200],
-                    subject=principal.subject,
-                    transport=principal.transport,
-                    detail={"error": type(exc).__name__, "message": str(exc)[:_MAX_ERROR_CHARS]},
-                )
-            )
+            await self.record_rejection(tool, principal, exc)
             raise
+
+    async def record_rejection(self, tool: str, principal: Principal, exc: Exception) -> None:
+        """Audit a request refused before policy saw it (bad size, name or arguments)."""
+        await self._audit.record(
+            AuditEvent(
+                kind="rejected_request",
+                tool=tool[:200],
+                subject=principal.subject,
+                transport=principal.transport,
+                detail={"error": type(exc).__name__, "message": str(exc)[:_MAX_ERROR_CHARS]},
+            )
+        )
+
+    @staticmethod
+    def _rejection(tool: str, principal: Principal, exc: Exception) -> AuditEvent:
+        return AuditEvent(
+            kind="rejected_request",
+            tool=tool[:200],
+            subject=principal.subject,
+            transport=principal.transport,
+            detail={"error": type(exc).__name__, "message": str(exc)[:_MAX_ERROR_CHARS]},
+        )
 
     # -- the queue executor's side (gateway.ports.CallRunner) ----------------------------
 
@@ -216,7 +213,7 @@ class Gateway:
         except BackendError:
             raise
         except Exception as exc:
-            log.exception("%s raised unexpectedly while executing %s", call.tool, call.id)
+            _log_crash(call.tool, "executing", exc)
             raise BackendError(f"{call.tool} failed unexpectedly; see the gateway log") from exc
         return redact(result, decision.obligations.redact)
 
@@ -248,10 +245,10 @@ class Gateway:
                 )
                 for p in prepared
             )
-        except BackendError:
+        except (BackendError, InvalidArguments, PayloadTooLarge):
             raise
         except Exception as exc:
-            log.exception("%s raised unexpectedly while preparing", spec.name)
+            _log_crash(spec.name, "preparing", exc)
             raise BackendError(
                 f"{spec.name} failed unexpectedly while preparing; see the gateway log"
             ) from exc
@@ -322,7 +319,7 @@ class Gateway:
                 )
             await asyncio.sleep(min(_POLL_SECONDS, remaining))
             current = await self._queue.get(parked.id)
-        return _outcome_of(current, decision)
+        return outcome_of_parked(current, decision)
 
     async def _record_decision(
         self,
@@ -331,7 +328,13 @@ class Gateway:
         principal: Principal,
         detail: dict[str, Any] | None = None,
     ) -> None:
-        await self._record(call, principal, "decision", decision, detail or {})
+        detail = dict(detail or {})
+        # Warn and dry-run findings do not change the outcome; the audit keeps them anyway.
+        if decision.warnings:
+            detail["warnings"] = [r.code for r in decision.warnings]
+        if decision.dryrun:
+            detail["dryrun"] = [r.code for r in decision.dryrun]
+        await self._record(call, principal, "decision", decision, detail)
 
     async def _record(
         self,
@@ -362,24 +365,10 @@ class Gateway:
         )
 
 
-def _outcome_of(parked: ParkedAction, decision: Decision) -> CallOutcome:
-    common: dict[str, Any] = {
-        "tool": parked.call.tool,
-        "action_id": parked.id,
-        "decision": decision,
-        "state": parked.state,
-        "expires_at": parked.expires_at,
-    }
-    if parked.state == ActionState.SUCCEEDED:
-        return CallOutcome(
-            status="executed", result=redact(parked.result, decision.obligations.redact), **common
-        )
-    if parked.state == ActionState.DENIED:
-        return CallOutcome(status="denied", error=parked.error or "an approver denied the action", **common)
-    if parked.state in TERMINAL_STATES:
-        error = _clean(parked.error or f"the action was {parked.state.value} and did not run")
-        return CallOutcome(status="failed", error=error, **common)
-    return CallOutcome(status="pending", **common)
+def _log_crash(tool: str, stage: str, exc: Exception) -> None:
+    # The exception's text is cleaned like any payload; the traceback only at debug level.
+    log.error("%s raised %s while %s: %s", tool, type(exc).__name__, stage, _clean(str(exc)))
+    log.debug("traceback of the %s failure", tool, exc_info=exc)
 
 
 def _clean(message: str) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 from mcp_types import CallToolResult, TextContent
 
 from gateway.contracts import Decision, Principal, Reason
-from gateway.pipeline import CallOutcome
+from gateway.outcome import CallOutcome
 from gateway.ports import ActionState, ParkedAction
 from gateway.redaction import redact
 

@@ -197,8 +197,12 @@ class _Admission:
         principal = principal_for_request(ctx.request, self._settings)
         try:
             if name in META_TOOLS:
-                check_size(arguments, self._settings.max_argument_bytes)
-                validate_model(name, META_TOOLS[name], arguments)
+                try:
+                    check_size(arguments, self._settings.max_argument_bytes)
+                    validate_model(name, META_TOOLS[name], arguments)
+                except (PayloadTooLarge, InvalidArguments) as exc:
+                    await runtime.gateway.record_rejection(name, principal, exc)
+                    raise
             else:
                 await runtime.gateway.admit(name, arguments, principal)
         except (UnknownTool, PayloadTooLarge) as exc:
@@ -232,13 +236,18 @@ async def _register_backend_tools(server: MCPServer[Runtime], runtime: Runtime) 
 def _call_backend(name: str, settings: Settings) -> Callable[[Context[Runtime, Any]], Any]:
     async def call(ctx: Context[Runtime, Any]) -> CallToolResult:
         runtime, principal, params = _request(ctx, settings)
-        outcome = await runtime.gateway.call(
-            name,
-            params.get("arguments") or {},
-            principal,
-            wait_seconds=_wait_seconds(params),
-            progress=ctx.report_progress,
-        )
+        try:
+            outcome = await runtime.gateway.call(
+                name,
+                params.get("arguments") or {},
+                principal,
+                wait_seconds=_wait_seconds(params),
+                progress=ctx.report_progress,
+            )
+        except (InvalidArguments, PayloadTooLarge) as exc:
+            # Admitted, but the backend found the arguments unusable while preparing
+            # (an unknown kind, a manifest above its limit): the model can fix them.
+            return error_reply(str(exc))
         return outcome_reply(outcome)
 
     return call

@@ -341,3 +341,15 @@ async def test_a_wait_is_bounded_by_settings_and_returns_the_pending_action(
     assert result.structured_content["state"] == "pending"
     assert 0.4 <= waited < 5
     assert backend.executed == []
+
+
+async def test_bad_arguments_to_the_gateways_own_tools_are_refused_and_audited(
+    settings: Settings, backend: EchoBackend
+) -> None:
+    async with Client(build_server(settings, backends=[backend.source()])) as client:
+        result = await client.call_tool("gateway_action", {"action_id": "../../etc/passwd"})
+    assert result.is_error
+    assert "action_id: String should match pattern" in _text(result)
+    assert "passwd" not in _text(result)
+    [event] = await _audit(settings)
+    assert (event.kind, event.tool) == ("rejected_request", "gateway_action")
