@@ -158,7 +158,9 @@ class _Probes:
         """The probe's OPA client and, unless one was given, a read connection to the queue
         for its depth. Entered after the MCP runtime opened (and migrated) the database."""
         async with contextlib.AsyncExitStack() as stack:
-            self.client = await stack.enter_async_context(httpx.AsyncClient(timeout=_PROBE_TIMEOUT_SECONDS))
+            # Like the policy client: the sidecar is never reached through a proxy from the environment.
+            client = httpx.AsyncClient(timeout=_PROBE_TIMEOUT_SECONDS, trust_env=False)
+            self.client = await stack.enter_async_context(client)
             stack.callback(setattr, self, "client", None)
             if self.queue_depth is None:
                 self.queue_depth = await stack.enter_async_context(_store_queue_depth(self.settings.db_path))
