@@ -2,7 +2,8 @@
 
 ``dev`` (``environment=development``) and ``payments`` (``environment=production``),
 Deployments, Services, a postgres StatefulSet with its Secret, one Node, and a few Pods
-with statuses written by hand. No controllers run in the sandbox, so the Pods a real
+with statuses written by hand. The workloads follow the project's policy (approved
+registries, non-root, limits) except ``dev/worker``, which has no limits. No controllers run in the sandbox, so the Pods a real
 cluster would have are written here, one of them crash-looping so ``k8s_diagnose`` has
 something to find. Everything is server-side applied by the ``sandbox-seed`` field
 manager, so seeding again converges instead of failing.
@@ -44,10 +45,12 @@ spec:
   template:
     metadata: {labels: {app: web}}
     spec:
+      securityContext: {runAsNonRoot: true, runAsUser: 101}
       containers:
       - name: web
         image: nginx:1.27
         ports: [{containerPort: 80}]
+        securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
         resources: {requests: {cpu: 100m, memory: 128Mi}, limits: {cpu: 100m, memory: 128Mi}}
 ---
 apiVersion: v1
@@ -84,10 +87,12 @@ spec:
   template:
     metadata: {labels: {app: api}}
     spec:
+      securityContext: {runAsNonRoot: true, runAsUser: 10001}
       containers:
       - name: api
         image: registry.example.com/payments/api:1.4.2
         ports: [{containerPort: 8080}]
+        securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
         resources: {requests: {cpu: 250m, memory: 256Mi}, limits: {cpu: 500m, memory: 512Mi}}
 ---
 apiVersion: v1
@@ -111,11 +116,13 @@ spec:
   template:
     metadata: {labels: {app: postgres}}
     spec:
+      securityContext: {runAsNonRoot: true, runAsUser: 999, fsGroup: 999}
       containers:
       - name: postgres
         image: postgres:16.4
         ports: [{containerPort: 5432}]
         envFrom: [{secretRef: {name: postgres-credentials}}]
+        securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
         resources: {requests: {cpu: 500m, memory: 1Gi}, limits: {cpu: "1", memory: 2Gi}}
   volumeClaimTemplates:
   - metadata: {name: data}

@@ -1,0 +1,204 @@
+"""The Kubernetes tools end to end: MCP client → gateway → real OPA with the project's
+bundle → real kube-apiserver. What policy says is what happens to the cluster."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client as k8s
+from mcp import Client
+from mcp_types import CallToolResult
+
+from gateway.contracts import Principal
+from gateway.kubernetes.tools import TOOL_NAMES, open_backend
+from gateway.local.opa import OpaServer
+from gateway.policy import PolicyClient
+from gateway.queue.approvals import approve
+from gateway.queue.store import QueueStore
+from gateway.server import build_server
+from gateway.settings import Settings
+
+pytestmark = [pytest.mark.integration, pytest.mark.kube]
+
+BOB = Principal(subject="bob", groups=("sre",), transport="cli", authenticated=True)
+
+
+def _kube_source(settings: Settings, check: Any) -> Any:
+    return open_backend(settings, check)
+
+
+@pytest.fixture
+def settings(kube_settings: Settings, kube_seeded: Any, opa_server: OpaServer, tmp_path: Path) -> Settings:
+    return kube_settings.model_copy(
+        update={
+            "opa_url": opa_server.url,
+            "db_path": tmp_path / "gateway.db",
+            "subject": "alice",
+            "groups": ("sre",),
+        }
+    )
+
+
+@asynccontextmanager
+async def _connected(settings: Settings) -> AsyncIterator[Client]:
+    # Entered inside each test: the client's task group must open and close in one task.
+    async with Client(build_server(settings, backends=[_kube_source])) as client:
+        yield client
+
+
+def _text(result: CallToolResult) -> str:
+    return "\n".join(c.text for c in result.content if c.type == "text")
+
+
+def _body(result: CallToolResult) -> dict[str, Any]:
+    assert result.structured_content is not None, _text(result)
+    return result.structured_content
+
+
+def _compliant_deployment(
+    namespace: str, name: str = "shop", image: str = "registry.example.com/shop/web:2.1.0"
+) -> str:
+    return f"""
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}, namespace: {namespace}}}
+spec:
+  replicas: 2
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      securityContext: {{runAsNonRoot: true, runAsUser: 10001}}
+      containers:
+      - name: web
+        image: {image}
+        securityContext: {{allowPrivilegeEscalation: false, capabilities: {{drop: [ALL]}}}}
+        resources: {{requests: {{cpu: 100m, memory: 128Mi}}, limits: {{cpu: 200m, memory: 256Mi}}}}
+"""
+
+
+async def test_every_kubernetes_tool_is_served_with_a_described_schema(settings: Settings) -> None:
+    async with _connected(settings) as mcp:
+        tools = {t.name: t for t in (await mcp.list_tools()).tools}
+        assert set(TOOL_NAMES) <= set(tools)
+        scale = tools["k8s_scale"]
+        assert set(scale.input_schema["required"]) == {"kind", "name", "namespace", "replicas"}
+        assert scale.input_schema["properties"]["replicas"]["description"] == "Desired number of replicas."
+        assert tools["k8s_delete"].annotations is not None
+        assert tools["k8s_delete"].annotations.destructive_hint is True
+        assert tools["k8s_get"].annotations is not None
+        assert tools["k8s_get"].annotations.read_only_hint is True
+
+
+async def test_reading_a_secret_returns_its_keys_but_never_its_values(settings: Settings) -> None:
+    async with _connected(settings) as mcp:
+        result = await mcp.call_tool(
+            "k8s_get", {"kind": "secret", "name": "postgres-credentials", "namespace": "payments"}
+        )
+        assert not result.is_error, _text(result)
+        body = _body(result)
+        assert body["data"] == {"POSTGRES_PASSWORD": "<redacted>", "POSTGRES_USER": "<redacted>"}
+        assert "sandbox-only-not-a-real-password" not in str(result.model_dump())
+
+
+async def test_listing_secrets_redacts_every_item(settings: Settings) -> None:
+    async with _connected(settings) as mcp:
+        result = await mcp.call_tool("k8s_list", {"kind": "secrets", "namespace": "payments"})
+        assert not result.is_error, _text(result)
+        items = _body(result)["items"]
+        assert items
+        assert all(set(i["data"].values()) == {"<redacted>"} for i in items if "data" in i)
+
+
+async def test_a_compliant_apply_in_development_is_allowed_and_written(
+    settings: Settings, kube_admin: Any, kube_namespace: str
+) -> None:
+    async with _connected(settings) as mcp:
+        result = await mcp.call_tool("k8s_apply", {"manifest": _compliant_deployment(kube_namespace)})
+        assert not result.is_error, _text(result)
+        assert _body(result)["applied"][0]["name"] == "shop"
+        live = k8s.AppsV1Api(kube_admin).read_namespaced_deployment("shop", kube_namespace)
+        assert "policy-gateway" in {f.manager for f in live.metadata.managed_fields}
+
+
+async def test_a_privileged_container_is_denied_and_nothing_is_written(
+    settings: Settings, kube_admin: Any, kube_namespace: str
+) -> None:
+    async with _connected(settings) as mcp:
+        manifest = _compliant_deployment(kube_namespace, name="root").replace(
+            "allowPrivilegeEscalation: false", "privileged: true"
+        )
+        result = await mcp.call_tool("k8s_apply", {"manifest": manifest})
+        assert result.is_error
+        assert _body(result)["outcome"] == "deny"
+        assert "privileged" in _text(result)
+        names = [
+            d.metadata.name
+            for d in k8s.AppsV1Api(kube_admin).list_namespaced_deployment(kube_namespace).items
+        ]
+        assert "root" not in names
+
+
+async def test_scaling_in_production_waits_for_another_human_and_then_runs_exactly_once(
+    settings: Settings, kube_admin: Any
+) -> None:
+    async with _connected(settings) as mcp:
+        apps = k8s.AppsV1Api(kube_admin)
+        before = apps.read_namespaced_deployment("api", "payments").spec.replicas
+        wanted = before + 1
+        result = await mcp.call_tool(
+            "k8s_scale", {"kind": "deploy", "name": "api", "namespace": "payments", "replicas": wanted}
+        )
+        body = _body(result)
+        assert body["outcome"] == "needs_approval", _text(result)
+        assert "production" in _text(result)
+        assert apps.read_namespaced_deployment("api", "payments").spec.replicas == before
+
+        store = await QueueStore.open(settings.db_path)
+        try:
+            async with PolicyClient(settings) as policy:
+                await approve(store, policy, body["action_id"], BOB)
+        finally:
+            await store.close()
+        for _ in range(100):
+            state = _body(await mcp.call_tool("gateway_action", {"action_id": body["action_id"]}))
+            if state["state"] in ("succeeded", "failed"):
+                break
+            await asyncio.sleep(0.1)
+        assert state["state"] == "succeeded", state
+        assert apps.read_namespaced_deployment("api", "payments").spec.replicas == wanted
+
+
+async def test_an_unknown_kind_is_a_clear_error_for_the_model_and_is_audited(settings: Settings) -> None:
+    async with _connected(settings) as mcp:
+        result = await mcp.call_tool("k8s_list", {"kind": "deploymnt", "namespace": "dev"})
+    assert result.is_error
+    assert "no kind named 'deploymnt'" in _text(result)
+    assert "Deployment" in _text(result)
+    store = await QueueStore.open(settings.db_path)
+    try:
+        events = await store.audit.recent(limit=10)
+    finally:
+        await store.close()
+    assert [(e.kind, e.tool) for e in events] == [("rejected_request", "k8s_list")]
+
+
+async def test_kubernetes_errors_reach_the_model_as_short_messages(settings: Settings) -> None:
+    async with _connected(settings) as mcp:
+        result = await mcp.call_tool("k8s_get", {"kind": "deploy", "name": "missing", "namespace": "dev"})
+        assert result.is_error
+        assert 'deployments.apps "missing" not found' in _text(result)
+        assert "Traceback" not in _text(result)
+        assert "HTTP response" not in _text(result)
+
+
+async def test_diagnose_through_the_gateway_reports_a_score(settings: Settings) -> None:
+    async with _connected(settings) as mcp:
+        result = await mcp.call_tool("k8s_diagnose", {"namespace": "dev"})
+        assert not result.is_error, _text(result)
+        assert 0 <= _body(result)["score"] < 100
