@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Debian packages the tests need: etcd for the real kube-apiserver, docker-compose as the
-# compose-file parser. Installs only what is missing; needs root (or sudo) the first time.
+# compose-file parser, npm for the MCP conformance tool. Installs only what is missing;
+# needs root (or sudo) the first time.
 set -euo pipefail
 missing=()
 command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 [ ${#missing[@]} -eq 0 ] && exit 0
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
