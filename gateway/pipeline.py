@@ -109,7 +109,7 @@ class Gateway:
             except (InvalidArguments, PayloadTooLarge) as exc:
                 # Found while preparing (an unknown kind, a malformed manifest): still the
                 # request's fault, reported and audited like an admission failure.
-                await self._audit.record(self._rejection(tool, principal, exc))
+                await self.record_rejection(tool, principal, exc)
                 raise
             decision = await self._policy.decide_all(planned.actions)
             self._metrics.record_call(tool, decision.outcome)
@@ -172,16 +172,6 @@ class Gateway:
                 transport=principal.transport,
                 detail={"error": type(exc).__name__, "message": str(exc)[:_MAX_ERROR_CHARS]},
             )
-        )
-
-    @staticmethod
-    def _rejection(tool: str, principal: Principal, exc: Exception) -> AuditEvent:
-        return AuditEvent(
-            kind="rejected_request",
-            tool=tool[:200],
-            subject=principal.subject,
-            transport=principal.transport,
-            detail={"error": type(exc).__name__, "message": str(exc)[:_MAX_ERROR_CHARS]},
         )
 
     # -- the queue executor's side (gateway.ports.CallRunner) ----------------------------
