@@ -51,13 +51,15 @@ _approval := {"min_approvals": 1, "approver_groups": [], "ttl_seconds": 600, "al
 """
 
 
-def serve_policy(tmp: Path, rego: str, *, revision: str = "test-rev", path: str = "gateway") -> OpaServer:
+def serve_policy(
+    tmp: Path, rego: str, *, revision: str = "test-rev", path: str = "gateway", decision_logs: bool = False
+) -> OpaServer:
     """Build ``rego`` into a bundle and start a real OPA serving it (caller stops it)."""
     src = tmp / "policy"
     (src / path).mkdir(parents=True, exist_ok=True)
     (src / path / "policy.rego").write_text(rego)
     bundle = build_bundle(src, tmp / "bundle.tar.gz", revision=revision)
-    server = OpaServer(bundle, log_path=tmp / "opa.log")
+    server = OpaServer(bundle, log_path=tmp / "opa.log", decision_logs=decision_logs)
     server.start()
     return server
 

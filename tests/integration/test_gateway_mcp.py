@@ -353,3 +353,13 @@ async def test_bad_arguments_to_the_gateways_own_tools_are_refused_and_audited(
     assert "passwd" not in _text(result)
     [event] = await _audit(settings)
     assert (event.kind, event.tool) == ("rejected_request", "gateway_action")
+
+
+async def test_the_decision_id_is_kept_when_opa_logs_decisions(tmp_path: Path, backend: EchoBackend) -> None:
+    with running_policy(tmp_path / "opa", decision_logs=True) as logging_opa:
+        settings = settings_for(logging_opa.url, tmp_path)
+        async with Client(build_server(settings, backends=[backend.source()])) as client:
+            await client.call_tool("echo_delete", {"name": "web", "replicas": 1})
+    [decision] = [e for e in await _audit(settings) if e.kind == "decision"]
+    assert decision.decision_id
+    assert decision.bundle_revision == "test-rev"
