@@ -85,6 +85,11 @@ _MIGRATIONS: Final[tuple[str, ...]] = (
     );
     CREATE INDEX audit_by_action ON audit (action_id);
     """,
+    # 2: executions renew a lease, so a claim by a process on another host (a container
+    # sharing the volume) can be told dead without a pid to look at.
+    """
+    ALTER TABLE actions ADD COLUMN heartbeat_at TEXT;
+    """,
 )
 
 SCHEMA_VERSION: Final[int] = len(_MIGRATIONS)

@@ -1,20 +1,31 @@
 """The executor's side of the queue store (private): claiming approved actions,
-finishing them, sweeping expiries and recovering executions whose process died."""
+finishing them, sweeping expiries and recovering executions whose process died.
+
+A claim is a lease: the executing process renews ``heartbeat_at`` every
+``HEARTBEAT_SECONDS``. An execution is dead when its process is gone (same host: pid and
+start time), or, when this host cannot look (another container), when its lease is older
+than ``LEASE_SECONDS``.
+"""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from datetime import timedelta
+from typing import Any, Final
 
 import aiosqlite
 
+from gateway.audit import format_time
 from gateway.contracts import Decision, canonical_json
 from gateway.errors import InvalidTransition
 from gateway.ports import ActionState, AuditEvent, AuditKind, ParkedAction
 from gateway.queue._base import CorruptAction, StoreBase, storage_errors
 from gateway.queue._rows import action_event, encode_result, owner_alive
 
-__all__ = ["ExecutionTransitions"]
+__all__ = ["HEARTBEAT_SECONDS", "LEASE_SECONDS", "ExecutionTransitions"]
+
+HEARTBEAT_SECONDS: Final[float] = 10.0
+LEASE_SECONDS: Final[float] = 60.0
 
 
 class ExecutionTransitions(StoreBase):
@@ -46,10 +57,11 @@ class ExecutionTransitions(StoreBase):
         or the action is no longer approved (or expired)."""
         with storage_errors():
             async with self.db.write() as conn:
+                now = self._now()
                 cursor = await conn.execute(
-                    "UPDATE actions SET state = 'executing', updated_at = ?, claimed_by = ? "
-                    "WHERE id = ? AND state = 'approved' AND expires_at > ?",
-                    [self._now(), self._owner, action_id, self._now()],
+                    "UPDATE actions SET state = 'executing', updated_at = ?, heartbeat_at = ?, "
+                    "claimed_by = ? WHERE id = ? AND state = 'approved' AND expires_at > ?",
+                    [now, now, self._owner, action_id, now],
                 )
                 if cursor.rowcount != 1:
                     return None
@@ -64,6 +76,17 @@ class ExecutionTransitions(StoreBase):
                 )
                 await self.audit.append(conn, event)
         return action
+
+    async def heartbeat(self, action_id: str) -> bool:
+        """Renew this process's lease on an execution; false if it is no longer ours."""
+        with storage_errors():
+            async with self.db.write() as conn:
+                cursor = await conn.execute(
+                    "UPDATE actions SET heartbeat_at = ? "
+                    "WHERE id = ? AND state = 'executing' AND claimed_by = ?",
+                    [self._now(), action_id, self._owner],
+                )
+        return cursor.rowcount == 1
 
     async def _fail_corrupt(self, conn: aiosqlite.Connection, action_id: str, error: str) -> None:
         await self._transition(conn, action_id, ActionState.EXECUTING, ActionState.FAILED, error=error)
@@ -112,14 +135,16 @@ class ExecutionTransitions(StoreBase):
     async def recover_interrupted(self) -> int:
         """Mark executions whose process is gone as interrupted: they may or may not have
         taken effect, so they are never re-run without a new approval."""
+        stale = format_time(self._clock() - timedelta(seconds=LEASE_SECONDS))
         with storage_errors():
             async with self.db.read() as conn:
                 rows = await conn.execute_fetchall(
-                    "SELECT id, claimed_by FROM actions WHERE state = 'executing'"
+                    "SELECT id, claimed_by, heartbeat_at FROM actions WHERE state = 'executing'"
                 )
             count = 0
-            for action_id, owner in rows:
-                if owner_alive(owner):
+            for action_id, owner, heartbeat in rows:
+                alive = owner_alive(owner)
+                if alive or (alive is None and (heartbeat or "") > stale):
                     continue
                 error = "the gateway stopped during execution; check the target before parking it again"
                 async with self.db.write() as conn:

@@ -200,18 +200,18 @@ def process_owner() -> str:
     return canonical_json({"host": socket.gethostname(), "pid": pid, "start": _start_ticks(pid)})
 
 
-def owner_alive(owner: str | None) -> bool:
-    """Whether the process that claimed a row still runs. Another host's claim counts as
-    dead: SQLite is only safe on a local disk, so another hostname is an earlier container."""
+def owner_alive(owner: str | None) -> bool | None:
+    """Whether the process that claimed a row still runs: ``None`` when this host cannot
+    tell (the claim names another host, e.g. another container on the same volume)."""
     with contextlib.suppress(ValueError, TypeError, KeyError):
         data = json.loads(owner or "")
         if data["host"] != socket.gethostname():
-            return False
+            return None
         pid = int(data["pid"])
         if not Path("/proc").is_dir():  # not Linux: fall back to a signal probe
             return _signal_probe(pid)
         return _start_ticks(pid) is not None and _start_ticks(pid) == data["start"]
-    return False
+    return None
 
 
 def _signal_probe(pid: int) -> bool:

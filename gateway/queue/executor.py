@@ -12,6 +12,7 @@ Either way it is never re-run without a new approval.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 from typing import Final
@@ -20,6 +21,7 @@ import anyio
 
 from gateway.errors import GatewayError, QueueError
 from gateway.ports import ActionState, AuditEvent, AuditSink, CallRunner, ParkedAction
+from gateway.queue._execution import HEARTBEAT_SECONDS
 from gateway.queue._rows import target_summary
 from gateway.queue.store import QueueStore
 
@@ -41,12 +43,14 @@ class Executor:
         *,
         poll_seconds: float = DEFAULT_POLL_SECONDS,
         checkpoint_seconds: float = DEFAULT_CHECKPOINT_SECONDS,
+        heartbeat_seconds: float = HEARTBEAT_SECONDS,
     ) -> None:
         self._store = store
         self._runner = runner
         self._audit = audit
         self._poll_seconds = poll_seconds
         self._checkpoint_seconds = checkpoint_seconds
+        self._heartbeat_seconds = heartbeat_seconds
         self._stopping = anyio.Event()
 
     async def run_forever(self) -> None:
@@ -76,10 +80,11 @@ class Executor:
         self._stopping.set()
 
     async def run_once(self) -> list[ParkedAction]:
-        """One pass: sweep expiries, then run every approved action this executor claims.
-        Returns the actions it finished (in their final state)."""
+        """One pass: mark dead executions interrupted, sweep expiries, then run every
+        approved action this executor claims. Returns the actions it finished."""
         finished: list[ParkedAction] = []
         try:
+            await self._store.recover_interrupted()
             await self._store.expire_due()
             candidates = await self._store.claimable()
         except QueueError as exc:
@@ -128,6 +133,7 @@ class Executor:
             return await self._store.finish(
                 action.id, ActionState.FAILED, error=f"policy no longer allows it: {why}", decision=decision
             )
+        beat = asyncio.create_task(self._heartbeat(action.id))
         try:
             result = await self._runner.execute(action.call, decision)
         except anyio.get_cancelled_exc_class():
@@ -140,12 +146,24 @@ class Executor:
                 )
             raise
         except GatewayError as exc:
-            return await self._store.finish(action.id, ActionState.FAILED, error=str(exc), decision=decision)
+            error = str(exc)
+            return await self._store.finish(action.id, ActionState.FAILED, error=error, decision=decision)
         except Exception as exc:  # noqa: BLE001 - a backend bug must fail the action, not the executor
             _log.error("execution of action %s raised %s", action.id, type(exc).__name__)
             error = f"execution failed unexpectedly ({type(exc).__name__})"
             return await self._store.finish(action.id, ActionState.FAILED, error=error, decision=decision)
+        finally:
+            beat.cancel()
         return await self._store.finish(action.id, ActionState.SUCCEEDED, result=result, decision=decision)
+
+    async def _heartbeat(self, action_id: str) -> None:
+        """Renew the lease while the call runs, so no other host takes it for dead."""
+        while True:
+            await asyncio.sleep(self._heartbeat_seconds)
+            try:
+                await self._store.heartbeat(action_id)
+            except QueueError as exc:
+                _log.warning("could not renew the lease on action %s: %s", action_id, exc)
 
     async def _checkpoint(self) -> None:
         try:

@@ -226,3 +226,20 @@ async def test_while_running_the_executor_owns_wal_checkpoints(store: QueueStore
         assert await autocheckpoint(store) == 0  # commits no longer pay for checkpoints
         executor.stop()
     assert await autocheckpoint(store) == 1000
+
+
+async def test_a_long_execution_renews_its_lease(tmp_path: Path, store: QueueStore, clock: FakeClock) -> None:
+    action = await approved(store, clock)
+    runner = RecordingRunner()
+    runner.block = asyncio.Event()
+    executor = Executor(store, runner, store.audit, heartbeat_seconds=0.01)
+    task = asyncio.create_task(executor.run_once())
+    await runner.started.wait()
+    clock.advance(30)
+    await asyncio.sleep(0.1)
+    with sqlite3.connect(tmp_path / "gateway.db") as conn:
+        [(beat,)] = conn.execute("SELECT heartbeat_at FROM actions WHERE id = ?", [action.id]).fetchall()
+    assert beat == "2026-01-05T09:00:30.000000Z"
+    runner.block.set()
+    [done] = await task
+    assert done.state is ActionState.SUCCEEDED

@@ -14,7 +14,7 @@ import pytest
 from queue_support import ALICE, BOB, CAROL, FakeClock, allow, deny, needs_approval, scale_call
 
 from gateway.contracts import Approval, Decision
-from gateway.errors import ApprovalRefused, InvalidTransition, QueueError, UnknownAction
+from gateway.errors import ApprovalRefused, ConfigError, InvalidTransition, QueueError, UnknownAction
 from gateway.ports import ActionState, ParkedAction
 from gateway.queue import CorruptAction, QueueStore, StaleApprovals
 
@@ -277,3 +277,70 @@ async def test_a_row_edited_into_garbage_reads_as_corrupt(tmp_path: Path, store:
 
 async def test_the_database_file_is_private_to_its_owner(tmp_path: Path, store: QueueStore) -> None:
     assert (tmp_path / "gateway.db").stat().st_mode & 0o077 == 0
+
+
+async def claimed_elsewhere(tmp_path: Path, clock: FakeClock) -> tuple[Path, str]:
+    """An action executing under a claim by another host (a container sharing the volume)."""
+    path = tmp_path / "gateway.db"
+    store = await QueueStore.open(path, clock=clock)
+    parked = await store.park(scale_call(), needs_approval(ttl_seconds=3600), ALICE)
+    await approve_with(store, parked, "bob", allow(), clock)
+    await store.claim(parked.id)
+    await store.close()
+    owner = json.dumps({"host": "another-container", "pid": 1, "start": "1"})
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE actions SET claimed_by = ? WHERE id = ?", [owner, parked.id])
+    return path, parked.id
+
+
+async def test_a_claim_from_another_host_stands_while_its_lease_is_fresh(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    path, action_id = await claimed_elsewhere(tmp_path, clock)
+    clock.advance(59)
+    store = await QueueStore.open(path, clock=clock)
+    try:
+        assert (await store.get(action_id)).state is ActionState.EXECUTING
+    finally:
+        await store.close()
+
+
+async def test_a_claim_from_another_host_whose_lease_lapsed_is_interrupted(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    path, action_id = await claimed_elsewhere(tmp_path, clock)
+    clock.advance(61)
+    store = await QueueStore.open(path, clock=clock)
+    try:
+        assert (await store.get(action_id)).state is ActionState.INTERRUPTED
+    finally:
+        await store.close()
+
+
+async def test_a_version_1_database_is_migrated_in_place(tmp_path: Path, clock: FakeClock) -> None:
+    path = tmp_path / "gateway.db"
+    store = await QueueStore.open(path, clock=clock)
+    parked = await store.park(scale_call(), needs_approval(), ALICE)
+    await store.close()
+    with sqlite3.connect(path) as conn:  # back to what the first release wrote
+        conn.execute("ALTER TABLE actions DROP COLUMN heartbeat_at")
+        conn.execute("PRAGMA user_version = 1")
+
+    reopened = await QueueStore.open(path, clock=clock)
+    try:
+        assert (await reopened.get(parked.id)).call == parked.call
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("PRAGMA user_version").fetchone() == (2,)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(actions)")}
+        assert "heartbeat_at" in columns
+    finally:
+        await reopened.close()
+
+
+async def test_a_database_from_a_newer_gateway_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.db"
+    await (await QueueStore.open(path)).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA user_version = 99")
+    with pytest.raises(ConfigError, match="newer"):
+        await QueueStore.open(path)
