@@ -28,6 +28,7 @@ from gateway.auth import append_token
 from gateway.local.deployment import GATEWAY_PORT
 from gateway.local.process import free_port
 from gateway.local.topology import Topology, TopologyConfig
+from gateway.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.kube]
 
@@ -219,3 +220,21 @@ async def test_a_production_write_parks_is_approved_from_the_cli_and_runs_once(r
     assert samples[apply_parked] >= 1
     assert samples[("gateway_queue_actions", (("state", "succeeded"),))] >= 1
     assert samples[("gateway_decision_seconds_count", ())] >= 1
+
+
+def test_a_configured_cluster_and_palette_replace_the_sandbox_and_the_fake(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GATEWAY_KUBECONFIG", str(tmp_path / "prod-kubeconfig"))
+    monkeypatch.setenv("GATEWAY_KUBE_CONTEXT", "prod")
+    monkeypatch.setenv("PALETTE_HOST", "https://api.spectrocloud.com")
+    config = TopologyConfig.from_settings(Settings(), root=ROOT, state_dir=tmp_path)
+    topology = Topology(config)  # nothing is started by construction
+    assert topology.kube is None
+    assert topology.palette is None
+    env = topology.gateway_env()
+    # The gateway inherits the configured backends from the environment, untouched.
+    assert "GATEWAY_KUBECONFIG" not in env
+    assert "PALETTE_HOST" not in env
+    assert env["GATEWAY_DB_PATH"] == str(tmp_path.resolve() / "gateway.db")
+    assert env["GATEWAY_TOKENS_FILE"] == str(tmp_path.resolve() / "tokens.jsonl")
