@@ -20,3 +20,35 @@ bundle: opa ## build bundles/gateway.tar.gz with a content-derived revision
 	@mkdir -p bundles
 	$(OPA) build -b $(REGO_DIR) $(REGO_IGNORE) --revision $(BUNDLE_REVISION) -o $(BUNDLE)
 	@echo "bundle $(BUNDLE) revision $(BUNDLE_REVISION)"
+
+# Signed bundles: an RSA key pair in bundles/keys/ (git ignores it), made once by
+# `make bundle-keys`; OPA verifies with `--verification-key bundles/keys/bundle.pub`.
+BUNDLE_KEYS := bundles/keys
+SIGNED_BUNDLE := bundles/gateway-signed.tar.gz
+# opa bench of one realistic write (Deployment apply in production, 3 containers + init).
+BENCH_POLICY_INPUT := bench/policy/deployment_apply_production.json
+BENCH_POLICY_P99_TARGET_US := 1000
+
+BENCH_TARGETS += bench-policy
+.PHONY: bundle-keys bundle-signed policy-docs bench-policy
+
+bundle-keys: $(BUNDLE_KEYS)/bundle.pem ## RSA key pair for bundle signing in bundles/keys/ (never committed)
+
+$(BUNDLE_KEYS)/bundle.pem:
+	@mkdir -p $(BUNDLE_KEYS)
+	@umask 077; openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:3072 -out $@ 2>/dev/null
+	openssl pkey -in $@ -pubout -out $(BUNDLE_KEYS)/bundle.pub
+	@echo "private key $@ (keep it secret), public key $(BUNDLE_KEYS)/bundle.pub"
+
+bundle-signed: opa bundle-keys ## $(SIGNED_BUNDLE), signed (RS256) with bundles/keys/bundle.pem
+	@mkdir -p bundles
+	$(OPA) build -b $(REGO_DIR) $(REGO_IGNORE) --revision $(BUNDLE_REVISION) \
+		--signing-alg RS256 --signing-key $(BUNDLE_KEYS)/bundle.pem -o $(SIGNED_BUNDLE)
+	@echo "signed bundle $(SIGNED_BUNDLE) revision $(BUNDLE_REVISION); verify with --verification-key $(BUNDLE_KEYS)/bundle.pub"
+
+policy-docs: opa python-env ## regenerate docs/policies.md from the rules' METADATA and rego/data.json
+	$(PY) scripts/policy_docs.py
+
+bench-policy: opa bundle ## opa bench of a production Deployment apply against the full rule set: p50/p99
+	@$(OPA) bench -b $(BUNDLE) -i $(BENCH_POLICY_INPUT) --count 3 --format json 'data.gateway.decision' \
+		| $(PY) bench/policy/report.py --target-us $(BENCH_POLICY_P99_TARGET_US)

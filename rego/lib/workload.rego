@@ -26,11 +26,18 @@ pod_specs(obj) := {spec |
 # scope: document
 # description: |
 #   Every container of an object, init and ephemeral ones included, as
-#   {field, name, container, pod_spec}; pod_spec lets rules apply pod-level defaults.
-containers(obj) := {{"field": field, "name": _container_name(container), "container": container, "pod_spec": spec} |
+#   {field, name, container, pod_security}; pod_security (the pod's securityContext)
+#   lets rules apply pod-level defaults. Entries stay small: sets hash their elements.
+containers(obj) := {entry |
 	some spec in pod_specs(obj)
 	some field in _container_fields
 	some container in spec[field]
+	entry := {
+		"field": field,
+		"name": _container_name(container),
+		"container": container,
+		"pod_security": object.get(spec, "securityContext", {}),
+	}
 }
 
 _container_name(container) := container.name if is_string(container.name)
@@ -48,7 +55,7 @@ _has_name(container) if is_string(container.name)
 #   set, else the pod-level value.
 effective_security(entry, key) := entry.container.securityContext[key]
 
-effective_security(entry, key) := entry.pod_spec.securityContext[key] if {
+effective_security(entry, key) := entry.pod_security[key] if {
 	not _has_key(object.get(entry.container, "securityContext", {}), key)
 }
 
@@ -61,3 +68,20 @@ _has_key(obj, key) if {
 # scope: document
 # description: The object's own workload containers when this action writes one.
 write_containers := containers(input.object) if k8s_object_write
+
+# METADATA
+# scope: document
+# description: The live object's containers, for rules that compare before and after.
+current_containers := containers(input.current) if {
+	k8s_object_write
+	is_object(input.current)
+}
+
+# Every image reference of the written object, parsed once per decision (several
+# rules look at each image); an invalid reference has no entry. A comprehension, not
+# an object rule: OPA re-evaluates an object rule's body for every key looked up.
+# regal ignore:prefer-set-or-object-rule
+images := {entry.container.image: image(entry.container.image) |
+	some entry in write_containers
+	image(entry.container.image)
+}

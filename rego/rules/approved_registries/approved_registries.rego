@@ -16,7 +16,7 @@ import data.lib
 
 violation contains reason if {
 	some entry in lib.write_containers
-	parsed := lib.image(entry.container.image)
+	parsed := lib.images[entry.container.image]
 	not _approved(parsed)
 	msg := sprintf("%s '%s' uses image '%s' from %s/%s, which is not an approved registry", [
 		entry.field,
@@ -40,5 +40,5 @@ _approved(parsed) if {
 	lib.image_from(parsed, entry)
 }
 
-# A helper: in `not lib.image(c.image)` a missing image would make the check vanish.
-_valid(container) if lib.image(container.image)
+# A helper: in `not lib.images[c.image]` a missing image would make the check vanish.
+_valid(container) if lib.images[container.image]

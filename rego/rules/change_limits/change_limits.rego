@@ -20,29 +20,45 @@ _factor := 1 + (_params.max_change_percent / 100)
 
 _sections := ["requests", "limits"]
 
-# Quantities of the after-image, by container; the before-image's are looked up by name.
+# The CPU and memory quantities that differ from the before-image, for containers
+# whose resources changed at all (matched by field and name); old is null when the
+# container or the quantity is new. Unchanged containers cost one comparison.
 _changes contains change if {
-	lib.k8s_object_write
-	is_object(input.current)
-	some entry in lib.containers(input.object)
+	some entry in lib.write_containers
+	before := object.get(_before, [[entry.field, entry.name]], null)
+	entry.container.resources != before
 	some section in _sections
 	some resource in _params.resources
 	new := entry.container.resources[section][resource]
-	change := {"entry": entry, "section": section, "resource": resource, "new": new}
+	old := object.get(before, [section, resource], null)
+	new != old
+	change := {"field": entry.field, "name": entry.name, "section": section, "resource": resource, "new": new, "old": old}
+}
+
+# Comprehensions, not object rules: OPA re-evaluates an object rule's body for every key
+# looked up. Each distinct quantity string is parsed once per decision.
+# regal ignore:prefer-set-or-object-rule
+_before := {[entry.field, entry.name]: object.get(entry.container, "resources", null) |
+	some entry in lib.current_containers
+}
+
+# regal ignore:prefer-set-or-object-rule
+_values := {text: value |
+	some change in _changes
+	some text in [change.new, change.old]
+	value := lib.quantity(text)
 }
 
 violation contains reason if {
 	some change in _changes
-	before := _previous(change)
-	old := lib.quantity(before)
-	new := lib.quantity(change.new)
-	_too_far(old, new)
+	change.old != null
+	_too_far(_values[change.old], _values[change.new])
 	msg := sprintf("%s '%s' %s %s changes from %v to %v, more than %v%%", [
-		change.entry.field,
-		change.entry.name,
+		change.field,
+		change.name,
 		change.resource,
 		_section_word[change.section],
-		before,
+		change.old,
 		change.new,
 		_params.max_change_percent,
 	])
@@ -50,18 +66,14 @@ violation contains reason if {
 }
 
 violation contains reason if {
-	lib.k8s_object_write
-	some entry in lib.containers(input.object)
-	some section in _sections
-	some resource in _params.resources
-	quantity := entry.container.resources[section][resource]
-	not lib.quantity(quantity)
+	some change in _changes
+	not _valid(change.new)
 	msg := sprintf("%s '%s' %s %s '%v' is not a valid quantity", [
-		entry.field,
-		entry.name,
-		resource,
-		_section_word[section],
-		quantity,
+		change.field,
+		change.name,
+		change.resource,
+		_section_word[change.section],
+		change.new,
 	])
 	reason := lib.reason(rego.metadata.chain(), msg)
 }
@@ -77,13 +89,8 @@ violation contains reason if {
 
 _section_word := {"requests": "request", "limits": "limit"}
 
-_previous(change) := quantity if {
-	some before in lib.containers(input.current)
-	before.field == change.entry.field
-	before.name == change.entry.name
-	quantity := before.container.resources[change.section][change.resource]
-}
-
 _too_far(old, new) if new > old * _factor
 
 _too_far(old, new) if new * _factor < old
+
+_valid(text) if _values[text]

@@ -13,7 +13,7 @@ import data.lib
 
 violation contains reason if {
 	some entry in lib.write_containers
-	parsed := lib.image(entry.container.image)
+	parsed := lib.images[entry.container.image]
 	parsed.digest == ""
 	parsed.tag == ""
 	msg := sprintf("%s '%s' uses untagged image '%s'; pin a tag or digest", [
@@ -26,7 +26,7 @@ violation contains reason if {
 
 violation contains reason if {
 	some entry in lib.write_containers
-	parsed := lib.image(entry.container.image)
+	parsed := lib.images[entry.container.image]
 	parsed.digest == ""
 	lower(parsed.tag) in {lower(tag) | some tag in data.params.rules.no_latest_tag.disallowed_tags}
 	msg := sprintf("%s '%s' uses mutable tag '%s'; pin a version or digest", [entry.field, entry.name, parsed.tag])
