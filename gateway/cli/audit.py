@@ -34,7 +34,7 @@ app = typer.Typer(
 )
 
 
-@app.command("list")
+@app.command("list", epilog=EXIT_CODES_HELP)
 def list_records(
     limit: Annotated[int, typer.Option(min=1, max=100_000, help="At most this many, newest first.")] = 50,
     action: Annotated[str | None, typer.Option(help="Only records of this action id.")] = None,
@@ -63,7 +63,7 @@ def list_records(
         )
 
 
-@app.command("show")
+@app.command("show", epilog=EXIT_CODES_HELP)
 def show(
     seq: Annotated[int, typer.Argument(min=1, help="The record's sequence number.")],
     db: DbOption = None,
@@ -84,7 +84,7 @@ def show(
     echo_json(record.model_dump())
 
 
-@app.command("verify")
+@app.command("verify", epilog=EXIT_CODES_HELP)
 def verify(as_json: JsonOption = False, db: DbOption = None) -> None:
     """Recompute the hash chain; exit 1 naming the first record that does not match.
 
@@ -113,7 +113,7 @@ def verify(as_json: JsonOption = False, db: DbOption = None) -> None:
         typer.echo(f"audit chain intact: {outcome.rows} records, head {outcome.head}")
 
 
-@app.command("export")
+@app.command("export", epilog=EXIT_CODES_HELP)
 def export(
     jsonl: Annotated[
         bool, typer.Option("--jsonl", help="One JSON record per line (the only format).")

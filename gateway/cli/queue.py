@@ -42,7 +42,7 @@ app = typer.Typer(
 _Id = Annotated[str, typer.Argument(help="Action id (or a unique prefix of at least 4 characters).")]
 
 
-@app.command("list")
+@app.command("list", epilog=EXIT_CODES_HELP)
 def list_actions(
     state: Annotated[ActionState | None, typer.Option(help="Only actions in this state.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=10_000, help="At most this many, newest first.")] = (
@@ -84,7 +84,7 @@ def list_actions(
     _print_table(table)
 
 
-@app.command("show")
+@app.command("show", epilog=EXIT_CODES_HELP)
 def show(action_id: _Id, as_json: JsonOption = False, db: DbOption = None) -> None:
     """One action: the exact call (secrets redacted), reasons, approvals, and the diff it would make.
 
@@ -106,7 +106,7 @@ def show(action_id: _Id, as_json: JsonOption = False, db: DbOption = None) -> No
         _print_view(view)
 
 
-@app.command("approve")
+@app.command("approve", epilog=EXIT_CODES_HELP)
 def approve_action(
     action_id: _Id,
     reason: Annotated[str | None, typer.Option(help="Why you approve (recorded).")] = None,
@@ -159,7 +159,7 @@ def approve_action(
         raise typer.Exit(code=int(ExitCode.REFUSED))
 
 
-@app.command("deny")
+@app.command("deny", epilog=EXIT_CODES_HELP)
 def deny_action(
     action_id: _Id,
     reason: Annotated[str, typer.Option(help="Why (recorded and shown to the requester).")],
@@ -170,7 +170,7 @@ def deny_action(
     _decide(action_id, reason, as_json, db, cancel=False)
 
 
-@app.command("cancel")
+@app.command("cancel", epilog=EXIT_CODES_HELP)
 def cancel_action(
     action_id: _Id,
     reason: Annotated[str | None, typer.Option(help="Why (recorded).")] = None,

@@ -15,14 +15,15 @@ turn into a denial of the action, nor into an approval.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol
 
 from gateway.audit import format_time
 from gateway.contracts import Approval, Decision, Principal, ProposedAction
-from gateway.errors import ApprovalRefused, InvalidTransition, PolicyUnavailable
-from gateway.ports import ActionState, ParkedAction
+from gateway.errors import ApprovalRefused, AuditError, InvalidTransition, PolicyUnavailable, QueueError
+from gateway.ports import ActionState, AuditEvent, ParkedAction
 from gateway.queue._rows import Clock, requirement, system_clock
 from gateway.queue.store import QueueStore, StaleApprovals
 
@@ -33,6 +34,7 @@ _ENGINE_FAILURES: Final[frozenset[str]] = frozenset(
     {"GW-POLICY-UNAVAILABLE", "GW-POLICY-TIMEOUT", "GW-POLICY-UNDEFINED", "GW-POLICY-MALFORMED"}
 )
 _ATTEMPTS: Final[int] = 5
+_log = logging.getLogger(__name__)
 _MIN_FINGERPRINT_PREFIX: Final[int] = 8
 
 
@@ -66,8 +68,35 @@ async def approve(
 
     Raises ``UnknownAction``, ``InvalidTransition`` (not pending, expired, changed),
     ``ApprovalRefused`` (duplicate, self-approval, outside the approver groups, fingerprint
-    not the one expected) or ``PolicyUnavailable``; in every case nothing was recorded.
+    not the one expected) or ``PolicyUnavailable``; in every case no approval was
+    recorded. Refusals are audited as ``rejected_request`` (who tried, and why not).
     """
+    try:
+        return await _approve(store, policy, action_id, approver, reason, expect_fingerprint, clock)
+    except QueueError as exc:
+        attempt = AuditEvent(
+            kind="rejected_request",
+            action_id=action_id[:64],
+            subject=approver.subject,
+            transport=approver.transport,
+            detail={"operation": "approve", "error": type(exc).__name__, "message": str(exc)},
+        )
+        try:
+            await store.audit.record(attempt)
+        except AuditError as audit_exc:  # the refusal matters more than its record
+            _log.warning("could not audit a refused approval of %s: %s", action_id[:64], audit_exc)
+        raise
+
+
+async def _approve(
+    store: QueueStore,
+    policy: PolicyDecider,
+    action_id: str,
+    approver: Principal,
+    reason: str | None,
+    expect_fingerprint: str | None,
+    clock: Clock,
+) -> ApprovalResult:
     for _ in range(_ATTEMPTS):
         action = await store.get(action_id)
         _precheck(action, approver, expect_fingerprint)

@@ -83,7 +83,9 @@ async def test_the_requester_cannot_approve_their_own_action(store: QueueStore, 
         await approve(store, policy, parked.id, ALICE, clock=clock)
     assert policy.seen == []
     assert (await store.get(parked.id)).approvals == ()
-    assert await audit_kinds(store) == ["parked"]
+    assert await audit_kinds(store) == ["parked", "rejected_request"]
+    [attempt] = await store.audit.recent(limit=1)
+    assert (attempt.subject, attempt.detail["error"]) == ("alice", "ApprovalRefused")
 
 
 async def test_self_approval_is_left_to_policy_when_the_requirement_allows_it(
