@@ -122,6 +122,16 @@ async def test_a_production_delete_needs_two_approvals_under_the_project_policy(
         assert done.state is ActionState.SUCCEEDED, done.error
         assert done.result == {"deleted": "api"}
         assert ran == [{"kind": "Deployment", "namespace": "payments", "name": "api"}]
-        assert (await store.audit.verify()).rows == 6
+        kinds = [r.kind for r in reversed(await store.audit.recent())]
+        assert kinds == [
+            "parked",
+            "rejected_request",  # the requester's own approval
+            "approval",
+            "approval",
+            "execution",
+            "decision",
+            "execution",
+        ]
+        assert (await store.audit.verify()).rows == 7
     finally:
         await store.close()
