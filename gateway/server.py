@@ -38,7 +38,7 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
 from mcp.shared.exceptions import MCPError
-from mcp_types import INVALID_PARAMS, CallToolResult, TextContent, ToolAnnotations
+from mcp_types import INTERNAL_ERROR, INVALID_PARAMS, CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.arguments import check_size, validate_model
@@ -188,12 +188,10 @@ class _Admission:
             return await call_next(ctx)
         name, arguments = params.get("name"), params.get("arguments") or {}
         runtime = ctx.lifespan_context
-        if (
-            not isinstance(name, str)
-            or not isinstance(arguments, Mapping)
-            or not isinstance(runtime, Runtime)
-        ):
+        if not isinstance(name, str) or not isinstance(arguments, Mapping):
             return await call_next(ctx)  # the SDK answers malformed requests itself
+        if not isinstance(runtime, Runtime):
+            raise MCPError(code=INTERNAL_ERROR, message="the gateway is not ready; nothing was run")
         principal = principal_for_request(ctx.request, self._settings)
         try:
             if name in META_TOOLS:
