@@ -204,9 +204,7 @@ class KindResolver:
         self._groups = {r.group for r in ordered}
 
     def _unknown_message(self, name: str, key: str) -> str:
-        candidates = sorted({r.kind for r in self._resources} | set(self._by_name))
-        close = difflib.get_close_matches(key, candidates, n=5, cutoff=0.6)
-        close += difflib.get_close_matches(name, candidates, n=5, cutoff=0.6)
-        matches = list(dict.fromkeys(close))[:5]
-        hint = f"; did you mean {', '.join(matches)}?" if matches else ""
-        return f"the cluster serves no kind named {name!r}{hint}"
+        close = difflib.get_close_matches(key, list(self._by_name), n=10, cutoff=0.6)
+        resources = list(dict.fromkeys(self._by_name[alias] for alias in close))[:5]
+        hint = ", ".join(f"{r.kind} ({r.api_version})" for r in resources)
+        return f"the cluster serves no kind named {name!r}" + (f"; did you mean {hint}?" if hint else "")

@@ -108,7 +108,9 @@ async def test_typos_do_not_storm_discovery() -> None:
 
 
 async def test_unknown_kinds_list_close_matches() -> None:
-    with pytest.raises(InvalidArguments, match=r"no kind named 'deploymnt'; did you mean .*deploy"):
+    with pytest.raises(
+        InvalidArguments, match=r"no kind named 'deploymnt'; did you mean Deployment \(apps/v1\)\?$"
+    ):
         await KindResolver(FakeDiscovery()).resolve("deploymnt")
     with pytest.raises(InvalidArguments) as caught:
         await KindResolver(FakeDiscovery()).resolve("zzzz")

@@ -4,12 +4,14 @@ bundle → real kube-apiserver. What policy says is what happens to the cluster.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client as k8s
 from mcp import Client
 from mcp_types import CallToolResult
@@ -144,20 +146,30 @@ async def test_a_privileged_container_is_denied_and_nothing_is_written(
         assert "root" not in names
 
 
+@pytest.fixture
+def production_shop(kube_admin: Any) -> Iterator[str]:
+    """A namespace labelled environment=production with a compliant Deployment ``shop``
+    (2 replicas), written behind the gateway's back; the seeded objects stay untouched."""
+    name = f"prod-{uuid.uuid4().hex[:8]}"
+    core = k8s.CoreV1Api(kube_admin)
+    core.create_namespace({"metadata": {"name": name, "labels": {"environment": "production"}}})
+    body = yaml.safe_load(_compliant_deployment(name))
+    k8s.AppsV1Api(kube_admin).create_namespaced_deployment(name, body)
+    yield name
+    core.delete_namespace(name)
+
+
 async def test_scaling_in_production_waits_for_another_human_and_then_runs_exactly_once(
-    settings: Settings, kube_admin: Any
+    settings: Settings, kube_admin: Any, production_shop: str
 ) -> None:
+    apps = k8s.AppsV1Api(kube_admin)
+    arguments = {"kind": "deploy", "name": "shop", "namespace": production_shop, "replicas": 5}
     async with _connected(settings) as mcp:
-        apps = k8s.AppsV1Api(kube_admin)
-        before = apps.read_namespaced_deployment("api", "payments").spec.replicas
-        wanted = before + 1
-        result = await mcp.call_tool(
-            "k8s_scale", {"kind": "deploy", "name": "api", "namespace": "payments", "replicas": wanted}
-        )
+        result = await mcp.call_tool("k8s_scale", arguments)
         body = _body(result)
         assert body["outcome"] == "needs_approval", _text(result)
-        assert "production" in _text(result)
-        assert apps.read_namespaced_deployment("api", "payments").spec.replicas == before
+        assert "writes to production" in _text(result)
+        assert apps.read_namespaced_deployment("shop", production_shop).spec.replicas == 2
 
         store = await QueueStore.open(settings.db_path)
         try:
@@ -170,8 +182,8 @@ async def test_scaling_in_production_waits_for_another_human_and_then_runs_exact
             if state["state"] in ("succeeded", "failed"):
                 break
             await asyncio.sleep(0.1)
-        assert state["state"] == "succeeded", state
-        assert apps.read_namespaced_deployment("api", "payments").spec.replicas == wanted
+    assert state["state"] == "succeeded", state
+    assert apps.read_namespaced_deployment("shop", production_shop).spec.replicas == 5
 
 
 async def test_an_unknown_kind_is_a_clear_error_for_the_model_and_is_audited(settings: Settings) -> None:
