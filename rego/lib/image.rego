@@ -1,17 +1,19 @@
 package lib
 
-# An image reference: [domain[:port]/]path[:tag][@algorithm:hex]. The first group may
-# also be a path component; _image_parts tells the two apart the way Docker does.
-_domain_part := `[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?`
+# An image reference: [registry/]path[:tag][@algorithm:hex]. Docker's rule decides
+# whether the first segment is a registry: only with a dot, a port or "localhost";
+# "nginx/foo" is a Docker Hub path. The alternation encodes that rule, so one match
+# splits the reference. Groups: 1 registry, 2 path, 3 tag, 4 digest.
+# A constant, not concat() of named parts: a rule is evaluated again in every query.
+# Parts: registry = localhost[:port] | domain with a dot [:port] | host:port; path =
+# lower-case components separated by "/" (".", "_", "__", "-" inside); tag; digest.
+# regal ignore:line-length
+_image_pattern := `^(?:(localhost(?::[0-9]+)?|[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)+(?::[0-9]+)?|[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?:[0-9]+)/)?([a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*)(?::([A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?:@([A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}))?$`
 
-_path_part := `[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*`
+_hub_aliases := {"": "docker.io", "index.docker.io": "docker.io"}
 
-_image_pattern := concat("", [
-	`^(?:(`, _domain_part, `(?:\.`, _domain_part, `)*(?::[0-9]+)?)/)?`,
-	`(`, _path_part, `(?:/`, _path_part, `)*)`,
-	`(?::([A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?`,
-	`(?:@([A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}))?$`,
-])
+# A single-segment Docker Hub path is an official image under library/.
+_library_prefix := {"docker.io": {false: "library/"}}
 
 # METADATA
 # scope: document
@@ -19,54 +21,19 @@ _image_pattern := concat("", [
 #   An image reference split into {registry, repository, tag, digest}, normalised like
 #   the container runtime does: no registry means docker.io, a single-segment Docker Hub
 #   path gets "library/", the registry is lower-cased. Undefined for an invalid reference.
-image(ref) := parsed if {
+image(ref) := _split(groups) if {
 	is_string(ref)
 	groups := regex.find_all_string_submatch_n(_image_pattern, ref, 1)[0]
-	parsed := _image_parts(groups[1], groups[2], groups[3], groups[4])
 }
 
-_image_parts(first, rest, tag, digest) := {
-	"registry": _hub_alias(lower(first)),
-	"repository": _hub_repository(_hub_alias(lower(first)), rest),
-	"tag": tag,
-	"digest": digest,
+_split(groups) := {
+	"registry": registry,
+	"repository": concat("", [object.get(_library_prefix, [registry, contains(groups[2], "/")], ""), groups[2]]),
+	"tag": groups[3],
+	"digest": groups[4],
 } if {
-	_is_registry(first)
+	registry := object.get(_hub_aliases, lower(groups[1]), lower(groups[1]))
 }
-
-_image_parts(first, rest, tag, digest) := {
-	"registry": "docker.io",
-	"repository": _hub_repository("docker.io", _joined(first, rest)),
-	"tag": tag,
-	"digest": digest,
-} if {
-	not _is_registry(first)
-	regex.match(concat("", [`^`, _path_part, `(?:/`, _path_part, `)*$`]), _joined(first, rest))
-}
-
-# Docker's rule: the first segment names a registry only with a dot, a port or "localhost".
-_is_registry(first) if contains(first, ".")
-
-_is_registry(first) if contains(first, ":")
-
-_is_registry("localhost")
-
-_joined("", rest) := rest
-
-_joined(first, rest) := concat("/", [first, rest]) if first != ""
-
-_hub_alias("index.docker.io") := "docker.io"
-
-_hub_alias(registry) := registry if registry != "index.docker.io"
-
-_hub_repository(registry, path) := concat("/", ["library", path]) if {
-	registry == "docker.io"
-	not contains(path, "/")
-}
-
-_hub_repository(registry, path) := path if registry != "docker.io"
-
-_hub_repository(_, path) := path if contains(path, "/")
 
 # METADATA
 # scope: document

@@ -3,10 +3,8 @@ package lib
 # Kubernetes quantity syntax: sign, digits with an optional fraction, then either a
 # decimal exponent or one suffix. Validated here; units.parse does the arithmetic, since
 # it accepts more than Kubernetes does (other cases, spaces, "GB").
-_quantity_pattern := concat("", [
-	`^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)`,
-	`(?:[eE][+-]?[0-9]+|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$`,
-])
+# regal ignore:line-length
+_quantity_pattern := `^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$`
 
 # units.parse knows no nano and micro suffixes: they divide (exactly, unlike 0.001 *).
 _divisors := {"n": 1000000000, "u": 1000000}

@@ -22,7 +22,7 @@ _kinds := {
 	"a prompt-injection marker": _alternation(_params.injection_patterns),
 }
 
-_alternation(patterns) := concat("|", [sprintf("(?:%s)", [pattern]) | some pattern in patterns])
+_alternation(patterns) := concat("", ["(?:", concat(")|(?:", patterns), ")"])
 
 # [where, text] for every string in args (values and object keys) and listed target fields.
 _texts contains [concat(".", array.concat(["args"], [sprintf("%v", [p]) | some p in path])), value] if {

@@ -31,8 +31,7 @@ _problems contains "params.catalog must list the tools" if not _catalog_ok
 _problems contains "params.production.environments must be a list" if not _production_ok
 
 _problems contains sprintf("params.rules.%s is missing", [name]) if {
-	some name in _rules_with_parameters
-	not _rule_params_ok(name)
+	some name in (_rules_with_parameters - _rule_blocks)
 }
 
 _approval_ok if {
@@ -48,7 +47,10 @@ _catalog_ok if count(data.params.catalog) > 0
 
 _production_ok if is_array(data.params.production.environments)
 
-_rule_params_ok(name) if is_object(data.params.rules[name])
+_rule_blocks contains name if {
+	some name, block in data.params.rules
+	is_object(block)
+}
 
 violation contains reason if {
 	some problem in _problems
