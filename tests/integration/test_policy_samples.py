@@ -19,18 +19,21 @@ import pytest
 
 from gateway.contracts import Decision
 from gateway.local.opa import OpaServer, find_opa
+from gateway.local.process import wait_until
 
 pytestmark = pytest.mark.integration
 
-RULES_DIR = Path(__file__).resolve().parents[2] / "rego" / "rules"
+REGO_DIR = Path(__file__).resolve().parents[2] / "rego"
+RULES_DIR = REGO_DIR / "rules"
 SAMPLES = sorted(RULES_DIR.glob("*/samples/*/*.json"))
 
 
 @cache
 def rule_metadata() -> dict[str, dict[str, Any]]:
-    """custom METADATA of every rule package, by rule (package) name."""
+    """custom METADATA of every annotated rule, by rule name (the package's last segment
+    for rules under data.rules, the rule's own name for the gateway's own reasons)."""
     out = subprocess.run(
-        [find_opa(), "inspect", "-a", "--format", "json", str(RULES_DIR)],
+        [find_opa(), "inspect", "-a", "--format", "json", str(REGO_DIR)],
         capture_output=True,
         text=True,
         check=True,
@@ -39,8 +42,8 @@ def rule_metadata() -> dict[str, dict[str, Any]]:
     for entry in json.loads(out).get("annotations", []):
         custom = entry.get("annotations", {}).get("custom", {})
         path = [part["value"] for part in entry.get("path", [])]
-        if "code" in custom and len(path) == 3 and path[:2] == ["data", "rules"]:
-            found[path[2]] = custom
+        if "code" in custom:
+            found[path[-1]] = custom
     return found
 
 
@@ -58,7 +61,7 @@ def codes(decision: dict[str, Any]) -> set[str]:
 
 def test_every_rule_has_allowed_and_denied_samples() -> None:
     rules = {path.name for path in RULES_DIR.iterdir() if path.is_dir()}
-    assert rules == set(rule_metadata())
+    assert rules <= set(rule_metadata())
     # The data guard checks bundle data, not the action: it has no denied action to show.
     for rule in rules:
         kinds = {p.parent.name for p in SAMPLES if p.parts[-4] == rule}
@@ -72,6 +75,9 @@ def test_sample_decision(opa_server: OpaServer, sample: Path) -> None:
     meta = rule_metadata()[rule]
     decision = decide(opa_server, json.loads(sample.read_text()))
     Decision.model_validate(decision)
+    for reason in decision["reasons"] + decision["warnings"] + decision["dryrun"]:
+        reported = rule_metadata()[reason["rule"]]
+        assert (reason["code"], reason["severity"]) == (reported["code"], reported["severity"]), reason
     if expectation == "allowed":
         assert meta["code"] not in codes(decision), decision
     else:
@@ -141,3 +147,21 @@ def test_garbage_input_is_denied_with_a_valid_document(opa_server: OpaServer, ga
     decision = Decision.model_validate(decide(opa_server, garbage))
     assert decision.outcome == "deny"
     assert decision.reasons
+
+
+def test_decision_log_masks_secret_values(bundle_path: Path, tmp_path: Path) -> None:
+    """Defence in depth: even a Secret value that reached OPA stays out of its decision log."""
+    log = tmp_path / "opa.log"
+    server = OpaServer(bundle_path, log_path=log, decision_logs=True, extra_args=["--log-level=info"])
+    server.start()
+    try:
+        action = json.loads((RULES_DIR / "secrets" / "samples" / "denied" / "apply_secret.json").read_text())
+        action["object"]["data"] = {"password": "hunter2-object"}
+        action["current"] = {**action["object"], "stringData": {"token": "hunter2-current"}}
+        decide(server, action)
+        wait_until(lambda: "decision_id" in log.read_text(), timeout=10, what="a decision log entry")
+    finally:
+        server.stop()
+    text = log.read_text()
+    assert "hunter2" not in text
+    assert '"/input/object/data"' in text
