@@ -5,7 +5,11 @@
 # State (database, tokens, logs, sandbox) lives in ./var. Ctrl-C stops everything.
 set -euo pipefail
 : "${GATEWAY_OPA_BIN:?run through make}"
+# `make up-signed` sets both: the signed bundle and the public key OPA verifies it with.
 args=()
+if [[ -n "${BUNDLE_FILE:-}" ]]; then
+  args+=(--bundle "$BUNDLE_FILE")
+fi
 if [[ -n "${BUNDLE_VERIFICATION_KEY:-}" ]]; then
   args+=(--verification-key "$BUNDLE_VERIFICATION_KEY")
 fi

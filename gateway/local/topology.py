@@ -233,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dir", type=Path, default=None, help="default: ./var")
     parser.add_argument("--opa-port", type=int, default=OPA_PORT)
     parser.add_argument("--gateway-port", type=int, default=GATEWAY_PORT)
+    parser.add_argument("--bundle", type=Path, default=None, help=f"default: {BUNDLE}")
     parser.add_argument("--verification-key", type=Path, default=None, help="public key of a signed bundle")
     args = parser.parse_args(argv)
     config = TopologyConfig.from_settings(
@@ -240,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         state_dir=args.state_dir,
         opa_port=args.opa_port,
         gateway_port=args.gateway_port,
+        bundle=args.bundle,
         verification_key=args.verification_key,
     )
     topology = Topology(config)

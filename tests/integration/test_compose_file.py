@@ -123,9 +123,9 @@ def test_opa_serves_the_bundle_and_config_make_up_uses(compose: dict[str, Any]) 
     config_target = config_arg.split("=", 1)[1]
     assert mounts[config_target] == (str(ROOT / dep.OPA_CONFIG), "ro")
     bundle_target = command[command.index("--bundle") + 1]
-    bundle_dir = str(Path(bundle_target).parent)
-    assert mounts[bundle_dir] == (str(ROOT / dep.BUNDLE.parent), "ro")
-    assert Path(bundle_target).name == dep.BUNDLE.name
+    assert mounts[bundle_target] == (str(ROOT / dep.BUNDLE), "ro")
+    # The bundle file alone: bundles/keys/ (the signing key) must never be visible to OPA.
+    assert str(ROOT / dep.BUNDLE.parent) not in {source for source, _ in mounts.values()}
     assert _ports(opa) == {f"127.0.0.1:{dep.OPA_PORT}:{dep.OPA_PORT}/tcp"}
 
 
@@ -193,11 +193,11 @@ def test_signed_override_mounts_only_the_public_key() -> None:
     opa = config["services"]["opa"]
     assert "--verification-key=/keys/bundle.pub" in opa["command"]
     mounts = _mounts(opa)
-    assert mounts["/keys/bundle.pub"] == (str(ROOT / "deploy" / "keys" / "bundle.pub"), "ro")
+    assert mounts["/bundles/gateway.tar.gz"] == (str(ROOT / "bundles" / "gateway-signed.tar.gz"), "ro")
+    assert mounts["/keys/bundle.pub"] == (str(ROOT / "bundles" / "keys" / "bundle.pub"), "ro")
     for source, _ in mounts.values():
-        assert not source.endswith(".key")
-    # The keys are outside the bundle directory OPA sees.
-    assert not str(ROOT / "deploy" / "keys").startswith(str(ROOT / dep.BUNDLE.parent))
+        assert not source.endswith((".pem", ".key")), f"{source}: a private key must never reach OPA"
+    assert str(ROOT / "bundles" / "keys") not in {source for source, _ in mounts.values()}
 
 
 # --- OPA's container command and healthcheck, run for real ----------------------------
@@ -226,15 +226,15 @@ def _healthcheck(compose: dict[str, Any], port: int) -> int:
 
 @contextlib.contextmanager
 def _opa_as_composed(
-    config: dict[str, Any], bundles: Path, log: Path, keys: Path | None = None
+    config: dict[str, Any], bundle: Path, log: Path, public_key: Path | None = None
 ) -> Iterator[tuple[ManagedProcess, int]]:
     """OPA started natively with exactly the compose service's command."""
     opa = config["services"]["opa"]
     command = opa["command"]
     mounts = _mounts(opa)
-    mounts[str(Path(command[command.index("--bundle") + 1]).parent)] = (str(bundles), "ro")
-    if keys is not None:
-        mounts["/keys/bundle.pub"] = (str(keys / "bundle.pub"), "ro")
+    mounts[command[command.index("--bundle") + 1]] = (str(bundle), "ro")
+    if public_key is not None:
+        mounts["/keys/bundle.pub"] = (str(public_key), "ro")
     port = free_port()
     process = ManagedProcess([find_opa(), *_native(command, mounts, port)], log_path=log)
     process.start()
@@ -256,10 +256,9 @@ def _healthy_soon(process: ManagedProcess, config: dict[str, Any], port: int) ->
 def test_opa_container_command_activates_the_bundle_and_its_healthcheck_passes(
     compose: dict[str, Any], bundle_path: Path, tmp_path: Path
 ) -> None:
-    bundles = tmp_path / "bundles"
-    bundles.mkdir()
-    shutil.copy(bundle_path, bundles / dep.BUNDLE.name)
-    with _opa_as_composed(compose, bundles, tmp_path / "opa.log") as (process, port):
+    bundle = tmp_path / dep.BUNDLE.name
+    shutil.copy(bundle_path, bundle)
+    with _opa_as_composed(compose, bundle, tmp_path / "opa.log") as (process, port):
         _healthy_soon(process, compose, port)
         assert httpx.get(f"http://127.0.0.1:{port}/health?bundles", timeout=5).status_code == 200
     # The same check against a port where nothing listens fails: it can tell.
@@ -267,9 +266,11 @@ def test_opa_container_command_activates_the_bundle_and_its_healthcheck_passes(
 
 
 def _signed_bundle(tmp_path: Path) -> tuple[Path, Path]:
-    bundles, keys = tmp_path / "bundles", tmp_path / "keys"
+    """``make bundle-signed`` (the policy area's target) into ``tmp_path``: (bundle, keys dir)."""
+    keys, bundle = tmp_path / "keys", tmp_path / "out" / "gateway-signed.tar.gz"
+    bundle.parent.mkdir()
     done = subprocess.run(
-        ["make", "-s", "signed-bundle", f"SIGNING_DIR={keys}", f"BUNDLE={bundles / dep.BUNDLE.name}"],
+        ["make", "-s", "bundle-signed", f"BUNDLE_KEYS={keys}", f"SIGNED_BUNDLE={bundle}"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -277,7 +278,7 @@ def _signed_bundle(tmp_path: Path) -> tuple[Path, Path]:
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
-    return bundles, keys
+    return bundle, keys
 
 
 def _tampered(bundle: Path) -> None:
@@ -294,13 +295,13 @@ def _tampered(bundle: Path) -> None:
 
 def test_signed_bundle_is_verified_and_a_tampered_one_refused(tmp_path: Path) -> None:
     config = _normalised(COMPOSE, SIGNED_OVERRIDE)
-    bundles, keys = _signed_bundle(tmp_path)
-    assert (keys / "bundle.key").stat().st_mode & 0o077 == 0
-    with _opa_as_composed(config, bundles, tmp_path / "opa.log", keys) as (process, port):
+    bundle, keys = _signed_bundle(tmp_path)
+    assert (keys / "bundle.pem").stat().st_mode & 0o077 == 0
+    with _opa_as_composed(config, bundle, tmp_path / "opa.log", keys / "bundle.pub") as (process, port):
         _healthy_soon(process, config, port)
 
-    _tampered(bundles / dep.BUNDLE.name)
-    with _opa_as_composed(config, bundles, tmp_path / "tampered.log", keys) as (process, port):
+    _tampered(bundle)
+    with _opa_as_composed(config, bundle, tmp_path / "tampered.log", keys / "bundle.pub") as (process, port):
         wait_until(lambda: not process.alive(), timeout=30, what="opa to refuse the tampered bundle")
         assert _healthcheck(config, port) != 0
     assert "digest mismatch" in (tmp_path / "tampered.log").read_text().lower()
