@@ -5,7 +5,9 @@
 #   prompt-injection markers (regular expressions in data). Every string in args is
 #   checked, at any depth, and so are object keys; so are the target fields listed in
 #   data. The patterns leave label selector syntax (=, ==, !=, !, ",", "in (a,b)")
-#   alone. The offending value is never echoed back.
+#   alone. Arguments that carry a configuration document (document_args in data, e.g.
+#   Palette pack values YAML, where "|" and "#" are syntax) are checked for prompt-injection
+#   markers only. The offending value is never echoed back.
 # custom:
 #   code: GW-ARGS-001
 #   severity: high
@@ -17,12 +19,17 @@ import data.lib
 _params := data.params.rules.argument_hygiene
 
 # One alternation per kind: a single match per text instead of one per pattern.
-_kinds := {
-	"shell metacharacters": _alternation(_params.shell_patterns),
-	"a prompt-injection marker": _alternation(_params.injection_patterns),
-}
+_shell := _alternation(_params.shell_patterns)
+
+_injection := _alternation(_params.injection_patterns)
 
 _alternation(patterns) := concat("", ["(?:", concat(")|(?:", patterns), ")"])
+
+# Document arguments (globs over the dotted argument path) are exempt from shell checks.
+_document(where) if {
+	some pattern in _params.document_args
+	glob.match(pattern, ["."], where)
+}
 
 # [where, text] for every string in args (values and object keys) and listed target fields.
 _texts contains [concat(".", array.concat(["args"], [sprintf("%v", [p]) | some p in path])), value] if {
@@ -45,8 +52,13 @@ _texts contains [concat(".", ["target", field]), value] if {
 
 violation contains reason if {
 	some [where, text] in _texts
-	some label, pattern in _kinds
-	regex.match(pattern, text)
-	msg := sprintf("%s contains %s", [where, label])
-	reason := lib.reason(rego.metadata.chain(), msg)
+	regex.match(_shell, text)
+	not _document(where)
+	reason := lib.reason(rego.metadata.chain(), sprintf("%s contains shell metacharacters", [where]))
+}
+
+violation contains reason if {
+	some [where, text] in _texts
+	regex.match(_injection, text)
+	reason := lib.reason(rego.metadata.chain(), sprintf("%s contains a prompt-injection marker", [where]))
 }
