@@ -3,10 +3,12 @@
 ``dev`` (``environment=development``) and ``payments`` (``environment=production``),
 Deployments, Services, a postgres StatefulSet with its Secret, one Node, and a few Pods
 with statuses written by hand. The workloads follow the project's policy (approved
-registries, non-root, limits) except ``dev/worker``, which has no limits. No controllers run in the sandbox, so the Pods a real
-cluster would have are written here, one of them crash-looping so ``k8s_diagnose`` has
-something to find. Everything is server-side applied by the ``sandbox-seed`` field
-manager, so seeding again converges instead of failing.
+registries, non-root, limits) except ``dev/worker``, which has no limits.
+
+No controllers run in the sandbox, so the Pods a real cluster would have are written
+here, one of them crash-looping so ``k8s_diagnose`` has something to find. Everything is
+server-side applied by the ``sandbox-seed`` field manager, so seeding again converges
+instead of failing (Pods, whose spec is immutable, are created once).
 """
 
 from __future__ import annotations
