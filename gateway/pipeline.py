@@ -35,7 +35,14 @@ from gateway.contracts import (
     ProposedAction,
     utc_now,
 )
-from gateway.errors import BackendError, InvalidArguments, PayloadTooLarge, UnknownTool
+from gateway.errors import (
+    AuditError,
+    BackendError,
+    InvalidArguments,
+    PayloadTooLarge,
+    QueueError,
+    UnknownTool,
+)
 from gateway.identity import ANONYMOUS
 from gateway.metrics import METRICS, Metrics
 from gateway.outcome import CallOutcome, outcome_of_parked
@@ -126,6 +133,8 @@ class Gateway:
                 return CallOutcome(status="denied", tool=tool, action_id=planned.id, decision=decision)
             if decision.outcome == "needs_approval":
                 parked = await self._park(planned, decision, principal)
+                if isinstance(parked, CallOutcome):
+                    return parked
                 return await self._wait(parked, decision, wait_seconds, progress)
             return await self._run(spec, args, planned, decision, principal)
         finally:
@@ -279,14 +288,30 @@ class Gateway:
             )
         if spec.effect != "read":
             # Reads are frequent and their decision record says they ran; writes get both.
-            await self._record(call, principal, "execution", decision, {})
+            try:
+                await self._record(call, principal, "execution", decision, {})
+            except AuditError as exc:
+                # The call has run: saying otherwise would invite a second run.
+                log.error("%s %s ran; its execution record failed: %s", spec.name, call.id, exc)  # noqa: TRY400
         return CallOutcome(
             status="executed", tool=spec.name, action_id=call.id, decision=decision, result=result
         )
 
-    async def _park(self, call: PlannedCall, decision: Decision, principal: Principal) -> ParkedAction:
+    async def _park(
+        self, call: PlannedCall, decision: Decision, principal: Principal
+    ) -> ParkedAction | CallOutcome:
         # The queue audits the parking in the same transaction as the row it writes.
-        return await self._queue.park(call, decision, principal)
+        try:
+            return await self._queue.park(call, decision, principal)
+        except QueueError as exc:
+            log.error("%s %s could not be parked: %s", call.tool, call.id, exc)  # noqa: TRY400
+            return CallOutcome(
+                status="failed",
+                tool=call.tool,
+                action_id=call.id,
+                decision=decision,
+                error="the call needs approval but the approval queue could not store it; nothing was run",
+            )
 
     async def _wait(
         self,
@@ -308,7 +333,11 @@ class Gateway:
                     wait - remaining, wait, f"waiting for approval of {parked.id} ({current.state})"
                 )
             await asyncio.sleep(min(_POLL_SECONDS, remaining))
-            current = await self._queue.get(parked.id)
+            try:
+                current = await self._queue.get(parked.id)
+            except QueueError as exc:
+                log.warning("stopped waiting for %s: the queue could not be read: %s", parked.id, exc)
+                break
         return outcome_of_parked(current, decision)
 
     async def _record_decision(

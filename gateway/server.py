@@ -44,6 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from gateway.arguments import check_size, validate_model
 from gateway.contracts import Principal
 from gateway.errors import (
+    AuditError,
     BackendError,
     ConfigError,
     InvalidArguments,
@@ -246,6 +247,10 @@ def _call_backend(name: str, settings: Settings) -> Callable[[Context[Runtime, A
             # Admitted, but the backend found the arguments unusable while preparing
             # (an unknown kind, a manifest above its limit): the model can fix them.
             return error_reply(str(exc))
+        except AuditError as exc:
+            # Nothing runs unrecorded: the decision could not be written, so nothing ran.
+            log.error("%s refused: the audit log could not be written: %s", name, exc)  # noqa: TRY400
+            return error_reply(f"{name} was not run: the gateway's audit log is unavailable; try again later")
         return outcome_reply(outcome)
 
     return call

@@ -12,7 +12,7 @@ from fakes import InMemoryAudit, InMemoryQueue
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.contracts import Approval, Decision, PlannedCall, Principal, ProposedAction, Target
-from gateway.errors import BackendError, InvalidArguments, NotFound, PayloadTooLarge, UnknownTool
+from gateway.errors import AuditError, BackendError, InvalidArguments, NotFound, PayloadTooLarge, UnknownTool
 from gateway.local.process import free_port
 from gateway.pipeline import Gateway
 from gateway.policy import PolicyClient
@@ -224,3 +224,19 @@ async def test_reevaluation_with_the_engine_down_is_a_deny(parts: Any) -> None:
     approval = Approval(subject="bob", approved_at="2026-01-01T00:00:00Z")
     decision = await gateway.reevaluate(_stored_call("web"), (approval,))
     assert decision.outcome == "deny"
+
+
+class FailingAudit(InMemoryAudit):
+    async def record(self, event: Any) -> None:
+        raise AuditError("the audit database is locked")
+
+
+async def test_a_call_whose_decision_cannot_be_audited_runs_nothing(backend: Backend, tmp_path: Path) -> None:
+    settings = Settings(opa_url=f"http://127.0.0.1:{free_port()}", db_path=tmp_path / "unused.db")
+    registry = ToolRegistry()
+    registry.register(backend.spec())
+    async with PolicyClient(settings) as policy:
+        gateway = Gateway(settings, registry, policy, InMemoryQueue(), FailingAudit())
+        with pytest.raises(AuditError):
+            await gateway.call("thing_scale", {"name": "web"}, ALICE)
+    assert backend.executed == []
