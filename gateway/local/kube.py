@@ -81,16 +81,20 @@ class KubeApiServer:
     def __init__(self, state_dir: Path, *, port: int = 0, context: str = "sandbox") -> None:
         self.state_dir = state_dir.resolve()
         self.context = context
-        self.port = port or free_port()
-        self._etcd_port = free_port()
-        self._peer_port = free_port()
+        self._fixed_port = port
         self._credentials = self._ensure_credentials()
         self._ensure_service_account_key()
+        self._plan_processes()
+        self.started_in: float | None = None
+
+    def _plan_processes(self) -> None:
+        self.port = self._fixed_port or free_port()
+        self._etcd_port = free_port()
+        self._peer_port = free_port()
         self.etcd = ManagedProcess(self._etcd_argv(), log_path=self.state_dir / "logs" / "etcd.log")
         self.apiserver = ManagedProcess(
             self._apiserver_argv(), log_path=self.state_dir / "logs" / "kube-apiserver.log"
         )
-        self.started_in: float | None = None
 
     @property
     def url(self) -> str:
@@ -113,8 +117,23 @@ class KubeApiServer:
     def kubeconfig_path(self) -> Path:
         return self.state_dir / "kubeconfig"
 
-    def start(self, timeout: float = 90.0) -> None:
+    def start(self, timeout: float = 90.0, *, attempts: int = 3) -> None:
+        """Start both and wait for readiness. A free port taken by someone else between
+        choosing and binding it (other test runs on the machine) means new ports and
+        another attempt; any other failure stops both processes and is raised."""
         began = time.monotonic()
+        for attempt in range(1, attempts + 1):
+            try:
+                self._start_once(timeout)
+                break
+            except RuntimeError as exc:
+                if attempt == attempts or "address already in use" not in str(exc):
+                    raise
+                self._plan_processes()
+        self.started_in = time.monotonic() - began
+        self.write_kubeconfig(self.kubeconfig_path)
+
+    def _start_once(self, timeout: float) -> None:
         self.etcd.start()
         try:
             wait_until(self._etcd_ready, timeout=timeout, what=f"etcd on port {self._etcd_port}")
@@ -123,8 +142,6 @@ class KubeApiServer:
         except BaseException:
             self.stop()
             raise
-        self.started_in = time.monotonic() - began
-        self.write_kubeconfig(self.kubeconfig_path)
 
     def stop(self) -> None:
         self.apiserver.stop(grace=10)
