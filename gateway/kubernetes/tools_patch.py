@@ -12,14 +12,15 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.contracts import utc_now
-from gateway.errors import BackendError, InvalidArguments
+from gateway.errors import BackendError, Conflict, InvalidArguments
 from gateway.kubernetes.args import RestartArgs, ScaleArgs, SetResourcesArgs, WorkloadArgs
 from gateway.kubernetes.backend import KubeBackend
 from gateway.kubernetes.client import PatchType
+from gateway.kubernetes.failures import changed_since_judged
 from gateway.kubernetes.images import policy_image
 from gateway.kubernetes.kinds import ResourceKind
 from gateway.kubernetes.tools_read import judged_kind
-from gateway.kubernetes.tools_write import summary
+from gateway.kubernetes.views import summary
 from gateway.tools import ExecutionContext, Prepared, ToolSpec
 
 __all__ = ["RESTARTED_AT", "PatchTools", "workload_patch"]
@@ -144,10 +145,13 @@ class PatchTools:
         if isinstance(args, RestartArgs) and not stamp:
             raise BackendError("the judged restart has no timestamp; nothing was changed")
         patch, patch_type = workload_patch(args, restarted_at=stamp)
-        result = await self.b.client.patch(
-            kind, args.name, target.namespace, _guarded(patch, current), patch_type=patch_type,
-            field_manager=self.b.field_manager, dry_run=False,
-        )  # fmt: skip
+        try:
+            result = await self.b.client.patch(
+                kind, args.name, target.namespace, _guarded(patch, current), patch_type=patch_type,
+                field_manager=self.b.field_manager, dry_run=False,
+            )  # fmt: skip
+        except Conflict as exc:
+            raise Conflict(changed_since_judged(kind.kind, args.name, target.namespace, exc)) from exc
         return {"patched": summary(result)}
 
 

@@ -13,35 +13,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.errors import BackendError, InvalidArguments, NotFound
+from gateway.errors import BackendError, Conflict, InvalidArguments, NotFound
 from gateway.kubernetes.args import ApplyArgs, DeleteArgs
 from gateway.kubernetes.backend import KubeBackend
+from gateway.kubernetes.failures import changed_since_judged
 from gateway.kubernetes.images import policy_image
 from gateway.kubernetes.kinds import ResourceKind
 from gateway.kubernetes.manifests import Manifest, parse_manifest
 from gateway.kubernetes.tools_read import judged_kind
+from gateway.kubernetes.views import summary
 from gateway.tools import ExecutionContext, Prepared, ToolSpec
 
-__all__ = ["WriteTools", "summary"]
+__all__ = ["WriteTools"]
 
 JSON = dict[str, Any]
-
-
-def summary(obj: JSON, *, created: bool | None = None) -> JSON:
-    """What a write returns about one object: identity and versions, not its body."""
-    meta = obj.get("metadata") or {}
-    out: JSON = {
-        "apiVersion": obj.get("apiVersion"),
-        "kind": obj.get("kind"),
-        "namespace": meta.get("namespace"),
-        "name": meta.get("name"),
-        "uid": meta.get("uid"),
-        "resourceVersion": meta.get("resourceVersion"),
-        "generation": meta.get("generation"),
-    }
-    if created is not None:
-        out["created"] = created
-    return out
 
 
 class WriteTools:
@@ -188,14 +173,17 @@ class WriteTools:
         meta = judged.get("metadata") or {}
         if not meta.get("uid"):
             raise BackendError("the judged action has no object identity; nothing was deleted")
-        await self.b.client.delete(
-            kind,
-            args.name,
-            target.namespace,
-            dry_run=False,
-            uid=meta.get("uid"),
-            resource_version=meta.get("resourceVersion"),
-        )
+        try:
+            await self.b.client.delete(
+                kind,
+                args.name,
+                target.namespace,
+                dry_run=False,
+                uid=meta.get("uid"),
+                resource_version=meta.get("resourceVersion"),
+            )
+        except Conflict as exc:
+            raise Conflict(changed_since_judged(kind.kind, args.name, target.namespace, exc)) from exc
         return {"deleted": summary(judged)}
 
     async def _current(self, kind: ResourceKind, name: str, namespace: str | None) -> JSON | None:

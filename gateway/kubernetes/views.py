@@ -1,10 +1,10 @@
-"""Compact views of events and nodes: what an operator reads, not the whole object."""
+"""Compact views of events, nodes and written objects: what an operator reads, not the whole object."""
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["event_view", "node_ready", "node_view"]
+__all__ = ["event_view", "node_ready", "node_view", "summary"]
 
 JSON = dict[str, Any]
 _ROLE_PREFIX = "node-role.kubernetes.io/"
@@ -72,3 +72,20 @@ def node_view(node: JSON) -> JSON:
         "problems": problems,
         "created": meta.get("creationTimestamp"),
     }
+
+
+def summary(obj: JSON, *, created: bool | None = None) -> JSON:
+    """What a write returns about one object: identity and versions, not its body."""
+    meta = obj.get("metadata") or {}
+    out: JSON = {
+        "apiVersion": obj.get("apiVersion"),
+        "kind": obj.get("kind"),
+        "namespace": meta.get("namespace"),
+        "name": meta.get("name"),
+        "uid": meta.get("uid"),
+        "resourceVersion": meta.get("resourceVersion"),
+        "generation": meta.get("generation"),
+    }
+    if created is not None:
+        out["created"] = created
+    return out

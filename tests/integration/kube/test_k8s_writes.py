@@ -167,7 +167,9 @@ async def test_a_workload_changed_since_it_was_judged_is_not_patched(
     call = await kube_tools.plan("k8s_scale", kind="deploy", name="web", namespace=kube_namespace, replicas=9)
     _apps(kube_admin).patch_namespaced_deployment("web", kube_namespace, {"metadata": {"labels": {"x": "y"}}})
 
-    with pytest.raises(Conflict, match="modified"):
+    with pytest.raises(
+        Conflict, match=r"Deployment .*/web changed after policy judged it; nothing was written"
+    ):
         await kube_tools.execute(call)
     assert _apps(kube_admin).read_namespaced_deployment("web", kube_namespace).spec.replicas == 2
 
@@ -234,7 +236,9 @@ async def test_delete_removes_only_the_object_that_was_judged(
         kube_namespace, {"metadata": {"name": "old"}, "data": {"new": "object"}}
     )
 
-    with pytest.raises(Conflict, match="UID in the precondition"):
+    with pytest.raises(
+        Conflict, match=r"ConfigMap .*/old changed after policy judged it.*UID in the precondition"
+    ):
         await kube_tools.execute(call)
     assert core.read_namespaced_config_map("old", kube_namespace).data == {"new": "object"}
 
