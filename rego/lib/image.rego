@@ -6,9 +6,11 @@ package lib
 # splits the reference. Groups: 1 registry, 2 path, 3 tag, 4 digest.
 # A constant, not concat() of named parts: a rule is evaluated again in every query.
 # Parts: registry = localhost[:port] | domain with a dot [:port] | host:port; path =
-# lower-case components separated by "/" (".", "_", "__", "-" inside); tag; digest.
+# lower-case components separated by "/" (".", "_", "__", "-" inside); tag; digest and
+# its hex part (group 5). Tag length (128) and digest length (32 hex or more) are checked
+# after the match: counted repetitions would multiply the size of the regex program.
 # regal ignore:line-length
-_image_pattern := `^(?:(localhost(?::[0-9]+)?|[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)+(?::[0-9]+)?|[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?:[0-9]+)/)?([a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*)(?::([A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?:@([A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}))?$`
+_image_pattern := `^(?:(localhost(?::[0-9]+)?|[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)+(?::[0-9]+)?|[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?:[0-9]+)/)?([a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*)(?::([A-Za-z0-9_][A-Za-z0-9_.-]*))?(?:@([A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:([0-9a-fA-F]+)))?$`
 
 _hub_aliases := {"": "docker.io", "index.docker.io": "docker.io"}
 
@@ -24,6 +26,15 @@ _library_prefix := {"docker.io": {false: "library/"}}
 image(ref) := _split(groups) if {
 	is_string(ref)
 	groups := regex.find_all_string_submatch_n(_image_pattern, ref, 1)[0]
+	count(groups[3]) <= 128
+	_digest_ok(groups[4], groups[5])
+}
+
+_digest_ok("", _)
+
+_digest_ok(digest, digits) if {
+	digest != ""
+	count(digits) >= 32
 }
 
 _split(groups) := {

@@ -49,3 +49,14 @@ test_deny_image_from_prefix_tricks if {
 test_allow_dotless_registry_with_port if {
 	lib.image("buildhost:5000/app:1") == {"registry": "buildhost:5000", "repository": "app", "tag": "1", "digest": ""}
 }
+
+test_deny_overlong_tag_and_short_digest if {
+	not lib.image(concat(":", ["registry.example.com/app", _letters(129)]))
+	not lib.image("registry.example.com/app@sha256:0123456789abcdef")
+}
+
+test_allow_tag_of_128_characters if {
+	lib.image(concat(":", ["registry.example.com/app", _letters(128)])).tag == _letters(128)
+}
+
+_letters(n) := concat("", ["a" | some _ in numbers.range(1, n)])

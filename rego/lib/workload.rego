@@ -81,7 +81,7 @@ current_containers := containers(input.current) if {
 # rules look at each image); an invalid reference has no entry. A comprehension, not
 # an object rule: OPA re-evaluates an object rule's body for every key looked up.
 # regal ignore:prefer-set-or-object-rule
-images := {entry.container.image: image(entry.container.image) |
-	some entry in write_containers
-	image(entry.container.image)
-}
+images := {pair[0]: pair[1] | some pair in _image_pairs}
+
+# Each image parsed once: [reference, parsed]; none for an invalid reference.
+_image_pairs contains [entry.container.image, image(entry.container.image)] if some entry in write_containers
