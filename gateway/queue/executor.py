@@ -51,7 +51,8 @@ class Executor:
         self._poll_seconds = poll_seconds
         self._checkpoint_seconds = checkpoint_seconds
         self._heartbeat_seconds = heartbeat_seconds
-        self._stopping = anyio.Event()
+        # asyncio.Event, not anyio.Event: an executor may be built before the loop runs.
+        self._stopping = asyncio.Event()
 
     async def run_forever(self) -> None:
         """Recover interrupted executions, then poll until ``stop()`` or cancellation.
