@@ -51,7 +51,13 @@ def digest_secret_values(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def digest_last_applied(obj: dict[str, Any]) -> None:
-    """In place: the last-applied annotation of a Secret holds its values in clear."""
-    annotations = (obj.get("metadata") or {}).get("annotations")
+    """The last-applied annotation of a Secret holds its values in clear. Replaces
+    ``obj["metadata"]["annotations"]`` with a new mapping; ``obj["metadata"]`` must be
+    the caller's own."""
+    metadata = obj.get("metadata")
+    if not isinstance(metadata, dict):
+        return
+    annotations = metadata.get("annotations")
     if isinstance(annotations, dict) and isinstance(annotations.get(LAST_APPLIED), str):
-        annotations[LAST_APPLIED] = digest(annotations[LAST_APPLIED].encode("utf-8"))
+        value = digest(annotations[LAST_APPLIED].encode("utf-8"))
+        metadata["annotations"] = {**annotations, LAST_APPLIED: value}

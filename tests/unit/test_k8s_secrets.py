@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 
 from gateway.kubernetes.images import policy_image, read_view
@@ -74,3 +75,11 @@ def test_read_view_of_a_list_item_restores_kind_and_hides_last_applied_only() ->
     assert view["metadata"]["annotations"][LAST_APPLIED].startswith("sha256:")
     # Values stay for the decision's redaction obligation (tested with the pipeline).
     assert view["data"] == {"pw": B64}
+
+
+def test_views_never_modify_the_object_they_were_made_from() -> None:
+    original = _secret()
+    snapshot = copy.deepcopy(original)
+    read_view(original, kind="Secret", api_version="v1")
+    policy_image(original)
+    assert original == snapshot
