@@ -7,13 +7,14 @@ server, and it is the sandbox ``make run`` serves when no cluster is configured.
 
 Authentication is a static token file with two users: an admin in ``system:masters`` and
 a restricted user with no bindings (tests grant it what they need). The serving
-certificate is the one kube-apiserver generates in ``--cert-dir``; the kubeconfig trusts
-that file. State lives under one directory, so a sandbox keeps its objects, tokens and
+certificate is the one kube-apiserver generates in ``--cert-dir``; the kubeconfig embeds
+it. State lives under one directory, so a sandbox keeps its objects, tokens and
 keys across restarts.
 """
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 import shutil
@@ -148,8 +149,11 @@ class KubeApiServer:
         self.etcd.stop(grace=10)
 
     def write_kubeconfig(self, path: Path) -> Path:
-        """A kubeconfig with two contexts: ``<context>`` (admin) and ``<context>-restricted``."""
-        cluster = {"server": self.url, "certificate-authority": str(self.ca_file)}
+        """A kubeconfig with two contexts, ``<context>`` (admin) and ``<context>-restricted``,
+        trusting the server's self-signed certificate (written by ``start``)."""
+        # Embedded rather than referenced: the file stays usable wherever it is copied.
+        ca_data = base64.b64encode(self.ca_file.read_bytes()).decode("ascii")
+        cluster = {"server": self.url, "certificate-authority-data": ca_data}
         users = {
             ADMIN_USER: self.admin_token,
             RESTRICTED_USER: self.restricted_token,
