@@ -31,34 +31,39 @@ _document(where) if {
 	glob.match(pattern, ["."], where)
 }
 
-# [where, text] for every string in args (values and object keys) and listed target fields.
-_texts contains [concat(".", array.concat(["args"], [sprintf("%v", [p]) | some p in path])), value] if {
+# [path, text] for every string in args (values and object keys) and the listed target
+# fields. Paths stay arrays until a check fails: formatting them costs more than matching.
+_texts contains [array.concat(["args"], path), value] if {
 	walk(input.args, [path, value])
 	is_string(value)
 }
 
-_texts contains [concat(".", array.concat(["args"], [sprintf("%v", [p]) | some p in path])), key] if {
+_texts contains [array.concat(["args"], path), key] if {
 	walk(input.args, [path, node])
 	is_object(node)
 	some key, _ in node
 	is_string(key)
 }
 
-_texts contains [concat(".", ["target", field]), value] if {
+_texts contains [["target", field], value] if {
 	some field in _params.target_fields
 	value := input.target[field]
 	is_string(value)
 }
 
+_where(path) := concat(".", [sprintf("%v", [part]) | some part in path])
+
 violation contains reason if {
-	some [where, text] in _texts
+	some [path, text] in _texts
 	regex.match(_shell, text)
+	where := _where(path)
 	not _document(where)
 	reason := lib.reason(rego.metadata.chain(), sprintf("%s contains shell metacharacters", [where]))
 }
 
 violation contains reason if {
-	some [where, text] in _texts
+	some [path, text] in _texts
 	regex.match(_injection, text)
-	reason := lib.reason(rego.metadata.chain(), sprintf("%s contains a prompt-injection marker", [where]))
+	msg := sprintf("%s contains a prompt-injection marker", [_where(path)])
+	reason := lib.reason(rego.metadata.chain(), msg)
 }
