@@ -6,11 +6,12 @@ Nothing below the CLI reads the environment: modules receive the ``Settings`` th
 from __future__ import annotations
 
 import getpass
+import json
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["Settings", "default_subject"]
 
@@ -29,6 +30,16 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore", frozen=True)
 
+    @field_validator("groups", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return tuple(part.strip() for part in text.split(",") if part.strip())
+        return value
+
     # Policy engine
     opa_url: str = "http://127.0.0.1:8181"
     decision_path: str = "gateway/decision"
@@ -40,7 +51,8 @@ class Settings(BaseSettings):
 
     # Identity of stdio sessions and CLI approvers
     subject: str = Field(default_factory=default_subject)
-    groups: tuple[str, ...] = ()
+    # `GATEWAY_GROUPS=sre,platform-admins` or a JSON list
+    groups: Annotated[tuple[str, ...], NoDecode] = ()
 
     # MCP transport
     transport: Literal["stdio", "http"] = "stdio"

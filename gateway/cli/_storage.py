@@ -12,6 +12,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from gateway.errors import (
     ApprovalRefused,
@@ -97,6 +98,8 @@ def settings(db: Path | None = None, opa_url: str | None = None) -> Settings:
     except ValidationError as exc:
         fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors(include_input=False))
         raise fail(f"invalid settings ({fields})", ExitCode.USAGE) from exc
+    except SettingsError as exc:  # an environment value that does not parse at all
+        raise fail(f"invalid settings: {exc}", ExitCode.USAGE) from exc
 
 
 async def open_store(config: Settings) -> QueueStore:

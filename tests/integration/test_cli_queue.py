@@ -207,3 +207,25 @@ def test_the_db_option_overrides_the_environment(tmp_path: Path, test_opa: OpaSe
     result = runner.invoke(app, ["queue", "list", "--json", "--db", str(db)], env=env)
     assert result.exit_code == 0
     assert [r["id"] for r in json.loads(result.stdout)] == [action_id]
+
+
+def test_the_approvers_groups_may_be_given_comma_separated(tmp_path: Path, test_opa: OpaServer) -> None:
+    db = tmp_path / "g.db"
+    action_id = park(db, test_opa)
+    env = cli_env(db, test_opa, "one", "carol") | {"GATEWAY_GROUPS": "dev, sre"}
+    result = runner.invoke(app, ["queue", "approve", action_id, "--json"], env=env)
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["approvals"][0]["groups"] == ["dev", "sre"]
+
+
+def test_unusable_settings_are_a_usage_error_without_a_traceback(tmp_path: Path, test_opa: OpaServer) -> None:
+    db = tmp_path / "g.db"
+    park(db, test_opa)
+    env = cli_env(db, test_opa, "one", "bob") | {
+        "GATEWAY_GROUPS": "[not json",
+        "GATEWAY_OPA_TIMEOUT_SECONDS": "-1",
+    }
+    result = runner.invoke(app, ["queue", "list"], env=env)
+    assert result.exit_code == 2
+    assert "invalid settings" in result.stderr
+    assert "Traceback" not in result.output
