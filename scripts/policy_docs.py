@@ -68,10 +68,10 @@ its members may act in. A principal gets the union of its groups' scopes.
   `principal_scope.unmapped`: by default *read anywhere, change nothing*.
 - **Unauthenticated** principals may only perform `unauthenticated_effects` (default: read),
   whatever groups they claim.
-- The local stdio user (and the CLI approver) has the groups in `GATEWAY_GROUPS`, a JSON
-  list (default: none, so read-only). To work in the sandbox namespaces `dev` and
-  `payments`, run the gateway with `GATEWAY_GROUPS='["sre"]'` (or `["developers"]` for
-  `dev` only, `["payments"]` for `payments` only). The default approver groups are `sre`
+- The local stdio user (and the CLI approver) has the groups in `GATEWAY_GROUPS`
+  (comma-separated or a JSON list; default: none, so read-only). To work in the sandbox
+  namespaces `dev` and `payments`, run the gateway with `GATEWAY_GROUPS=sre` (or
+  `developers` for `dev` only, `payments` for `payments` only). The default approver groups are `sre`
   and `platform-admins`, so the same setting lets that user approve from the CLI where
   self-approval is allowed (not for production writes and deletes, which need others).
 """
