@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from collections.abc import Awaitable, Callable
 from enum import IntEnum
 from pathlib import Path
@@ -117,6 +118,8 @@ def run(work: Callable[[], Awaitable[T]]) -> T:
     except GatewayError as exc:
         code = next((c for kind, c in _CODES if isinstance(exc, kind)), ExitCode.STORAGE)
         raise fail(str(exc), code) from exc
+    except sqlite3.Error as exc:  # a read the store does not wrap (a locked or damaged file)
+        raise fail(f"the gateway database failed: {exc}", ExitCode.STORAGE) from exc
 
 
 async def _call(work: Callable[[], Awaitable[T]]) -> T:
