@@ -9,7 +9,9 @@ action, then measures through ``QueueStore``:
 - ``approve``: ``record_approval`` of a pending action with an allow verdict, i.e. the
   guarded pending -> approved transition, the approval insert and the chained audit append
   in one ``BEGIN IMMEDIATE`` transaction (OPA excluded);
-- ``claimable``: the executor's poll (a read that never takes the write lock).
+- ``claimable``: the executor's poll (a read that never takes the write lock);
+- ``audit append``: one chained audit record in its own transaction (what the decision
+  path adds to every tool call).
 
 As in the gateway, automatic WAL checkpoints are deferred and a background task
 checkpoints every ``DEFAULT_CHECKPOINT_SECONDS`` (the executor's job).
@@ -51,7 +53,7 @@ from gateway.contracts import (
     canonical_json,
 )
 from gateway.db import Database
-from gateway.ports import ActionState
+from gateway.ports import ActionState, AuditEvent
 from gateway.queue import DEFAULT_LIST_LIMIT, QueueStore
 from gateway.queue.executor import DEFAULT_CHECKPOINT_SECONDS
 
@@ -217,13 +219,25 @@ async def run(rows: int, pending: int, runs: int, rounds: int) -> int:
             stamp = format_time(datetime.now(UTC))
             approval = Approval(subject="bob", groups=("sre",), approved_at=stamp, reason="bench")
             start = time.perf_counter()
-            updated = await store.record_approval(
-                action.id, approval, BOB, verdict, seen=frozenset(), fingerprint=action.fingerprint
-            )
+            updated = await store.record_approval(action, approval, BOB, verdict)
             timings.append((time.perf_counter() - start) * 1000)
             assert updated.state is ActionState.APPROVED
 
-        results: dict[str, list[list[float]]] = {"list pending": [], "claimable": [], "approve": []}
+        event = AuditEvent(
+            kind="decision",
+            tool="k8s_get",
+            subject="alice",
+            transport="stdio",
+            target={"cluster": "prod-eu", "namespace": "payments", "kind": "Deployment", "name": "api"},
+            outcome="allow",
+            fingerprint="ab" * 32,
+        )
+        results: dict[str, list[list[float]]] = {
+            "list pending": [],
+            "claimable": [],
+            "approve": [],
+            "audit append": [],
+        }
         per_round = min(runs, len(pending_ids) // rounds)
         try:
             for _ in range(rounds):
@@ -237,6 +251,7 @@ async def run(rows: int, pending: int, runs: int, rounds: int) -> int:
                 for _ in range(per_round):
                     await approve_next()
                 results["approve"].append(timings)
+                results["audit append"].append(await _measure(runs, lambda: store.audit.record(event)))
         finally:
             checkpointer.cancel()
             with contextlib.suppress(asyncio.CancelledError):

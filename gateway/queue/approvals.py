@@ -109,14 +109,7 @@ async def _approve(
         if failures:
             raise PolicyUnavailable(f"{failures[0]}; nothing was recorded, try again")
         try:
-            updated = await store.record_approval(
-                action.id,
-                approval,
-                approver,
-                decision,
-                seen=frozenset(a.subject for a in action.approvals),
-                fingerprint=action.fingerprint,
-            )
+            updated = await store.record_approval(action, approval, approver, decision)
         except StaleApprovals:
             continue  # someone approved meanwhile: judge again with their approval included
         missing = missing_approvals(updated, decision) if updated.state is ActionState.PENDING else None

@@ -10,6 +10,7 @@ approvable or claimable, whether or not a sweep has written the expiry yet.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from datetime import timedelta
 from pathlib import Path
@@ -29,6 +30,7 @@ from gateway.queue._rows import (
     ActionSummary,
     Clock,
     action_event,
+    effective_state,
     requirement,
     summary_from_row,
     system_clock,
@@ -150,41 +152,54 @@ class QueueStore(ExecutionTransitions):
 
     async def record_approval(
         self,
-        action_id: str,
+        action: ParkedAction,
         approval: Approval,
         approver: Principal,
         decision: Decision,
-        *,
-        seen: frozenset[str],
-        fingerprint: str,
     ) -> ParkedAction:
         """Record ``approval`` and apply policy's re-evaluation ``decision``: allow makes the
         action approved, deny makes it denied, needs_approval leaves it pending.
 
-        ``seen`` are the approvers the decision was computed with and ``fingerprint`` the
-        call it judged; if either changed meanwhile, nothing is written and
-        ``StaleApprovals`` / ``InvalidTransition`` is raised.
+        ``action`` is the action as read when ``decision`` was computed. If its state,
+        fingerprint or approvals changed since, nothing is written: ``InvalidTransition``,
+        or ``StaleApprovals`` when only the approvals did (judge again and retry). Returns
+        the action as the row now holds it.
         """
         expired = False
         with storage_errors():
             async with self.db.write() as conn:
-                action = await self._load(conn, action_id)
-                if action.state is ActionState.EXPIRED and await self._expire_in(conn, action):
+                # Only the columns the guard needs: the payload was parsed when it was read.
+                rows = list(
+                    await conn.execute_fetchall(
+                        "SELECT state, expires_at, fingerprint, (SELECT json_group_array(subject) "
+                        "FROM approvals WHERE approvals.action_id = actions.id) FROM actions WHERE id = ?",
+                        [action.id],
+                    )
+                )
+                if not rows:
+                    raise UnknownAction(f"no parked action has id {action.id!r}")
+                raw_state, expires_at, fingerprint, subjects_json = rows[0]
+                state = effective_state(raw_state, expires_at, self._now())
+                if state is ActionState.EXPIRED and await self._expire_in(
+                    conn, action.model_copy(update={"state": state})
+                ):
                     expired = True
                 else:
-                    self._require(action, {ActionState.PENDING}, "approved")
-                    if action.fingerprint != fingerprint:
-                        raise InvalidTransition(f"action {action_id} changed while it was being approved")
-                    subjects = {a.subject for a in action.approvals}
+                    self._require(
+                        action.model_copy(update={"state": state}), {ActionState.PENDING}, "approved"
+                    )
+                    if fingerprint != action.fingerprint:
+                        raise InvalidTransition(f"action {action.id} changed while it was being approved")
+                    subjects = set(json.loads(subjects_json))
                     if approval.subject in subjects:
-                        raise ApprovalRefused(f"{approval.subject} has already approved action {action_id}")
-                    if subjects != seen:
-                        raise StaleApprovals(f"action {action_id} was approved by someone else meanwhile")
+                        raise ApprovalRefused(f"{approval.subject} has already approved action {action.id}")
+                    if subjects != {a.subject for a in action.approvals}:
+                        raise StaleApprovals(f"action {action.id} was approved by someone else meanwhile")
                     await conn.execute(
                         "INSERT INTO approvals (action_id, subject, groups_json, approved_at, reason, "
                         "fingerprint) VALUES (?, ?, ?, ?, ?, ?)",
                         [
-                            action_id,
+                            action.id,
                             approval.subject,
                             canonical_json(list(approval.groups)),
                             approval.approved_at,
@@ -194,7 +209,7 @@ class QueueStore(ExecutionTransitions):
                     )
                     updated = await self._after_approval(conn, action, approval, approver, decision)
         if expired:
-            raise InvalidTransition(f"action {action_id} has expired; nothing was approved")
+            raise InvalidTransition(f"action {action.id} has expired; nothing was approved")
         return updated
 
     async def _after_approval(

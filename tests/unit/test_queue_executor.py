@@ -63,12 +63,7 @@ async def approved(store: QueueStore, clock: FakeClock, *, ttl_seconds: int = 90
     parked = await store.park(scale_call(), needs_approval(ttl_seconds=ttl_seconds), ALICE)
     stamp = clock().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return await store.record_approval(
-        parked.id,
-        Approval(subject="bob", groups=("sre",), approved_at=stamp),
-        BOB,
-        allow(),
-        seen=frozenset(),
-        fingerprint=parked.fingerprint,
+        parked, Approval(subject="bob", groups=("sre",), approved_at=stamp), BOB, allow()
     )
 
 

@@ -39,14 +39,7 @@ async def approve_with(
     store: QueueStore, parked: ParkedAction, who: str, verdict: Decision, clock: FakeClock
 ) -> ParkedAction:
     principal = {"bob": BOB, "carol": CAROL}[who]
-    return await store.record_approval(
-        parked.id,
-        approval(who, clock),
-        principal,
-        verdict,
-        seen=frozenset(a.subject for a in parked.approvals),
-        fingerprint=parked.fingerprint,
-    )
+    return await store.record_approval(parked, approval(who, clock), principal, verdict)
 
 
 async def kinds(store: QueueStore) -> list[str]:
@@ -178,14 +171,7 @@ async def test_the_same_person_cannot_approve_twice(store: QueueStore, clock: Fa
     parked = await store.park(scale_call(), needs_approval(min_approvals=2), ALICE)
     once = await approve_with(store, parked, "bob", needs_approval(min_approvals=2), clock)
     with pytest.raises(ApprovalRefused, match="already approved"):
-        await store.record_approval(
-            once.id,
-            approval("bob", clock),
-            BOB,
-            allow(),
-            seen=frozenset({"bob"}),
-            fingerprint=once.fingerprint,
-        )
+        await store.record_approval(once, approval("bob", clock), BOB, allow())
     assert (await store.get(parked.id)).state is ActionState.PENDING
 
 
@@ -344,3 +330,15 @@ async def test_a_database_from_a_newer_gateway_is_refused(tmp_path: Path) -> Non
         conn.execute("PRAGMA user_version = 99")
     with pytest.raises(ConfigError, match="newer"):
         await QueueStore.open(path)
+
+
+async def test_an_approval_of_a_call_that_changed_since_it_was_read_is_refused(
+    tmp_path: Path, store: QueueStore, clock: FakeClock
+) -> None:
+    parked = await store.park(scale_call(), needs_approval(), ALICE)
+    with sqlite3.connect(tmp_path / "gateway.db") as conn:
+        conn.execute("UPDATE actions SET fingerprint = ? WHERE id = ?", ["0" * 64, parked.id])
+    with pytest.raises(InvalidTransition, match="changed"):
+        await approve_with(store, parked, "bob", allow(), clock)
+    with sqlite3.connect(tmp_path / "gateway.db") as conn:
+        assert conn.execute("SELECT count(*) FROM approvals").fetchone() == (0,)
