@@ -3,6 +3,7 @@
 ``kube_apiserver``   the running server (admin and restricted tokens, kubeconfig)
 ``kube_seeded``      the same server with the sandbox seed applied once
 ``kube_settings``    gateway ``Settings`` pointing at it (context ``sandbox``, admin)
+``restricted_settings`` the same as the restricted user (context ``sandbox-restricted``)
 ``kube_admin``       a plain sync ``ApiClient`` (admin) for arranging and checking state
                      behind the gateway's back
 ``kube_namespace``   a fresh namespace per test (labelled ``environment=development``)
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -84,8 +84,3 @@ def kube_namespace(kube_admin: Any) -> Iterator[str]:
 async def kube_tools(kube_settings: Settings) -> AsyncIterator[ToolRunner]:
     async with open_backend(kube_settings) as specs:
         yield ToolRunner(specs)
-
-
-@pytest.fixture
-def kubeconfig_path(kube_apiserver: KubeApiServer) -> Path:
-    return kube_apiserver.kubeconfig_path
