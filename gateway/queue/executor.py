@@ -19,7 +19,8 @@ from typing import Final
 
 import anyio
 
-from gateway.errors import GatewayError, QueueError
+from gateway.contracts import Decision
+from gateway.errors import AuditError, GatewayError, QueueError
 from gateway.ports import ActionState, AuditEvent, AuditSink, CallRunner, ParkedAction
 from gateway.queue._execution import HEARTBEAT_SECONDS
 from gateway.queue._rows import target_summary
@@ -55,12 +56,11 @@ class Executor:
         self._stopping = asyncio.Event()
 
     async def run_forever(self) -> None:
-        """Recover interrupted executions, then poll until ``stop()`` or cancellation.
+        """Poll until ``stop()`` or cancellation; each pass first recovers interrupted executions.
 
         While it runs, WAL checkpoints happen here, between passes, instead of inside
         whichever commit (an approval, a parked call) happens to grow the WAL too far.
         """
-        await self._store.recover_interrupted()
         await self._store.db.defer_checkpoints()
         last_checkpoint = anyio.current_time()
         try:
@@ -88,7 +88,7 @@ class Executor:
             await self._store.recover_interrupted()
             await self._store.expire_due()
             candidates = await self._store.claimable()
-        except QueueError as exc:
+        except GatewayError as exc:
             _log.error("executor could not read the queue, retrying on the next pass: %s", exc)
             return finished
         for action_id in candidates:
@@ -98,7 +98,8 @@ class Executor:
                 action = await self._store.claim(action_id)
                 if action is not None:
                     finished.append(await self._run(action))
-            except QueueError as exc:
+            except GatewayError as exc:  # the queue or the audit log failed: keep polling
+                # A claimed row left executing is marked interrupted at the next start-up.
                 _log.error("executor could not finish action %s: %s", action_id, exc)
         return finished
 
@@ -113,22 +114,11 @@ class Executor:
         except Exception as exc:  # noqa: BLE001 - a bug there must fail the action, not the executor
             _log.error("re-evaluation of action %s raised %s", action.id, type(exc).__name__)
             return await self._fail(action, f"policy re-evaluation failed ({type(exc).__name__})")
-        await self._audit.record(
-            AuditEvent(
-                kind="decision",
-                action_id=action.id,
-                tool=action.call.tool,
-                subject=action.requester.subject,
-                transport=action.requester.transport,
-                target=target_summary(action.call),
-                outcome=decision.outcome,
-                reasons=[r.model_dump() for r in decision.reasons],
-                bundle_revision=decision.bundle_revision,
-                decision_id=decision.decision_id,
-                fingerprint=action.fingerprint,
-                detail={"step": "re-evaluation before execution", "approvals": len(action.approvals)},
-            )
-        )
+        try:
+            await self._record_reevaluation(action, decision)
+        except AuditError as exc:
+            # Nothing runs without its record (the same rule as on the decision path).
+            return await self._fail(action, f"not executed: the audit log could not be written ({exc})")
         if decision.outcome != "allow":
             why = "; ".join(r.message for r in decision.reasons) or decision.outcome
             return await self._store.finish(
@@ -156,6 +146,24 @@ class Executor:
         finally:
             beat.cancel()
         return await self._store.finish(action.id, ActionState.SUCCEEDED, result=result, decision=decision)
+
+    async def _record_reevaluation(self, action: ParkedAction, decision: Decision) -> None:
+        await self._audit.record(
+            AuditEvent(
+                kind="decision",
+                action_id=action.id,
+                tool=action.call.tool,
+                subject=action.requester.subject,
+                transport=action.requester.transport,
+                target=target_summary(action.call),
+                outcome=decision.outcome,
+                reasons=[r.model_dump() for r in decision.reasons],
+                bundle_revision=decision.bundle_revision,
+                decision_id=decision.decision_id,
+                fingerprint=action.fingerprint,
+                detail={"step": "re-evaluation before execution", "approvals": len(action.approvals)},
+            )
+        )
 
     async def _heartbeat(self, action_id: str) -> None:
         """Renew the lease while the call runs, so no other host takes it for dead."""

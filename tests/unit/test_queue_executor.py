@@ -13,8 +13,8 @@ import pytest
 from queue_support import ALICE, BOB, FakeClock, allow, deny, needs_approval, scale_call
 
 from gateway.contracts import Approval, Decision, PlannedCall
-from gateway.errors import Forbidden, PolicyUnavailable
-from gateway.ports import ActionState, ParkedAction
+from gateway.errors import AuditError, Forbidden, PolicyUnavailable
+from gateway.ports import ActionState, AuditEvent, ParkedAction
 from gateway.queue import Executor, QueueStore
 
 
@@ -238,3 +238,19 @@ async def test_a_long_execution_renews_its_lease(tmp_path: Path, store: QueueSto
     runner.block.set()
     [done] = await task
     assert done.state is ActionState.SUCCEEDED
+
+
+class BrokenAudit:
+    async def record(self, event: AuditEvent) -> None:
+        raise AuditError("could not write the audit log: disk I/O error")
+
+
+async def test_nothing_runs_when_its_audit_record_cannot_be_written(
+    store: QueueStore, clock: FakeClock
+) -> None:
+    await approved(store, clock)
+    runner = RecordingRunner()
+    [done] = await Executor(store, runner, BrokenAudit()).run_once()
+    assert done.state is ActionState.FAILED
+    assert "audit log could not be written" in (done.error or "")
+    assert runner.executed == []
