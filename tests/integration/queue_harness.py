@@ -100,7 +100,7 @@ def start_test_opa(workdir: Path) -> OpaServer:
 
 
 @pytest.fixture(scope="module")
-def test_opa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpaServer]:
+def queue_opa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpaServer]:
     server = start_test_opa(tmp_path_factory.mktemp("queuetest-opa"))
     try:
         yield server

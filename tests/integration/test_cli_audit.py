@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from queue_harness import ALICE, BOB, TOOL, cli_env, gateway_stack, settings_for, test_opa
+from queue_harness import ALICE, BOB, TOOL, cli_env, gateway_stack, queue_opa, settings_for
 from typer.testing import CliRunner
 
 from gateway.cli import app
@@ -21,19 +21,19 @@ from gateway.local.opa import OpaServer
 from gateway.queue import approve
 
 pytestmark = pytest.mark.integration
-_ = test_opa
+_ = queue_opa
 
 runner = CliRunner()
 GATEWAY_CLI = Path(sys.executable).with_name("gateway")
 
 
 @pytest.fixture
-def audited_db(tmp_path: Path, test_opa: OpaServer) -> Path:
+def audited_db(tmp_path: Path, queue_opa: OpaServer) -> Path:
     """A database whose audit log holds a full park → approve → execute history."""
     db = tmp_path / "g.db"
 
     async def work() -> None:
-        async with gateway_stack(settings_for(db, test_opa, "one"), tmp_path / "x.log") as stack:
+        async with gateway_stack(settings_for(db, queue_opa, "one"), tmp_path / "x.log") as stack:
             outcome = await stack.gateway.call(TOOL, {"line": "hi"}, ALICE, wait_seconds=0)
             await approve(stack.store, stack.policy, outcome.action_id, BOB)
             await stack.executor.run_once()
@@ -47,8 +47,8 @@ def invoke(db: Path, opa: OpaServer, *args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
-def test_list_and_show_read_the_records_the_gateway_wrote(audited_db: Path, test_opa: OpaServer) -> None:
-    code, out, _ = invoke(audited_db, test_opa, "audit", "list", "--json")
+def test_list_and_show_read_the_records_the_gateway_wrote(audited_db: Path, queue_opa: OpaServer) -> None:
+    code, out, _ = invoke(audited_db, queue_opa, "audit", "list", "--json")
     assert code == 0
     records = json.loads(out)
     assert [r["kind"] for r in reversed(records)] == [
@@ -59,28 +59,28 @@ def test_list_and_show_read_the_records_the_gateway_wrote(audited_db: Path, test
         "decision",
         "execution",
     ]
-    code, out, _ = invoke(audited_db, test_opa, "audit", "list", "--limit", "2")
+    code, out, _ = invoke(audited_db, queue_opa, "audit", "list", "--limit", "2")
     assert len(out.splitlines()) == 2
 
-    code, out, _ = invoke(audited_db, test_opa, "audit", "show", "3")
+    code, out, _ = invoke(audited_db, queue_opa, "audit", "show", "3")
     shown = json.loads(out)
     assert (shown["seq"], shown["kind"], shown["subject"]) == (3, "approval", "bob")
-    assert invoke(audited_db, test_opa, "audit", "show", "99")[0] == 3
+    assert invoke(audited_db, queue_opa, "audit", "show", "99")[0] == 3
 
 
-def test_verify_passes_on_an_untouched_log(audited_db: Path, test_opa: OpaServer) -> None:
-    code, out, _ = invoke(audited_db, test_opa, "audit", "verify", "--json")
+def test_verify_passes_on_an_untouched_log(audited_db: Path, queue_opa: OpaServer) -> None:
+    code, out, _ = invoke(audited_db, queue_opa, "audit", "verify", "--json")
     assert code == 0
     assert json.loads(out)["intact"] is True
     assert json.loads(out)["rows"] == 6
 
 
-def test_verify_names_the_first_edited_row_and_exits_1(audited_db: Path, test_opa: OpaServer) -> None:
+def test_verify_names_the_first_edited_row_and_exits_1(audited_db: Path, queue_opa: OpaServer) -> None:
     with sqlite3.connect(audited_db) as conn:
         conn.execute("UPDATE audit SET subject = 'mallory' WHERE seq = 3")
     completed = subprocess.run(
         [str(GATEWAY_CLI), "audit", "verify"],
-        env=cli_env(audited_db, test_opa, "one", "bob"),
+        env=cli_env(audited_db, queue_opa, "one", "bob"),
         capture_output=True,
         text=True,
         timeout=60,
@@ -91,10 +91,10 @@ def test_verify_names_the_first_edited_row_and_exits_1(audited_db: Path, test_op
 
 
 def test_export_writes_every_record_so_the_chain_can_be_checked_elsewhere(
-    audited_db: Path, test_opa: OpaServer, tmp_path: Path
+    audited_db: Path, queue_opa: OpaServer, tmp_path: Path
 ) -> None:
     out_file = tmp_path / "audit.jsonl"
-    code, _, err = invoke(audited_db, test_opa, "audit", "export", "--jsonl", "--output", str(out_file))
+    code, _, err = invoke(audited_db, queue_opa, "audit", "export", "--jsonl", "--output", str(out_file))
     assert code == 0
     assert "exported 6 records" in err
 
@@ -108,6 +108,6 @@ def test_export_writes_every_record_so_the_chain_can_be_checked_elsewhere(
         prev = record["hash"]
     assert len(lines) == 6
 
-    code, out, _ = invoke(audited_db, test_opa, "audit", "export", "--jsonl")
+    code, out, _ = invoke(audited_db, queue_opa, "audit", "export", "--jsonl")
     assert out.splitlines() == lines
-    assert invoke(audited_db, test_opa, "audit", "export")[0] == 2
+    assert invoke(audited_db, queue_opa, "audit", "export")[0] == 2

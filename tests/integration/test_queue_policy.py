@@ -14,8 +14,8 @@ from queue_harness import (
     TOOL,
     executions,
     gateway_stack,
+    queue_opa,
     settings_for,
-    test_opa,
 )
 from queue_support import FakeClock
 
@@ -28,16 +28,16 @@ from gateway.ports import ActionState
 from gateway.queue import approve
 
 pytestmark = pytest.mark.integration
-_ = test_opa
+_ = queue_opa
 
 DAVE_DEV = Principal(subject="dave", groups=("dev",), transport="cli", authenticated=True)
 
 
 async def test_a_parked_call_runs_once_after_approval_with_every_step_audited(
-    tmp_path: Path, test_opa: OpaServer
+    tmp_path: Path, queue_opa: OpaServer
 ) -> None:
     log = tmp_path / "executions.log"
-    async with gateway_stack(settings_for(tmp_path / "g.db", test_opa, "one"), log) as stack:
+    async with gateway_stack(settings_for(tmp_path / "g.db", queue_opa, "one"), log) as stack:
         outcome = await stack.gateway.call(TOOL, {"line": "hello"}, ALICE, wait_seconds=0)
         assert outcome.status == "pending"
         parked = await stack.store.get(outcome.action_id)
@@ -65,8 +65,10 @@ async def test_a_parked_call_runs_once_after_approval_with_every_step_audited(
     assert len(executions(log)) == 1
 
 
-async def test_the_requester_approving_their_own_call_is_refused(tmp_path: Path, test_opa: OpaServer) -> None:
-    async with gateway_stack(settings_for(tmp_path / "g.db", test_opa, "one"), tmp_path / "x.log") as stack:
+async def test_the_requester_approving_their_own_call_is_refused(
+    tmp_path: Path, queue_opa: OpaServer
+) -> None:
+    async with gateway_stack(settings_for(tmp_path / "g.db", queue_opa, "one"), tmp_path / "x.log") as stack:
         outcome = await stack.gateway.call(TOOL, {"line": "mine"}, ALICE, wait_seconds=0)
         alice_at_cli = ALICE.model_copy(update={"groups": ("sre",), "transport": "cli"})
         with pytest.raises(ApprovalRefused, match="someone else"):
@@ -75,18 +77,20 @@ async def test_the_requester_approving_their_own_call_is_refused(tmp_path: Path,
         assert (action.state, action.approvals) == (ActionState.PENDING, ())
 
 
-async def test_an_approver_outside_the_policys_groups_is_refused(tmp_path: Path, test_opa: OpaServer) -> None:
-    async with gateway_stack(settings_for(tmp_path / "g.db", test_opa, "one"), tmp_path / "x.log") as stack:
+async def test_an_approver_outside_the_policys_groups_is_refused(
+    tmp_path: Path, queue_opa: OpaServer
+) -> None:
+    async with gateway_stack(settings_for(tmp_path / "g.db", queue_opa, "one"), tmp_path / "x.log") as stack:
         outcome = await stack.gateway.call(TOOL, {"line": "x"}, ALICE, wait_seconds=0)
         with pytest.raises(ApprovalRefused, match="sre"):
             await approve(stack.store, stack.policy, outcome.action_id, DAVE_DEV)
 
 
 async def test_a_quorum_of_two_runs_only_after_the_second_approval(
-    tmp_path: Path, test_opa: OpaServer
+    tmp_path: Path, queue_opa: OpaServer
 ) -> None:
     log = tmp_path / "executions.log"
-    async with gateway_stack(settings_for(tmp_path / "g.db", test_opa, "two"), log) as stack:
+    async with gateway_stack(settings_for(tmp_path / "g.db", queue_opa, "two"), log) as stack:
         outcome = await stack.gateway.call(TOOL, {"line": "two"}, ALICE, wait_seconds=0)
 
         first = await approve(stack.store, stack.policy, outcome.action_id, BOB)
@@ -103,12 +107,12 @@ async def test_a_quorum_of_two_runs_only_after_the_second_approval(
 
 
 async def test_a_change_freeze_declared_before_approval_denies_the_action(
-    tmp_path: Path, test_opa: OpaServer
+    tmp_path: Path, queue_opa: OpaServer
 ) -> None:
     db, log = tmp_path / "g.db", tmp_path / "executions.log"
-    async with gateway_stack(settings_for(db, test_opa, "one"), log) as stack:
+    async with gateway_stack(settings_for(db, queue_opa, "one"), log) as stack:
         outcome = await stack.gateway.call(TOOL, {"line": "frozen"}, ALICE, wait_seconds=0)
-    async with gateway_stack(settings_for(db, test_opa, "freeze"), log) as stack:
+    async with gateway_stack(settings_for(db, queue_opa, "freeze"), log) as stack:
         result = await approve(stack.store, stack.policy, outcome.action_id, BOB)
         assert result.action.state is ActionState.DENIED
         assert "change freeze" in (result.action.error or "")
@@ -117,13 +121,13 @@ async def test_a_change_freeze_declared_before_approval_denies_the_action(
 
 
 async def test_a_change_freeze_declared_after_approval_stops_the_execution(
-    tmp_path: Path, test_opa: OpaServer
+    tmp_path: Path, queue_opa: OpaServer
 ) -> None:
     db, log = tmp_path / "g.db", tmp_path / "executions.log"
-    async with gateway_stack(settings_for(db, test_opa, "one"), log) as stack:
+    async with gateway_stack(settings_for(db, queue_opa, "one"), log) as stack:
         outcome = await stack.gateway.call(TOOL, {"line": "late"}, ALICE, wait_seconds=0)
         await approve(stack.store, stack.policy, outcome.action_id, BOB)
-    async with gateway_stack(settings_for(db, test_opa, "freeze"), log) as stack:
+    async with gateway_stack(settings_for(db, queue_opa, "freeze"), log) as stack:
         [done] = await stack.executor.run_once()
     assert done.state is ActionState.FAILED
     assert "change freeze" in (done.error or "")
@@ -131,11 +135,11 @@ async def test_a_change_freeze_declared_after_approval_stops_the_execution(
 
 
 async def test_an_action_past_its_ttl_can_neither_be_approved_nor_run(
-    tmp_path: Path, test_opa: OpaServer
+    tmp_path: Path, queue_opa: OpaServer
 ) -> None:
     clock = FakeClock()
     log = tmp_path / "executions.log"
-    async with gateway_stack(settings_for(tmp_path / "g.db", test_opa, "one"), log, clock=clock) as stack:
+    async with gateway_stack(settings_for(tmp_path / "g.db", queue_opa, "one"), log, clock=clock) as stack:
         pending = await stack.gateway.call(TOOL, {"line": "p"}, ALICE, wait_seconds=0)
         approved = await stack.gateway.call(TOOL, {"line": "a"}, ALICE, wait_seconds=0)
         await approve(stack.store, stack.policy, approved.action_id, BOB, clock=clock)
@@ -150,10 +154,10 @@ async def test_an_action_past_its_ttl_can_neither_be_approved_nor_run(
 
 
 async def test_a_call_edited_in_the_database_after_approval_is_never_executed(
-    tmp_path: Path, test_opa: OpaServer
+    tmp_path: Path, queue_opa: OpaServer
 ) -> None:
     db, log = tmp_path / "g.db", tmp_path / "executions.log"
-    async with gateway_stack(settings_for(db, test_opa, "one"), log) as stack:
+    async with gateway_stack(settings_for(db, queue_opa, "one"), log) as stack:
         outcome = await stack.gateway.call(TOOL, {"line": "original"}, ALICE, wait_seconds=0)
         await approve(stack.store, stack.policy, outcome.action_id, BOB)
         with sqlite3.connect(db) as conn:
@@ -168,9 +172,9 @@ async def test_a_call_edited_in_the_database_after_approval_is_never_executed(
     assert executions(log) == []
 
 
-async def test_an_unreachable_policy_engine_records_no_approval(tmp_path: Path, test_opa: OpaServer) -> None:
+async def test_an_unreachable_policy_engine_records_no_approval(tmp_path: Path, queue_opa: OpaServer) -> None:
     db = tmp_path / "g.db"
-    async with gateway_stack(settings_for(db, test_opa, "one"), tmp_path / "x.log") as stack:
+    async with gateway_stack(settings_for(db, queue_opa, "one"), tmp_path / "x.log") as stack:
         outcome = await stack.gateway.call(TOOL, {"line": "x"}, ALICE, wait_seconds=0)
         dead = stack.settings.model_copy(update={"opa_url": f"http://127.0.0.1:{free_port()}"})
         async with PolicyClient(dead) as policy:

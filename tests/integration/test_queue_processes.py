@@ -20,9 +20,9 @@ from queue_harness import (
     cli_env,
     executions,
     gateway_stack,
+    queue_opa,
     settings_for,
     started,
-    test_opa,
 )
 
 from gateway.errors import InvalidTransition
@@ -32,7 +32,7 @@ from gateway.ports import ActionState
 from gateway.queue import QueueStore, approve
 
 pytestmark = pytest.mark.integration
-_ = test_opa  # the module-scoped fixture, imported so pytest finds it
+_ = queue_opa  # the module-scoped fixture, imported so pytest finds it
 
 WORKER = Path(__file__).with_name("queue_worker.py")
 GATEWAY_CLI = Path(sys.executable).with_name("gateway")
@@ -77,14 +77,14 @@ async def worker(*args: str) -> AsyncIterator[asyncio.subprocess.Process]:
 
 
 async def test_three_executor_processes_racing_run_each_action_exactly_once(
-    tmp_path: Path, test_opa: OpaServer
+    tmp_path: Path, queue_opa: OpaServer
 ) -> None:
     db, log, go = tmp_path / "gateway.db", tmp_path / "executions.log", tmp_path / "go"
-    ids = await park_and_approve(db, test_opa, log, ["a", "b", "c"])
+    ids = await park_and_approve(db, queue_opa, log, ["a", "b", "c"])
 
     async with contextlib.AsyncExitStack() as stack:
         procs = [
-            await stack.enter_async_context(worker(str(db), test_opa.url, "one", str(log), "once", str(go)))
+            await stack.enter_async_context(worker(str(db), queue_opa.url, "one", str(log), "once", str(go)))
             for _ in range(3)
         ]
         go.touch()
@@ -103,10 +103,10 @@ async def test_three_executor_processes_racing_run_each_action_exactly_once(
 
 
 async def test_two_approvers_racing_from_the_cli_produce_one_approval_and_one_execution(
-    tmp_path: Path, test_opa: OpaServer
+    tmp_path: Path, queue_opa: OpaServer
 ) -> None:
     db, log = tmp_path / "gateway.db", tmp_path / "executions.log"
-    async with gateway_stack(settings_for(db, test_opa, "one"), log) as stack:
+    async with gateway_stack(settings_for(db, queue_opa, "one"), log) as stack:
         outcome = await stack.gateway.call(TOOL, {"line": "race"}, ALICE, wait_seconds=0)
         action_id = outcome.action_id
 
@@ -116,7 +116,7 @@ async def test_two_approvers_racing_from_the_cli_produce_one_approval_and_one_ex
             "queue",
             "approve",
             action_id,
-            env=cli_env(db, test_opa, "one", subject),
+            env=cli_env(db, queue_opa, "one", subject),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
@@ -126,7 +126,7 @@ async def test_two_approvers_racing_from_the_cli_produce_one_approval_and_one_ex
     codes = sorted(p.returncode or 0 for p in procs)
     assert codes == [0, 4], outputs
 
-    async with gateway_stack(settings_for(db, test_opa, "one"), log) as stack:
+    async with gateway_stack(settings_for(db, queue_opa, "one"), log) as stack:
         assert len(await stack.executor.run_once()) == 1
         assert await stack.executor.run_once() == []
         done = await stack.store.get(action_id)
@@ -136,12 +136,12 @@ async def test_two_approvers_racing_from_the_cli_produce_one_approval_and_one_ex
 
 
 async def test_a_gateway_killed_during_execution_leaves_the_action_interrupted_for_good(
-    tmp_path: Path, test_opa: OpaServer
+    tmp_path: Path, queue_opa: OpaServer
 ) -> None:
     db, log = tmp_path / "gateway.db", tmp_path / "executions.log"
-    [action_id] = await park_and_approve(db, test_opa, log, ["slow"], sleep=30)
+    [action_id] = await park_and_approve(db, queue_opa, log, ["slow"], sleep=30)
 
-    async with worker(str(db), test_opa.url, "one", str(log), "forever") as proc:
+    async with worker(str(db), queue_opa.url, "one", str(log), "forever") as proc:
         for _ in range(600):
             if started(log):
                 break
@@ -154,7 +154,7 @@ async def test_a_gateway_killed_during_execution_leaves_the_action_interrupted_f
         [(raw_state,)] = conn.execute("SELECT state FROM actions WHERE id = ?", [action_id]).fetchall()
     assert raw_state == "executing"  # nothing could record the crash
 
-    async with gateway_stack(settings_for(db, test_opa, "one"), log) as stack:
+    async with gateway_stack(settings_for(db, queue_opa, "one"), log) as stack:
         action = await stack.store.get(action_id)
         assert action.state is ActionState.INTERRUPTED
         assert await stack.executor.run_once() == []
