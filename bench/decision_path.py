@@ -170,6 +170,18 @@ async def _bench(opa_url: str, calls: int, actions: dict[str, ProposedAction]) -
                 print(f"  {'gateway':10} {concurrency:>4} {g50:>8.3f} {g99:>8.3f} {grate:>8.0f}")
                 print(f"  {'raw OPA':10} {concurrency:>4} {r50:>8.3f} {r99:>8.3f} {rrate:>8.0f}")
                 print(f"  {'overhead':10} {concurrency:>4} {100 * (g50 / r50 - 1):>7.1f}% (p50)")
+                missed = [
+                    label
+                    for label, ok in (
+                        ("p50 <= 0.5 ms", g50 <= 0.5),
+                        ("p99 <= 2 ms", g99 <= 2.0),
+                        ("overhead <= 20 %", g50 <= 1.2 * r50),
+                        *((("> 1500 decisions/s", grate >= 1500),) if concurrency > 1 else ()),
+                    )
+                    if not ok
+                ]
+                verdict = "met" if not missed else "missed: " + ", ".join(missed)
+                print(f"  {'targets':10} {concurrency:>4} {verdict}")
     return failures
 
 
