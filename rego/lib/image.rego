@@ -12,8 +12,6 @@ package lib
 # regal ignore:line-length
 _image_pattern := `^(?:(localhost(?::[0-9]+)?|[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)+(?::[0-9]+)?|[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?:[0-9]+)/)?([a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*)(?::([A-Za-z0-9_][A-Za-z0-9_.-]*))?(?:@([A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:([0-9a-fA-F]+)))?$`
 
-_hub_aliases := {"": "docker.io", "index.docker.io": "docker.io"}
-
 # A single-segment Docker Hub path is an official image under library/.
 _library_prefix := {"docker.io": {false: "library/"}}
 
@@ -23,27 +21,23 @@ _library_prefix := {"docker.io": {false: "library/"}}
 #   An image reference split into {registry, repository, tag, digest}, normalised like
 #   the container runtime does: no registry means docker.io, a single-segment Docker Hub
 #   path gets "library/", the registry is lower-cased. Undefined for an invalid reference.
-image(ref) := _split(groups) if {
-	is_string(ref)
-	groups := regex.find_all_string_submatch_n(_image_pattern, ref, 1)[0]
-	count(groups[3]) <= 128
-	_digest_ok(groups[4], groups[5])
-}
-
-_digest_ok("", _)
-
-_digest_ok(digest, digits) if {
-	digest != ""
-	count(digits) >= 32
-}
-
-_split(groups) := {
+image(ref) := {
 	"registry": registry,
 	"repository": concat("", [object.get(_library_prefix, [registry, contains(groups[2], "/")], ""), groups[2]]),
 	"tag": groups[3],
 	"digest": groups[4],
 } if {
-	registry := object.get(_hub_aliases, lower(groups[1]), lower(groups[1]))
+	is_string(ref)
+	groups := regex.find_all_string_submatch_n(_image_pattern, ref, 1)[0]
+	count(groups[3]) <= 128
+
+	# No digest (0 hex digits) or one of 32 digits or more. Inline, like the rest of
+	# this one body: every image of every write passes through here, and a helper
+	# call costs more than the expression.
+	min([count(groups[5]), 32]) in {0, 32}
+
+	# No registry, or Docker Hub's old index name, is Docker Hub.
+	registry := object.get({"": "docker.io", "index.docker.io": "docker.io"}, lower(groups[1]), lower(groups[1]))
 }
 
 # METADATA
@@ -55,7 +49,13 @@ _split(groups) := {
 #   "ghcr.io/acme-evil" do not match.
 image_from(parsed, entry) if {
 	location := concat("/", [parsed.registry, parsed.repository])
-	startswith(location, concat("", [_normalised_entry(entry), "/"]))
+	startswith(location, approved_prefix(entry))
 }
 
-_normalised_entry(entry) := trim_suffix(lower(trim_space(entry)), "/")
+# METADATA
+# scope: document
+# description: |
+#   What a location must start with to come from an approved entry: the entry
+#   trimmed, lower-cased, with exactly one trailing "/". Rules compute these once per
+#   decision and test each image against them.
+approved_prefix(entry) := concat("", [trim_suffix(lower(trim_space(entry)), "/"), "/"])

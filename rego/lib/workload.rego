@@ -40,29 +40,20 @@ containers(obj) := {entry |
 	}
 }
 
+# `else`, not a second body negating the first: OPA evaluates every body of a
+# function, and the negation would need a helper call of its own.
 _container_name(container) := container.name if is_string(container.name)
 
-_container_name(container) := "<unnamed>" if not _has_name(container)
-
-# Negated through a helper: `not is_string(container.name)` is undefined, not true,
-# when the name is missing, and the container would drop out of every check.
-_has_name(container) if is_string(container.name)
+else := "<unnamed>"
 
 # METADATA
 # scope: document
 # description: |
 #   A security context setting as it takes effect: the container's own value when
 #   set, else the pod-level value.
-effective_security(entry, key) := entry.container.securityContext[key]
-
-effective_security(entry, key) := entry.pod_security[key] if {
-	not _has_key(object.get(entry.container, "securityContext", {}), key)
-}
-
-_has_key(obj, key) if {
-	is_object(obj)
-	key in object.keys(obj)
-}
+effective_security(entry, key) := value if {
+	value := entry.container.securityContext[key]
+} else := entry.pod_security[key]
 
 # METADATA
 # scope: document
@@ -81,7 +72,7 @@ current_containers := containers(input.current) if {
 # rules look at each image); an invalid reference has no entry. A comprehension, not
 # an object rule: OPA re-evaluates an object rule's body for every key looked up.
 # regal ignore:prefer-set-or-object-rule
-images := {pair[0]: pair[1] | some pair in _image_pairs}
-
-# Each image parsed once: [reference, parsed]; none for an invalid reference.
-_image_pairs contains [entry.container.image, image(entry.container.image)] if some entry in write_containers
+images := {ref: parsed |
+	some ref in {entry.container.image | some entry in write_containers}
+	parsed := image(ref)
+}

@@ -14,14 +14,28 @@ package rules.approved_registries
 
 import data.lib
 
+# Each approved entry once per decision, and each distinct image once: containers then
+# cost one set lookup each.
+_prefixes contains lib.approved_prefix(entry) if {
+	some entry in data.params.rules.approved_registries.registries
+}
+
+_approved contains ref if {
+	some ref, parsed in lib.images
+	location := concat("/", [parsed.registry, parsed.repository])
+	some prefix in _prefixes
+	startswith(location, prefix)
+}
+
 violation contains reason if {
+	some ref, parsed in lib.images
+	not ref in _approved
 	some entry in lib.write_containers
-	parsed := lib.images[entry.container.image]
-	not _approved(parsed)
+	entry.container.image == ref
 	msg := sprintf("%s '%s' uses image '%s' from %s/%s, which is not an approved registry", [
 		entry.field,
 		entry.name,
-		entry.container.image,
+		ref,
 		parsed.registry,
 		parsed.repository,
 	])
@@ -33,11 +47,6 @@ violation contains reason if {
 	not _valid(entry.container)
 	msg := sprintf("%s '%s' has no valid image reference", [entry.field, entry.name])
 	reason := lib.reason(rego.metadata.chain(), msg)
-}
-
-_approved(parsed) if {
-	some entry in data.params.rules.approved_registries.registries
-	lib.image_from(parsed, entry)
 }
 
 # A helper: in `not lib.images[c.image]` a missing image would make the check vanish.

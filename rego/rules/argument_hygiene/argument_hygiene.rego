@@ -18,10 +18,13 @@ import data.lib
 
 _params := data.params.rules.argument_hygiene
 
-# One alternation per kind: a single match per text instead of one per pattern.
+# One alternation per kind: a single match per text instead of one per pattern; and
+# one alternation of both, so a clean text (nearly every one) costs a single match.
 _shell := _alternation(_params.shell_patterns)
 
 _injection := _alternation(_params.injection_patterns)
+
+_any := concat("|", [_shell, _injection])
 
 _alternation(patterns) := concat("", ["(?:", concat(")|(?:", patterns), ")"])
 
@@ -33,9 +36,9 @@ _document(where) if {
 
 # [path, text] for every string in args (values and object keys) and the listed target
 # fields. Paths stay arrays until a check fails: formatting them costs more than matching.
-_texts contains [array.concat(["args"], path), value] if {
-	walk(input.args, [path, value])
-	is_string(value)
+_texts contains [array.concat(["args"], path), node] if {
+	walk(input.args, [path, node])
+	is_string(node)
 }
 
 _texts contains [array.concat(["args"], path), key] if {
@@ -51,10 +54,16 @@ _texts contains [["target", field], value] if {
 	is_string(value)
 }
 
+# The texts that match either kind; only these are looked at again.
+_suspects contains [path, text] if {
+	some [path, text] in _texts
+	regex.match(_any, text)
+}
+
 _where(path) := concat(".", [sprintf("%v", [part]) | some part in path])
 
 violation contains reason if {
-	some [path, text] in _texts
+	some [path, text] in _suspects
 	regex.match(_shell, text)
 	where := _where(path)
 	not _document(where)
@@ -62,7 +71,7 @@ violation contains reason if {
 }
 
 violation contains reason if {
-	some [path, text] in _texts
+	some [path, text] in _suspects
 	regex.match(_injection, text)
 	msg := sprintf("%s contains a prompt-injection marker", [_where(path)])
 	reason := lib.reason(rego.metadata.chain(), msg)

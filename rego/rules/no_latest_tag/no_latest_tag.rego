@@ -11,24 +11,25 @@ package rules.no_latest_tag
 
 import data.lib
 
+# Distinct images first, containers only for an image that fails.
+_disallowed contains lower(tag) if some tag in data.params.rules.no_latest_tag.disallowed_tags
+
 violation contains reason if {
-	some entry in lib.write_containers
-	parsed := lib.images[entry.container.image]
+	some ref, parsed in lib.images
 	parsed.digest == ""
 	parsed.tag == ""
-	msg := sprintf("%s '%s' uses untagged image '%s'; pin a tag or digest", [
-		entry.field,
-		entry.name,
-		entry.container.image,
-	])
+	some entry in lib.write_containers
+	entry.container.image == ref
+	msg := sprintf("%s '%s' uses untagged image '%s'; pin a tag or digest", [entry.field, entry.name, ref])
 	reason := lib.reason(rego.metadata.chain(), msg)
 }
 
 violation contains reason if {
-	some entry in lib.write_containers
-	parsed := lib.images[entry.container.image]
+	some ref, parsed in lib.images
 	parsed.digest == ""
-	lower(parsed.tag) in {lower(tag) | some tag in data.params.rules.no_latest_tag.disallowed_tags}
+	lower(parsed.tag) in _disallowed
+	some entry in lib.write_containers
+	entry.container.image == ref
 	msg := sprintf("%s '%s' uses mutable tag '%s'; pin a version or digest", [entry.field, entry.name, parsed.tag])
 	reason := lib.reason(rego.metadata.chain(), msg)
 }
