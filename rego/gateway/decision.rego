@@ -66,12 +66,11 @@ requirement := object.filter(
 	count(_requirements) == 0
 }
 
-_approvals := input.approvals if _approvals_given
+# Defaults and else-chains here and below, not bodies negating each other: OPA
+# evaluates every body.
+default _approvals := []
 
-# A helper: `not is_array(input.approvals)` is undefined, not true, when it is missing.
-_approvals := [] if not _approvals_given
-
-_approvals_given if is_array(input.approvals)
+_approvals := input.approvals if is_array(input.approvals)
 
 _now := time.parse_rfc3339_ns(input.time)
 
@@ -145,23 +144,13 @@ approval_quorum contains reason if {
 	reason := lib.reason(rego.metadata.chain(), msg)
 }
 
+default _outcome := "allow"
+
 _outcome := "deny" if count(_denials) > 0
 
-_outcome := "needs_approval" if {
-	count(_denials) == 0
+else := "needs_approval" if {
 	count(_approval_violations) > 0
 	not _quorum
-}
-
-_outcome := "allow" if {
-	count(_denials) == 0
-	count(_approval_violations) > 0
-	_quorum
-}
-
-_outcome := "allow" if {
-	count(_denials) == 0
-	count(_approval_violations) == 0
 }
 
 _reasons := array.concat(
@@ -182,14 +171,16 @@ _line_caps contains lines if {
 	is_number(lines)
 }
 
-_max_log_lines := min(_line_caps) if count(_line_caps) > 0
+default _max_log_lines := null
 
-_max_log_lines := null if count(_line_caps) == 0
+_max_log_lines := min(_line_caps) if count(_line_caps) > 0
 
 _approval_block := {"approval": requirement} if {
 	count(_approval_violations) + count(_approvals) > 0
 }
 
+# Not an else or a default: with a broken requirement the block, and so the decision,
+# must stay undefined (fail closed to the default decision).
 _approval_block := {} if count(_approval_violations) + count(_approvals) == 0
 
 # METADATA

@@ -29,10 +29,7 @@ k8s_change if {
 #   case-insensitively because discovery and manifests may spell it differently.
 kind := lower(input.target.kind) if is_string(input.target.kind)
 
-kind := lower(input.object.kind) if {
-	not has_target_kind
-	is_string(input.object.kind)
-}
+else := lower(input.object.kind) if is_string(input.object.kind)
 
 # METADATA
 # description: |
@@ -58,11 +55,9 @@ _production_environments contains lower(env) if some env in data.params.producti
 # METADATA
 # scope: document
 # description: The target's name for messages, or a placeholder when it has none.
+default target_name := "<unnamed>"
+
 target_name := input.target.name if is_string(input.target.name)
-
-target_name := "<unnamed>" if not _has_target_name
-
-_has_target_name if is_string(input.target.name)
 
 # METADATA
 # scope: document

@@ -15,15 +15,16 @@ _divisors := {"n": 1000000000, "u": 1000000}
 #   The value of a Kubernetes resource quantity ("500m", "2", "128Mi", "1Gi", "1e3")
 #   as a number in base units; a JSON number is taken as it is. Undefined for
 #   anything else, so callers can tell an invalid quantity apart.
-quantity(q) := q if is_number(q)
-
-quantity(q) := value if {
+quantity(q) := q if {
+	is_number(q)
+} else := value if {
 	is_string(q)
 	text := trim_space(q)
 	regex.match(_quantity_pattern, text)
 	value := _value(text, substring(text, count(text) - 1, 1))
 }
 
-_value(text, last) := units.parse(text) if not last in object.keys(_divisors)
-
-_value(text, last) := units.parse(trim_suffix(text, last)) / _divisors[last]
+# Else-chains, not separate bodies: OPA evaluates every body of a function.
+_value(text, last) := units.parse(trim_suffix(text, last)) / divisor if {
+	divisor := _divisors[last]
+} else := units.parse(text)

@@ -37,15 +37,15 @@ approval_reason(chain, msg, overrides) := object.union(
 
 # Broken approval data must not make approval reasons vanish (that would allow):
 # the reason stays, and the incomplete requirement fails the decision closed.
-_approval_defaults := data.params.approval if _approval_data_given
+# Else-chains here and below: OPA evaluates every body of a function or rule, and the
+# negated bodies would each test again what the first one tested.
+default _approval_defaults := {}
 
-_approval_defaults := {} if not _approval_data_given
-
-_approval_data_given if is_object(data.params.approval)
+_approval_defaults := data.params.approval if is_object(data.params.approval)
 
 _approval_overrides(overrides) := overrides if is_object(overrides)
 
-_approval_overrides(overrides) := {} if not is_object(overrides)
+else := {}
 
 _rule_meta(chain) := [entry |
 	some entry in chain
@@ -57,18 +57,14 @@ _rule_meta(chain) := [entry |
 # description: |
 #   The enforcement mode of a rule: data.params.modes[rule] when set, else the
 #   default from the rule's METADATA. A value that is not a mode means deny.
-mode(name, default_mode) := _valid_mode(default_mode) if not _overridden(name)
+mode(name, default_mode) := _valid_mode(value) if {
+	value := _overrides[name]
+} else := _valid_mode(default_mode)
 
-mode(name, _) := _valid_mode(_overrides[name]) if _overridden(name)
+default _overrides := {}
 
-_overrides := data.params.modes if _modes_given
-
-_overrides := {} if not _modes_given
-
-_modes_given if is_object(data.params.modes)
-
-_overridden(name) if name in object.keys(_overrides)
+_overrides := data.params.modes if is_object(data.params.modes)
 
 _valid_mode(value) := value if value in modes
 
-_valid_mode(value) := "deny" if not value in modes
+else := "deny"

@@ -44,8 +44,7 @@ _before := {[entry.field, entry.name]: object.get(entry.container, "resources", 
 
 # regal ignore:prefer-set-or-object-rule
 _values := {text: value |
-	some change in _changes
-	some text in [change.new, change.old]
+	some text in {quantity | some change in _changes; some quantity in [change.new, change.old]}
 	value := lib.quantity(text)
 }
 

@@ -28,6 +28,6 @@ _cluster_scoped if {
 	object.get(input.target, "all_namespaces", false) == false
 }
 
-_kind_name := input.target.kind if lib.has_target_kind
+default _kind_name := "object"
 
-_kind_name := "object" if not lib.has_target_kind
+_kind_name := input.target.kind if lib.has_target_kind

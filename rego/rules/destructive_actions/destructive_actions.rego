@@ -32,6 +32,6 @@ _running_before if input.operation == "scale"
 
 _running_before if object.get(input.current, ["spec", "replicas"], 1) != 0
 
-_what := input.target.kind if lib.has_target_kind
+default _what := "object"
 
-_what := "object" if not lib.has_target_kind
+_what := input.target.kind if lib.has_target_kind
