@@ -20,13 +20,17 @@ _params := data.params.rules.argument_hygiene
 
 # One alternation per kind: a single match per text instead of one per pattern; and
 # one alternation of both, so a clean text (nearly every one) costs a single match.
-_shell := _alternation(_params.shell_patterns)
+_shell := concat("", ["(?:", concat(")|(?:", _params.shell_patterns), ")"])
 
-_injection := _alternation(_params.injection_patterns)
+_injection := concat("", ["(?:", concat(")|(?:", _params.injection_patterns), ")"])
 
-_any := concat("|", [_shell, _injection])
-
-_alternation(patterns) := concat("", ["(?:", concat(")|(?:", patterns), ")"])
+# Built straight from data, not from the two rules above: each rule costs an evaluation
+# of its own, and these two are needed only when a text matched.
+_any := concat("", [
+	"(?:",
+	concat(")|(?:", array.concat(_params.shell_patterns, _params.injection_patterns)),
+	")",
+])
 
 # Document arguments (globs over the dotted argument path) are exempt from shell checks.
 _document(where) if {
@@ -34,8 +38,35 @@ _document(where) if {
 	glob.match(pattern, ["."], where)
 }
 
+# Every distinct string in args (values and object keys) and the listed target fields,
+# without paths: the same text (a name, a namespace, a kind) often comes twice, and
+# nearly every text is clean, so one match per distinct text decides most actions.
+_strings contains value if {
+	walk(input.args, [_, value])
+	is_string(value)
+}
+
+_strings contains key if {
+	walk(input.args, [_, node])
+	is_object(node)
+	some key, _ in node
+	is_string(key)
+}
+
+_strings contains value if {
+	some field in _params.target_fields
+	value := input.target[field]
+	is_string(value)
+}
+
+_hits contains text if {
+	some text in _strings
+	regex.match(_any, text)
+}
+
 # [path, text] for every string in args (values and object keys) and the listed target
-# fields. Paths stay arrays until a check fails: formatting them costs more than matching.
+# fields, built only when some text matched. Paths stay arrays until a check fails:
+# formatting them costs more than matching.
 _texts contains [array.concat(["args"], path), node] if {
 	walk(input.args, [path, node])
 	is_string(node)
@@ -56,8 +87,9 @@ _texts contains [["target", field], value] if {
 
 # The texts that match either kind; only these are looked at again.
 _suspects contains [path, text] if {
+	count(_hits) > 0
 	some [path, text] in _texts
-	regex.match(_any, text)
+	text in _hits
 }
 
 _where(path) := concat(".", [sprintf("%v", [part]) | some part in path])
