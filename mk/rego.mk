@@ -25,9 +25,12 @@ bundle: opa ## build bundles/gateway.tar.gz with a content-derived revision
 # `make bundle-keys`; OPA verifies with `--verification-key bundles/keys/bundle.pub`.
 BUNDLE_KEYS := bundles/keys
 SIGNED_BUNDLE := bundles/gateway-signed.tar.gz
-# opa bench of one realistic write (Deployment apply in production, 3 containers + init).
+# opa bench of one realistic write (Deployment apply in production, 3 containers + init)
+# and one read (k8s_get), each against its own p99 target.
 BENCH_POLICY_INPUT := bench/policy/deployment_apply_production.json
 BENCH_POLICY_P99_TARGET_US := 1000
+BENCH_POLICY_READ_INPUT := bench/policy/k8s_get_read.json
+BENCH_POLICY_READ_P99_TARGET_US := 250
 
 BENCH_TARGETS += bench-policy
 .PHONY: bundle-keys bundle-signed policy-docs bench-policy
@@ -49,6 +52,8 @@ bundle-signed: opa bundle-keys ## $(SIGNED_BUNDLE), signed (RS256) with bundles/
 policy-docs: opa python-env ## regenerate docs/policies.md from the rules' METADATA and rego/data.json
 	$(PY) scripts/policy_docs.py
 
-bench-policy: opa bundle ## opa bench of a production Deployment apply against the full rule set: p50/p99
+bench-policy: opa bundle ## opa bench of a production Deployment apply and a k8s_get against the full rule set: p50/p99, allocs
 	@$(OPA) bench -b $(BUNDLE) -i $(BENCH_POLICY_INPUT) --count 3 --format json 'data.gateway.decision' \
-		| $(PY) bench/policy/report.py --target-us $(BENCH_POLICY_P99_TARGET_US)
+		| $(PY) bench/policy/report.py --label "write (deployment apply)" --target-us $(BENCH_POLICY_P99_TARGET_US)
+	@$(OPA) bench -b $(BUNDLE) -i $(BENCH_POLICY_READ_INPUT) --count 3 --format json 'data.gateway.decision' \
+		| $(PY) bench/policy/report.py --label "read (k8s_get)" --target-us $(BENCH_POLICY_READ_P99_TARGET_US)
