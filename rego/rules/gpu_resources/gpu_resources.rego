@@ -16,11 +16,24 @@ _verb := {"requests": "requests", "limits": "has a limit of"}
 
 _gpu_names contains lower(name) if some name in data.params.rules.gpu_resources.resources
 
-violation contains reason if {
+# The resource names any container requests or limits, each once: nearly always just
+# cpu and memory, so the GPU names are compared with two names, not with every entry.
+_resource_names contains name if {
 	some entry in lib.write_containers
 	some section in ["requests", "limits"]
-	some name, quantity in entry.container.resources[section]
+	some name, _ in entry.container.resources[section]
+}
+
+_gpu_resources contains name if {
+	some name in _resource_names
 	lower(name) in _gpu_names
+}
+
+violation contains reason if {
+	some name in _gpu_resources
+	some entry in lib.write_containers
+	some section in ["requests", "limits"]
+	quantity := entry.container.resources[section][name]
 	not _zero(quantity)
 	msg := sprintf("%s '%s' %s %s %v", [entry.field, entry.name, _verb[section], name, quantity])
 	reason := lib.approval_reason(rego.metadata.chain(), msg, {})
