@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import httpx
+from opa_support import answers, fake_opa
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
@@ -91,17 +91,7 @@ def test_two_registries_do_not_share_counts() -> None:
 
 
 async def test_policy_client_times_every_decision_and_counts_failures_by_kind() -> None:
-    answers = iter(
-        [
-            httpx.Response(200, json={"result": {"outcome": "allow"}}),
-            httpx.Response(200, json={}),  # undefined decision
-            httpx.Response(500, json={"code": "internal_error"}),
-        ]
-    )
     metrics = Metrics()
-    client = PolicyClient(
-        Settings(), transport=httpx.MockTransport(lambda request: next(answers)), metrics=metrics
-    )
     action = ProposedAction(
         tool="k8s_get",
         backend="kubernetes",
@@ -110,7 +100,14 @@ async def test_policy_client_times_every_decision_and_counts_failures_by_kind() 
         target=Target(namespace="dev", kind="Pod", name="web"),
         principal=Principal(subject="alice", transport="stdio", authenticated=True),
     )
-    async with client:
+    replies = answers(
+        [
+            (200, {"result": {"outcome": "allow"}}),
+            (200, {}),  # undefined decision
+            (500, {"code": "internal_error"}),
+        ]
+    )
+    async with fake_opa(replies) as opa, PolicyClient(Settings(opa_url=opa.url), metrics=metrics) as client:
         outcomes = [(await client.decide(action)).outcome for _ in range(3)]
     assert outcomes == ["allow", "deny", "deny"]
     assert _value(metrics, "gateway_decision_seconds_count") == 3

@@ -1,18 +1,21 @@
 """The policy client validates OPA's answer field by field and turns every failure into deny.
 
-These tests pin the client's parsing and merging with canned HTTP answers (an
-``httpx.MockTransport``); the same failure modes against the real ``opa`` binary are in
+These tests pin the client's parsing, error mapping and merging against a stand-in OPA (a
+real aiohttp server on a loopback port, ``opa_support``) that can give answers the real
+binary will not give on demand; the same failure modes against the real ``opa`` binary are in
 ``tests/integration/test_gateway_policy_failures.py``.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
+import asyncio
+import time
+from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
+from aiohttp import web
+from opa_support import FakeOpa, answer, fake_opa, raw
 
 from gateway.contracts import (
     ApprovalRequirement,
@@ -23,7 +26,8 @@ from gateway.contracts import (
     Reason,
     Target,
 )
-from gateway.errors import MalformedDecision, PolicyUnavailable
+from gateway.errors import ConfigError, MalformedDecision, PolicyUnavailable
+from gateway.local.process import free_port
 from gateway.policy import (
     CODE_MALFORMED,
     CODE_TIMEOUT,
@@ -62,43 +66,92 @@ def _reason(code: str, effect: str = "deny", message: str = "no") -> Reason:
     )
 
 
-def _client(handler: Callable[[httpx.Request], httpx.Response], **settings: Any) -> PolicyClient:
-    return PolicyClient(Settings(**settings), transport=httpx.MockTransport(handler))
+@pytest.fixture
+async def opa() -> AsyncIterator[FakeOpa]:
+    async with fake_opa() as fake:
+        yield fake
 
 
-def _answer(body: Any, status: int = 200) -> Callable[[httpx.Request], httpx.Response]:
-    def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(status, content=json.dumps(body).encode())
-
-    return handler
+def _client(opa: FakeOpa, **settings: Any) -> PolicyClient:
+    return PolicyClient(Settings(opa_url=opa.url, **settings))
 
 
-async def test_allow_keeps_bundle_revisions_and_decision_id() -> None:
-    body = {
-        "result": ALLOW,
-        "decision_id": "d-1",
-        "provenance": {"bundles": {"/tmp/b.tar.gz": {"revision": "r2"}, "other": {"revision": "r1"}}},
-    }
-    async with _client(_answer(body)) as client:
+async def test_allow_keeps_bundle_revisions_and_decision_id(opa: FakeOpa) -> None:
+    opa.handler = answer(
+        {
+            "result": ALLOW,
+            "decision_id": "d-1",
+            "provenance": {"bundles": {"/tmp/b.tar.gz": {"revision": "r2"}, "other": {"revision": "r1"}}},
+        }
+    )
+    async with _client(opa) as client:
         decision = await client.decide(_action())
     assert decision.outcome == "allow"
     assert decision.bundle_revision == "r1,r2"
     assert decision.decision_id == "d-1"
 
 
-async def test_request_posts_the_action_as_input_with_provenance() -> None:
-    seen: list[httpx.Request] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return httpx.Response(200, json={"result": ALLOW})
-
+async def test_request_posts_the_action_as_input_with_provenance(opa: FakeOpa) -> None:
+    opa.handler = answer({"result": ALLOW})
     action = _action()
-    async with _client(handler, decision_path="/gateway/decision/") as client:
+    async with _client(opa, decision_path="/gateway/decision/") as client:
         await client.decide(action)
-    assert seen[0].url.path == "/v1/data/gateway/decision"
-    assert "provenance" in seen[0].url.params
-    assert json.loads(seen[0].content) == {"input": action.as_input()}
+    [seen] = opa.requests
+    assert (seen.method, seen.path) == ("POST", "/v1/data/gateway/decision")
+    # OPA reports provenance only when the parameter reads "true" in any case.
+    assert seen.query["provenance"].lower() == "true"
+    assert seen.body == {"input": action.as_input()}
+    assert client.url == f"{opa.url}/v1/data/gateway/decision?provenance=True"
+
+
+@pytest.mark.parametrize(
+    ("decision_path", "asked"),
+    [
+        ("policies/gateway/v2/decision", "/v1/data/policies/gateway/v2/decision"),
+        ("gateway", "/v1/data/gateway"),
+    ],
+)
+async def test_any_depth_of_decision_path_is_asked_at_that_path(
+    opa: FakeOpa, decision_path: str, asked: str
+) -> None:
+    opa.handler = answer({})
+    async with _client(opa, decision_path=decision_path) as client:
+        decision = await client.decide(_action())
+    assert [r.path for r in opa.requests] == [asked]
+    assert f"data.{decision_path.replace('/', '.')} is undefined" in decision.reasons[0].message
+
+
+@pytest.mark.parametrize(
+    ("opa_url", "says"),
+    [
+        ("http://127.0.0.1:8181/opa", "path"),
+        ("http://127.0.0.1:8181/?x=1", "query"),
+        ("http://user:s3cr3t@127.0.0.1:8181", "credentials"),
+        ("unix:///run/opa.sock", "http://host"),
+        ("http://127.0.0.1:99999", "port"),
+    ],
+)
+def test_an_opa_url_the_client_cannot_honour_is_a_config_error(opa_url: str, says: str) -> None:
+    with pytest.raises(ConfigError, match=says) as caught:
+        PolicyClient(Settings(opa_url=opa_url))
+    assert "s3cr3t" not in str(caught.value)
+
+
+@pytest.mark.parametrize("decision_path", ["gateway//decision", "gateway.decision", "gate way/decision", "/"])
+def test_a_decision_path_that_is_not_plain_names_is_a_config_error(decision_path: str) -> None:
+    with pytest.raises(ConfigError, match="GATEWAY_DECISION_PATH"):
+        PolicyClient(Settings(decision_path=decision_path))
+
+
+@pytest.mark.parametrize(
+    ("opa_url", "url"),
+    [
+        ("https://opa.internal", "https://opa.internal:443/v1/data/gateway/decision?provenance=True"),
+        ("http://[::1]:8181/", "http://[::1]:8181/v1/data/gateway/decision?provenance=True"),
+    ],
+)
+def test_default_ports_and_ipv6_hosts_make_the_endpoint(opa_url: str, url: str) -> None:
+    assert PolicyClient(Settings(opa_url=opa_url)).url == url
 
 
 @pytest.mark.parametrize(
@@ -126,9 +179,10 @@ async def test_request_posts_the_action_as_input_with_provenance() -> None:
     ],
 )
 async def test_unusable_answers_are_denied_with_a_reason_naming_the_failure(
-    body: Any, code: str, says: str
+    opa: FakeOpa, body: Any, code: str, says: str
 ) -> None:
-    async with _client(_answer(body)) as client:
+    opa.handler = answer(body)
+    async with _client(opa) as client:
         decision = await client.decide(_action())
     assert decision.outcome == "deny"
     [reason] = decision.reasons
@@ -137,74 +191,125 @@ async def test_unusable_answers_are_denied_with_a_reason_naming_the_failure(
     assert says in reason.message
 
 
-async def test_malformed_message_never_echoes_the_offending_value() -> None:
-    body = {"result": {**ALLOW, "outcome": "s3cr3t-value"}}
-    async with _client(_answer(body)) as client:
+async def test_malformed_message_never_echoes_the_offending_value(opa: FakeOpa) -> None:
+    opa.handler = answer({"result": {**ALLOW, "outcome": "s3cr3t-value"}})
+    async with _client(opa) as client:
         decision = await client.decide(_action())
     assert "s3cr3t-value" not in decision.reasons[0].message
 
 
-async def test_non_json_answer_is_malformed() -> None:
-    async with _client(lambda r: httpx.Response(200, content=b"<html>")) as client:
+@pytest.mark.parametrize(
+    ("body", "content_type", "says"),
+    [
+        (b"<html>", "text/html", "wrong content type"),
+        (b"<html>", "application/json", "not JSON"),
+        (b'{"result": {"outcome": "allow"', "application/json", "not JSON"),
+        (b"\xff\xfe", "application/json", "not JSON"),
+        (b"", "application/json", "not a JSON object"),
+    ],
+)
+async def test_an_answer_that_is_not_json_is_malformed(
+    opa: FakeOpa, body: bytes, content_type: str, says: str
+) -> None:
+    opa.handler = raw(body, content_type)
+    async with _client(opa) as client:
+        with pytest.raises(MalformedDecision, match=says):
+            await client.evaluate(_action())
         decision = await client.decide(_action())
     assert decision.reasons[0].code == CODE_MALFORMED
 
 
-async def test_http_error_is_unavailable_and_names_status_and_opa_code() -> None:
-    body = {"code": "internal_error", "message": "eval_conflict_error: details"}
-    async with _client(_answer(body, status=500)) as client:
-        with pytest.raises(PolicyUnavailable, match=r"HTTP 500 \(internal_error\)"):
+async def test_http_error_is_unavailable_and_names_the_status_only(opa: FakeOpa) -> None:
+    opa.handler = answer({"code": "internal_error", "message": "eval_conflict_error: details"}, status=500)
+    async with _client(opa) as client:
+        with pytest.raises(PolicyUnavailable, match=r"OPA answered HTTP 500$"):
             await client.evaluate(_action())
         decision = await client.decide(_action())
-    assert decision.reasons[0].code == CODE_UNAVAILABLE
-    assert "eval_conflict_error" not in decision.reasons[0].message
+    [reason] = decision.reasons
+    assert reason.code == CODE_UNAVAILABLE
+    assert "eval_conflict_error" not in reason.message
+    # aiohttp's text (reason phrase, URL) stays out of it.
+    assert "Internal Server Error" not in reason.message
+    assert opa.url not in reason.message
+    # Never retried, even on a status opa-python-client would retry by default.
+    assert len(opa.requests) == 2
 
 
-async def test_connection_refused_is_unavailable() -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("refused", request=request)
-
-    async with _client(handler) as client:
+async def test_connection_refused_is_unavailable_and_names_only_the_error_type() -> None:
+    port = free_port()
+    async with PolicyClient(Settings(opa_url=f"http://127.0.0.1:{port}")) as client:
         decision = await client.decide(_action())
     assert decision.outcome == "deny"
-    assert decision.reasons[0].code == CODE_UNAVAILABLE
+    [reason] = decision.reasons
+    assert reason.code == CODE_UNAVAILABLE
+    assert reason.message.endswith("OPA could not be reached (ClientConnectorError)")
+    assert str(port) not in reason.message
 
 
-async def test_transport_timeout_is_a_timeout() -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        raise httpx.ReadTimeout("slow", request=request)
+@pytest.mark.parametrize("trickle", [False, True], ids=["silent", "trickling"])
+async def test_an_answer_not_complete_in_time_is_a_timeout(opa: FakeOpa, trickle: bool) -> None:
+    async def slow(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        if trickle:
+            await response.prepare(request)
+            await response.write(b'{"result": ')
+        await opa.released.wait()
+        return response
 
-    async with _client(handler) as client:
+    opa.handler = slow
+    async with _client(opa, opa_timeout_seconds=0.2) as client:
+        started = time.monotonic()
         decision = await client.decide(_action())
+        elapsed = time.monotonic() - started
     assert decision.reasons[0].code == CODE_TIMEOUT
+    assert "within 0.2s" in decision.reasons[0].message
+    assert elapsed < 1.0
 
 
-async def test_undefined_raises_malformed_decision_from_evaluate() -> None:
-    async with _client(_answer({})) as client:
+async def test_a_client_that_is_not_open_denies(opa: FakeOpa) -> None:
+    opa.handler = answer({"result": ALLOW})
+    client = _client(opa)
+    decision = await client.decide(_action())
+    assert decision.reasons[0].code == CODE_UNAVAILABLE
+    assert "not open" in decision.reasons[0].message
+    async with client:
+        assert (await client.decide(_action())).outcome == "allow"
+    assert (await client.decide(_action())).outcome == "deny"
+    assert len(opa.requests) == 1
+
+
+async def test_undefined_raises_malformed_decision_from_evaluate(opa: FakeOpa) -> None:
+    opa.handler = answer({})
+    async with _client(opa) as client:
         with pytest.raises(MalformedDecision):
             await client.evaluate(_action())
 
 
-async def test_no_actions_is_a_deny() -> None:
-    async with _client(_answer({"result": ALLOW})) as client:
+async def test_no_actions_is_a_deny(opa: FakeOpa) -> None:
+    opa.handler = answer({"result": ALLOW})
+    async with _client(opa) as client:
         decision = await client.decide_all([])
     assert decision.outcome == "deny"
+    assert opa.requests == []
 
 
-async def test_decide_all_asks_about_every_action_and_merges() -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        name = json.loads(request.content)["input"]["target"]["name"]
+async def test_decide_all_asks_about_every_action_and_merges(opa: FakeOpa) -> None:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        name = (await request.json())["input"]["target"]["name"]
         if name == "bad":
-            return httpx.Response(
-                200, json={"result": {"outcome": "deny", "reasons": [_reason("D-1").model_dump()]}}
+            return web.json_response(
+                {"result": {"outcome": "deny", "reasons": [_reason("D-1").model_dump()]}}
             )
-        return httpx.Response(200, json={"result": ALLOW})
+        await asyncio.sleep(0)
+        return web.json_response({"result": ALLOW})
 
+    opa.handler = handler
     actions = [_action(target=Target(kind="Pod", name=n)) for n in ("a", "bad", "c")]
-    async with _client(handler) as client:
+    async with _client(opa) as client:
         decision = await client.decide_all(actions)
     assert decision.outcome == "deny"
     assert [r.code for r in decision.reasons] == ["D-1"]
+    assert sorted(r.body["input"]["target"]["name"] for r in opa.requests) == ["a", "bad", "c"]
 
 
 def _decision(outcome: str, **fields: Any) -> Decision:
