@@ -15,9 +15,19 @@ REGO_DIR = ROOT / "rego"
 
 @pytest.fixture(scope="session")
 def bundle_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The project's policy, built once per test session with the real ``opa build``."""
+    """The project's policy, built once per test session with the real ``opa build`` and the
+    same optimisation ``make bundle`` ships (``REGO_OPTIMIZE`` in mk/rego.mk)."""
     out = tmp_path_factory.mktemp("bundle") / "gateway.tar.gz"
-    return build_bundle(REGO_DIR, out, revision="test")
+    return build_bundle(REGO_DIR, out, revision="test", extra_args=_shipped_build_flags())
+
+
+def _shipped_build_flags() -> list[str]:
+    """``REGO_OPTIMIZE`` from mk/rego.mk, so tests judge the bundle users run."""
+    for line in (ROOT / "mk" / "rego.mk").read_text().splitlines():
+        name, sep, value = line.partition(":=")
+        if sep and name.strip() == "REGO_OPTIMIZE":
+            return value.split()
+    raise AssertionError("mk/rego.mk defines no REGO_OPTIMIZE")
 
 
 @pytest.fixture(scope="session")
