@@ -14,7 +14,7 @@ from gateway.errors import Forbidden, NotFound
 from gateway.kubernetes.args import DiagnoseArgs, ResourceUsageArgs
 from gateway.kubernetes.backend import KubeBackend
 from gateway.kubernetes.diagnose import diagnose
-from gateway.kubernetes.tools_read import read_spec
+from gateway.kubernetes.tools_read import kube_spec
 from gateway.kubernetes.usage import live_usage, usage_report
 from gateway.tools import ExecutionContext, Prepared, ToolSpec
 
@@ -38,7 +38,7 @@ class HealthTools:
 
     def specs(self) -> list[ToolSpec[Any]]:
         return [
-            read_spec(
+            kube_spec(
                 "k8s_resource_usage",
                 "Resource requests and limits",
                 "CPU, memory and other requests and limits by namespace and workload (template x "
@@ -47,7 +47,7 @@ class HealthTools:
                 self.prepare,
                 self.resource_usage,
             ),
-            read_spec(
+            kube_spec(
                 "k8s_diagnose",
                 "Diagnose cluster health",
                 "A 0-100 health score with findings: crash-looping or pending pods, unready nodes, "

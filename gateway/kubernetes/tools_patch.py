@@ -19,7 +19,7 @@ from gateway.kubernetes.client import PatchType
 from gateway.kubernetes.failures import changed_since_judged
 from gateway.kubernetes.images import policy_image
 from gateway.kubernetes.kinds import ResourceKind
-from gateway.kubernetes.tools_read import judged_kind
+from gateway.kubernetes.tools_read import judged_kind, kube_spec
 from gateway.kubernetes.views import summary
 from gateway.tools import ExecutionContext, Prepared, ToolSpec
 
@@ -31,47 +31,32 @@ _RESTARTABLE = {("apps", "Deployment"), ("apps", "StatefulSet"), ("apps", "Daemo
 _TEMPLATED = _RESTARTABLE | {("apps", "ReplicaSet"), ("", "ReplicationController")}
 
 
-def _spec(name: str, title: str, description: str, args: type[Any], prepare: Any, execute: Any,
-          *, idempotent: bool) -> ToolSpec[Any]:  # fmt: skip
-    return ToolSpec(
-        name=name,
-        title=title,
-        description=description,
-        backend="kubernetes",
-        operation=name.removeprefix("k8s_"),
-        effect="write",
-        args=args,
-        prepare=prepare,
-        execute=execute,
-        idempotent=idempotent,
-    )
-
-
 class PatchTools:
     def __init__(self, backend: KubeBackend) -> None:
         self.b = backend
 
     def specs(self) -> list[ToolSpec[Any]]:
         return [
-            _spec(
+            kube_spec(
                 "k8s_scale",
                 "Scale a workload",
                 "Set the replica count of a Deployment, StatefulSet, ReplicaSet or other scalable kind.",
                 ScaleArgs,
                 self.prepare_scale,
                 self.execute,
-                idempotent=True,
+                effect="write",
             ),
-            _spec(
+            kube_spec(
                 "k8s_restart",
                 "Restart a workload",
                 "Rolling restart of a Deployment, StatefulSet or DaemonSet (as `kubectl rollout restart`).",
                 RestartArgs,
                 self.prepare_restart,
                 self.execute,
+                effect="write",
                 idempotent=False,
             ),
-            _spec(
+            kube_spec(
                 "k8s_set_resources",
                 "Set container resources",
                 "Set CPU/memory (or other) requests and limits of one container in a workload's pod "
@@ -79,7 +64,7 @@ class PatchTools:
                 SetResourcesArgs,
                 self.prepare_set_resources,
                 self.execute,
-                idempotent=True,
+                effect="write",
             ),
         ]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.contracts import Target
+from gateway.contracts import Effect, Target
 from gateway.errors import BackendError, Forbidden
 from gateway.kubernetes.args import ClusterInfoArgs, EventsArgs, GetArgs, ListArgs, LogsArgs, NodesArgs
 from gateway.kubernetes.backend import KubeBackend
@@ -18,27 +18,36 @@ from gateway.kubernetes.kinds import ResourceKind
 from gateway.kubernetes.views import event_view, node_view
 from gateway.tools import ExecutionContext, Prepared, ToolSpec
 
-__all__ = ["ReadTools", "judged_kind", "read_spec"]
+__all__ = ["ReadTools", "judged_kind", "kube_spec"]
 
 JSON = dict[str, Any]
 _EVENT_PAGES = 2
 _LOG_BYTES = 1024 * 1024
 
 
-def read_spec(
-    name: str, title: str, description: str, args: type[Any], prepare: Any, execute: Any
+def kube_spec(
+    name: str,
+    title: str,
+    description: str,
+    args: type[Any],
+    prepare: Any,
+    execute: Any,
+    *,
+    effect: Effect = "read",
+    idempotent: bool = True,
 ) -> ToolSpec[Any]:
+    """A Kubernetes ``ToolSpec``: the operation is the tool's name without ``k8s_``."""
     return ToolSpec(
         name=name,
         title=title,
         description=description,
         backend="kubernetes",
         operation=name.removeprefix("k8s_"),
-        effect="read",
+        effect=effect,
         args=args,
         prepare=prepare,
         execute=execute,
-        idempotent=True,
+        idempotent=idempotent,
     )
 
 
@@ -58,7 +67,7 @@ class ReadTools:
 
     def specs(self) -> list[ToolSpec[Any]]:
         return [
-            read_spec(
+            kube_spec(
                 "k8s_list",
                 "List Kubernetes objects",
                 "List objects of one kind, in a namespace or across all namespaces, filtered by label "
@@ -67,7 +76,7 @@ class ReadTools:
                 self.prepare_list,
                 self.list_objects,
             ),
-            read_spec(
+            kube_spec(
                 "k8s_get",
                 "Get a Kubernetes object",
                 "Get one object by kind and name (any kind the cluster serves, custom resources included).",
@@ -75,7 +84,7 @@ class ReadTools:
                 self.prepare_get,
                 self.get,
             ),
-            read_spec(
+            kube_spec(
                 "k8s_events",
                 "Kubernetes events",
                 "Recent events, newest first, optionally only those about one kind or object.",
@@ -83,7 +92,7 @@ class ReadTools:
                 self.prepare_events,
                 self.events,
             ),
-            read_spec(
+            kube_spec(
                 "k8s_logs",
                 "Pod logs",
                 "The last lines of a pod's container log; the number of lines is bounded by policy.",
@@ -91,7 +100,7 @@ class ReadTools:
                 self.prepare_logs,
                 self.logs,
             ),
-            read_spec(
+            kube_spec(
                 "k8s_cluster_info",
                 "Cluster information",
                 "Kubernetes version, cluster name, namespaces with their environment, node count and "
@@ -100,7 +109,7 @@ class ReadTools:
                 self.prepare_cluster,
                 self.cluster_info,
             ),
-            read_spec(
+            kube_spec(
                 "k8s_nodes",
                 "Cluster nodes",
                 "Nodes with readiness, roles, versions, capacity, allocatable resources and taints.",
