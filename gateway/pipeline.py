@@ -227,23 +227,8 @@ class Gateway:
 
         Raises ``BackendError``; an unexpected failure is logged and raised as one.
         """
-        call_args = args.model_dump(mode="json")
         try:
-            prepared = await spec.prepare(args)
-            actions = tuple(
-                ProposedAction(
-                    tool=spec.name,
-                    backend=spec.backend,
-                    operation=spec.operation,
-                    effect=spec.effect,
-                    target=p.target,
-                    args=p.policy_args if p.policy_args is not None else call_args,
-                    object=p.object,
-                    current=p.current,
-                    principal=principal,
-                )
-                for p in prepared
-            )
+            return spec.plan(args, await spec.prepare(args), principal)
         except (BackendError, InvalidArguments, PayloadTooLarge):
             raise
         except Exception as exc:
@@ -251,7 +236,6 @@ class Gateway:
             raise BackendError(
                 f"{spec.name} failed unexpectedly while preparing; see the gateway log"
             ) from exc
-        return PlannedCall(tool=spec.name, call_args=call_args, actions=actions)
 
     async def _prepare_failed(
         self, spec: ToolSpec[Any], principal: Principal, exc: BackendError

@@ -16,7 +16,16 @@ from typing import Any, Generic, TypeVar
 from mcp_types import ToolAnnotations
 from pydantic import BaseModel
 
-from gateway.contracts import Backend, Decision, Effect, JSONObject, PlannedCall, Target
+from gateway.contracts import (
+    Backend,
+    Decision,
+    Effect,
+    JSONObject,
+    PlannedCall,
+    Principal,
+    ProposedAction,
+    Target,
+)
 from gateway.errors import UnknownTool
 
 __all__ = ["ExecutionContext", "Prepared", "ToolRegistry", "ToolSpec"]
@@ -68,6 +77,26 @@ class ToolSpec(Generic[ArgsT]):
     idempotent: bool = False
     open_world: bool = True
     meta: dict[str, Any] = field(default_factory=dict)
+
+    def plan(self, args: ArgsT, prepared: list[Prepared], principal: Principal) -> PlannedCall:
+        """The call policy will judge: one proposed action per ``Prepared``, with this spec's
+        backend, operation and effect, whatever the caller claims."""
+        call_args = args.model_dump(mode="json")
+        actions = tuple(
+            ProposedAction(
+                tool=self.name,
+                backend=self.backend,
+                operation=self.operation,
+                effect=self.effect,
+                target=p.target,
+                args=p.policy_args if p.policy_args is not None else call_args,
+                object=p.object,
+                current=p.current,
+                principal=principal,
+            )
+            for p in prepared
+        )
+        return PlannedCall(tool=self.name, call_args=call_args, actions=actions)
 
     @property
     def annotations(self) -> ToolAnnotations:

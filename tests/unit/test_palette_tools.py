@@ -9,7 +9,7 @@ import pytest
 from palette_support import API_KEY, admin, aws_body, cluster_uid, fake_app, palette_client
 from pydantic import SecretStr
 
-from gateway.contracts import Decision, PlannedCall, Principal, ProposedAction
+from gateway.contracts import Decision, Principal
 from gateway.errors import Conflict, Invalid, InvalidArguments
 from gateway.palette.client import PaletteClient
 from gateway.palette.tools import build_tools, open_backend
@@ -56,21 +56,7 @@ async def run(spec: ToolSpec[Any], arguments: dict[str, Any], prepared: list[Pre
 
 
 def context(spec: ToolSpec[Any], args: Any, prepared: list[Prepared]) -> ExecutionContext:
-    actions = tuple(
-        ProposedAction(
-            tool=spec.name,
-            backend=spec.backend,
-            operation=spec.operation,
-            effect=spec.effect,
-            target=p.target,
-            args=p.policy_args if p.policy_args is not None else args.model_dump(mode="json"),
-            object=p.object,
-            current=p.current,
-            principal=PRINCIPAL,
-        )
-        for p in prepared
-    )
-    call = PlannedCall(tool=spec.name, call_args=args.model_dump(mode="json"), actions=actions)
+    call = spec.plan(args, prepared, PRINCIPAL)
     return ExecutionContext(call=call, decision=Decision(outcome="allow"))
 
 

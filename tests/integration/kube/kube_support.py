@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.contracts import Decision, Obligations, PlannedCall, Principal, ProposedAction
+from gateway.contracts import Decision, Obligations, PlannedCall, Principal
 from gateway.tools import ExecutionContext, ToolSpec
 
 ALLOW = Decision(outcome="allow")
@@ -23,23 +23,7 @@ class ToolRunner:
     async def plan(self, tool: str, **arguments: Any) -> PlannedCall:
         spec = self.specs[tool]
         args = spec.args.model_validate(arguments)
-        call_args = args.model_dump(mode="json")
-        prepared = await spec.prepare(args)
-        actions = tuple(
-            ProposedAction(
-                tool=spec.name,
-                backend=spec.backend,
-                operation=spec.operation,
-                effect=spec.effect,
-                target=p.target,
-                args=p.policy_args if p.policy_args is not None else call_args,
-                object=p.object,
-                current=p.current,
-                principal=TESTER,
-            )
-            for p in prepared
-        )
-        return PlannedCall(tool=tool, call_args=call_args, actions=actions)
+        return spec.plan(args, await spec.prepare(args), TESTER)
 
     async def execute(self, call: PlannedCall, decision: Decision = ALLOW) -> Any:
         spec = self.specs[call.tool]
