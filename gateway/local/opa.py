@@ -9,7 +9,7 @@ import urllib.request
 from pathlib import Path
 
 from gateway.errors import ConfigError
-from gateway.local.process import ManagedProcess, free_port, wait_until
+from gateway.local.process import ManagedProcess, free_port
 
 __all__ = ["OpaServer", "build_bundle", "find_opa"]
 
@@ -57,14 +57,7 @@ class OpaServer:
             return False
 
     def start(self, timeout: float = 30.0) -> None:
-        self.process.start()
-
-        def ready() -> bool:
-            if not self.process.alive():
-                raise RuntimeError(f"opa exited during start-up:\n{self.process.tail()}")
-            return self.healthy()
-
-        wait_until(ready, timeout=timeout, what=f"opa on port {self.port}")
+        self.process.start_and_wait(self.healthy, timeout=timeout, what=f"opa on port {self.port}")
 
     def stop(self) -> None:
         self.process.stop()

@@ -63,6 +63,18 @@ class ManagedProcess:
                 start_new_session=True,
             )
 
+    def start_and_wait(self, probe: Callable[[], bool], *, timeout: float, what: str) -> None:
+        """Start, then poll ``probe`` until it answers; a child that exits meanwhile fails at
+        once with the end of its log instead of after the whole timeout."""
+        self.start()
+
+        def ready() -> bool:
+            if not self.alive():
+                raise RuntimeError(f"{what} exited during start-up:\n{self.tail()}")
+            return probe()
+
+        wait_until(ready, timeout=timeout, what=what)
+
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 

@@ -8,7 +8,7 @@ import urllib.request
 from pathlib import Path
 
 from gateway.local.fake_palette.state import DEMO_PROJECT
-from gateway.local.process import ManagedProcess, free_port, wait_until
+from gateway.local.process import ManagedProcess, free_port
 
 __all__ = ["FakePaletteServer"]
 
@@ -62,14 +62,7 @@ class FakePaletteServer:
             return False
 
     def start(self, timeout: float = 30.0) -> None:
-        self.process.start()
-
-        def ready() -> bool:
-            if not self.process.alive():
-                raise RuntimeError(f"fake palette exited during start-up:\n{self.process.tail()}")
-            return self._answers()
-
-        wait_until(ready, timeout=timeout, what=f"fake palette on port {self.port}")
+        self.process.start_and_wait(self._answers, timeout=timeout, what=f"fake palette on port {self.port}")
 
     def stop(self) -> None:
         self.process.stop()
