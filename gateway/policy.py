@@ -9,7 +9,7 @@ out of reach whatever the gateway does around the call.
 
 One ``AsyncOpaClient`` (one aiohttp session, keep-alive connections) is opened in
 ``__aenter__`` and reused (its pool is aiohttp's default of 100 connections: the library
-builds the connector, so ``Settings.opa_max_connections`` does not apply). It never retries:
+builds the connector). It never retries:
 a failed decision is denied, not asked again.
 Each decision is bounded by ``Settings.opa_timeout_seconds`` end to end (aiohttp's total
 timeout and an ``asyncio.timeout``), so a sidecar that trickles bytes cannot hold a call.

@@ -44,7 +44,6 @@ class Settings(BaseSettings):
     opa_url: str = "http://127.0.0.1:8181"
     decision_path: str = "gateway/decision"
     opa_timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 0.5
-    opa_max_connections: Annotated[int, Field(ge=1, le=1024)] = 64
 
     # Storage
     db_path: Path = Path("var/gateway.db")
