@@ -35,7 +35,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import httpx2
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
@@ -43,7 +42,7 @@ from mcp.client.streamable_http import streamable_http_client
 from gateway.auth import append_token
 from gateway.local.fake_palette import FakePaletteServer
 from gateway.local.opa import OpaServer, build_bundle
-from gateway.local.process import ManagedProcess, free_port, wait_until
+from gateway.local.process import ManagedProcess, answers_200, free_port
 from gateway.server import build_server
 from gateway.settings import Settings
 
@@ -142,18 +141,12 @@ async def _run(opa: OpaServer, palette: FakePaletteServer, work: Path, calls: in
         log_path=work / "gateway.log",
         env=env,
     )
-    gateway.start()
     try:
-
-        def ready() -> bool:
-            if not gateway.alive():
-                raise RuntimeError(f"gateway exited:\n{gateway.tail()}")
-            try:
-                return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_until(ready, timeout=60, what="gateway serve --transport http")
+        gateway.start_and_wait(
+            lambda: answers_200(f"http://127.0.0.1:{port}/readyz"),
+            timeout=60,
+            what="gateway serve --transport http",
+        )
         settings = Settings.model_validate(
             {
                 "opa_url": opa.url,

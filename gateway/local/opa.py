@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from gateway.errors import ConfigError
-from gateway.local.process import ManagedProcess, free_port
+from gateway.local.process import ManagedProcess, answers_200, free_port
 
 __all__ = ["OpaServer", "build_bundle", "find_opa"]
 
@@ -50,11 +48,7 @@ class OpaServer:
         return f"http://127.0.0.1:{self.port}"
 
     def healthy(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.url}/health?bundles", timeout=1) as resp:  # noqa: S310
-                return bool(resp.status == 200)
-        except (urllib.error.URLError, OSError):
-            return False
+        return answers_200(f"{self.url}/health?bundles")
 
     def start(self, timeout: float = 30.0) -> None:
         self.process.start_and_wait(self.healthy, timeout=timeout, what=f"opa on port {self.port}")

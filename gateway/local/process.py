@@ -8,10 +8,12 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-__all__ = ["ManagedProcess", "free_port", "wait_until"]
+__all__ = ["ManagedProcess", "answers_200", "free_port", "wait_until"]
 
 
 def free_port() -> int:
@@ -20,6 +22,15 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def answers_200(url: str) -> bool:
+    """Whether a GET of ``url`` (a loopback URL we built) answers 200 within a second."""
+    try:
+        with urllib.request.urlopen(url, timeout=1) as resp:  # noqa: S310
+            return bool(resp.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
 
 
 def wait_until(probe: Callable[[], bool], *, timeout: float, what: str, interval: float = 0.05) -> None:

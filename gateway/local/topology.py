@@ -20,8 +20,6 @@ import secrets
 import signal
 import sys
 import threading
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -32,7 +30,7 @@ from gateway.http import MCP_PATH
 from gateway.local.deployment import BUNDLE, GATEWAY_PORT, OPA_CONFIG, OPA_PORT, gateway_environment
 from gateway.local.fake_palette import FakePaletteServer
 from gateway.local.opa import OpaServer
-from gateway.local.process import ManagedProcess, wait_until
+from gateway.local.process import ManagedProcess, answers_200
 from gateway.settings import Settings
 
 __all__ = ["Topology", "TopologyConfig", "main"]
@@ -68,14 +66,6 @@ class TopologyConfig:
         return dataclasses.replace(base, **overrides)
 
 
-def _answers_200(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as resp:  # noqa: S310 - loopback URL we built
-            return bool(resp.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 class _Sandbox:
     """``gateway sandbox up`` in ``state_dir`` as a child process: the same sandbox
     ``make sandbox`` runs (seeded once, objects kept across restarts). A sandbox already
@@ -103,14 +93,9 @@ class _Sandbox:
         if self._ready_file.exists() and _running(self.state_dir / "sandbox.pid"):
             self.shared = True
             return
-        self.process.start()
-
-        def ready() -> bool:
-            if not self.process.alive():
-                raise RuntimeError(f"gateway sandbox up exited:\n{self.process.tail()}")
-            return self._ready_file.exists()
-
-        wait_until(ready, timeout=timeout, what="the sandbox kube-apiserver", interval=0.2)
+        self.process.start_and_wait(
+            self._ready_file.exists, timeout=timeout, what="the sandbox kube-apiserver"
+        )
 
     def stop(self) -> None:
         self.process.stop(grace=20)
@@ -188,18 +173,14 @@ class Topology:
                     self._started.append(part)
                     part.start()
             self._started.append(self.gateway)
-            self.gateway.start()
-            wait_until(
-                self._gateway_ready, timeout=timeout, what=f"gateway on port {self.config.gateway_port}"
+            self.gateway.start_and_wait(
+                lambda: answers_200(f"{self.gateway_url}/readyz"),
+                timeout=timeout,
+                what=f"gateway on port {self.config.gateway_port}",
             )
         except BaseException:
             self.stop()
             raise
-
-    def _gateway_ready(self) -> bool:
-        if not self.gateway.alive():
-            raise RuntimeError(f"gateway exited during start-up:\n{self.gateway.tail()}")
-        return _answers_200(f"{self.gateway_url}/readyz")
 
     def stop(self) -> None:
         while self._started:

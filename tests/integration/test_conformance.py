@@ -23,7 +23,7 @@ import pytest
 
 from gateway.local.fake_palette import FakePaletteServer
 from gateway.local.opa import OpaServer
-from gateway.local.process import ManagedProcess, free_port, wait_until
+from gateway.local.process import ManagedProcess, answers_200, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -91,18 +91,12 @@ def served(opa_server: OpaServer, tmp_path_factory: pytest.TempPathFactory) -> I
         log_path=state / "gateway.log",
         env=env,
     )
-    gateway.start()
     try:
-
-        def ready() -> bool:
-            if not gateway.alive():
-                raise RuntimeError(f"gateway exited:\n{gateway.tail()}")
-            try:
-                return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_until(ready, timeout=60, what="gateway serve --transport http")
+        gateway.start_and_wait(
+            lambda: answers_200(f"http://127.0.0.1:{port}/readyz"),
+            timeout=60,
+            what="gateway serve --transport http",
+        )
         url = f"http://127.0.0.1:{port}/mcp"
         yield _Served(url, _initialize(url)["capabilities"])
     finally:
