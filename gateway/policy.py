@@ -39,7 +39,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from typing import Any, Self
 from urllib.parse import urlencode, urlsplit
@@ -48,34 +48,19 @@ import aiohttp
 from opa_client.opa_async import AsyncOpaClient
 from pydantic import ValidationError
 
-from gateway.contracts import (
-    ApprovalRequirement,
-    Decision,
-    Obligations,
-    Outcome,
-    ProposedAction,
-    Reason,
-)
+from gateway.contracts import Decision, ProposedAction
+from gateway.decisions import CODE_MALFORMED, fail_closed, merge_decisions
 from gateway.errors import ConfigError, MalformedDecision, PolicyError, PolicyUnavailable
 from gateway.metrics import METRICS, Metrics
 from gateway.settings import Settings
 
-__all__ = [
-    "CODE_MALFORMED",
-    "CODE_TIMEOUT",
-    "CODE_UNAVAILABLE",
-    "CODE_UNDEFINED",
-    "PolicyClient",
-    "fail_closed",
-    "merge_decisions",
-]
+__all__ = ["CODE_MALFORMED", "CODE_TIMEOUT", "CODE_UNAVAILABLE", "CODE_UNDEFINED", "PolicyClient"]
 
 log = logging.getLogger(__name__)
 
 CODE_UNAVAILABLE = "GW-POLICY-UNAVAILABLE"
 CODE_TIMEOUT = "GW-POLICY-TIMEOUT"
 CODE_UNDEFINED = "GW-POLICY-UNDEFINED"
-CODE_MALFORMED = "GW-POLICY-MALFORMED"
 
 # The ``kind`` label of ``gateway_opa_errors_total`` for each fail-closed reason code.
 _METRIC_KINDS = {
@@ -118,22 +103,6 @@ class _Undefined(MalformedDecision, _Failure):
 
 class _Malformed(MalformedDecision, _Failure):
     code = CODE_MALFORMED
-
-
-def fail_closed(code: str, message: str) -> Decision:
-    """The decision the gateway substitutes when policy could not decide: deny, saying why."""
-    return Decision(
-        outcome="deny",
-        reasons=[
-            Reason(
-                code=code,
-                rule="policy_engine",
-                severity="high",
-                effect="deny",
-                message=f"policy engine failed, so the call is denied: {message}",
-            )
-        ],
-    )
 
 
 class PolicyClient:
@@ -278,49 +247,6 @@ class PolicyClient:
         return decision
 
 
-def merge_decisions(decisions: Iterable[Decision]) -> Decision:
-    """One decision for a call of several actions.
-
-    Any deny wins, else any needs_approval, else allow. Reasons, warnings and dryrun are
-    concatenated (exact duplicates once). The approval block is the strictest: the largest
-    ``min_approvals``, the union of approver groups, the shortest TTL, self-approval only if
-    every block allows it. Obligations: the union of redact paths, the smallest
-    ``max_log_lines``. Revisions and decision ids are joined with ``,`` when they differ.
-    """
-    items = list(decisions)
-    if not items:
-        return fail_closed(CODE_MALFORMED, "no decision to merge")
-    if len(items) == 1:
-        return items[0]
-    outcomes = {d.outcome for d in items}
-    outcome: Outcome = (
-        "deny" if "deny" in outcomes else "needs_approval" if "needs_approval" in outcomes else "allow"
-    )
-    blocks = [d.approval for d in items if d.approval is not None]
-    approval = None
-    if blocks:
-        approval = ApprovalRequirement(
-            min_approvals=max(b.min_approvals for b in blocks),
-            approver_groups=_union(g for b in blocks for g in b.approver_groups),
-            ttl_seconds=min(b.ttl_seconds for b in blocks),
-            allow_self_approval=all(b.allow_self_approval for b in blocks),
-        )
-    limits = [d.obligations.max_log_lines for d in items if d.obligations.max_log_lines is not None]
-    return Decision(
-        outcome=outcome,
-        reasons=_unique(r for d in items for r in d.reasons),
-        approval=approval,
-        obligations=Obligations(
-            redact=_union(p for d in items for p in d.obligations.redact),
-            max_log_lines=min(limits) if limits else None,
-        ),
-        warnings=_unique(r for d in items for r in d.warnings),
-        dryrun=_unique(r for d in items for r in d.dryrun),
-        bundle_revision=_join(d.bundle_revision for d in items),
-        decision_id=_join(d.decision_id for d in items),
-    )
-
-
 def _check_consistent(decision: Decision) -> None:
     # A document that contradicts itself is doubtful, and doubt is a deny.
     if decision.outcome == "needs_approval" and decision.approval is None:
@@ -390,19 +316,3 @@ def _json_type(value: Any) -> str:
     if isinstance(value, str):
         return "string"
     return "array" if isinstance(value, list) else "value"
-
-
-def _unique(reasons: Iterable[Reason]) -> list[Reason]:
-    seen: dict[Reason, None] = {}
-    for reason in reasons:
-        seen.setdefault(reason, None)
-    return list(seen)
-
-
-def _union(values: Iterable[str]) -> list[str]:
-    return list(dict.fromkeys(values))
-
-
-def _join(values: Iterable[str | None]) -> str | None:
-    present = _union(v for v in values if v)
-    return ",".join(present) or None

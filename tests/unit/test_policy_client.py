@@ -26,6 +26,7 @@ from gateway.contracts import (
     Reason,
     Target,
 )
+from gateway.decisions import merge_decisions
 from gateway.errors import ConfigError, MalformedDecision, PolicyUnavailable
 from gateway.local.process import free_port
 from gateway.policy import (
@@ -34,7 +35,6 @@ from gateway.policy import (
     CODE_UNAVAILABLE,
     CODE_UNDEFINED,
     PolicyClient,
-    merge_decisions,
 )
 from gateway.settings import Settings
 

@@ -14,8 +14,9 @@ import pytest
 from queue_support import ALICE, BOB, CAROL, DAVE, FakeClock, allow, deny, needs_approval, scale_call
 
 from gateway.contracts import Decision, ProposedAction
+from gateway.decisions import fail_closed
 from gateway.errors import ApprovalRefused, InvalidTransition, PolicyUnavailable, UnknownAction
-from gateway.policy import CODE_UNAVAILABLE, fail_closed
+from gateway.policy import CODE_UNAVAILABLE
 from gateway.ports import ActionState
 from gateway.queue import QueueStore, approve
 
