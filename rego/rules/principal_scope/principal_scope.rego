@@ -91,16 +91,31 @@ _group_list := concat(", ", _groups) if count(_groups) > 0
 
 _group_list := "none" if count(_groups) == 0
 
-_where := sprintf("in namespace '%s' of cluster '%s'", [input.target.namespace, _cluster]) if _has.namespace
+_target := input.target
 
-_where := sprintf("in cluster '%s'", [_cluster]) if not _has.namespace
+_where := sprintf("in namespace '%s' of cluster '%s'", [_target.namespace, _target.cluster]) if {
+	_has.namespace
+	_has.cluster
+}
+
+_where := sprintf("in namespace '%s' without naming a cluster", [_target.namespace]) if {
+	_has.namespace
+	not _has.cluster
+}
+
+_where := sprintf("in cluster '%s'", [_target.cluster]) if {
+	not _has.namespace
+	_has.cluster
+}
+
+# A fleet-wide call (a Palette cluster listing, say) names no cluster: it reaches all of them.
+_where := "across all clusters" if {
+	not _has.namespace
+	not _has.cluster
+}
 
 _subject := input.principal.subject if _has.subject
 
 _subject := "<unknown>" if not _has.subject
 
 _has["subject"] if is_string(input.principal.subject)
-
-_cluster := input.target.cluster if _has.cluster
-
-_cluster := "<unknown>" if not _has.cluster

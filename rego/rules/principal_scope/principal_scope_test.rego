@@ -90,5 +90,12 @@ test_deny_missing_principal if {
 test_deny_missing_cluster_for_narrow_scope if {
 	inp := json.remove(_as(_write, ["developers"]), ["target/cluster"])
 	some v in principal_scope.violation with input as inp
-	contains(v.message, "<unknown>")
+	contains(v.message, "in namespace 'dev' without naming a cluster")
+}
+
+test_deny_fleet_wide_read_for_narrow_scope if {
+	fleet := json.remove(_as(_write, ["developers"]), ["target/cluster", "target/namespace"])
+	read := object.union(fleet, {"effect": "read"})
+	some v in principal_scope.violation with input as read
+	contains(v.message, "may not read across all clusters")
 }
