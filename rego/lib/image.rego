@@ -12,20 +12,19 @@ package lib
 # regal ignore:line-length
 _image_pattern := `^(?:(localhost(?::[0-9]+)?|[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)+(?::[0-9]+)?|[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?:[0-9]+)/)?([a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*)(?::([A-Za-z0-9_][A-Za-z0-9_.-]*))?(?:@([A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:([0-9a-fA-F]+)))?$`
 
-# A single-segment Docker Hub path is an official image under library/.
-_library_prefix := {"docker.io": {false: "library/"}}
-
 # METADATA
 # scope: document
 # description: |
-#   An image reference split into {registry, repository, tag, digest}, normalised like
-#   the container runtime does: no registry means docker.io, a single-segment Docker Hub
-#   path gets "library/", the registry is lower-cased. Undefined for an invalid reference.
+#   An image reference split into {registry, repository, tag, digest, location},
+#   normalised like the container runtime does: no registry means docker.io, a
+#   single-segment Docker Hub path gets "library/", the registry is lower-cased;
+#   location is registry/repository. Undefined for an invalid reference.
 image(ref) := {
 	"registry": registry,
-	"repository": concat("", [object.get(_library_prefix, [registry, contains(groups[2], "/")], ""), groups[2]]),
+	"repository": repository,
 	"tag": groups[3],
 	"digest": groups[4],
+	"location": concat("/", [registry, repository]),
 } if {
 	is_string(ref)
 	groups := regex.find_all_string_submatch_n(_image_pattern, ref, 1)[0]
@@ -36,8 +35,14 @@ image(ref) := {
 	# call costs more than the expression.
 	min([count(groups[5]), 32]) in {0, 32}
 
-	# No registry, or Docker Hub's old index name, is Docker Hub.
-	registry := object.get({"": "docker.io", "index.docker.io": "docker.io"}, lower(groups[1]), lower(groups[1]))
+	# No registry, or Docker Hub's old index name, is Docker Hub; a single-segment
+	# Docker Hub path is an official image under library/.
+	host := lower(groups[1])
+	registry := object.get({"": "docker.io", "index.docker.io": "docker.io"}, host, host)
+	repository := concat("", [
+		object.get({"docker.io": {false: "library/"}}, [registry, contains(groups[2], "/")], ""),
+		groups[2],
+	])
 }
 
 # METADATA
@@ -47,10 +52,7 @@ image(ref) := {
 #   ("registry.example.com") or a registry and repository prefix ("ghcr.io/acme"); it
 #   matches whole path segments only, so "registry.example.com.evil.io" and
 #   "ghcr.io/acme-evil" do not match.
-image_from(parsed, entry) if {
-	location := concat("/", [parsed.registry, parsed.repository])
-	startswith(location, approved_prefix(entry))
-}
+image_from(parsed, entry) if startswith(parsed.location, approved_prefix(entry))
 
 # METADATA
 # scope: document

@@ -3,8 +3,14 @@ package lib_test
 import data.lib
 
 test_allow_docker_hub_short_names if {
-	lib.image("nginx:1.27") == {"registry": "docker.io", "repository": "library/nginx", "tag": "1.27", "digest": ""}
-	lib.image("bitnami/redis") == {"registry": "docker.io", "repository": "bitnami/redis", "tag": "", "digest": ""}
+	lib.image("nginx:1.27") == {
+		"registry": "docker.io",
+		"repository": "library/nginx",
+		"tag": "1.27",
+		"digest": "",
+		"location": "docker.io/library/nginx",
+	}
+	lib.image("bitnami/redis").location == "docker.io/bitnami/redis"
 	lib.image("index.docker.io/nginx").repository == "library/nginx"
 }
 
@@ -47,7 +53,13 @@ test_deny_image_from_prefix_tricks if {
 }
 
 test_allow_dotless_registry_with_port if {
-	lib.image("buildhost:5000/app:1") == {"registry": "buildhost:5000", "repository": "app", "tag": "1", "digest": ""}
+	lib.image("buildhost:5000/app:1") == {
+		"registry": "buildhost:5000",
+		"repository": "app",
+		"tag": "1",
+		"digest": "",
+		"location": "buildhost:5000/app",
+	}
 }
 
 test_deny_overlong_tag_and_short_digest if {

@@ -6,7 +6,6 @@ package lib
 # regal ignore:line-length
 _quantity_pattern := `^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$`
 
-# units.parse knows no nano and micro suffixes: they divide (exactly, unlike 0.001 *).
 _divisors := {"n": 1000000000, "u": 1000000}
 
 # METADATA
@@ -18,13 +17,11 @@ _divisors := {"n": 1000000000, "u": 1000000}
 quantity(q) := q if {
 	is_number(q)
 } else := value if {
-	is_string(q)
 	text := trim_space(q)
 	regex.match(_quantity_pattern, text)
-	value := _value(text, substring(text, count(text) - 1, 1))
-}
 
-# Else-chains, not separate bodies: OPA evaluates every body of a function.
-_value(text, last) := units.parse(trim_suffix(text, last)) / divisor if {
-	divisor := _divisors[last]
-} else := units.parse(text)
+	# units.parse knows no nano and micro suffixes: the pattern allows at most one
+	# suffix, so trimming "n" and "u" and dividing (exactly, unlike 0.001 *) handles
+	# them in the one body every quantity passes through.
+	value := units.parse(trim_right(text, "nu")) / object.get(_divisors, substring(text, count(text) - 1, 1), 1)
+}

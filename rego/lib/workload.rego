@@ -4,75 +4,65 @@ package lib
 # template (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, ...) and CronJob.
 # Every path is tried whatever the kind, so a custom resource with a pod template is
 # inspected too.
-_pod_spec_paths := [
+pod_spec_paths := [
 	["spec"],
 	["template", "spec"],
 	["spec", "template", "spec"],
 	["spec", "jobTemplate", "spec", "template", "spec"],
 ]
 
-_container_fields := ["containers", "initContainers", "ephemeralContainers"]
-
 # METADATA
 # scope: document
 # description: Every pod spec inside an object, wherever its kind keeps it.
-pod_specs(obj) := {spec |
-	some path in _pod_spec_paths
+pod_specs(obj) := [spec |
+	some path in pod_spec_paths
 	spec := object.get(obj, path, null)
 	is_object(spec)
-}
+]
 
 # METADATA
 # scope: document
 # description: |
 #   Every container of an object, init and ephemeral ones included, as
-#   {field, name, container, pod_security}; pod_security (the pod's securityContext)
-#   lets rules apply pod-level defaults. Entries stay small: sets hash their elements.
-containers(obj) := {entry |
+#   {field, name, container, run_as_user, run_as_non_root}: the two security settings
+#   as they take effect, the container's own value when set, else the pod's.
+#   One comprehension and builtins only: every workload rule iterates these entries,
+#   and a helper call costs ten times an expression in OPA's evaluator.
+containers(obj) := [entry |
 	some spec in pod_specs(obj)
-	some field in _container_fields
-	some container in spec[field]
+	pod_user := object.get(spec, ["securityContext", "runAsUser"], null)
+	pod_non_root := object.get(spec, ["securityContext", "runAsNonRoot"], null)
+	some field in ["containers", "initContainers", "ephemeralContainers"]
+	some i, container in spec[field]
 	entry := {
 		"field": field,
-		"name": _container_name(container),
+		"name": object.get(spec, [field, i, "name"], "<unnamed>"),
 		"container": container,
-		"pod_security": object.get(spec, "securityContext", {}),
+		"run_as_user": object.get(spec, [field, i, "securityContext", "runAsUser"], pod_user),
+		"run_as_non_root": object.get(spec, [field, i, "securityContext", "runAsNonRoot"], pod_non_root),
 	}
-}
-
-# `else`, not a second body negating the first: OPA evaluates every body of a
-# function, and the negation would need a helper call of its own.
-_container_name(container) := container.name if is_string(container.name)
-
-else := "<unnamed>"
-
-# METADATA
-# scope: document
-# description: |
-#   A security context setting as it takes effect: the container's own value when
-#   set, else the pod-level value.
-effective_security(entry, key) := value if {
-	value := entry.container.securityContext[key]
-} else := entry.pod_security[key]
+]
 
 # METADATA
 # scope: document
 # description: The object's own workload containers when this action writes one.
 write_containers := containers(input.object) if k8s_object_write
 
-# METADATA
-# scope: document
-# description: The live object's containers, for rules that compare before and after.
-current_containers := containers(input.current) if {
+# The live object's resources per container, keyed by [field, name], for rules that
+# compare before and after; empty without a live object.
+# regal ignore:prefer-set-or-object-rule
+current_resources := {[field, object.get(container, "name", "<unnamed>")]: object.get(container, "resources", null) |
 	k8s_object_write
-	is_object(input.current)
+	some spec in pod_specs(input.current)
+	some field in ["containers", "initContainers", "ephemeralContainers"]
+	some container in spec[field]
 }
 
 # Every image reference of the written object, parsed once per decision (several
 # rules look at each image); an invalid reference has no entry. A comprehension, not
 # an object rule: OPA re-evaluates an object rule's body for every key looked up.
 # regal ignore:prefer-set-or-object-rule
-images := {ref: parsed |
-	some ref in {entry.container.image | some entry in write_containers}
-	parsed := image(ref)
+images := {entry.container.image: parsed |
+	some entry in write_containers
+	parsed := image(entry.container.image)
 }

@@ -14,17 +14,14 @@ package rules.approved_registries
 
 import data.lib
 
-# Each approved entry once per decision, and each distinct image once: containers then
-# cost one set lookup each.
-_prefixes contains lib.approved_prefix(entry) if {
-	some entry in data.params.rules.approved_registries.registries
-}
+# Each approved entry once per decision, and each distinct image once: containers
+# are looked at only for an image that fails.
+_prefixes := [lib.approved_prefix(entry) | some entry in data.params.rules.approved_registries.registries]
 
 _approved contains ref if {
 	some ref, parsed in lib.images
-	location := concat("/", [parsed.registry, parsed.repository])
 	some prefix in _prefixes
-	startswith(location, prefix)
+	startswith(parsed.location, prefix)
 }
 
 violation contains reason if {
@@ -32,12 +29,11 @@ violation contains reason if {
 	not ref in _approved
 	some entry in lib.write_containers
 	entry.container.image == ref
-	msg := sprintf("%s '%s' uses image '%s' from %s/%s, which is not an approved registry", [
+	msg := sprintf("%s '%s' uses image '%s' from %s, which is not an approved registry", [
 		entry.field,
 		entry.name,
 		ref,
-		parsed.registry,
-		parsed.repository,
+		parsed.location,
 	])
 	reason := lib.reason(rego.metadata.chain(), msg)
 }

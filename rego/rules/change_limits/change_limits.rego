@@ -16,63 +16,63 @@ import data.lib
 
 _params := data.params.rules.change_limits
 
-_factor := 1 + (_params.max_change_percent / 100)
-
-_sections := ["requests", "limits"]
-
-# The CPU and memory quantities that differ from the before-image, for containers
-# whose resources changed at all (matched by field and name); old is null when the
-# container or the quantity is new. Unchanged containers cost one comparison.
-_changes contains change if {
+# Containers whose resources differ from the before-image (matched by field and
+# name), with that image or null: an unchanged container costs one lookup and one
+# comparison. A rule of its own so that the loops below, which the optimizer unrolls
+# over the sections and resources, repeat only over changed containers.
+_changed contains [entry, before] if {
 	some entry in lib.write_containers
-	before := object.get(_before, [[entry.field, entry.name]], null)
+	before := object.get(lib.current_resources, [[entry.field, entry.name]], null)
 	entry.container.resources != before
-	some section in _sections
+}
+
+# The CPU and memory quantities that changed, as [field, name, section, resource, new,
+# old]; old is null when the container or the quantity is new.
+_changes contains [entry.field, entry.name, section, resource, new, old] if {
+	some [entry, before] in _changed
+	some section in ["requests", "limits"]
 	some resource in _params.resources
 	new := entry.container.resources[section][resource]
 	old := object.get(before, [section, resource], null)
 	new != old
-	change := {"field": entry.field, "name": entry.name, "section": section, "resource": resource, "new": new, "old": old}
 }
 
-# Comprehensions, not object rules: OPA re-evaluates an object rule's body for every key
-# looked up. Each distinct quantity string is parsed once per decision.
-# regal ignore:prefer-set-or-object-rule
-_before := {[entry.field, entry.name]: object.get(entry.container, "resources", null) |
-	some entry in lib.current_containers
-}
-
+# Each distinct quantity string is parsed once per decision. A comprehension, not an
+# object rule: OPA re-evaluates an object rule's body for every key looked up.
 # regal ignore:prefer-set-or-object-rule
 _values := {text: value |
-	some text in {quantity | some change in _changes; some quantity in [change.new, change.old]}
+	some text in {quantity | some change in _changes; some quantity in [change[4], change[5]]}
 	value := lib.quantity(text)
 }
 
 violation contains reason if {
-	some change in _changes
-	change.old != null
-	_too_far(_values[change.old], _values[change.new])
+	some [field, name, section, resource, new, old] in _changes
+	old != null
+
+	# Raised or cut by more than the factor, as one comparison: the larger of the two
+	# overshoots is positive.
+	max([_values[new] - (_values[old] * _factor), _values[old] - (_values[new] * _factor)]) > 0
 	msg := sprintf("%s '%s' %s %s changes from %v to %v, more than %v%%", [
-		change.field,
-		change.name,
-		change.resource,
-		_section_word[change.section],
-		change.old,
-		change.new,
+		field,
+		name,
+		resource,
+		_section_word[section],
+		old,
+		new,
 		_params.max_change_percent,
 	])
 	reason := lib.reason(rego.metadata.chain(), msg)
 }
 
 violation contains reason if {
-	some change in _changes
-	not _valid(change.new)
+	some [field, name, section, resource, new, _] in _changes
+	not _values[new]
 	msg := sprintf("%s '%s' %s %s '%v' is not a valid quantity", [
-		change.field,
-		change.name,
-		change.resource,
-		_section_word[change.section],
-		change.new,
+		field,
+		name,
+		resource,
+		_section_word[section],
+		new,
 	])
 	reason := lib.reason(rego.metadata.chain(), msg)
 }
@@ -86,10 +86,6 @@ violation contains reason if {
 	reason := lib.reason(rego.metadata.chain(), msg)
 }
 
+_factor := 1 + (_params.max_change_percent / 100)
+
 _section_word := {"requests": "request", "limits": "limit"}
-
-_too_far(old, new) if new > old * _factor
-
-_too_far(old, new) if new * _factor < old
-
-_valid(text) if _values[text]

