@@ -125,3 +125,47 @@ test_deny_input_that_is_not_an_object if {
 	}
 	_messages(known_action.violation) == expected with input as "garbage"
 }
+
+# The fast path for well-formed actions, taken by each shape, still sees every bend.
+test_deny_malformations_in_every_shape if {
+	shapes := [_write, lib_test.k8s_read("k8s_get", "get", "Pod"), lib_test.k8s_delete("Pod", "web")]
+	bends := {
+		"/version": 2,
+		"/tool": "k8s_exec",
+		"/principal/subject": " ",
+		"/principal/groups": ["sre", 1],
+		"/principal/authenticated": null,
+		"/args": [],
+		"/approvals": {},
+		"/target": "x",
+	}
+	every shape in shapes {
+		every path, value in bends {
+			count(known_action.violation) > 0 with input as lib_test.with_field(shape, path, value)
+		}
+	}
+}
+
+test_allow_object_kind_in_other_case if {
+	count(known_action.violation) == 0 with input as lib_test.with_field(_write, "/object/kind", "deployment")
+}
+
+test_deny_read_carrying_contradicting_object if {
+	inp := lib_test.with_field(lib_test.k8s_read("k8s_get", "get", "Pod"), "/object", {"kind": "Secret"})
+	"object kind 'Secret' contradicts target kind 'Pod'" in _messages(known_action.violation) with input as inp
+}
+
+test_allow_delete_carrying_the_live_object if {
+	inp := lib_test.with_field(lib_test.k8s_delete("Pod", "web"), "/object", {"kind": "Pod", "metadata": {"name": "web"}})
+	count(known_action.violation) == 0 with input as inp
+}
+
+test_allow_palette_read if {
+	inp := object.union(lib_test.palette_delete("uid-1", "dev"), {
+		"tool": "palette_get_cluster",
+		"operation": "get_cluster",
+		"effect": "read",
+		"object": null,
+	})
+	count(known_action.violation) == 0 with input as inp
+}
