@@ -16,31 +16,35 @@ import data.lib
 
 _params := data.params.rules.principal_scope
 
-# Negations go through helper rules: `not is_array(input.principal.groups)` is
-# undefined, not true, when the field is missing.
-_groups := input.principal.groups if _has.groups
+# Any mapped group whose scope allows the action, or the unmapped scope when none of
+# the principal's groups is mapped. Reasons and their wording are built only when
+# this fails: nearly every action is in scope.
+_in_scope if {
+	some group in input.principal.groups
+	_allows(_params.groups[group])
+}
 
-_groups := [] if not _has.groups
+_in_scope if {
+	not _mapped
+	_allows(_params.unmapped)
+}
 
-_has["groups"] if is_array(input.principal.groups)
+_mapped if {
+	some group in input.principal.groups
+	_params.groups[group]
+}
 
-_has["namespace"] if is_string(input.target.namespace)
+_allows(scope) if {
+	input.effect in scope.effects
+	_cluster_allowed(scope)
+	_namespace_allowed(scope)
+}
 
-_has["cluster"] if is_string(input.target.cluster)
-
-_has["authentication"] if input.principal.authenticated == true
-
-_has["anonymous_effect"] if input.effect in _params.unauthenticated_effects
-
-_mapped := [_params.groups[group] | some group in _groups]
-
-_scopes := _mapped if count(_mapped) > 0
-
-_scopes := [_params.unmapped] if count(_mapped) == 0
-
+# `==`, not a negated call: `not f(input.x)` is undefined, not true, when the field is
+# missing; a negated comparison is rewritten so that it holds.
 violation contains reason if {
-	not _has.authentication
-	not _has.anonymous_effect
+	not input.principal.authenticated == true
+	not _anonymous_effect
 	msg := sprintf("an unauthenticated principal may not %v", [object.get(input, "effect", "act")])
 	reason := lib.reason(rego.metadata.chain(), msg)
 }
@@ -56,12 +60,7 @@ violation contains reason if {
 	reason := lib.reason(rego.metadata.chain(), msg)
 }
 
-_in_scope if {
-	some scope in _scopes
-	input.effect in scope.effects
-	_cluster_allowed(scope)
-	_namespace_allowed(scope)
-}
+_anonymous_effect if input.effect in _params.unauthenticated_effects
 
 _cluster_allowed(scope) if "*" in scope.clusters
 
@@ -86,6 +85,15 @@ _namespace_allowed(_) if {
 	object.get(input.target, "namespace", null) == null
 	object.get(input.target, "all_namespaces", false) == false
 }
+
+# The wording of a denial, built only for one.
+default _groups := []
+
+_groups := input.principal.groups if is_array(input.principal.groups)
+
+_has["namespace"] if is_string(input.target.namespace)
+
+_has["cluster"] if is_string(input.target.cluster)
 
 _group_list := concat(", ", _groups) if count(_groups) > 0
 
