@@ -53,6 +53,19 @@ _rule_blocks contains name if {
 }
 
 violation contains reason if {
+	not _complete
 	some problem in _problems
 	reason := lib.reason(rego.metadata.chain(), sprintf("policy data is incomplete: %s", [problem]))
+}
+
+# Every check above in one body: complete data (every decision) costs one pass, and
+# the problems are listed only when it fails. Each condition here implies the
+# absence of the matching problem.
+_complete if {
+	_approval_ok
+	_catalog_ok
+	_production_ok
+	every name in _rules_with_parameters {
+		is_object(data.params.rules[name])
+	}
 }
