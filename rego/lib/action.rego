@@ -65,3 +65,8 @@ target_name := input.target.name if is_string(input.target.name)
 #   Glob match where "*" matches any run of characters, "/" and "." included: null
 #   delimiters, since [] would mean ".".
 matches(pattern, value) if glob.match(pattern, null, value)
+
+# METADATA
+# scope: document
+# description: A string as a regular expression that matches it literally.
+regex_literal(text) := regex.replace(text, `[.\\+*?()|\[\]{}^$]`, `\$0`)

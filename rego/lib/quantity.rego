@@ -19,9 +19,11 @@ quantity(q) := q if {
 } else := value if {
 	text := trim_space(q)
 	regex.match(_quantity_pattern, text)
-
-	# units.parse knows no nano and micro suffixes: the pattern allows at most one
-	# suffix, so trimming "n" and "u" and dividing (exactly, unlike 0.001 *) handles
-	# them in the one body every quantity passes through.
-	value := units.parse(trim_right(text, "nu")) / object.get(_divisors, substring(text, count(text) - 1, 1), 1)
+	value := units.parse(text)
+} else := value if {
+	# units.parse knows no nano and micro suffixes: it fails on them, and they divide
+	# here (exactly, unlike 0.001 *). The pattern allows at most one suffix.
+	text := trim_space(q)
+	regex.match(_quantity_pattern, text)
+	value := units.parse(trim_right(text, "nu")) / _divisors[substring(text, count(text) - 1, 1)]
 }
