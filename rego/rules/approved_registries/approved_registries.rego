@@ -24,7 +24,11 @@ _approved contains ref if {
 	startswith(parsed.location, prefix)
 }
 
+# The leading input equalities let OPA's rule index skip these bodies for every
+# action that is not a Kubernetes write, without evaluating them.
 violation contains reason if {
+	input.backend == "kubernetes"
+	input.effect == "write"
 	some ref, parsed in lib.images
 	not ref in _approved
 	some entry in lib.write_containers
@@ -39,6 +43,8 @@ violation contains reason if {
 }
 
 violation contains reason if {
+	input.backend == "kubernetes"
+	input.effect == "write"
 	some entry in lib.write_containers
 	not _valid(entry.container)
 	msg := sprintf("%s '%s' has no valid image reference", [entry.field, entry.name])

@@ -14,7 +14,11 @@ import data.lib
 # Distinct images first, containers only for an image that fails.
 _disallowed contains lower(tag) if some tag in data.params.rules.no_latest_tag.disallowed_tags
 
+# The leading input equalities let OPA's rule index skip these bodies for every
+# action that is not a Kubernetes write, without evaluating them.
 violation contains reason if {
+	input.backend == "kubernetes"
+	input.effect == "write"
 	some ref, parsed in lib.images
 	parsed.digest == ""
 	parsed.tag == ""
@@ -25,6 +29,8 @@ violation contains reason if {
 }
 
 violation contains reason if {
+	input.backend == "kubernetes"
+	input.effect == "write"
 	some ref, parsed in lib.images
 	parsed.digest == ""
 	lower(parsed.tag) in _disallowed

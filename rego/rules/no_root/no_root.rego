@@ -13,7 +13,11 @@ package rules.no_root
 
 import data.lib
 
+# The leading input equalities let OPA's rule index skip these bodies for every
+# action that is not a Kubernetes write, without evaluating them.
 violation contains reason if {
+	input.backend == "kubernetes"
+	input.effect == "write"
 	some entry in lib.write_containers
 	entry.run_as_user == 0
 	msg := sprintf("%s '%s' runs as user 0 (root)", [entry.field, entry.name])
@@ -21,6 +25,8 @@ violation contains reason if {
 }
 
 violation contains reason if {
+	input.backend == "kubernetes"
+	input.effect == "write"
 	some entry in lib.write_containers
 	entry.run_as_non_root == false
 	msg := sprintf("%s '%s' sets runAsNonRoot: false", [entry.field, entry.name])
@@ -30,6 +36,8 @@ violation contains reason if {
 # The settings are compared inline (the entries carry them as they take effect); only
 # a container that proves nothing reaches the helper.
 violation contains reason if {
+	input.backend == "kubernetes"
+	input.effect == "write"
 	data.params.rules.no_root.require_explicit_non_root == true
 	some entry in lib.write_containers
 	not entry.run_as_non_root in {true, false}

@@ -14,7 +14,11 @@ import data.lib
 
 _params := data.params.rules.rbac_escalation
 
+# The leading input equalities let OPA's rule index skip these bodies for every
+# action that is not a Kubernetes write, without evaluating them.
 violation contains reason if {
+	input.backend == "kubernetes"
+	input.effect == "write"
 	lib.k8s_object_write
 	lower(input.object.kind) in {"rolebinding", "clusterrolebinding"}
 	input.object.roleRef.name in _params.privileged_roles
@@ -23,12 +27,16 @@ violation contains reason if {
 }
 
 violation contains reason if {
+	input.backend == "kubernetes"
+	input.effect == "write"
 	some [index, field] in _role_rule_fields
 	msg := sprintf("%s '%s' grants '*' %s (rule %d)", [input.object.kind, lib.target_name, field, index])
 	reason := lib.reason(rego.metadata.chain(), msg)
 }
 
 violation contains reason if {
+	input.backend == "kubernetes"
+	input.effect == "write"
 	some [index, verb] in _escalation_verbs
 	msg := sprintf("%s '%s' grants the %s verb (rule %d)", [input.object.kind, lib.target_name, verb, index])
 	reason := lib.reason(rego.metadata.chain(), msg)
