@@ -47,15 +47,21 @@ _values := {text: value |
 
 # The leading input equalities let OPA's rule index skip these bodies for every
 # action that is not a Kubernetes write, without evaluating them.
+# The texts that parse; a membership test, not `not _values[new]`, which the optimizer
+# turns into a helper call per change.
+_parsed := {text | some text, _ in _values}
+
 violation contains reason if {
 	input.backend == "kubernetes"
 	input.effect == "write"
 	some [field, name, section, resource, new, old] in _changes
 	old != null
+	old_value := _values[old]
+	new_value := _values[new]
 
 	# Raised or cut by more than the factor, as one comparison: the larger of the two
 	# overshoots is positive.
-	max([_values[new] - (_values[old] * _factor), _values[old] - (_values[new] * _factor)]) > 0
+	max([new_value - (old_value * _factor), old_value - (new_value * _factor)]) > 0
 	msg := sprintf("%s '%s' %s %s changes from %v to %v, more than %v%%", [
 		field,
 		name,
@@ -72,7 +78,7 @@ violation contains reason if {
 	input.backend == "kubernetes"
 	input.effect == "write"
 	some [field, name, section, resource, new, _] in _changes
-	not _values[new]
+	not new in _parsed
 	msg := sprintf("%s '%s' %s %s '%v' is not a valid quantity", [
 		field,
 		name,
