@@ -74,6 +74,27 @@ its members may act in. A principal gets the union of its groups' scopes.
   `developers` for `dev` only, `payments` for `payments` only). The default approver groups are `sre`
   and `platform-admins`, so the same setting lets that user approve from the CLI where
   self-approval is allowed (not for production writes and deletes, which need others).
+
+## Writing a rule that stays fast
+
+Every call waits on the whole rule set, so a rule pays for what it evaluates on every
+action. `make bench-policy` measures a production Deployment apply and a `k8s_get`; on the
+reference machine (2 cores) OPA spends about 1 µs per builtin call, 3 µs per rule or
+function it evaluates, and 0.3 µs per plain comparison.
+
+- Lead each body with input equalities (`input.backend == "kubernetes"`,
+  `input.effect == "write"`): OPA's rule index then skips the body for other actions
+  without evaluating it.
+- Use the facts `rego/lib` computes once per decision: `lib.write_containers` (each entry
+  with its effective `run_as_user` and `run_as_non_root`), `lib.images` (parsed, with
+  `location`, `tag`, `digest`), `lib.current_resources`, `lib.quantity`.
+- The bundle is built with `-O=1`, which folds `data.params` into the policy and unrolls a
+  loop over data into one body per element, repeating everything before the loop. Put an
+  expensive prefix (a scan of containers) in a rule of its own, and match a list of literals
+  from data with one alternation built by `lib.regex_literal`.
+- Build messages and call `lib.reason` only after the conditions hold. A rule with many
+  independent checks can prove the common case in one body and list the details only when
+  that fails (`known_action`, `policy_data`), with a test that holds the two together.
 """
 
 
