@@ -31,12 +31,13 @@ violation contains reason if {
 _critical_names contains name if {
 	lib.change
 	some name in _names
-	regex.match(_any_pattern, name)
+	regex.match(_any_pattern, lower(name))
 }
 
 _patterns := data.params.rules.critical_workloads.name_patterns
 
-# Every pattern as one case-insensitive alternation of literals (constant once the
-# bundle's data is known): a name costs one match, and only a name that matches is
-# compared pattern by pattern to say which.
-_any_pattern := concat("", ["(?i)", concat("|", [lib.regex_literal(pattern) | some pattern in _patterns])])
+# Every pattern, lower-cased, as one alternation of literals (constant once the bundle's
+# data is known), matched against the lower-cased name: the same test as contains() on
+# lower() (a (?i) match would fold case differently for some letters, like "İ"), at one
+# match per name; only a name that matches is compared pattern by pattern to say which.
+_any_pattern := concat("|", [lib.regex_literal(lower(pattern)) | some pattern in _patterns])

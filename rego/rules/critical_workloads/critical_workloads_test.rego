@@ -32,3 +32,10 @@ test_deny_object_name_differs_from_target if {
 	inp := lib_test.with_field(_write("web"), "/object/metadata/name", "etcd-main")
 	count(critical_workloads.violation) == 1 with input as inp
 }
+
+# The gate matches what contains() on lower() matches, for letters whose case folds
+# differently from their lower case too.
+test_deny_name_with_dotted_capital_i if {
+	inp := lib_test.with_field(_write("app"), "/target/name", "MARİADB-main")
+	"OPS-CRIT-001" in lib_test.codes(critical_workloads.violation) with input as inp
+}

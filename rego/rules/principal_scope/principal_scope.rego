@@ -20,6 +20,7 @@ _params := data.params.rules.principal_scope
 # the principal's groups is mapped. Reasons and their wording are built only when
 # this fails: nearly every action is in scope.
 _in_scope if {
+	is_array(input.principal.groups)
 	some group in input.principal.groups
 	_allows(_params.groups[group])
 }
@@ -30,6 +31,7 @@ _in_scope if {
 }
 
 _mapped if {
+	is_array(input.principal.groups)
 	some group in input.principal.groups
 	_params.groups[group]
 }

@@ -99,3 +99,8 @@ test_deny_fleet_wide_read_for_narrow_scope if {
 	some v in principal_scope.violation with input as read
 	contains(v.message, "may not read across all clusters")
 }
+
+# Groups that are not a list map to nothing, whatever their values say.
+test_deny_write_with_groups_as_an_object if {
+	count(principal_scope.violation) > 0 with input as _as(_write, {"a": "sre"})
+}
