@@ -49,7 +49,7 @@ _values := {text: value |
 # action that is not a Kubernetes write, without evaluating them.
 # The texts that parse; a membership test, not `not _values[new]`, which the optimizer
 # turns into a helper call per change.
-_parsed := {text | some text, _ in _values}
+_parsed := object.keys(_values)
 
 violation contains reason if {
 	input.backend == "kubernetes"
