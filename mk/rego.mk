@@ -56,8 +56,17 @@ bundle-signed: opa bundle-keys ## $(SIGNED_BUNDLE), signed (RS256) with bundles/
 policy-docs: opa python-env ## regenerate docs/policies.md from the rules' METADATA and rego/data.json
 	$(PY) scripts/policy_docs.py
 
-bench-policy: opa bundle ## opa bench of a production Deployment apply and a k8s_get against the full rule set: p50/p99, allocs
+# The baseline: the same decision with no rule at all (the combiner and OPA alone), measured
+# in the same run, so the rule set's cost reads as a multiple that survives machine and load.
+BENCH_POLICY_FLOOR := bundles/bench-floor.tar.gz
+
+bench-policy: opa bundle ## opa bench of a production Deployment apply and a k8s_get against the full rule set vs no rules: p50/p99, allocs
+	@$(OPA) build -b $(REGO_DIR) $(REGO_IGNORE) --ignore rules $(REGO_OPTIMIZE) -o $(BENCH_POLICY_FLOOR)
+	@$(OPA) bench -b $(BENCH_POLICY_FLOOR) -i $(BENCH_POLICY_INPUT) --count 3 --format json 'data.gateway.decision' > bundles/bench-floor-write.json
 	@$(OPA) bench -b $(BUNDLE) -i $(BENCH_POLICY_INPUT) --count 3 --format json 'data.gateway.decision' \
-		| $(PY) bench/policy/report.py --label "write (deployment apply)" --target-us $(BENCH_POLICY_P99_TARGET_US)
+		| $(PY) bench/policy/report.py --label "write (deployment apply)" --target-us $(BENCH_POLICY_P99_TARGET_US) \
+			--baseline bundles/bench-floor-write.json
+	@$(OPA) bench -b $(BENCH_POLICY_FLOOR) -i $(BENCH_POLICY_READ_INPUT) --count 3 --format json 'data.gateway.decision' > bundles/bench-floor-read.json
 	@$(OPA) bench -b $(BUNDLE) -i $(BENCH_POLICY_READ_INPUT) --count 3 --format json 'data.gateway.decision' \
-		| $(PY) bench/policy/report.py --label "read (k8s_get)" --target-us $(BENCH_POLICY_READ_P99_TARGET_US)
+		| $(PY) bench/policy/report.py --label "read (k8s_get)" --target-us $(BENCH_POLICY_READ_P99_TARGET_US) \
+			--baseline bundles/bench-floor-read.json
