@@ -62,6 +62,12 @@ test_allow_dotless_registry_with_port if {
 	}
 }
 
+test_allow_longest_tag_and_shortest_digest if {
+	lib.image(concat(":", ["registry.example.com/app", _letters(128)])).tag == _letters(128)
+	digest := "sha256:0123456789abcdef0123456789abcdef"
+	lib.image(concat("@", ["registry.example.com/app", digest])).digest == digest
+}
+
 test_deny_overlong_tag_and_short_digest if {
 	not lib.image(concat(":", ["registry.example.com/app", _letters(129)]))
 	not lib.image("registry.example.com/app@sha256:0123456789abcdef")
