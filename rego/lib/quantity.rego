@@ -14,9 +14,9 @@ _divisors := {"n": 1000000000, "u": 1000000}
 #   The value of a Kubernetes resource quantity ("500m", "2", "128Mi", "1Gi", "1e3")
 #   as a number in base units; a JSON number is taken as it is. Undefined for
 #   anything else, so callers can tell an invalid quantity apart.
-quantity(q) := q if {
-	is_number(q)
-} else := value if {
+quantity(q) := value if {
+	# Strings first (manifests carry quantities as strings): trim_space fails on
+	# anything else, and the else-chain goes on.
 	text := trim_space(q)
 	regex.match(_quantity_pattern, text)
 	value := units.parse(text)
@@ -26,4 +26,6 @@ quantity(q) := q if {
 	text := trim_space(q)
 	regex.match(_quantity_pattern, text)
 	value := units.parse(trim_right(text, "nu")) / _divisors[substring(text, count(text) - 1, 1)]
+} else := q if {
+	is_number(q)
 }
