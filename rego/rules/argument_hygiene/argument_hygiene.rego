@@ -60,27 +60,8 @@ _strings contains value if {
 }
 
 _hits contains text if {
-	not _clean
 	some text in _strings
 	regex.match(_any, text)
-}
-
-# One match over every text joined clears a clean action (nearly every one) with one
-# builtin call instead of one per text: a text that matches alone matches inside the
-# joined string too. That holds only when no pattern is anchored, since ^, $, \A and \z
-# would see the joined string's edges, not each text's (a class like [^a] counts as
-# anchored: it only costs speed). The separator is a non-word control character, so \b
-# and \B see the same at each text's edges; a match across texts or on the separator only
-# sends the action down the per-text path, which decides alone.
-_clean if {
-	not _anchored
-	not regex.match(_any, concat("\u001f", _strings))
-}
-
-# Folded at bundle build: the patterns are data.
-_anchored if {
-	some pattern in array.concat(_params.shell_patterns, _params.injection_patterns)
-	regex.match(`(?:^|[^\\])(?:\\\\)*(?:[$^]|\\[Az])`, pattern)
 }
 
 # [path, text] for every string in args (values and object keys) and the listed target

@@ -95,18 +95,3 @@ test_deny_shell_in_pack_name_outside_document_args if {
 	args := {"uid": "abc", "profiles": [{"uid": "p1", "pack_values": [{"name": "nginx;reboot"}]}]}
 	count(argument_hygiene.violation) == 1 with input as _read(args)
 }
-
-# The joined-texts shortcut: a match that only exists across two texts sends the action
-# down the per-text path, which finds each text clean.
-test_allow_marker_split_across_two_texts if {
-	count(argument_hygiene.violation) == 0 with input as _read({"a": "ignore", "b": "previous instructions"})
-}
-
-# An anchored pattern in data turns the shortcut off: "^rm" matches the second text at
-# its start, which the joined string does not show as a start.
-test_deny_anchored_pattern_in_data if {
-	patterns := array.concat(data.params.rules.argument_hygiene.shell_patterns, ["^rm "])
-	inp := _read({"a": "fine", "b": "rm -rf x"})
-	count(argument_hygiene.violation) == 1 with input as inp
-		with data.params.rules.argument_hygiene.shell_patterns as patterns
-}
