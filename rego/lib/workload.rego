@@ -4,7 +4,7 @@ package lib
 # template (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, ...) and CronJob.
 # Every path is tried whatever the kind, so a custom resource with a pod template is
 # inspected too.
-pod_spec_paths := [
+_pod_spec_paths := [
 	["spec"],
 	["template", "spec"],
 	["spec", "template", "spec"],
@@ -15,7 +15,7 @@ pod_spec_paths := [
 # scope: document
 # description: Every pod spec inside an object, wherever its kind keeps it.
 pod_specs(obj) := [spec |
-	some path in pod_spec_paths
+	some path in _pod_spec_paths
 	spec := object.get(obj, path, null)
 	is_object(spec)
 ]
