@@ -41,16 +41,16 @@ _changes contains [entry.field, entry.name, section, resource, new, old] if {
 # object rule: OPA re-evaluates an object rule's body for every key looked up.
 # regal ignore:prefer-set-or-object-rule
 _values := {text: value |
-	some text in {quantity | some change in _changes; some quantity in [change[4], change[5]]}
+	some text in {quantity | some [_, _, _, _, new, old] in _changes; some quantity in [new, old]}
 	value := lib.quantity(text)
 }
 
-# The leading input equalities let OPA's rule index skip these bodies for every
-# action that is not a Kubernetes write, without evaluating them.
 # The texts that parse; a membership test, not `not _values[new]`, which the optimizer
 # turns into a helper call per change.
 _parsed := object.keys(_values)
 
+# The leading input equalities let OPA's rule index skip these bodies for every
+# action that is not a Kubernetes write, without evaluating them.
 violation contains reason if {
 	input.backend == "kubernetes"
 	input.effect == "write"
