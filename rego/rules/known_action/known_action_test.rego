@@ -169,3 +169,8 @@ test_allow_palette_read if {
 	})
 	count(known_action.violation) == 0 with input as inp
 }
+
+test_deny_blank_kind_when_the_object_names_none if {
+	inp := json.remove(lib_test.with_field(_write, "/target/kind", " "), ["object/kind"])
+	"a Kubernetes change needs the target kind" in _messages(known_action.violation) with input as inp
+}
