@@ -11,6 +11,8 @@ _pod_spec_paths := [
 	["spec", "jobTemplate", "spec", "template", "spec"],
 ]
 
+_container_fields := ["containers", "initContainers", "ephemeralContainers"]
+
 # METADATA
 # scope: document
 # description: Every pod spec inside an object, wherever its kind keeps it.
@@ -32,7 +34,7 @@ containers(obj) := [entry |
 	some spec in pod_specs(obj)
 	pod_user := object.get(spec, ["securityContext", "runAsUser"], null)
 	pod_non_root := object.get(spec, ["securityContext", "runAsNonRoot"], null)
-	some field in ["containers", "initContainers", "ephemeralContainers"]
+	some field in _container_fields
 	some i, container in spec[field]
 	entry := {
 		"field": field,
@@ -54,7 +56,7 @@ write_containers := containers(input.object) if k8s_object_write
 current_resources := {[field, object.get(container, "name", "<unnamed>")]: object.get(container, "resources", null) |
 	k8s_object_write
 	some spec in pod_specs(input.current)
-	some field in ["containers", "initContainers", "ephemeralContainers"]
+	some field in _container_fields
 	some container in spec[field]
 }
 

@@ -164,10 +164,5 @@ _common if {
 	is_object(input.target)
 	is_object(object.get(input, "args", {}))
 	is_array(object.get(input, "approvals", []))
-	trim_space(input.principal.subject) != ""
-	is_boolean(input.principal.authenticated)
-	is_array(input.principal.groups)
-	every group in input.principal.groups {
-		is_string(group)
-	}
+	_principal_ok
 }
