@@ -60,13 +60,15 @@ policy-docs: opa python-env ## regenerate docs/policies.md from the rules' METAD
 # in the same run, so the rule set's cost reads as a multiple that survives machine and load.
 BENCH_POLICY_FLOOR := bundles/bench-floor.tar.gz
 
+# $(call bench_policy_case,label,input,p99 target in µs,name): the baseline, then the rule set.
+define bench_policy_case
+	@$(OPA) bench -b $(BENCH_POLICY_FLOOR) -i $(2) --count 3 --format json 'data.gateway.decision' \
+		> bundles/bench-floor-$(4).json
+	@$(OPA) bench -b $(BUNDLE) -i $(2) --count 3 --format json 'data.gateway.decision' \
+		| $(PY) bench/policy/report.py --label "$(1)" --target-us $(3) --baseline bundles/bench-floor-$(4).json
+endef
+
 bench-policy: opa bundle ## opa bench of a production Deployment apply and a k8s_get against the full rule set vs no rules: p50/p99, allocs
 	@$(OPA) build -b $(REGO_DIR) $(REGO_IGNORE) --ignore rules $(REGO_OPTIMIZE) -o $(BENCH_POLICY_FLOOR)
-	@$(OPA) bench -b $(BENCH_POLICY_FLOOR) -i $(BENCH_POLICY_INPUT) --count 3 --format json 'data.gateway.decision' > bundles/bench-floor-write.json
-	@$(OPA) bench -b $(BUNDLE) -i $(BENCH_POLICY_INPUT) --count 3 --format json 'data.gateway.decision' \
-		| $(PY) bench/policy/report.py --label "write (deployment apply)" --target-us $(BENCH_POLICY_P99_TARGET_US) \
-			--baseline bundles/bench-floor-write.json
-	@$(OPA) bench -b $(BENCH_POLICY_FLOOR) -i $(BENCH_POLICY_READ_INPUT) --count 3 --format json 'data.gateway.decision' > bundles/bench-floor-read.json
-	@$(OPA) bench -b $(BUNDLE) -i $(BENCH_POLICY_READ_INPUT) --count 3 --format json 'data.gateway.decision' \
-		| $(PY) bench/policy/report.py --label "read (k8s_get)" --target-us $(BENCH_POLICY_READ_P99_TARGET_US) \
-			--baseline bundles/bench-floor-read.json
+	$(call bench_policy_case,write (deployment apply),$(BENCH_POLICY_INPUT),$(BENCH_POLICY_P99_TARGET_US),write)
+	$(call bench_policy_case,read (k8s_get),$(BENCH_POLICY_READ_INPUT),$(BENCH_POLICY_READ_P99_TARGET_US),read)
