@@ -59,13 +59,21 @@ policy-docs: opa python-env ## regenerate docs/policies.md from the rules' METAD
 # The baseline: the same decision with no rule at all (the combiner and OPA alone), measured
 # in the same run, so the rule set's cost reads as a multiple that survives machine and load.
 BENCH_POLICY_FLOOR := bundles/bench-floor.tar.gz
+# OPA's Go runtime settings in the container and the native topology
+# (gateway/local/deployment.py, which a test keeps equal to this): the bench measures the
+# OPA users run, and once more at Go's defaults for comparison.
+OPA_RUNTIME_ENV := GOGC=1000 GOMEMLIMIT=384MiB
 
-# $(call bench_policy_case,label,input,p99 target in µs,name): the baseline, then the rule set.
+# $(call bench_policy_case,label,input,p99 target in µs,name): the baseline, then the rule set
+# as deployed, then the rule set at Go's default runtime settings.
 define bench_policy_case
-	@$(OPA) bench -b $(BENCH_POLICY_FLOOR) -i $(2) --count 3 --format json 'data.gateway.decision' \
-		> bundles/bench-floor-$(4).json
-	@$(OPA) bench -b $(BUNDLE) -i $(2) --count 3 --format json 'data.gateway.decision' \
-		| $(PY) bench/policy/report.py --label "$(1)" --target-us $(3) --baseline bundles/bench-floor-$(4).json
+	@env $(OPA_RUNTIME_ENV) $(OPA) bench -b $(BENCH_POLICY_FLOOR) -i $(2) --count 3 --format json \
+		'data.gateway.decision' > bundles/bench-floor-$(4).json
+	@env $(OPA_RUNTIME_ENV) $(OPA) bench -b $(BUNDLE) -i $(2) --count 3 --format json 'data.gateway.decision' \
+		| $(PY) bench/policy/report.py --label "$(1), $(OPA_RUNTIME_ENV)" --target-us $(3) \
+			--baseline bundles/bench-floor-$(4).json
+	@env -u GOGC -u GOMEMLIMIT $(OPA) bench -b $(BUNDLE) -i $(2) --count 1 --format json 'data.gateway.decision' \
+		| $(PY) bench/policy/report.py --label "$(1), Go defaults" --target-us $(3)
 endef
 
 bench-policy: opa bundle ## opa bench of a production Deployment apply and a k8s_get against the full rule set vs no rules: p50/p99, allocs

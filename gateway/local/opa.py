@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 from gateway.errors import ConfigError
+from gateway.local.deployment import OPA_RUNTIME_ENV
 from gateway.local.process import ManagedProcess, answers_200, free_port
 
 __all__ = ["OpaServer", "build_bundle", "find_opa"]
@@ -22,7 +23,8 @@ def find_opa() -> str:
 
 class OpaServer:
     """``opa run --server`` on a loopback port with one bundle, ready once
-    ``/health?bundles`` answers 200 (the bundle is activated)."""
+    ``/health?bundles`` answers 200 (the bundle is activated), with the Go runtime
+    settings of the container."""
 
     def __init__(
         self,
@@ -41,7 +43,7 @@ class OpaServer:
         if decision_logs:
             argv += ["--set=decision_logs.console=true"]
         argv += [*(extra_args or []), "--bundle", str(bundle)]
-        self.process = ManagedProcess(argv, log_path=log_path)
+        self.process = ManagedProcess(argv, log_path=log_path, env=dict(OPA_RUNTIME_ENV))
 
     @property
     def url(self) -> str:

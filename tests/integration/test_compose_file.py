@@ -20,7 +20,7 @@ import yaml
 from dockerfile_parse import DockerfileParser
 
 from gateway.local import deployment as dep
-from gateway.local.opa import find_opa
+from gateway.local.opa import OpaServer, find_opa
 from gateway.local.process import ManagedProcess, free_port, wait_until
 
 pytestmark = pytest.mark.integration
@@ -127,6 +127,47 @@ def test_opa_serves_the_bundle_and_config_make_up_uses(compose: dict[str, Any]) 
     # The bundle file alone: bundles/keys/ (the signing key) must never be visible to OPA.
     assert str(ROOT / dep.BUNDLE.parent) not in {source for source, _ in mounts.values()}
     assert _ports(opa) == {f"127.0.0.1:{dep.OPA_PORT}:{dep.OPA_PORT}/tcp"}
+
+
+# Docker reads k, m and g as binary units, like Go's KiB, MiB and GiB.
+_SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "kib": 1024, "mib": 1024**2, "gib": 1024**3}
+
+
+def _bytes(size: str) -> int:
+    """A compose memory size ("512m") or a Go GOMEMLIMIT ("384MiB") in bytes."""
+    match = re.fullmatch(r"(\d+)([a-z]*)", size.lower())
+    assert match, size
+    assert match.group(2) in _SIZE_UNITS, size
+    return int(match.group(1)) * _SIZE_UNITS[match.group(2)]
+
+
+def _makefile_opa_runtime_env() -> dict[str, str]:
+    text = (ROOT / "mk" / "rego.mk").read_text()
+    match = re.search(r"^OPA_RUNTIME_ENV\s*:=\s*(.+)$", text, re.MULTILINE)
+    assert match, "OPA_RUNTIME_ENV not found in mk/rego.mk"
+    return dict(pair.split("=", 1) for pair in match.group(1).split())
+
+
+def test_opa_go_runtime_settings_are_the_same_in_compose_natively_and_in_the_bench(
+    compose: dict[str, Any],
+) -> None:
+    opa = compose["services"]["opa"]
+    assert opa["environment"] == dep.OPA_RUNTIME_ENV == _makefile_opa_runtime_env()
+    assert set(dep.OPA_RUNTIME_ENV) == {"GOGC", "GOMEMLIMIT"}
+
+
+def test_opa_soft_memory_limit_sits_below_the_container_limit(compose: dict[str, Any]) -> None:
+    opa = compose["services"]["opa"]
+    limit = _bytes(str(opa["mem_limit"]))
+    assert limit == _bytes(dep.OPA_MEMORY_LIMIT)
+    # Room for what the Go runtime does not count (stacks, OPA's binary): at least 64 MiB.
+    assert _bytes(dep.OPA_RUNTIME_ENV["GOMEMLIMIT"]) <= limit - 64 * 1024**2
+
+
+def test_native_opa_runs_with_the_containers_go_runtime_settings(opa_server: OpaServer) -> None:
+    environ = Path(f"/proc/{opa_server.process.pid}/environ").read_bytes().split(b"\0")
+    settings = dict(entry.decode().split("=", 1) for entry in environ if entry)
+    assert {name: settings.get(name) for name in dep.OPA_RUNTIME_ENV} == dep.OPA_RUNTIME_ENV
 
 
 def test_opa_config_logs_decisions_to_the_console() -> None:
@@ -236,7 +277,9 @@ def _opa_as_composed(
     if public_key is not None:
         mounts["/keys/bundle.pub"] = (str(public_key), "ro")
     port = free_port()
-    process = ManagedProcess([find_opa(), *_native(command, mounts, port)], log_path=log)
+    process = ManagedProcess(
+        [find_opa(), *_native(command, mounts, port)], log_path=log, env=opa.get("environment")
+    )
     process.start()
     try:
         yield process, port
