@@ -92,7 +92,11 @@ function it evaluates, and 0.3 µs per plain comparison.
   loop over data into one body per element, repeating everything before the loop. Put an
   expensive prefix (a scan of containers) in a rule of its own, and match a list of literals
   from data with one alternation built by `lib.regex_literal`.
-- Build messages and call `lib.reason` only after the conditions hold. A rule with many
+- Bind the reason's fixed part once per package,
+  `_reason := lib.reason_template(rego.metadata.chain())` (or `lib.approval_template` with
+  the approval overrides), and report `object.union(_reason, {"message": msg})`: the
+  template depends on METADATA and data only, so the build evaluates it and a reason costs
+  one union. Build messages only after the conditions hold. A rule with many
   independent checks can prove the common case in one body and list the details only when
   that fails (`known_action`, `policy_data`), with a test that holds the two together.
 """

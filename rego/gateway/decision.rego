@@ -141,7 +141,10 @@ approval_quorum contains reason if {
 		[sprintf("%d of %d approvals", [count(approvers), requirement.min_approvals])],
 		sort(_shortfalls),
 	))
-	reason := lib.reason(rego.metadata.chain(), msg)
+
+	# The template inline: this rule's own METADATA carries the code, and the rule runs
+	# only when approvals were given and fell short.
+	reason := object.union(lib.reason_template(rego.metadata.chain()), {"message": msg})
 }
 
 default _outcome := "allow"

@@ -11,15 +11,18 @@ modes := {"deny", "needs_approval", "warn", "dryrun"}
 # METADATA
 # scope: document
 # description: |
-#   The reason a rule reports, built from the first METADATA block in the rule's
-#   annotation chain that carries custom.code: code, severity and default mode come
-#   from there, the rule name is the package's last path segment.
-reason(chain, msg) := {
+#   The reason a rule reports, without its message, built from the first METADATA block
+#   in the rule's annotation chain that carries custom.code: code, severity and default
+#   mode come from there, the rule name is the package's last path segment. A rule binds
+#   it once, `_reason := lib.reason_template(rego.metadata.chain())`, and reports
+#   `object.union(_reason, {"message": msg})`: the template depends on METADATA and data
+#   only, so the optimizing bundle build evaluates it, and a reason costs one union
+#   instead of ~60 µs of lookups per decision.
+reason_template(chain) := {
 	"code": meta.annotations.custom.code,
 	"rule": name,
 	"severity": meta.annotations.custom.severity,
 	"effect": mode(name, meta.annotations.custom.mode),
-	"message": msg,
 } if {
 	meta := _rule_meta(chain)
 	name := meta.path[count(meta.path) - 1]
@@ -28,10 +31,11 @@ reason(chain, msg) := {
 # METADATA
 # scope: document
 # description: |
-#   A reason that also states what approval it needs; overrides (min_approvals,
-#   ttl_seconds, allow_self_approval) sharpen the defaults in data.params.approval.
-approval_reason(chain, msg, overrides) := object.union(
-	reason(chain, msg),
+#   A reason template that also states what approval the reason needs; overrides
+#   (min_approvals, ttl_seconds, allow_self_approval) sharpen the defaults in
+#   data.params.approval.
+approval_template(chain, overrides) := object.union(
+	reason_template(chain),
 	{"approval": object.union(_approval_defaults, _approval_overrides(overrides))},
 )
 

@@ -11,38 +11,37 @@ _chain := [
 ]
 
 test_allow_reason_from_metadata if {
-	lib.reason(_chain, "m") == {
+	lib.reason_template(_chain) == {
 		"code": "DEMO-001",
 		"rule": "demo",
 		"severity": "low",
 		"effect": "needs_approval",
-		"message": "m",
 	}
 }
 
 test_allow_mode_override_from_data if {
-	lib.reason(_chain, "m").effect == "warn" with data.params.modes as {"demo": "warn"}
-	lib.reason(_chain, "m").effect == "dryrun" with data.params.modes as {"demo": "dryrun", "other": "deny"}
+	lib.reason_template(_chain).effect == "warn" with data.params.modes as {"demo": "warn"}
+	lib.reason_template(_chain).effect == "dryrun" with data.params.modes as {"demo": "dryrun", "other": "deny"}
 }
 
 test_deny_invalid_mode_override_means_deny if {
-	lib.reason(_chain, "m").effect == "deny" with data.params.modes as {"demo": "off"}
+	lib.reason_template(_chain).effect == "deny" with data.params.modes as {"demo": "off"}
 }
 
 test_deny_invalid_default_mode_means_deny if {
 	chain := json.patch(_chain, [{"op": "replace", "path": "/1/annotations/custom/mode", "value": "maybe"}])
-	lib.reason(chain, "m").effect == "deny"
+	lib.reason_template(chain).effect == "deny"
 }
 
 test_allow_missing_modes_object_keeps_defaults if {
-	lib.reason(_chain, "m").effect == "needs_approval" with data.params.modes as "broken"
+	lib.reason_template(_chain).effect == "needs_approval" with data.params.modes as "broken"
 }
 
 test_allow_approval_reason_merges_defaults if {
-	r := lib.approval_reason(_chain, "m", {"min_approvals": 2})
+	r := lib.approval_template(_chain, {"min_approvals": 2})
 	r.approval == object.union(data.params.approval, {"min_approvals": 2})
 }
 
 test_allow_approval_reason_ignores_non_object_overrides if {
-	lib.approval_reason(_chain, "m", null).approval == data.params.approval
+	lib.approval_template(_chain, null).approval == data.params.approval
 }

@@ -18,6 +18,10 @@ import data.lib
 
 _params := data.params.rules.argument_hygiene
 
+# The reason's fixed part, from this package's METADATA and data: it does not depend on
+# the input, so the optimizing bundle build evaluates it once, and a reason costs one union.
+_reason := lib.reason_template(rego.metadata.chain())
+
 # One alternation per kind: a single match per text instead of one per pattern; and
 # one alternation of both, so a clean text (nearly every one) costs a single match.
 _shell := concat("", ["(?:", concat(")|(?:", _params.shell_patterns), ")"])
@@ -99,12 +103,12 @@ violation contains reason if {
 	regex.match(_shell, text)
 	where := _where(path)
 	not _document(where)
-	reason := lib.reason(rego.metadata.chain(), sprintf("%s contains shell metacharacters", [where]))
+	reason := object.union(_reason, {"message": sprintf("%s contains shell metacharacters", [where])})
 }
 
 violation contains reason if {
 	some [path, text] in _suspects
 	regex.match(_injection, text)
 	msg := sprintf("%s contains a prompt-injection marker", [_where(path)])
-	reason := lib.reason(rego.metadata.chain(), msg)
+	reason := object.union(_reason, {"message": msg})
 }

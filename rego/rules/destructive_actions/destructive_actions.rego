@@ -13,10 +13,14 @@ import data.lib
 
 _approval := data.params.rules.destructive_actions.approval
 
+# The reason's fixed part, from this package's METADATA and data: it does not depend on
+# the input, so the optimizing bundle build evaluates it once, and a reason costs one union.
+_reason := lib.approval_template(rego.metadata.chain(), _approval)
+
 violation contains reason if {
 	input.effect == "delete"
 	msg := sprintf("deleting %s '%s' cannot be undone", [_what, lib.target_name])
-	reason := lib.approval_reason(rego.metadata.chain(), msg, _approval)
+	reason := object.union(_reason, {"message": msg})
 }
 
 # The leading input equalities let OPA's rule index skip this body for every action
@@ -28,7 +32,7 @@ violation contains reason if {
 	input.object.spec.replicas == 0
 	_running_before
 	msg := sprintf("scaling %s '%s' to 0 replicas stops it", [_what, lib.target_name])
-	reason := lib.approval_reason(rego.metadata.chain(), msg, _approval)
+	reason := object.union(_reason, {"message": msg})
 }
 
 # A scale call always counts; an apply only when the live object has replicas.

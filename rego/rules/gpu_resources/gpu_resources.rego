@@ -12,6 +12,10 @@ package rules.gpu_resources
 
 import data.lib
 
+# The reason's fixed part, from this package's METADATA and data: it does not depend on
+# the input, so the optimizing bundle build evaluates it once, and a reason costs one union.
+_reason := lib.approval_template(rego.metadata.chain(), {})
+
 _verb := {"requests": "requests", "limits": "has a limit of"}
 
 _gpu_names contains lower(name) if some name in data.params.rules.gpu_resources.resources
@@ -40,7 +44,7 @@ violation contains reason if {
 	quantity := entry.container.resources[section][name]
 	not _zero(quantity)
 	msg := sprintf("%s '%s' %s %s %v", [entry.field, entry.name, _verb[section], name, quantity])
-	reason := lib.approval_reason(rego.metadata.chain(), msg, {})
+	reason := object.union(_reason, {"message": msg})
 }
 
 violation contains reason if {
@@ -52,7 +56,7 @@ violation contains reason if {
 	startswith(lower(instance_type), lower(prefix))
 	pool_name := object.get(pool, ["poolConfig", "name"], "<unnamed>")
 	msg := sprintf("machine pool '%s' uses GPU instance type %s", [pool_name, instance_type])
-	reason := lib.approval_reason(rego.metadata.chain(), msg, {})
+	reason := object.union(_reason, {"message": msg})
 }
 
 # A helper, not `not lib.quantity(q) == 0`, so an unparseable quantity counts as a GPU.

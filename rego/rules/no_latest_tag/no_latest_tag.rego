@@ -11,6 +11,10 @@ package rules.no_latest_tag
 
 import data.lib
 
+# The reason's fixed part, from this package's METADATA and data: it does not depend on
+# the input, so the optimizing bundle build evaluates it once, and a reason costs one union.
+_reason := lib.reason_template(rego.metadata.chain())
+
 # Distinct images first, containers only for an image that fails.
 _disallowed contains lower(tag) if some tag in data.params.rules.no_latest_tag.disallowed_tags
 
@@ -25,7 +29,7 @@ violation contains reason if {
 	some entry in lib.write_containers
 	entry.container.image == ref
 	msg := sprintf("%s '%s' uses untagged image '%s'; pin a tag or digest", [entry.field, entry.name, ref])
-	reason := lib.reason(rego.metadata.chain(), msg)
+	reason := object.union(_reason, {"message": msg})
 }
 
 violation contains reason if {
@@ -37,5 +41,5 @@ violation contains reason if {
 	some entry in lib.write_containers
 	entry.container.image == ref
 	msg := sprintf("%s '%s' uses mutable tag '%s'; pin a version or digest", [entry.field, entry.name, parsed.tag])
-	reason := lib.reason(rego.metadata.chain(), msg)
+	reason := object.union(_reason, {"message": msg})
 }

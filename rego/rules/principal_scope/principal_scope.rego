@@ -16,6 +16,10 @@ import data.lib
 
 _params := data.params.rules.principal_scope
 
+# The reason's fixed part, from this package's METADATA and data: it does not depend on
+# the input, so the optimizing bundle build evaluates it once, and a reason costs one union.
+_reason := lib.reason_template(rego.metadata.chain())
+
 # Any mapped group whose scope allows the action, or the unmapped scope when none of
 # the principal's groups is mapped. Reasons and their wording are built only when
 # this fails: nearly every action is in scope.
@@ -48,7 +52,7 @@ violation contains reason if {
 	not input.principal.authenticated == true
 	not _anonymous_effect
 	msg := sprintf("an unauthenticated principal may not %v", [object.get(input, "effect", "act")])
-	reason := lib.reason(rego.metadata.chain(), msg)
+	reason := object.union(_reason, {"message": msg})
 }
 
 violation contains reason if {
@@ -59,7 +63,7 @@ violation contains reason if {
 		object.get(input, "effect", "act"),
 		_where,
 	])
-	reason := lib.reason(rego.metadata.chain(), msg)
+	reason := object.union(_reason, {"message": msg})
 }
 
 _anonymous_effect if input.effect in _params.unauthenticated_effects
