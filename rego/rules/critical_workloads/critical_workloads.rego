@@ -22,16 +22,17 @@ _names contains input.object.metadata.name if is_string(input.object.metadata.na
 
 _names contains input.current.metadata.name if is_string(input.current.metadata.name)
 
+# The patterns in a comprehension: iterated directly, the optimizer would unroll them into
+# one body per pattern, each looking at _critical_names again.
 violation contains reason if {
 	some name in _critical_names
-	some pattern in _patterns
-	contains(lower(name), lower(pattern))
+	some pattern in [pattern | some pattern in _patterns; contains(lower(name), lower(pattern))]
 	msg := sprintf("'%s' matches critical workload pattern '%s'", [name, pattern])
 	reason := object.union(_reason, {"message": msg})
 }
 
-# The names some pattern matches: one match per name. A rule of its own, so that the
-# loop above, which the optimizer unrolls over the patterns, runs only for these.
+# The names some pattern matches: one match per name; only these are compared pattern by
+# pattern, to say which.
 _critical_names contains name if {
 	lib.change
 	some name in _names
