@@ -17,7 +17,9 @@ modes := {"deny", "needs_approval", "warn", "dryrun"}
 #   it once, `_reason := lib.reason_template(rego.metadata.chain())`, and reports
 #   `object.union(_reason, {"message": msg})`: the template depends on METADATA and data
 #   only, so the optimizing bundle build evaluates it, and a reason costs one union
-#   instead of ~60 µs of lookups per decision.
+#   instead of ~60 µs of lookups per decision. A rule without a coded METADATA block
+#   gets a critical GW-META-001 denial: an undefined template would make its reasons,
+#   and so its denials, vanish.
 reason_template(chain) := {
 	"code": meta.annotations.custom.code,
 	"rule": name,
@@ -26,6 +28,11 @@ reason_template(chain) := {
 } if {
 	meta := _rule_meta(chain)
 	name := meta.path[count(meta.path) - 1]
+} else := {
+	"code": "GW-META-001",
+	"rule": concat(".", chain[0].path),
+	"severity": "critical",
+	"effect": "deny",
 }
 
 # METADATA

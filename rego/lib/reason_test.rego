@@ -19,6 +19,19 @@ test_allow_reason_from_metadata if {
 	}
 }
 
+test_deny_rule_without_coded_metadata_gets_a_critical_denial if {
+	lib.reason_template([{"path": ["rules", "demo", "violation"]}]) == {
+		"code": "GW-META-001",
+		"rule": "rules.demo.violation",
+		"severity": "critical",
+		"effect": "deny",
+	}
+}
+
+test_allow_mode_override_of_another_rule_keeps_the_default if {
+	lib.reason_template(_chain).effect == "needs_approval" with data.params.modes as {"other": "dryrun"}
+}
+
 test_allow_mode_override_from_data if {
 	lib.reason_template(_chain).effect == "warn" with data.params.modes as {"demo": "warn"}
 	lib.reason_template(_chain).effect == "dryrun" with data.params.modes as {"demo": "dryrun", "other": "deny"}

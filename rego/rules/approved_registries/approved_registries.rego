@@ -14,8 +14,6 @@ package rules.approved_registries
 
 import data.lib
 
-# The reason's fixed part, from this package's METADATA and data: it does not depend on
-# the input, so the optimizing bundle build evaluates it once, and a reason costs one union.
 _reason := lib.reason_template(rego.metadata.chain())
 
 # One anchored alternation of the approved prefixes, built from data: the bundle build

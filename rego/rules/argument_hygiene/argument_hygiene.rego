@@ -18,8 +18,6 @@ import data.lib
 
 _params := data.params.rules.argument_hygiene
 
-# The reason's fixed part, from this package's METADATA and data: it does not depend on
-# the input, so the optimizing bundle build evaluates it once, and a reason costs one union.
 _reason := lib.reason_template(rego.metadata.chain())
 
 # One alternation per kind: a single match per text instead of one per pattern; and

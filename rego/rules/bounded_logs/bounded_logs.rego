@@ -12,8 +12,6 @@ package rules.bounded_logs
 
 import data.lib
 
-# The reason's fixed part, from this package's METADATA and data: it does not depend on
-# the input, so the optimizing bundle build evaluates it once, and a reason costs one union.
 _reason := lib.reason_template(rego.metadata.chain())
 
 _cap := data.params.rules.bounded_logs.max_log_lines

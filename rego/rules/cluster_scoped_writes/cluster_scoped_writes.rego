@@ -12,8 +12,6 @@ package rules.cluster_scoped_writes
 
 import data.lib
 
-# The reason's fixed part, from this package's METADATA and data: it does not depend on
-# the input, so the optimizing bundle build evaluates it once, and a reason costs one union.
 _reason := lib.approval_template(rego.metadata.chain(), {})
 
 _kinds contains lower(kind) if some kind in data.params.rules.cluster_scoped_writes.kinds

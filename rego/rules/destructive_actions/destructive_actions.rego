@@ -13,8 +13,6 @@ import data.lib
 
 _approval := data.params.rules.destructive_actions.approval
 
-# The reason's fixed part, from this package's METADATA and data: it does not depend on
-# the input, so the optimizing bundle build evaluates it once, and a reason costs one union.
 _reason := lib.approval_template(rego.metadata.chain(), _approval)
 
 violation contains reason if {

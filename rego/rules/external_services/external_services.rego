@@ -12,8 +12,6 @@ package rules.external_services
 
 import data.lib
 
-# The reason's fixed part, from this package's METADATA and data: it does not depend on
-# the input, so the optimizing bundle build evaluates it once, and a reason costs one union.
 _reason := lib.approval_template(rego.metadata.chain(), {})
 
 _service if {

@@ -15,8 +15,6 @@ package rules.known_action
 
 import data.lib
 
-# The reason's fixed part, from this package's METADATA and data: it does not depend on
-# the input, so the optimizing bundle build evaluates it once, and a reason costs one union.
 _reason := lib.reason_template(rego.metadata.chain())
 
 _catalog := data.params.catalog

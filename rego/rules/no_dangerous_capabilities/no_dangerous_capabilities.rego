@@ -12,8 +12,6 @@ package rules.no_dangerous_capabilities
 
 import data.lib
 
-# The reason's fixed part, from this package's METADATA and data: it does not depend on
-# the input, so the optimizing bundle build evaluates it once, and a reason costs one union.
 _reason := lib.reason_template(rego.metadata.chain())
 
 _dangerous contains _normalised(cap) if some cap in data.params.rules.no_dangerous_capabilities.capabilities

@@ -11,8 +11,6 @@ package rules.no_host_path
 
 import data.lib
 
-# The reason's fixed part, from this package's METADATA and data: it does not depend on
-# the input, so the optimizing bundle build evaluates it once, and a reason costs one union.
 _reason := lib.reason_template(rego.metadata.chain())
 
 # The leading input equalities let OPA's rule index skip these bodies for every

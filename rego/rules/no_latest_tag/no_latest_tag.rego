@@ -11,8 +11,6 @@ package rules.no_latest_tag
 
 import data.lib
 
-# The reason's fixed part, from this package's METADATA and data: it does not depend on
-# the input, so the optimizing bundle build evaluates it once, and a reason costs one union.
 _reason := lib.reason_template(rego.metadata.chain())
 
 # Distinct images first, containers only for an image that fails.

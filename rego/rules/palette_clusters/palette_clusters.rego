@@ -15,8 +15,6 @@ import data.lib
 
 _params := data.params.rules.palette_clusters
 
-# The reason's fixed part, from this package's METADATA and data: it does not depend on
-# the input, so the optimizing bundle build evaluates it once, and a reason costs one union.
 _reason := lib.approval_template(rego.metadata.chain(), {})
 
 # Two templates, not one of an input-dependent requirement, so that both stay constants.

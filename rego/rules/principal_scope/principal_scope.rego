@@ -16,8 +16,6 @@ import data.lib
 
 _params := data.params.rules.principal_scope
 
-# The reason's fixed part, from this package's METADATA and data: it does not depend on
-# the input, so the optimizing bundle build evaluates it once, and a reason costs one union.
 _reason := lib.reason_template(rego.metadata.chain())
 
 # Any mapped group whose scope allows the action, or the unmapped scope when none of

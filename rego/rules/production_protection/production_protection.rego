@@ -14,8 +14,6 @@ import data.lib
 
 _params := data.params.rules.production_protection
 
-# The reason's fixed part, from this package's METADATA and data: it does not depend on
-# the input, so the optimizing bundle build evaluates it once, and a reason costs one union.
 _write_reason := lib.approval_template(rego.metadata.chain(), _params.write_approval)
 
 _delete_reason := lib.approval_template(rego.metadata.chain(), _params.delete_approval)

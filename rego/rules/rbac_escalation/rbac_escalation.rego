@@ -14,8 +14,6 @@ import data.lib
 
 _params := data.params.rules.rbac_escalation
 
-# The reason's fixed part, from this package's METADATA and data: it does not depend on
-# the input, so the optimizing bundle build evaluates it once, and a reason costs one union.
 _reason := lib.reason_template(rego.metadata.chain())
 
 # The leading input equalities let OPA's rule index skip these bodies for every

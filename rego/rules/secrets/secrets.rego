@@ -14,8 +14,6 @@ import data.lib
 
 _params := data.params.rules.secrets
 
-# The reason's fixed part, from this package's METADATA and data: it does not depend on
-# the input, so the optimizing bundle build evaluates it once, and a reason costs one union.
 _reason := lib.approval_template(rego.metadata.chain(), {})
 
 _secret if lib.kind in {lower(kind) | some kind in _params.kinds}
