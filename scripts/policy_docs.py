@@ -96,7 +96,9 @@ function it evaluates, and 0.3 µs per plain comparison.
   `_reason := lib.reason_template(rego.metadata.chain())` (or `lib.approval_template` with
   the approval overrides), and report `object.union(_reason, {"message": msg})`: the
   template depends on METADATA and data only, so the build evaluates it and a reason costs
-  one union. Build messages only after the conditions hold. A rule with many
+  one union. A rule whose METADATA carries no `custom.code` reports its findings as
+  `GW-META-001` (critical, deny) rather than losing them. Build messages only after the
+  conditions hold. A rule with many
   independent checks can prove the common case in one body and list the details only when
   that fails (`known_action`, `policy_data`), with a test that holds the two together.
 """
