@@ -39,9 +39,9 @@ GATEWAY_PORT = 8000
 # default GOGC=100, OPA's heap of ~7 MB is collected every ~40 decisions and each
 # collection slows several of them: measured, the p99 of a production Deployment apply
 # over HTTP fell from 6.6 ms to 3.0 ms at GOGC=1000, p50 unchanged, peak resident size
-# ~150 MB instead of ~57 MB. GOMEMLIMIT bounds
-# what the laxer pacing may hold, below the container's memory limit, so a larger
-# bundle makes the collector work harder instead of getting OPA killed.
+# ~150 MB instead of ~57 MB. GOMEMLIMIT bounds what the laxer pacing may hold, below
+# the container's memory limit, so a larger bundle makes the collector work harder
+# instead of getting OPA killed.
 OPA_RUNTIME_ENV = {"GOGC": "1000", "GOMEMLIMIT": "384MiB"}
 OPA_MEMORY_LIMIT = "512m"
 
