@@ -21,9 +21,9 @@ import anyio
 
 from gateway.contracts import Decision
 from gateway.errors import AuditError, GatewayError, QueueError
-from gateway.ports import ActionState, AuditEvent, AuditSink, CallRunner, ParkedAction
+from gateway.ports import ActionState, AuditSink, CallRunner, ParkedAction
 from gateway.queue._execution import HEARTBEAT_SECONDS
-from gateway.queue._rows import target_summary
+from gateway.queue._rows import action_event
 from gateway.queue.store import QueueStore
 
 __all__ = ["DEFAULT_CHECKPOINT_SECONDS", "DEFAULT_POLL_SECONDS", "Executor"]
@@ -148,22 +148,8 @@ class Executor:
         return await self._store.finish(action.id, ActionState.SUCCEEDED, result=result, decision=decision)
 
     async def _record_reevaluation(self, action: ParkedAction, decision: Decision) -> None:
-        await self._audit.record(
-            AuditEvent(
-                kind="decision",
-                action_id=action.id,
-                tool=action.call.tool,
-                subject=action.requester.subject,
-                transport=action.requester.transport,
-                target=target_summary(action.call),
-                outcome=decision.outcome,
-                reasons=[r.model_dump() for r in decision.reasons],
-                bundle_revision=decision.bundle_revision,
-                decision_id=decision.decision_id,
-                fingerprint=action.fingerprint,
-                detail={"step": "re-evaluation before execution", "approvals": len(action.approvals)},
-            )
-        )
+        detail = {"step": "re-evaluation before execution", "approvals": len(action.approvals)}
+        await self._audit.record(action_event("decision", action, decision=decision, detail=detail))
 
     async def _heartbeat(self, action_id: str) -> None:
         """Renew the lease while the call runs, so no other host takes it for dead."""
