@@ -41,6 +41,9 @@ FIELDS = [
     ("target", "cluster"),
     ("object",),
     ("object", "kind"),
+    ("object", "spec", "containers"),
+    ("object", "spec", "template", "spec", "containers"),
+    ("object", "spec", "template", "spec", "initContainers"),
     ("args",),
     ("approvals",),
 ]

@@ -5,8 +5,9 @@
 #   (data.params.catalog), an effect other than read, write or delete, a backend,
 #   operation or effect that differs from the catalog's for that tool, a version other
 #   than 1, a missing principal or target, a Kubernetes change without a kind or a
-#   write without its object, a Palette change without its cluster, or an object whose
-#   kind contradicts the target's.
+#   write without its object, a Palette change without its cluster, an object whose
+#   kind contradicts the target's, or a written pod spec whose container list is not a
+#   list of objects.
 # custom:
 #   code: GW-INPUT-001
 #   severity: critical
@@ -63,6 +64,10 @@ _problems contains "a Kubernetes write needs the object as it would be written" 
 	input.backend == "kubernetes"
 	input.effect == "write"
 	not _given.object
+}
+
+_problems contains sprintf("%s in the object's pod spec must be a list of objects", [field]) if {
+	some field in lib.malformed_container_lists
 }
 
 _problems contains "creating a Palette cluster needs the cluster definition" if {
@@ -137,6 +142,7 @@ _well_formed if {
 	input.backend == "kubernetes"
 	input.effect == "write"
 	_k8s_change_ok
+	count(lib.malformed_container_lists) == 0
 }
 
 _well_formed if {

@@ -174,3 +174,31 @@ test_deny_blank_kind_when_the_object_names_none if {
 	inp := json.remove(lib_test.with_field(_write, "/target/kind", " "), ["object/kind"])
 	"a Kubernetes change needs the target kind" in _messages(known_action.violation) with input as inp
 }
+
+test_deny_container_that_is_not_an_object if {
+	spec := lib_test.pod_spec([lib_test.good_container("app"), "nginx:latest"])
+	inp := lib_test.apply(lib_test.deployment("web", spec))
+	msg := "containers in the object's pod spec must be a list of objects"
+	_messages(known_action.violation) == {msg} with input as inp
+}
+
+test_deny_container_lists_that_are_not_lists if {
+	spec := object.union(lib_test.pod_spec([lib_test.good_container("app")]), {
+		"initContainers": "busybox",
+		"ephemeralContainers": {"debug": lib_test.good_container("debug")},
+	})
+	inp := lib_test.apply(lib_test.cronjob("nightly", spec))
+	expected := {
+		"initContainers in the object's pod spec must be a list of objects",
+		"ephemeralContainers in the object's pod spec must be a list of objects",
+	}
+	_messages(known_action.violation) == expected with input as inp
+}
+
+test_allow_null_and_empty_container_lists if {
+	spec := object.union(lib_test.pod_spec([lib_test.good_container("app")]), {
+		"initContainers": null,
+		"ephemeralContainers": [],
+	})
+	count(known_action.violation) == 0 with input as lib_test.apply(lib_test.pod("web", spec))
+}
