@@ -52,9 +52,10 @@ violation contains reason if {
 	old_value := lib.quantity(old)
 	new_value := lib.quantity(new)
 
-	# Raised or cut by more than the factor, as one comparison: the larger of the two
-	# overshoots is positive.
-	max([new_value - (old_value * _factor), old_value - (new_value * _factor)]) > 0
+	# Raised or cut by more than the factor, as one comparison with one product: for a
+	# factor of at least 1 this is new > old * factor or old > new * factor, and a
+	# negative value always counts. Arithmetic on fractions (CPU) costs OPA big floats.
+	max([new_value, old_value]) > _factor * min([new_value, old_value])
 	msg := sprintf("%s '%s' %s %s changes from %v to %v, more than %v%%", [
 		field,
 		name,
