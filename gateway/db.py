@@ -127,6 +127,11 @@ class Database:
         except sqlite3.Error as exc:
             await conn.close()
             raise ConfigError(f"cannot open the database at {path}: {exc}") from exc
+        except BaseException:
+            # A refused schema too: left to the garbage collector, the connection's
+            # worker thread outlives the event loop it reports to.
+            await conn.close()
+            raise
         return db
 
     async def _migrate(self) -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import socket
 import sqlite3
 import sys
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -330,6 +332,28 @@ async def test_a_database_from_a_newer_gateway_is_refused(tmp_path: Path) -> Non
         conn.execute("PRAGMA user_version = 99")
     with pytest.raises(ConfigError, match="newer"):
         await QueueStore.open(path)
+
+
+async def test_a_refused_database_leaves_no_connection_behind(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.db"
+    await (await QueueStore.open(path)).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA user_version = 99")
+    threads = threading.active_count()
+    # The error is kept, as a caller logging it would: its traceback holds the refused
+    # connection, so only an explicit close ends that connection's worker thread (one
+    # left to the garbage collector later calls into a closed event loop).
+    with pytest.raises(ConfigError, match="newer") as refused:
+        await QueueStore.open(path)
+    for _ in range(200):
+        if threading.active_count() <= threads:
+            break
+        await asyncio.sleep(0.01)
+    leaked = threading.active_count() > threads
+    # Let go of the connection before failing, or its thread would keep the run alive.
+    del refused
+    gc.collect()
+    assert not leaked, "the refused database's connection was left open"
 
 
 async def test_an_approval_of_a_call_that_changed_since_it_was_read_is_refused(
