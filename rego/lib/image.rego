@@ -23,21 +23,18 @@ _image_pattern := `^(?:(localhost(?::[0-9]+)?|[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z
 image(ref) := {
 	"registry": registry,
 	"repository": repository,
-	"tag": groups[3],
-	"digest": groups[4],
+	"tag": tag,
+	"digest": digest,
 	"location": concat("/", [registry, repository]),
 } if {
 	is_string(ref)
-	groups := regex.find_all_string_submatch_n(_image_pattern, ref, 1)[0]
+	[_, host_text, path, tag, digest] := regex.find_all_string_submatch_n(_image_pattern, ref, 1)[0]
 
 	# No registry, or Docker Hub's old index name, is Docker Hub; a single-segment
 	# Docker Hub path is an official image under library/.
-	host := lower(groups[1])
+	host := lower(host_text)
 	registry := object.get({"": "docker.io", "index.docker.io": "docker.io"}, host, host)
-	repository := concat("", [
-		object.get({"docker.io": {false: "library/"}}, [registry, contains(groups[2], "/")], ""),
-		groups[2],
-	])
+	repository := concat("", [object.get({"docker.io": {false: "library/"}}, [registry, contains(path, "/")], ""), path])
 }
 
 # METADATA
