@@ -28,16 +28,10 @@ pod_specs(obj) := [spec |
 #   Every container of an object, init and ephemeral ones included, as
 #   {field, name, container, run_as_user, run_as_non_root}: the two security settings
 #   as they take effect, the container's own value when set, else the pod's.
-containers(obj) := spec_containers(pod_specs(obj))
-
-# METADATA
-# scope: document
-# description: |
-#   The containers of the given pod specs, as containers describes them. One
-#   comprehension and builtins only: every workload rule iterates these entries, and a
-#   helper call costs ten times an expression in OPA's evaluator.
-spec_containers(specs) := [entry |
-	some spec in specs
+#   One comprehension and builtins only: every workload rule iterates these entries,
+#   and a helper call costs ten times an expression in OPA's evaluator.
+containers(obj) := [entry |
+	some spec in pod_specs(obj)
 	pod_user := object.get(spec, ["securityContext", "runAsUser"], null)
 	pod_non_root := object.get(spec, ["securityContext", "runAsNonRoot"], null)
 	some field in _container_fields
@@ -51,22 +45,14 @@ spec_containers(specs) := [entry |
 	}
 ]
 
-# METADATA
-# scope: document
-# description: |
-#   The pod specs of the object this action writes. Rules use this rule rather than
-#   calling pod_specs(input.object): OPA answers a repeated call from its cache only
-#   after comparing the arguments in full, and the object is the largest value in a
-#   decision (~25 µs a call for a Deployment).
-write_pod_specs := pod_specs(input.object) if k8s_object_write
-
 # The container lists of the written object that are not lists of objects, by field.
 # The apiserver refuses such an object, but the workload rules read containers as
 # objects and would find nothing to judge in it, so known_action refuses it first.
 # Comprehensions, not rule bodies, which the optimizer would unroll once per field.
 # regal ignore:prefer-set-or-object-rule
 malformed_container_lists := {field |
-	some spec in write_pod_specs
+	k8s_object_write
+	some spec in pod_specs(input.object)
 	some field in _container_fields
 	list := spec[field]
 	list != null
@@ -79,7 +65,7 @@ malformed_container_lists := {field |
 # METADATA
 # scope: document
 # description: The object's own workload containers when this action writes one.
-write_containers := spec_containers(write_pod_specs)
+write_containers := containers(input.object) if k8s_object_write
 
 # The live object's resources per container, keyed by [field, name], for rules that
 # compare before and after; empty without a live object.

@@ -21,7 +21,7 @@ violation contains reason if {
 	input.backend == "kubernetes"
 	input.effect == "write"
 	lib.k8s_object_write
-	some spec in lib.write_pod_specs
+	some spec in lib.pod_specs(input.object)
 	some field in _host_fields
 	spec[field] == true
 	msg := sprintf("pod spec sets %s: true", [field])
