@@ -325,20 +325,22 @@ async def test_a_version_1_database_is_migrated_in_place(tmp_path: Path, clock: 
         await reopened.close()
 
 
-async def test_a_database_from_a_newer_gateway_is_refused(tmp_path: Path) -> None:
+async def _database_from_a_newer_gateway(tmp_path: Path) -> Path:
     path = tmp_path / "gateway.db"
     await (await QueueStore.open(path)).close()
     with sqlite3.connect(path) as conn:
         conn.execute("PRAGMA user_version = 99")
+    return path
+
+
+async def test_a_database_from_a_newer_gateway_is_refused(tmp_path: Path) -> None:
+    path = await _database_from_a_newer_gateway(tmp_path)
     with pytest.raises(ConfigError, match="newer"):
         await QueueStore.open(path)
 
 
 async def test_a_refused_database_leaves_no_connection_behind(tmp_path: Path) -> None:
-    path = tmp_path / "gateway.db"
-    await (await QueueStore.open(path)).close()
-    with sqlite3.connect(path) as conn:
-        conn.execute("PRAGMA user_version = 99")
+    path = await _database_from_a_newer_gateway(tmp_path)
     threads = threading.active_count()
     # The error is kept, as a caller logging it would: its traceback holds the refused
     # connection, so only an explicit close ends that connection's worker thread (one
