@@ -70,3 +70,13 @@ matches(pattern, value) if glob.match(pattern, null, value)
 # scope: document
 # description: A string as a regular expression that matches it literally.
 regex_literal(text) := regex.replace(text, `[.\\+*?()|\[\]{}^$]`, `\$0`)
+
+# METADATA
+# scope: document
+# description: |
+#   One regular expression that matches where any of the patterns matches, and that
+#   matches nothing when there are none: joined as they are, no patterns would give the
+#   empty expression, which matches everything.
+any_of(patterns) := concat("", ["(?:", concat(")|(?:", patterns), ")"]) if count(patterns) > 0
+
+else := `[^\x00-\x{10FFFF}]`

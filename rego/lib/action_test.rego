@@ -33,3 +33,16 @@ test_allow_pod_template_kind if {
 	obj := {"kind": "PodTemplate", "template": {"spec": {"containers": [{"name": "a"}]}}}
 	{c.name | some c in lib.containers(obj)} == {"a"}
 }
+
+test_allow_any_of_matches_where_one_pattern_does if {
+	pattern := lib.any_of(["^a", "b$"])
+	regex.match(pattern, "abc")
+	regex.match(pattern, "xab")
+	not regex.match(pattern, "xbc")
+}
+
+test_deny_any_of_no_patterns_matches_nothing if {
+	pattern := lib.any_of([])
+	not regex.match(pattern, "")
+	not regex.match(pattern, "anything")
+}

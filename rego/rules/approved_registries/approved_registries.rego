@@ -18,8 +18,9 @@ _reason := lib.reason_template(rego.metadata.chain())
 
 # One anchored alternation of the approved prefixes, built from data: the bundle build
 # folds it into a constant, and each distinct image costs one match instead of a
-# comparison per entry. Containers are looked at only for an image that fails.
-_approved := concat("|", [concat("", ["^", lib.regex_literal(lib.approved_prefix(entry))]) |
+# comparison per entry. Containers are looked at only for an image that fails. No
+# entries approve no image.
+_approved := lib.any_of([concat("", ["^", lib.regex_literal(lib.approved_prefix(entry))]) |
 	some entry in data.params.rules.approved_registries.registries
 ])
 

@@ -54,3 +54,9 @@ test_deny_unapproved_image_in_cronjob_template if {
 	spec := lib_test.pod_spec([object.union(lib_test.good_container("job"), {"image": "ghcr.io/evil/job:1"})])
 	count(approved_registries.violation) == 1 with input as lib_test.apply(lib_test.cronjob("nightly", spec))
 }
+
+test_deny_every_image_when_no_registry_is_approved if {
+	inp := _input("registry.example.com/team/app:1.2.3")
+	lib_test.codes(approved_registries.violation) == {"K8S-IMG-001"} with input as inp
+		with data.params.rules.approved_registries.registries as []
+}

@@ -21,18 +21,15 @@ _params := data.params.rules.argument_hygiene
 _reason := lib.reason_template(rego.metadata.chain())
 
 # One alternation per kind: a single match per text instead of one per pattern; and
-# one alternation of both, so a clean text (nearly every one) costs a single match.
-_shell := concat("", ["(?:", concat(")|(?:", _params.shell_patterns), ")"])
+# one alternation of both, so a clean text (nearly every one) costs a single match. An
+# empty list of patterns checks nothing of its kind.
+_shell := lib.any_of(_params.shell_patterns)
 
-_injection := concat("", ["(?:", concat(")|(?:", _params.injection_patterns), ")"])
+_injection := lib.any_of(_params.injection_patterns)
 
 # Built straight from data, not from the two rules above: each rule costs an evaluation
 # of its own, and these two are needed only when a text matched.
-_any := concat("", [
-	"(?:",
-	concat(")|(?:", array.concat(_params.shell_patterns, _params.injection_patterns)),
-	")",
-])
+_any := lib.any_of(array.concat(_params.shell_patterns, _params.injection_patterns))
 
 # Document arguments (globs over the dotted argument path) are exempt from shell checks.
 _document(where) if {

@@ -43,4 +43,4 @@ _patterns := data.params.rules.critical_workloads.name_patterns
 # data is known), matched against the lower-cased name: the same test as contains() on
 # lower() (a (?i) match would fold case differently for some letters, like "İ"), at one
 # match per name; only a name that matches is compared pattern by pattern to say which.
-_any_pattern := concat("|", [lib.regex_literal(lower(pattern)) | some pattern in _patterns])
+_any_pattern := lib.any_of([lib.regex_literal(lower(pattern)) | some pattern in _patterns])
