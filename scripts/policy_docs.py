@@ -53,10 +53,14 @@ Every tool call becomes a *proposed action* that OPA judges with `data.gateway.d
   an approver group (when any are set), none older than the TTL (`approved_at` against
   `input.time`). Otherwise it stays `needs_approval` with a `GW-APPROVAL-001` reason such as
   "1 of 2 approvals; self-approval not allowed". Deny reasons win, approvals or not.
-- Fail closed: malformed input is denied (`GW-INPUT-001`), incomplete policy data denies
-  everything (`GW-DATA-001`), and if the policy cannot evaluate at all the decision is
-  still defined and denies (`GW-EVAL-001`). Decision logs mask `data`/`stringData` of
-  `object` and `current` (`rego/system/log/mask.rego`).
+- Fail closed: malformed input is denied (`GW-INPUT-001`); policy data with a parameter
+  missing or of the wrong type (a list entry that is not a string, an invalid regular
+  expression, a number out of range) denies everything and names the parameter
+  (`GW-DATA-001`); and if the policy cannot evaluate at all the decision is still defined
+  and denies (`GW-EVAL-001`). Decision logs mask `data`/`stringData` of `object` and
+  `current` (`rego/system/log/mask.rego`).
+- Empty lists in data mean what they say: no approved registries approves no image, no
+  shell patterns checks no text for shell syntax.
 
 ## Who may act where (principal scope)
 

@@ -2,9 +2,10 @@
 # title: Complete policy data
 # description: >-
 #   Rules read their parameters from bundle data; a missing or malformed parameter
-#   block could silently switch a rule off. Every action is refused until the data
-#   has the approval defaults, the tool catalog, the production environments and a
-#   parameter block for every rule that needs one.
+#   could silently switch a rule off. Every action is refused until the data has the
+#   approval defaults, the tool catalog, the production environments and every
+#   parameter each rule reads, of the right type (lists of strings, valid regular
+#   expressions, numbers in range), and the refusal names each parameter that is not.
 # custom:
 #   code: GW-DATA-001
 #   severity: critical
@@ -15,44 +16,183 @@ import data.lib
 
 _reason := lib.reason_template(rego.metadata.chain())
 
-# Kept here, not in data: this rule checks the data.
-_rules_with_parameters := {
-	"approved_registries", "argument_hygiene", "bounded_logs", "change_limits",
-	"cluster_scoped_writes", "critical_workloads", "destructive_actions", "external_services",
-	"gpu_resources", "no_dangerous_capabilities", "no_latest_tag", "no_root",
-	"palette_clusters", "principal_scope", "production_protection", "rbac_escalation",
-	"resource_limits", "secrets",
+# What each rule's parameters must be; kept here, not in data: this rule checks the data.
+# A parameter that is missing or of the wrong type does not fail loudly in the rule that
+# reads it, it switches the check off: without write_approval, production writes needed
+# no approval; a max_replicas written as text was never compared; one invalid pattern
+# made the whole alternation, and so every hygiene check, match nothing.
+_schema := {
+	"approved_registries": {"registries": "strings"},
+	"argument_hygiene": {
+		"shell_patterns": "patterns",
+		"injection_patterns": "patterns",
+		"target_fields": "strings",
+		"document_args": "strings",
+	},
+	"bounded_logs": {"max_log_lines": "count"},
+	"change_limits": {"max_change_percent": "percent", "max_replicas": "count", "resources": "strings"},
+	"cluster_scoped_writes": {"kinds": "strings"},
+	"critical_workloads": {"name_patterns": "strings"},
+	"destructive_actions": {"approval": "approval"},
+	"external_services": {"internal_annotations": "annotations"},
+	"gpu_resources": {"resources": "strings", "instance_type_prefixes": "strings"},
+	"no_dangerous_capabilities": {"capabilities": "strings"},
+	"no_latest_tag": {"disallowed_tags": "strings"},
+	"no_root": {"require_explicit_non_root": "boolean"},
+	"palette_clusters": {
+		"max_nodes": "count",
+		"delete_approval": "approval",
+		"production_delete_approval": "approval",
+	},
+	"principal_scope": {"groups": "scopes", "unmapped": "scope", "unauthenticated_effects": "strings"},
+	"production_protection": {"write_approval": "approval", "delete_approval": "approval"},
+	"rbac_escalation": {"privileged_roles": "strings", "escalation_verbs": "strings"},
+	"resource_limits": {"resources": "strings", "container_fields": "strings"},
+	"secrets": {"kinds": "strings", "redact": "strings"},
+}
+
+_expected := {
+	"strings": "a list of strings",
+	"patterns": "a list of valid regular expressions",
+	"count": "a whole number, 0 or more",
+	"percent": "a number, 0 or more",
+	"boolean": "true or false",
+	"approval": "an object of min_approvals, ttl_seconds (each 1 or more) and allow_self_approval",
+	"annotations": "an object of strings",
+	"scope": "an object with effects, namespaces and clusters, each a list of strings",
+	"scopes": "an object of scopes, each with effects, namespaces and clusters as lists of strings",
 }
 
 _problems contains "params.approval must set min_approvals, ttl_seconds, approver_groups and allow_self_approval" if {
 	not _approval_ok
 }
 
-_problems contains "params.catalog must list the tools" if not _catalog_ok
-
-_problems contains "params.production.environments must be a list" if not _production_ok
-
-_problems contains sprintf("params.rules.%s is missing", [name]) if {
-	some name in (_rules_with_parameters - _rule_blocks)
+_problems contains "params.catalog must map each tool to its backend, operation and effect (read, write or delete)" if {
+	not _catalog_ok
 }
 
+_problems contains "params.production must list the environments and name the environment label" if {
+	not _production_ok
+}
+
+_problems contains sprintf("params.rules.%s is missing", [name]) if {
+	some name, _ in _schema
+	not is_object(object.get(_rules, name, null))
+}
+
+_problems contains sprintf("params.rules.%s.%s must be %s", [rule, name, expected]) if {
+	some rule, parameters in _schema
+	is_object(_rules[rule])
+	some name, kind in parameters
+	not _valid(kind, object.get(_rules[rule], name, null))
+	expected := _expected[kind]
+}
+
+# Anything but an object counts as no rule parameters at all, so that each rule's
+# block is reported missing: a lookup into a string or a list would be undefined,
+# and the problems with it.
+default _rules := {}
+
+_rules := data.params.rules if is_object(data.params.rules)
+
 _approval_ok if {
-	is_number(data.params.approval.min_approvals)
+	_count(data.params.approval.min_approvals)
 	data.params.approval.min_approvals >= 1
 	is_number(data.params.approval.ttl_seconds)
 	data.params.approval.ttl_seconds >= 1
-	is_array(data.params.approval.approver_groups)
+	_strings(data.params.approval.approver_groups)
 	is_boolean(data.params.approval.allow_self_approval)
 }
 
-_catalog_ok if count(data.params.catalog) > 0
-
-_production_ok if is_array(data.params.production.environments)
-
-_rule_blocks contains name if {
-	some name, block in data.params.rules
-	is_object(block)
+_catalog_ok if {
+	is_object(data.params.catalog)
+	count(data.params.catalog) > 0
+	every entry in data.params.catalog {
+		is_string(entry.backend)
+		is_string(entry.operation)
+		entry.effect in {"read", "write", "delete"}
+	}
 }
+
+_production_ok if {
+	_strings(data.params.production.environments)
+	is_string(data.params.production.environment_label)
+}
+
+_valid("strings", value) if _strings(value)
+
+_valid("patterns", value) if {
+	_strings(value)
+	every pattern in value {
+		regex.is_valid(pattern)
+	}
+}
+
+_valid("count", value) if {
+	_count(value)
+	value >= 0
+}
+
+_valid("percent", value) if {
+	is_number(value)
+	value >= 0
+}
+
+_valid("boolean", value) if is_boolean(value)
+
+_valid("approval", value) if {
+	is_object(value)
+	every name, setting in value {
+		_approval_setting(name, setting)
+	}
+}
+
+_valid("annotations", value) if {
+	is_object(value)
+	every _, text in value {
+		is_string(text)
+	}
+}
+
+_valid("scope", value) if _scope(value)
+
+_valid("scopes", value) if {
+	is_object(value)
+	every _, scope in value {
+		_scope(scope)
+	}
+}
+
+_strings(value) if {
+	is_array(value)
+	every item in value {
+		is_string(item)
+	}
+}
+
+_scope(value) if {
+	is_object(value)
+	every field in ["effects", "namespaces", "clusters"] {
+		_strings(object.get(value, field, null))
+	}
+}
+
+_count(value) if {
+	is_number(value)
+	round(value) == value
+}
+
+_approval_setting("min_approvals", value) if {
+	_count(value)
+	value >= 1
+}
+
+_approval_setting("ttl_seconds", value) if {
+	is_number(value)
+	value >= 1
+}
+
+_approval_setting("allow_self_approval", value) if is_boolean(value)
 
 violation contains reason if {
 	not _complete
@@ -67,7 +207,9 @@ _complete if {
 	_approval_ok
 	_catalog_ok
 	_production_ok
-	every name in _rules_with_parameters {
-		is_object(data.params.rules[name])
+	every rule, parameters in _schema {
+		every name, kind in parameters {
+			_valid(kind, object.get(_rules, [rule, name], null))
+		}
 	}
 }

@@ -24,3 +24,82 @@ test_deny_missing_rule_parameters if {
 	some v in policy_data.violation with data.params.rules.no_root as null
 	v.message == "policy data is incomplete: params.rules.no_root is missing"
 }
+
+test_deny_missing_parameter_inside_a_rule_block if {
+	# Without it the production rule had no reason to report: writes went through.
+	messages := _messages with data.params.rules.production_protection.write_approval as null
+	messages == {concat("", [
+		"policy data is incomplete: params.rules.production_protection.write_approval must be ",
+		"an object of min_approvals, ttl_seconds (each 1 or more) and allow_self_approval",
+	])}
+}
+
+test_deny_parameters_of_the_wrong_type if {
+	messages := _messages with data.params.rules.change_limits.max_replicas as "50"
+		with data.params.rules.no_root.require_explicit_non_root as "yes"
+		with data.params.rules.bounded_logs.max_log_lines as 2.5
+	messages == {
+		"policy data is incomplete: params.rules.change_limits.max_replicas must be a whole number, 0 or more",
+		"policy data is incomplete: params.rules.no_root.require_explicit_non_root must be true or false",
+		"policy data is incomplete: params.rules.bounded_logs.max_log_lines must be a whole number, 0 or more",
+	}
+}
+
+test_deny_negative_change_percent if {
+	count(_messages) == 1 with data.params.rules.change_limits.max_change_percent as -10
+}
+
+test_deny_invalid_regular_expression if {
+	# An invalid pattern makes every match undefined: the check would find nothing.
+	messages := _messages with data.params.rules.argument_hygiene.injection_patterns as ["(?i)ignore(", "ok"]
+	messages == {concat("", [
+		"policy data is incomplete: params.rules.argument_hygiene.injection_patterns must be ",
+		"a list of valid regular expressions",
+	])}
+}
+
+test_deny_list_with_an_entry_that_is_not_a_string if {
+	count(_messages) == 1 with data.params.rules.no_dangerous_capabilities.capabilities as ["SYS_ADMIN", 7]
+}
+
+test_deny_unknown_approval_setting if {
+	# A misspelt setting would be ignored, and the default of one approval would apply.
+	count(_messages) == 1 with data.params.rules.production_protection.delete_approval as {"min_approval": 2}
+}
+
+test_deny_approval_setting_out_of_range if {
+	count(_messages) == 1 with data.params.rules.destructive_actions.approval as {"min_approvals": 0}
+}
+
+test_deny_malformed_scopes_and_annotations if {
+	messages := _messages with data.params.rules.principal_scope.groups.sre.clusters as null
+		with data.params.rules.external_services.internal_annotations as {"a": true}
+	count(messages) == 2
+}
+
+test_deny_catalog_entry_without_effect if {
+	count(_messages) == 1 with data.params.catalog.k8s_get.effect as null
+}
+
+test_deny_missing_environment_label if {
+	count(_messages) == 1 with data.params.production.environment_label as null
+}
+
+test_deny_rule_parameters_that_are_not_an_object if {
+	messages := _messages with data.params.rules as ["no_root"]
+	"policy data is incomplete: params.rules.no_root is missing" in messages
+	count(messages) == 18
+}
+
+test_allow_empty_lists_and_optional_approval_settings if {
+	count(policy_data.violation) == 0 with data.params.rules.approved_registries.registries as []
+		with data.params.rules.destructive_actions.approval as {}
+		with data.params.rules.principal_scope.groups as {}
+}
+
+_messages contains v.message if some v in policy_data.violation
+
+test_allow_every_approval_setting if {
+	settings := {"min_approvals": 3, "ttl_seconds": 600, "allow_self_approval": false}
+	count(policy_data.violation) == 0 with data.params.rules.destructive_actions.approval as settings
+}
