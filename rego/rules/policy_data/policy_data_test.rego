@@ -92,14 +92,20 @@ test_deny_rule_parameters_that_are_not_an_object if {
 }
 
 test_allow_empty_lists_and_optional_approval_settings if {
-	count(policy_data.violation) == 0 with data.params.rules.approved_registries.registries as []
-		with data.params.rules.destructive_actions.approval as {}
-		with data.params.rules.principal_scope.groups as {}
+	# The whole of params.rules replaced: OPA merges a `with` value for a nested path into
+	# the document when the rule reads a parent of that path, so an object there could
+	# not be emptied.
+	rules := json.patch(data.params.rules, [
+		{"op": "replace", "path": "/approved_registries/registries", "value": []},
+		{"op": "replace", "path": "/destructive_actions/approval", "value": {}},
+		{"op": "replace", "path": "/principal_scope/groups", "value": {}},
+	])
+	count(policy_data.violation) == 0 with data.params.rules as rules
 }
-
-_messages contains v.message if some v in policy_data.violation
 
 test_allow_every_approval_setting if {
 	settings := {"min_approvals": 3, "ttl_seconds": 600, "allow_self_approval": false}
 	count(policy_data.violation) == 0 with data.params.rules.destructive_actions.approval as settings
 }
+
+_messages contains v.message if some v in policy_data.violation
