@@ -30,7 +30,7 @@ OTHER_TYPES: list[Any] = ["text", 7, True, None, [], {}]
 # The numbers that need not be whole: a percentage and a TTL in seconds.
 FRACTIONS_ALLOWED = {"max_change_percent", "ttl_seconds"}
 
-Path_ = tuple[str, ...]
+ParamPath = tuple[str, ...]
 
 
 def _json_type(value: Any) -> str:
@@ -57,7 +57,7 @@ def _wrong_for(name: str, value: Any) -> list[Any]:
     return wrong
 
 
-def _parameters(params: dict[str, Any]) -> Iterator[tuple[Path_, Any]]:
+def _parameters(params: dict[str, Any]) -> Iterator[tuple[ParamPath, Any]]:
     """Every parameter a rule reads: each field of each rule block, the approval
     defaults, the production settings and each catalog entry's fields."""
     for rule, block in params["rules"].items():
@@ -72,7 +72,7 @@ def _parameters(params: dict[str, Any]) -> Iterator[tuple[Path_, Any]]:
             yield ("catalog", tool, name), value
 
 
-def _with(params: dict[str, Any], path: Path_, value: Any) -> dict[str, Any]:
+def _with(params: dict[str, Any], path: ParamPath, value: Any) -> dict[str, Any]:
     changed = copy.deepcopy(params)
     parent = changed
     for key in path[:-1]:
