@@ -95,13 +95,12 @@ default _rules := {}
 
 _rules := data.params.rules if is_object(data.params.rules)
 
+# The defaults must set every setting a rule's override may set, by the same measure.
 _approval_ok if {
-	_count(data.params.approval.min_approvals)
-	data.params.approval.min_approvals >= 1
-	is_number(data.params.approval.ttl_seconds)
-	data.params.approval.ttl_seconds >= 1
 	_strings(data.params.approval.approver_groups)
-	is_boolean(data.params.approval.allow_self_approval)
+	every name in ["min_approvals", "ttl_seconds", "allow_self_approval"] {
+		_approval_setting(name, data.params.approval[name])
+	}
 }
 
 _catalog_ok if {
