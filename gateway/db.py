@@ -90,6 +90,15 @@ _MIGRATIONS: Final[tuple[str, ...]] = (
     """
     ALTER TABLE actions ADD COLUMN heartbeat_at TEXT;
     """,
+    # 3: who denied a denied action ('policy' on re-evaluation, or 'approver'), and the
+    # proofs of an approval: the statement approved (canonical JSON), the approver's SSH
+    # signature over it, and the gateway's attestation that it came through the API.
+    """
+    ALTER TABLE actions ADD COLUMN denied_by TEXT;
+    ALTER TABLE approvals ADD COLUMN statement TEXT;
+    ALTER TABLE approvals ADD COLUMN signature TEXT;
+    ALTER TABLE approvals ADD COLUMN attestation TEXT;
+    """,
 )
 
 SCHEMA_VERSION: Final[int] = len(_MIGRATIONS)

@@ -7,11 +7,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from gateway.contracts import ApprovalRequirement, Decision, Obligations, Outcome, Reason
+from gateway.errors import MalformedDecision
 
 __all__ = ["CODE_MALFORMED", "fail_closed", "merge_decisions"]
 
 # Also the policy client's code for an answer that does not match the contract.
-CODE_MALFORMED = "GW-POLICY-MALFORMED"
+CODE_MALFORMED = MalformedDecision.code
 
 
 def fail_closed(code: str, message: str) -> Decision:

@@ -5,9 +5,11 @@
     ├── InvalidArguments         a tool call's arguments failed validation (the model can fix them)
     ├── UnknownTool              no such tool is registered
     ├── PayloadTooLarge          arguments or a manifest above the configured size
-    ├── PolicyError              the policy engine failed; the decision path turns it into deny
-    │   ├── PolicyUnavailable    connection refused, timeout, HTTP error
-    │   └── MalformedDecision    undefined result, wrong types, unknown outcome
+    ├── PolicyError              the policy engine failed; ``code`` is the fail-closed reason code
+    │   ├── PolicyUnavailable    connection refused, HTTP error          GW-POLICY-UNAVAILABLE
+    │   │   └── PolicyTimeout    no complete answer in time              GW-POLICY-TIMEOUT
+    │   └── MalformedDecision    wrong types, unknown outcome            GW-POLICY-MALFORMED
+    │       └── UndefinedDecision  no rule produced a decision           GW-POLICY-UNDEFINED
     ├── BackendError             a Kubernetes or Palette call failed
     │   ├── NotFound
     │   ├── Conflict
@@ -18,7 +20,15 @@
     ├── QueueError               the approval queue refused a transition
     │   ├── UnknownAction
     │   ├── InvalidTransition
-    │   └── ApprovalRefused      duplicate approver, self-approval, not in an approver group
+    │   ├── ApprovalRefused      duplicate approver, self-approval, not in an approver group
+    │   │   └── ProofRefused     an approval's signature or attestation is missing, malformed,
+    │   │                        stale, replayed, for another call, or by an unknown or revoked key
+    │   ├── StaleApprovals       someone approved meanwhile; the approve flow judges again
+    │   ├── CorruptAction        a stored row no longer parses (edited outside the gateway)
+    │   └── SealError            a stored call cannot be decrypted (unknown key id, tampered)
+    ├── AuthError                a credential was refused (HTTP 401); the message names why
+    ├── ClientError              the approvals API could not be used from the CLI
+    │   └── GatewayUnreachable   connection refused, timeout, not a gateway
     └── AuditError
         └── ChainBroken          a row whose hash does not match the chain
 
@@ -32,13 +42,17 @@ from __future__ import annotations
 __all__ = [
     "ApprovalRefused",
     "AuditError",
+    "AuthError",
     "BackendError",
     "BackendUnavailable",
     "ChainBroken",
+    "ClientError",
     "ConfigError",
     "Conflict",
+    "CorruptAction",
     "Forbidden",
     "GatewayError",
+    "GatewayUnreachable",
     "Invalid",
     "InvalidArguments",
     "InvalidTransition",
@@ -46,9 +60,14 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "PolicyError",
+    "PolicyTimeout",
     "PolicyUnavailable",
+    "ProofRefused",
     "QueueError",
     "RateLimited",
+    "SealError",
+    "StaleApprovals",
+    "UndefinedDecision",
     "UnknownAction",
     "UnknownTool",
 ]
@@ -75,15 +94,32 @@ class PayloadTooLarge(GatewayError):
 
 
 class PolicyError(GatewayError):
-    """The policy engine did not produce a usable decision."""
+    """The policy engine did not produce a usable decision. ``code`` is the reason code of
+    the fail-closed deny the decision path substitutes for it."""
+
+    code: str = "GW-POLICY-UNAVAILABLE"
 
 
 class PolicyUnavailable(PolicyError):
-    """OPA could not be reached, answered too slowly or answered with an HTTP error."""
+    """OPA could not be reached or answered with an HTTP error."""
+
+
+class PolicyTimeout(PolicyUnavailable):
+    """OPA did not answer completely within the configured time."""
+
+    code = "GW-POLICY-TIMEOUT"
 
 
 class MalformedDecision(PolicyError):
-    """OPA answered, but the decision is undefined or does not match the contract."""
+    """OPA answered, but the decision does not match the contract."""
+
+    code = "GW-POLICY-MALFORMED"
+
+
+class UndefinedDecision(MalformedDecision):
+    """OPA answered without a result: no rule produced a decision at the path."""
+
+    code = "GW-POLICY-UNDEFINED"
 
 
 class BackendError(GatewayError):
@@ -128,6 +164,40 @@ class InvalidTransition(QueueError):
 
 class ApprovalRefused(QueueError):
     """This approver may not approve this action (again)."""
+
+
+class ProofRefused(ApprovalRefused):
+    """An approval's proof (SSH signature, gateway attestation) cannot be accepted: missing,
+    malformed, stale or replayed, bound to another call, or made with an unknown or revoked
+    key. Nothing was approved, and an action carrying it does not run."""
+
+
+class StaleApprovals(QueueError):
+    """Someone else approved between reading the action and recording this approval;
+    the approve flow re-evaluates and tries again."""
+
+
+class CorruptAction(QueueError):
+    """A stored row no longer parses: it was edited outside the gateway."""
+
+
+class SealError(QueueError):
+    """A stored call is encrypted with a key this gateway does not hold, or its ciphertext
+    was altered."""
+
+
+class AuthError(GatewayError):
+    """A bearer credential was refused: unknown or revoked token, or a JWT that is
+    expired, not yet valid, for another audience or issuer, or not signed by the issuer."""
+
+
+class ClientError(GatewayError):
+    """The CLI could not use the gateway's approvals API (bad URL, unsafe token file,
+    an answer that is not the API's)."""
+
+
+class GatewayUnreachable(ClientError):
+    """The gateway did not answer: connection refused, timed out, TLS failure."""
 
 
 class AuditError(GatewayError):

@@ -17,9 +17,9 @@ class CallOutcome(BaseModel):
     """How one tool call ended.
 
     ``status``: ``executed`` (allowed, or approved and run while the caller waited; ``result``
-    is redacted), ``denied`` (by policy or by a human), ``pending`` (parked: ``action_id``,
-    ``state``, ``expires_at``), ``failed`` (the backend failed, or the parked action
-    expired, was cancelled or interrupted; ``error`` says why).
+    is redacted), ``denied`` (``denied_by`` says whether policy or an approver refused it),
+    ``pending`` (parked: ``action_id``, ``state``, ``expires_at``), ``failed`` (the backend
+    failed, or the parked action expired, was cancelled or interrupted; ``error`` says why).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -32,6 +32,7 @@ class CallOutcome(BaseModel):
     state: ActionState | None = None
     expires_at: str | None = None
     error: str | None = None
+    denied_by: Literal["policy", "approver"] | None = None
 
     @property
     def is_error(self) -> bool:
@@ -53,7 +54,12 @@ def outcome_of_parked(parked: ParkedAction, decision: Decision) -> CallOutcome:
             status="executed", result=redact(parked.result, decision.obligations.redact), **common
         )
     if parked.state == ActionState.DENIED:
-        return CallOutcome(status="denied", error=parked.error or "an approver denied the action", **common)
+        return CallOutcome(
+            status="denied",
+            error=parked.error or "an approver denied the action",
+            denied_by=parked.denied_by or "approver",
+            **common,
+        )
     if parked.state in TERMINAL_STATES:
         error = redact_text(parked.error or f"the action was {parked.state.value} and did not run")[:1000]
         return CallOutcome(status="failed", error=error, **common)

@@ -28,12 +28,10 @@ from pydantic import BaseModel, ValidationError
 
 from gateway.arguments import check_size, validate_arguments
 from gateway.contracts import (
-    Approval,
     Decision,
     PlannedCall,
     Principal,
     ProposedAction,
-    utc_now,
 )
 from gateway.errors import (
     AuditError,
@@ -130,7 +128,9 @@ class Gateway:
                 (time.perf_counter() - started) * 1000,
             )
             if decision.outcome == "deny":
-                return CallOutcome(status="denied", tool=tool, action_id=planned.id, decision=decision)
+                return CallOutcome(
+                    status="denied", tool=tool, action_id=planned.id, decision=decision, denied_by="policy"
+                )
             if decision.outcome == "needs_approval":
                 parked = await self._park(planned, decision, principal)
                 if isinstance(parked, CallOutcome):
@@ -185,15 +185,6 @@ class Gateway:
 
     # -- the queue executor's side (gateway.ports.CallRunner) ----------------------------
 
-    async def reevaluate(self, call: PlannedCall, approvals: tuple[Approval, ...]) -> Decision:
-        """Ask policy again about every stored action with ``approvals`` and ``time`` = now.
-
-        Not audited here: the executor records the outcome of the step it is taking.
-        """
-        now = utc_now()
-        actions = [a.model_copy(update={"approvals": approvals, "time": now}) for a in call.actions]
-        return await self._policy.decide_all(actions)
-
     async def execute(self, call: PlannedCall, decision: Decision) -> Any:
         """Run the call exactly as stored and return its redacted result.
 
@@ -215,10 +206,6 @@ class Gateway:
             _log_crash(call.tool, "executing", exc)
             raise BackendError(f"{call.tool} failed unexpectedly; see the gateway log") from exc
         return redact(result, decision.obligations.redact)
-
-    async def action(self, action_id: str, principal: Principal) -> ParkedAction:
-        """A parked action as stored (the caller decides what of it to show to whom)."""
-        return await self._queue.get(action_id)
 
     # -- steps ---------------------------------------------------------------------------
 

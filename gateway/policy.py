@@ -29,8 +29,8 @@ GW-POLICY-UNDEFINED    200 without ``result``: no rule produced a decision at th
 GW-POLICY-MALFORMED    not JSON, wrong types, unknown outcome, extra keys, inconsistent
 ====================== ===================================================================
 
-``evaluate`` is the raising variant (``PolicyUnavailable`` / ``MalformedDecision``) for
-callers that want to tell the failure apart themselves.
+``evaluate`` and ``evaluate_all`` are the raising variants (``PolicyUnavailable`` /
+``MalformedDecision``) for callers that want to tell the failure apart themselves.
 """
 
 from __future__ import annotations
@@ -50,7 +50,14 @@ from pydantic import ValidationError
 
 from gateway.contracts import Decision, ProposedAction
 from gateway.decisions import CODE_MALFORMED, fail_closed, merge_decisions
-from gateway.errors import ConfigError, MalformedDecision, PolicyError, PolicyUnavailable
+from gateway.errors import (
+    ConfigError,
+    MalformedDecision,
+    PolicyError,
+    PolicyTimeout,
+    PolicyUnavailable,
+    UndefinedDecision,
+)
 from gateway.metrics import METRICS, Metrics
 from gateway.settings import Settings
 
@@ -58,9 +65,9 @@ __all__ = ["CODE_MALFORMED", "CODE_TIMEOUT", "CODE_UNAVAILABLE", "CODE_UNDEFINED
 
 log = logging.getLogger(__name__)
 
-CODE_UNAVAILABLE = "GW-POLICY-UNAVAILABLE"
-CODE_TIMEOUT = "GW-POLICY-TIMEOUT"
-CODE_UNDEFINED = "GW-POLICY-UNDEFINED"
+CODE_UNAVAILABLE = PolicyUnavailable.code
+CODE_TIMEOUT = PolicyTimeout.code
+CODE_UNDEFINED = UndefinedDecision.code
 
 # The ``kind`` label of ``gateway_opa_errors_total`` for each fail-closed reason code.
 _METRIC_KINDS = {
@@ -81,28 +88,6 @@ _WITH_METRICS = {**_PARAMS, "metrics": True}
 # `query_rule` turns dots into slashes and does not escape: segments are kept to characters
 # that mean the same in a Rego reference and a URL path.
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
-
-
-class _Failure(PolicyError):
-    """A ``PolicyError`` that knows its reason code."""
-
-    code: str = CODE_UNAVAILABLE
-
-
-class _Unavailable(PolicyUnavailable, _Failure):
-    code = CODE_UNAVAILABLE
-
-
-class _Timeout(PolicyUnavailable, _Failure):
-    code = CODE_TIMEOUT
-
-
-class _Undefined(MalformedDecision, _Failure):
-    code = CODE_UNDEFINED
-
-
-class _Malformed(MalformedDecision, _Failure):
-    code = CODE_MALFORMED
 
 
 class PolicyClient:
@@ -170,7 +155,7 @@ class PolicyClient:
         Raises aiohttp's exceptions unchanged, and ``PolicyUnavailable`` when not open.
         """
         if self._opa is None:
-            raise _Unavailable("the policy client is not open")
+            raise PolicyUnavailable("the policy client is not open")
         params = _WITH_METRICS if metrics else _PARAMS
         return await self._opa.query_rule(input_data, self._package, self._rule, query_params=params)
 
@@ -184,30 +169,52 @@ class PolicyClient:
             async with asyncio.timeout(self._timeout):
                 answer = await self.query(action.as_input())
         except TimeoutError as exc:  # ours, aiohttp's total timeout and its socket timeouts
-            raise _Timeout(f"OPA did not answer within {self._timeout:g}s") from exc
+            raise PolicyTimeout(f"OPA did not answer within {self._timeout:g}s") from exc
         except aiohttp.ContentTypeError as exc:  # before its base class, ClientResponseError
-            raise _Malformed("OPA's answer is not JSON (wrong content type)") from exc
+            raise MalformedDecision("OPA's answer is not JSON (wrong content type)") from exc
         except aiohttp.ClientResponseError as exc:
             # `query_rule` raises on the status before reading the body, so OPA's error code
             # is not available here; its log has it.
-            raise _Unavailable(f"OPA answered HTTP {exc.status}") from exc
+            raise PolicyUnavailable(f"OPA answered HTTP {exc.status}") from exc
         except aiohttp.ClientError as exc:
-            raise _Unavailable(f"OPA could not be reached ({type(exc).__name__})") from exc
+            raise PolicyUnavailable(f"OPA could not be reached ({type(exc).__name__})") from exc
         except ValueError as exc:  # declared JSON, but not JSON (or not UTF-8)
-            raise _Malformed("OPA's answer is not JSON") from exc
+            raise MalformedDecision("OPA's answer is not JSON") from exc
         return self._parse(answer)
 
     async def decide(self, action: ProposedAction) -> Decision:
         """The decision about one action; any failure is a fail-closed ``deny``. Never raises."""
+        try:
+            return await self._measured(action)
+        except PolicyError as exc:
+            log.warning("policy decision failed closed for %s %s: %s", action.tool, action.id, exc)
+            return fail_closed(exc.code, str(exc))
+
+    async def _measured(self, action: ProposedAction) -> Decision:
+        """``evaluate``, timed and counted in the metrics the decision path exports."""
         started = time.perf_counter()
         try:
             return await self.evaluate(action)
-        except _Failure as exc:
-            log.warning("policy decision failed closed for %s %s: %s", action.tool, action.id, exc)
+        except PolicyError as exc:
             self._metrics.record_opa_error(_METRIC_KINDS.get(exc.code, "other"))
-            return fail_closed(exc.code, str(exc))
+            raise
         finally:
             self._metrics.observe_decision(time.perf_counter() - started)
+
+    async def evaluate_all(self, actions: Sequence[ProposedAction]) -> Decision:
+        """The merged decision about every action of one call, raising instead of denying.
+
+        For callers that must tell "policy said no" from "policy could not answer" (the
+        approve flow records nothing on an outage; the executor fails the action saying
+        the engine failed). Raises ``PolicyUnavailable`` or ``MalformedDecision``.
+        """
+        if not actions:
+            raise MalformedDecision("the call produced no action to judge")
+        results = await asyncio.gather(*(self._measured(a) for a in actions), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return merge_decisions(r for r in results if isinstance(r, Decision))
 
     async def decide_all(self, actions: Sequence[ProposedAction]) -> Decision:
         """The merged decision about every action of one call, evaluated concurrently.
@@ -223,15 +230,17 @@ class PolicyClient:
 
     def _parse(self, envelope: Any) -> Decision:
         if not isinstance(envelope, dict):
-            raise _Malformed("OPA's answer is not a JSON object")
+            raise MalformedDecision("OPA's answer is not a JSON object")
         if "result" not in envelope:
-            raise _Undefined(f"{self._where} is undefined for this input (no rule produced a decision)")
+            raise UndefinedDecision(
+                f"{self._where} is undefined for this input (no rule produced a decision)"
+            )
         result = envelope["result"]
         if not isinstance(result, dict):
-            raise _Malformed(f"{self._where} is a {_json_type(result)}, not an object")
+            raise MalformedDecision(f"{self._where} is a {_json_type(result)}, not an object")
         spoofed = _CLIENT_FIELDS.intersection(result)
         if spoofed:
-            raise _Malformed(f"decision has unexpected field(s) {sorted(spoofed)}")
+            raise MalformedDecision(f"decision has unexpected field(s) {sorted(spoofed)}")
         decision_id = envelope.get("decision_id")
         # Provenance joins the document before its single validation (no copy afterwards).
         result = {
@@ -242,7 +251,7 @@ class PolicyClient:
         try:
             decision = Decision.model_validate(result)
         except ValidationError as exc:
-            raise _Malformed(_describe(exc)) from exc
+            raise MalformedDecision(_describe(exc)) from exc
         _check_consistent(decision)
         return decision
 
@@ -250,9 +259,9 @@ class PolicyClient:
 def _check_consistent(decision: Decision) -> None:
     # A document that contradicts itself is doubtful, and doubt is a deny.
     if decision.outcome == "needs_approval" and decision.approval is None:
-        raise _Malformed("outcome is needs_approval but the decision has no approval block")
+        raise MalformedDecision("outcome is needs_approval but the decision has no approval block")
     if decision.outcome != "deny" and any(r.effect == "deny" for r in decision.reasons):
-        raise _Malformed(f"outcome is {decision.outcome} but a reason has effect deny")
+        raise MalformedDecision(f"outcome is {decision.outcome} but a reason has effect deny")
 
 
 def _endpoint(url: str) -> tuple[str, int, bool]:

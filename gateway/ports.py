@@ -67,6 +67,8 @@ class ParkedAction(BaseModel):
     expires_at: str
     result: Any = None
     error: str | None = None
+    # For a denied action: ``policy`` (re-evaluated when approved) or ``approver`` (a human).
+    denied_by: Literal["policy", "approver"] | None = None
 
 
 class ApprovalQueue(Protocol):
@@ -122,13 +124,9 @@ class AuditSink(Protocol):
 
 
 class CallRunner(Protocol):
-    """What the queue's executor needs from the decision path. Implemented by
-    ``gateway.pipeline.Gateway``."""
-
-    async def reevaluate(self, call: PlannedCall, approvals: tuple[Approval, ...]) -> Decision:
-        """Ask policy again about every action of the call, with ``approvals`` filled in;
-        merged as on first evaluation. Fails closed."""
-        ...
+    """What the queue's executor needs from the decision path: running an approved call.
+    Implemented by ``gateway.pipeline.Gateway``; re-asking policy is
+    ``gateway.queue.reevaluation.reevaluate``, shared with the approve flow."""
 
     async def execute(self, call: PlannedCall, decision: Decision) -> Any:
         """Run the call's tool once and return its redacted result. Raises

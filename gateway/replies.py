@@ -47,13 +47,21 @@ def outcome_reply(outcome: CallOutcome) -> CallToolResult:
         return _pending(outcome)
     decision = outcome.decision
     if outcome.status == "denied" and decision is not None and outcome.state is None:
-        body = {"outcome": "deny", "action_id": outcome.action_id, **_decision_facts(decision)}
+        body = {
+            "outcome": "deny",
+            "denied_by": "policy",
+            "action_id": outcome.action_id,
+            **_decision_facts(decision),
+        }
         text = _reason_lines(f"Denied by policy: {outcome.tool} was not executed", decision.reasons)
         return CallToolResult(
             content=[TextContent(type="text", text=text)], structured_content=body, is_error=True
         )
+    # One vocabulary with the decision's: a denial is "deny" whoever gave it, and
+    # ``denied_by`` tells policy (re-evaluated at approval) from an approver.
     body = {
-        "outcome": "denied" if outcome.status == "denied" else "failed",
+        "outcome": "deny" if outcome.status == "denied" else "failed",
+        **({"denied_by": outcome.denied_by or "approver"} if outcome.status == "denied" else {}),
         "action_id": outcome.action_id,
         "state": outcome.state.value if outcome.state else None,
         "error": outcome.error,
@@ -80,6 +88,8 @@ def decision_reply(tool: str, decision: Decision) -> CallToolResult:
 def parked_reply(parked: ParkedAction, principal: Principal) -> CallToolResult:
     """``gateway_action``: state for anyone, details and result for the requester only."""
     body: dict[str, Any] = {"action_id": parked.id, "state": parked.state.value}
+    if parked.denied_by is not None:
+        body["denied_by"] = parked.denied_by
     if _is_requester(parked, principal):
         body.update(
             {

@@ -67,7 +67,7 @@ async def open_runtime(settings: Settings, sources: Sequence[ToolSource]) -> Asy
             settings.opa_url,
             settings.db_path,
         )
-        executor = Executor(store, runner=gateway, audit=store.audit)
+        executor = Executor(store, runner=gateway, audit=store.audit, policy=policy)
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(executor.run_forever)
             try:

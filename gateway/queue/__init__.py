@@ -3,25 +3,25 @@
 Start-up (server lifespan)::
 
     store = await QueueStore.open(settings.db_path)   # also marks dead executions interrupted
-    executor = Executor(store, gateway, store.audit)  # gateway: a CallRunner
+    executor = Executor(store, gateway, store.audit, policy=policy)  # gateway: a CallRunner
     task_group.start_soon(executor.run_forever)
     ...
     executor.stop(); await store.close()
 """
 
-from gateway.queue.approvals import ApprovalResult, PolicyDecider, approve, missing_approvals
+from gateway.queue.approvals import ApprovalResult, approve, missing_approvals
 from gateway.queue.executor import Executor
-from gateway.queue.store import DEFAULT_LIST_LIMIT, ActionSummary, CorruptAction, QueueStore, StaleApprovals
+from gateway.queue.reevaluation import PolicyEvaluator, reevaluate
+from gateway.queue.store import DEFAULT_LIST_LIMIT, ActionSummary, QueueStore
 
 __all__ = [
     "DEFAULT_LIST_LIMIT",
     "ActionSummary",
     "ApprovalResult",
-    "CorruptAction",
     "Executor",
-    "PolicyDecider",
+    "PolicyEvaluator",
     "QueueStore",
-    "StaleApprovals",
     "approve",
     "missing_approvals",
+    "reevaluate",
 ]

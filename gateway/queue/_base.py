@@ -12,7 +12,7 @@ import aiosqlite
 
 from gateway.audit import AuditLog, format_time
 from gateway.db import Database
-from gateway.errors import InvalidTransition, QueueError, UnknownAction
+from gateway.errors import CorruptAction, InvalidTransition, QueueError, UnknownAction
 from gateway.ports import ActionState, ParkedAction
 from gateway.queue._rows import (
     ACTION_COLUMNS,
@@ -23,16 +23,7 @@ from gateway.queue._rows import (
     system_clock,
 )
 
-__all__ = ["CorruptAction", "StaleApprovals", "StoreBase", "storage_errors"]
-
-
-class CorruptAction(QueueError):
-    """A stored row no longer parses: it was edited outside the gateway."""
-
-
-class StaleApprovals(QueueError):
-    """Someone else approved between reading the action and recording this approval;
-    the approve flow re-evaluates and tries again."""
+__all__ = ["StoreBase", "storage_errors"]
 
 
 @contextlib.contextmanager

@@ -17,9 +17,9 @@ import aiosqlite
 
 from gateway.audit import format_time
 from gateway.contracts import Decision, canonical_json
-from gateway.errors import InvalidTransition
+from gateway.errors import CorruptAction, InvalidTransition
 from gateway.ports import ActionState, AuditEvent, AuditKind, ParkedAction
-from gateway.queue._base import CorruptAction, StoreBase, storage_errors
+from gateway.queue._base import StoreBase, storage_errors
 from gateway.queue._rows import action_event, encode_result, owner_alive
 
 __all__ = ["HEARTBEAT_SECONDS", "LEASE_SECONDS", "ExecutionTransitions"]

@@ -38,7 +38,7 @@ Clock = Callable[[], datetime]
 
 ACTION_COLUMNS: Final[str] = (
     "id, state, call_json, decision_json, fingerprint, requester_json, created_at, updated_at, "
-    "expires_at, result_json, error, "
+    "expires_at, result_json, error, denied_by, "
     # the approvals ride along in one statement: one round trip, one consistent snapshot
     "(SELECT json_group_array(json_array(subject, json(groups_json), approved_at, reason)) "
     "FROM approvals WHERE approvals.action_id = actions.id)"
@@ -122,6 +122,7 @@ def parked_from_row(row: Any, now: str) -> ParkedAction:
         expires,
         result,
         error,
+        denied_by,
         approvals,
     ) = row
     return ParkedAction(
@@ -137,6 +138,7 @@ def parked_from_row(row: Any, now: str) -> ParkedAction:
         expires_at=expires,
         result=json.loads(result) if result is not None else None,
         error=error,
+        denied_by=denied_by,
     )
 
 

@@ -9,39 +9,36 @@ an approver outside ``approver_groups``, a second approval by the same person), 
 approval that cannot count is never recorded.
 
 If the policy engine itself fails (unreachable, timed out, undefined or malformed
-answer), nothing is recorded and ``PolicyUnavailable`` is raised: an outage must not
-turn into a denial of the action, nor into an approval.
+answer), ``gateway.queue.reevaluation.reevaluate`` raises the ``PolicyError`` and nothing
+is recorded: an outage must not turn into a denial of the action, nor into an approval.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Final
 
 from gateway.audit import format_time
-from gateway.contracts import Approval, Decision, Principal, ProposedAction
-from gateway.errors import ApprovalRefused, AuditError, InvalidTransition, PolicyUnavailable, QueueError
+from gateway.contracts import Approval, Decision, Principal
+from gateway.errors import (
+    ApprovalRefused,
+    AuditError,
+    InvalidTransition,
+    PolicyError,
+    QueueError,
+    StaleApprovals,
+)
 from gateway.ports import ActionState, AuditEvent, ParkedAction
 from gateway.queue._rows import Clock, requirement, system_clock
-from gateway.queue.store import QueueStore, StaleApprovals
+from gateway.queue.reevaluation import PolicyEvaluator, reevaluate
+from gateway.queue.store import QueueStore
 
-__all__ = ["ApprovalResult", "PolicyDecider", "approve", "missing_approvals"]
+__all__ = ["ApprovalResult", "approve", "missing_approvals"]
 
-# Reason codes of the fail-closed decisions gateway.policy substitutes when OPA failed.
-_ENGINE_FAILURES: Final[frozenset[str]] = frozenset(
-    {"GW-POLICY-UNAVAILABLE", "GW-POLICY-TIMEOUT", "GW-POLICY-UNDEFINED", "GW-POLICY-MALFORMED"}
-)
 _ATTEMPTS: Final[int] = 5
 _log = logging.getLogger(__name__)
 _MIN_FINGERPRINT_PREFIX: Final[int] = 8
-
-
-class PolicyDecider(Protocol):
-    """What the flow needs from ``gateway.policy.PolicyClient``."""
-
-    async def decide_all(self, actions: Sequence[ProposedAction]) -> Decision: ...
 
 
 @dataclass(frozen=True)
@@ -56,7 +53,7 @@ class ApprovalResult:
 
 async def approve(
     store: QueueStore,
-    policy: PolicyDecider,
+    policy: PolicyEvaluator,
     action_id: str,
     approver: Principal,
     *,
@@ -68,7 +65,7 @@ async def approve(
 
     Raises ``UnknownAction``, ``InvalidTransition`` (not pending, expired, changed),
     ``ApprovalRefused`` (duplicate, self-approval, outside the approver groups, fingerprint
-    not the one expected) or ``PolicyUnavailable``; in every case no approval was
+    not the one expected) or ``PolicyError`` (the engine failed); in every case no approval was
     recorded. Refusals are audited as ``rejected_request`` (who tried, and why not).
     """
     try:
@@ -90,7 +87,7 @@ async def approve(
 
 async def _approve(
     store: QueueStore,
-    policy: PolicyDecider,
+    policy: PolicyEvaluator,
     action_id: str,
     approver: Principal,
     reason: str | None,
@@ -102,12 +99,10 @@ async def _approve(
         _precheck(action, approver, expect_fingerprint)
         now = format_time(clock())
         approval = Approval(subject=approver.subject, groups=approver.groups, approved_at=now, reason=reason)
-        approvals = (*action.approvals, approval)
-        judged = [a.model_copy(update={"approvals": approvals, "time": now}) for a in action.call.actions]
-        decision = await policy.decide_all(judged)
-        failures = [r.message for r in decision.reasons if r.code in _ENGINE_FAILURES]
-        if failures:
-            raise PolicyUnavailable(f"{failures[0]}; nothing was recorded, try again")
+        try:
+            decision = await reevaluate(policy, action.call, (*action.approvals, approval), now=now)
+        except PolicyError as exc:
+            raise type(exc)(f"{exc}; nothing was recorded, try again") from exc
         try:
             updated = await store.record_approval(action, approval, approver, decision)
         except StaleApprovals:

@@ -3,8 +3,9 @@
 Each pass writes due expiries, then claims approved actions one by one (a guarded
 approved → executing transition, so a second executor, in this process or another,
 gets nothing), checks that the stored call still matches its fingerprint and that every
-approval was given to that fingerprint, asks policy again with the approvals, and only
-then runs the call. Anything doubtful fails the action without running it. A pass that is
+approval was given to that fingerprint, asks policy again with the approvals (the same
+``reevaluate`` the approve flow uses), and only then runs the call. Anything doubtful fails
+the action without running it. A pass that is
 cancelled mid-execution marks the action interrupted; a process that dies leaves it
 executing until the next start-up marks it interrupted (``QueueStore.recover_interrupted``).
 Either way it is never re-run without a new approval.
@@ -19,11 +20,12 @@ from typing import Final
 
 import anyio
 
-from gateway.contracts import Decision
-from gateway.errors import AuditError, GatewayError, QueueError
+from gateway.contracts import Decision, utc_now
+from gateway.errors import AuditError, GatewayError, PolicyError, QueueError
 from gateway.ports import ActionState, AuditSink, CallRunner, ParkedAction
 from gateway.queue._execution import HEARTBEAT_SECONDS
 from gateway.queue._rows import action_event
+from gateway.queue.reevaluation import PolicyEvaluator, reevaluate
 from gateway.queue.store import QueueStore
 
 __all__ = ["DEFAULT_CHECKPOINT_SECONDS", "DEFAULT_POLL_SECONDS", "Executor"]
@@ -34,7 +36,7 @@ _log = logging.getLogger(__name__)
 
 
 class Executor:
-    """Polls ``store`` for approved actions and runs them through ``runner``."""
+    """Polls ``store`` for approved actions, asks ``policy`` again and runs them through ``runner``."""
 
     def __init__(
         self,
@@ -42,12 +44,14 @@ class Executor:
         runner: CallRunner,
         audit: AuditSink,
         *,
+        policy: PolicyEvaluator,
         poll_seconds: float = DEFAULT_POLL_SECONDS,
         checkpoint_seconds: float = DEFAULT_CHECKPOINT_SECONDS,
         heartbeat_seconds: float = HEARTBEAT_SECONDS,
     ) -> None:
         self._store = store
         self._runner = runner
+        self._policy = policy
         self._audit = audit
         self._poll_seconds = poll_seconds
         self._checkpoint_seconds = checkpoint_seconds
@@ -108,8 +112,8 @@ class Executor:
         if problem is not None:
             return await self._fail(action, f"refused: {problem}")
         try:
-            decision = await self._runner.reevaluate(action.call, action.approvals)
-        except GatewayError as exc:
+            decision = await reevaluate(self._policy, action.call, action.approvals, now=utc_now())
+        except PolicyError as exc:
             return await self._fail(action, f"policy re-evaluation failed: {exc}")
         except Exception as exc:  # noqa: BLE001 - a bug there must fail the action, not the executor
             _log.error("re-evaluation of action %s raised %s", action.id, type(exc).__name__)

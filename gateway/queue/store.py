@@ -21,9 +21,9 @@ import aiosqlite
 from gateway.audit import AuditLog, format_time
 from gateway.contracts import Approval, Decision, PlannedCall, Principal, canonical_json
 from gateway.db import Database
-from gateway.errors import ApprovalRefused, InvalidTransition, QueueError, UnknownAction
+from gateway.errors import ApprovalRefused, InvalidTransition, QueueError, StaleApprovals, UnknownAction
 from gateway.ports import ActionState, AuditKind, ParkedAction
-from gateway.queue._base import CorruptAction, StaleApprovals, storage_errors
+from gateway.queue._base import storage_errors
 from gateway.queue._execution import ExecutionTransitions
 from gateway.queue._rows import (
     SUMMARY_COLUMNS,
@@ -37,7 +37,7 @@ from gateway.queue._rows import (
     target_summary,
 )
 
-__all__ = ["DEFAULT_LIST_LIMIT", "ActionSummary", "CorruptAction", "QueueStore", "StaleApprovals"]
+__all__ = ["DEFAULT_LIST_LIMIT", "ActionSummary", "QueueStore"]
 
 DEFAULT_LIST_LIMIT = 50
 _MIN_PREFIX = 4
@@ -237,6 +237,7 @@ class QueueStore(ExecutionTransitions):
             live=True,
             last_decision_json=decision_json,
             error=error,
+            denied_by="policy" if target is ActionState.DENIED else None,
         )
         if stamp is None:
             raise InvalidTransition(f"action {action.id} is no longer pending; nothing was approved")
@@ -262,6 +263,7 @@ class QueueStore(ExecutionTransitions):
                 "approvals": (*action.approvals, approval),
                 "updated_at": stamp,
                 "error": error,
+                "denied_by": "policy" if target is ActionState.DENIED else None,
             }
         )
 
@@ -304,8 +306,9 @@ class QueueStore(ExecutionTransitions):
                     expired = True
                 else:
                     self._require(action, sources, target.value)
+                    denied_by = "approver" if target is ActionState.DENIED else None
                     if not await self._transition(
-                        conn, action_id, action.state, target, live=True, error=error
+                        conn, action_id, action.state, target, live=True, error=error, denied_by=denied_by
                     ):
                         raise InvalidTransition(f"action {action_id} changed meanwhile; nothing was done")
                     event = action_event(

@@ -195,7 +195,9 @@ async def gateway_stack(
     try:
         async with PolicyClient(settings) as policy:
             gateway = Gateway(settings, registry, policy, store, store.audit)
-            yield Stack(settings, store, policy, gateway, Executor(store, gateway, store.audit))
+            yield Stack(
+                settings, store, policy, gateway, Executor(store, gateway, store.audit, policy=policy)
+            )
     finally:
         await store.close()
 

@@ -116,7 +116,7 @@ async def test_a_production_delete_needs_two_approvals_under_the_project_policy(
             registry = ToolRegistry()
             registry.register(counting_delete(ran))
             gateway = Gateway(settings, registry, policy, store, store.audit)
-            executor = Executor(store, gateway, store.audit)
+            executor = Executor(store, gateway, store.audit, policy=policy)
             [done] = await executor.run_once()
             assert await executor.run_once() == []
         assert done.state is ActionState.SUCCEEDED, done.error

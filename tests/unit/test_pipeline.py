@@ -11,7 +11,7 @@ import pytest
 from fakes import InMemoryAudit, InMemoryQueue
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.contracts import Approval, Decision, PlannedCall, Principal, ProposedAction, Target
+from gateway.contracts import Decision, PlannedCall, Principal, ProposedAction, Target
 from gateway.errors import AuditError, BackendError, InvalidArguments, NotFound, PayloadTooLarge, UnknownTool
 from gateway.local.process import free_port
 from gateway.pipeline import Gateway
@@ -217,13 +217,6 @@ async def test_execute_refuses_a_stored_call_that_no_longer_validates(parts: Any
     with pytest.raises(BackendError, match="can no longer be run"):
         await gateway.execute(call, Decision(outcome="allow"))
     assert backend.executed == []
-
-
-async def test_reevaluation_with_the_engine_down_is_a_deny(parts: Any) -> None:
-    gateway, _, _ = parts
-    approval = Approval(subject="bob", approved_at="2026-01-01T00:00:00Z")
-    decision = await gateway.reevaluate(_stored_call("web"), (approval,))
-    assert decision.outcome == "deny"
 
 
 class FailingAudit(InMemoryAudit):

@@ -27,7 +27,7 @@ from gateway.contracts import (
     Target,
 )
 from gateway.decisions import merge_decisions
-from gateway.errors import ConfigError, MalformedDecision, PolicyUnavailable
+from gateway.errors import ConfigError, MalformedDecision, PolicyUnavailable, UndefinedDecision
 from gateway.local.process import free_port
 from gateway.policy import (
     CODE_MALFORMED,
@@ -310,6 +310,31 @@ async def test_decide_all_asks_about_every_action_and_merges(opa: FakeOpa) -> No
     assert decision.outcome == "deny"
     assert [r.code for r in decision.reasons] == ["D-1"]
     assert sorted(r.body["input"]["target"]["name"] for r in opa.requests) == ["a", "bad", "c"]
+
+
+async def test_evaluate_all_raises_the_engines_failure_instead_of_denying(opa: FakeOpa) -> None:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        name = (await request.json())["input"]["target"]["name"]
+        return web.json_response({} if name == "undefined" else {"result": ALLOW})
+
+    opa.handler = handler
+    actions = [_action(target=Target(kind="Pod", name=n)) for n in ("a", "undefined")]
+    async with _client(opa) as client:
+        with pytest.raises(UndefinedDecision, match="undefined for this input") as raised:
+            await client.evaluate_all(actions)
+        assert raised.value.code == "GW-POLICY-UNDEFINED"
+        with pytest.raises(MalformedDecision, match="no action"):
+            await client.evaluate_all([])
+        merged = await client.evaluate_all(actions[:1] * 2)
+    assert merged.outcome == "allow"
+
+
+async def test_evaluate_all_with_the_engine_down_raises_unavailable() -> None:
+    settings = Settings(opa_url=f"http://127.0.0.1:{free_port()}", opa_timeout_seconds=2.0)
+    async with PolicyClient(settings) as client:
+        with pytest.raises(PolicyUnavailable, match="could not be reached") as raised:
+            await client.evaluate_all([_action()])
+    assert raised.value.code == "GW-POLICY-UNAVAILABLE"
 
 
 def _decision(outcome: str, **fields: Any) -> Decision:

@@ -14,9 +14,7 @@ import pytest
 from queue_support import ALICE, BOB, CAROL, DAVE, FakeClock, allow, deny, needs_approval, scale_call
 
 from gateway.contracts import Decision, ProposedAction
-from gateway.decisions import fail_closed
 from gateway.errors import ApprovalRefused, InvalidTransition, PolicyUnavailable, UnknownAction
-from gateway.policy import CODE_UNAVAILABLE
 from gateway.ports import ActionState
 from gateway.queue import QueueStore, approve
 
@@ -24,17 +22,19 @@ from gateway.queue import QueueStore, approve
 class QuorumPolicy:
     """Allows once ``quorum`` approvers other than the requester approved."""
 
-    def __init__(self, quorum: int = 1, *, answer: Decision | None = None) -> None:
+    def __init__(self, quorum: int = 1, *, answer: Decision | Exception | None = None) -> None:
         self.quorum = quorum
         self.answer = answer
         self.seen: list[Sequence[ProposedAction]] = []
         self.before_answer: Callable[[], object] | None = None
 
-    async def decide_all(self, actions: Sequence[ProposedAction]) -> Decision:
+    async def evaluate_all(self, actions: Sequence[ProposedAction]) -> Decision:
         self.seen.append(actions)
         if self.before_answer is not None:
             hook, self.before_answer = self.before_answer, None
             await hook()  # type: ignore[misc]
+        if isinstance(self.answer, Exception):
+            raise self.answer
         if self.answer is not None:
             return self.answer
         action = actions[0]
@@ -138,7 +138,7 @@ async def test_a_policy_engine_outage_records_nothing_and_denies_nothing(
     store: QueueStore, clock: FakeClock
 ) -> None:
     parked = await store.park(scale_call(), needs_approval(), ALICE)
-    outage = fail_closed(CODE_UNAVAILABLE, "OPA could not be reached (ConnectError)")
+    outage = PolicyUnavailable("OPA could not be reached (ConnectError)")
     with pytest.raises(PolicyUnavailable, match="nothing was recorded"):
         await approve(store, QuorumPolicy(answer=outage), parked.id, BOB, clock=clock)
     after = await store.get(parked.id)

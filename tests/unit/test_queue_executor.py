@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,14 +12,15 @@ import anyio
 import pytest
 from queue_support import ALICE, BOB, FakeClock, allow, deny, needs_approval, scale_call
 
-from gateway.contracts import Approval, Decision, PlannedCall
+from gateway.contracts import Approval, Decision, PlannedCall, ProposedAction
 from gateway.errors import AuditError, Forbidden, PolicyUnavailable
 from gateway.ports import ActionState, AuditEvent, ParkedAction
 from gateway.queue import Executor, QueueStore
 
 
 class RecordingRunner:
-    """Answers re-evaluations with ``verdict`` and records every execution."""
+    """Stands in for the policy client (answers re-evaluations with ``verdict``) and for the
+    pipeline (records every execution)."""
 
     def __init__(
         self, verdict: Decision | Exception | None = None, *, fails_with: Exception | None = None
@@ -31,8 +32,8 @@ class RecordingRunner:
         self.block: asyncio.Event | None = None
         self.started = asyncio.Event()
 
-    async def reevaluate(self, call: PlannedCall, approvals: tuple[Approval, ...]) -> Decision:
-        self.reevaluated.append(tuple(a.subject for a in approvals))
+    async def evaluate_all(self, actions: Sequence[ProposedAction]) -> Decision:
+        self.reevaluated.append(tuple(a.subject for a in actions[0].approvals))
         if isinstance(self.verdict, Exception):
             raise self.verdict
         return self.verdict
@@ -72,7 +73,7 @@ async def test_an_approved_action_runs_once_and_its_result_is_stored(
 ) -> None:
     action = await approved(store, clock)
     runner = RecordingRunner()
-    executor = Executor(store, runner, store.audit)
+    executor = Executor(store, runner, store.audit, policy=runner)
 
     [done] = await executor.run_once()
     assert await executor.run_once() == []
@@ -96,7 +97,7 @@ async def test_a_call_edited_after_approval_is_refused_and_never_runs(
         conn.execute(f"{edit} WHERE id = ?", [action.id])
     runner = RecordingRunner()
 
-    [done] = await Executor(store, runner, store.audit).run_once()
+    [done] = await Executor(store, runner, store.audit, policy=runner).run_once()
 
     assert done.call.call_args["replicas"] == 50  # the edit is really there
     assert done.state is ActionState.FAILED
@@ -117,7 +118,7 @@ async def test_a_fingerprint_column_rewritten_to_match_still_fails_the_approval_
             [edited.model_dump_json(), edited.fingerprint(), action.id],
         )
     runner = RecordingRunner()
-    [done] = await Executor(store, runner, store.audit).run_once()
+    [done] = await Executor(store, runner, store.audit, policy=runner).run_once()
     assert done.state is ActionState.FAILED
     assert "different version" in (done.error or "")
     assert runner.executed == []
@@ -128,7 +129,7 @@ async def test_policy_denying_at_execution_time_fails_the_action_without_running
 ) -> None:
     await approved(store, clock)
     runner = RecordingRunner(deny("change freeze"))
-    [done] = await Executor(store, runner, store.audit).run_once()
+    [done] = await Executor(store, runner, store.audit, policy=runner).run_once()
     assert done.state is ActionState.FAILED
     assert "change freeze" in (done.error or "")
     assert runner.executed == []
@@ -139,7 +140,7 @@ async def test_a_policy_engine_failure_at_execution_time_fails_closed(
 ) -> None:
     await approved(store, clock)
     runner = RecordingRunner(PolicyUnavailable("OPA could not be reached"))
-    [done] = await Executor(store, runner, store.audit).run_once()
+    [done] = await Executor(store, runner, store.audit, policy=runner).run_once()
     assert done.state is ActionState.FAILED
     assert "OPA could not be reached" in (done.error or "")
     assert runner.executed == []
@@ -148,7 +149,7 @@ async def test_a_policy_engine_failure_at_execution_time_fails_closed(
 async def test_a_backend_error_fails_the_action_with_its_message(store: QueueStore, clock: FakeClock) -> None:
     await approved(store, clock)
     runner = RecordingRunner(fails_with=Forbidden("RBAC forbids scaling deployments in payments"))
-    [done] = await Executor(store, runner, store.audit).run_once()
+    [done] = await Executor(store, runner, store.audit, policy=runner).run_once()
     assert done.state is ActionState.FAILED
     assert done.error == "RBAC forbids scaling deployments in payments"
 
@@ -156,7 +157,7 @@ async def test_a_backend_error_fails_the_action_with_its_message(store: QueueSto
 async def test_an_unexpected_error_is_recorded_by_type_only(store: QueueStore, clock: FakeClock) -> None:
     await approved(store, clock)
     runner = RecordingRunner(fails_with=RuntimeError("token=s3cr3t leaked in a message"))
-    [done] = await Executor(store, runner, store.audit).run_once()
+    [done] = await Executor(store, runner, store.audit, policy=runner).run_once()
     assert done.state is ActionState.FAILED
     assert done.error == "execution failed unexpectedly (RuntimeError)"
     assert all("s3cr3t" not in r.model_dump_json() for r in await store.audit.recent())
@@ -166,7 +167,7 @@ async def test_an_approved_action_that_expired_is_swept_not_run(store: QueueStor
     action = await approved(store, clock, ttl_seconds=60)
     clock.advance(61)
     runner = RecordingRunner()
-    assert await Executor(store, runner, store.audit).run_once() == []
+    assert await Executor(store, runner, store.audit, policy=runner).run_once() == []
     assert (await store.get(action.id)).state is ActionState.EXPIRED
     assert runner.executed == []
 
@@ -177,7 +178,7 @@ async def test_cancelling_the_executor_mid_execution_leaves_the_action_interrupt
     action = await approved(store, clock)
     runner = RecordingRunner()
     runner.block = asyncio.Event()
-    executor = Executor(store, runner, store.audit)
+    executor = Executor(store, runner, store.audit, policy=runner)
     task = asyncio.create_task(executor.run_once())
     await runner.started.wait()
     task.cancel()
@@ -193,7 +194,7 @@ async def test_run_forever_executes_what_gets_approved_and_stops_when_asked(
     store: QueueStore, clock: FakeClock
 ) -> None:
     runner = RecordingRunner()
-    executor = Executor(store, runner, store.audit, poll_seconds=0.01)
+    executor = Executor(store, runner, store.audit, policy=runner, poll_seconds=0.01)
     async with anyio.create_task_group() as group:
         group.start_soon(executor.run_forever)
         action = await approved(store, clock)
@@ -213,7 +214,14 @@ async def autocheckpoint(store: QueueStore) -> int:
 
 
 async def test_while_running_the_executor_owns_wal_checkpoints(store: QueueStore) -> None:
-    executor = Executor(store, RecordingRunner(), store.audit, poll_seconds=0.01, checkpoint_seconds=0)
+    executor = Executor(
+        store,
+        RecordingRunner(),
+        store.audit,
+        policy=RecordingRunner(),
+        poll_seconds=0.01,
+        checkpoint_seconds=0,
+    )
     assert await autocheckpoint(store) == 1000
     async with anyio.create_task_group() as group:
         group.start_soon(executor.run_forever)
@@ -227,7 +235,7 @@ async def test_a_long_execution_renews_its_lease(tmp_path: Path, store: QueueSto
     action = await approved(store, clock)
     runner = RecordingRunner()
     runner.block = asyncio.Event()
-    executor = Executor(store, runner, store.audit, heartbeat_seconds=0.01)
+    executor = Executor(store, runner, store.audit, policy=runner, heartbeat_seconds=0.01)
     task = asyncio.create_task(executor.run_once())
     await runner.started.wait()
     clock.advance(30)
@@ -250,7 +258,7 @@ async def test_nothing_runs_when_its_audit_record_cannot_be_written(
 ) -> None:
     await approved(store, clock)
     runner = RecordingRunner()
-    [done] = await Executor(store, runner, BrokenAudit()).run_once()
+    [done] = await Executor(store, runner, BrokenAudit(), policy=runner).run_once()
     assert done.state is ActionState.FAILED
     assert "audit log could not be written" in (done.error or "")
     assert runner.executed == []

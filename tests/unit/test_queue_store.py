@@ -16,9 +16,18 @@ import pytest
 from queue_support import ALICE, BOB, CAROL, FakeClock, allow, deny, needs_approval, scale_call
 
 from gateway.contracts import Approval, Decision
-from gateway.errors import ApprovalRefused, ConfigError, InvalidTransition, QueueError, UnknownAction
+from gateway.db import SCHEMA_VERSION
+from gateway.errors import (
+    ApprovalRefused,
+    ConfigError,
+    CorruptAction,
+    InvalidTransition,
+    QueueError,
+    StaleApprovals,
+    UnknownAction,
+)
 from gateway.ports import ActionState, ParkedAction
-from gateway.queue import CorruptAction, QueueStore, StaleApprovals
+from gateway.queue import QueueStore
 
 
 @pytest.fixture
@@ -166,6 +175,7 @@ async def test_a_deny_on_re_evaluation_makes_the_action_denied_with_policys_reas
     assert denied.state is ActionState.DENIED
     assert denied.error is not None
     assert "change freeze" in denied.error
+    assert (denied.denied_by, (await store.get(parked.id)).denied_by) == ("policy", "policy")
     assert await kinds(store) == ["parked", "approval", "denial"]
 
 
@@ -194,6 +204,7 @@ async def test_deny_and_cancel_are_guarded_transitions(store: QueueStore, clock:
     denied = await store.deny(first.id, BOB, "not during the sale")
     assert denied.state is ActionState.DENIED
     assert denied.error == "denied by bob: not during the sale"
+    assert denied.denied_by == "approver"
     with pytest.raises(InvalidTransition, match="denied"):
         await store.cancel(first.id, BOB)
 
@@ -311,16 +322,25 @@ async def test_a_version_1_database_is_migrated_in_place(tmp_path: Path, clock: 
     parked = await store.park(scale_call(), needs_approval(), ALICE)
     await store.close()
     with sqlite3.connect(path) as conn:  # back to what the first release wrote
-        conn.execute("ALTER TABLE actions DROP COLUMN heartbeat_at")
+        for table, column in [
+            ("actions", "heartbeat_at"),
+            ("actions", "denied_by"),
+            ("approvals", "statement"),
+            ("approvals", "signature"),
+            ("approvals", "attestation"),
+        ]:
+            conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
         conn.execute("PRAGMA user_version = 1")
 
     reopened = await QueueStore.open(path, clock=clock)
     try:
         assert (await reopened.get(parked.id)).call == parked.call
         with sqlite3.connect(path) as conn:
-            assert conn.execute("PRAGMA user_version").fetchone() == (2,)
+            assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
             columns = {row[1] for row in conn.execute("PRAGMA table_info(actions)")}
-        assert "heartbeat_at" in columns
+            signed = {row[1] for row in conn.execute("PRAGMA table_info(approvals)")}
+        assert {"heartbeat_at", "denied_by"} <= columns
+        assert {"statement", "signature", "attestation"} <= signed
     finally:
         await reopened.close()
 
