@@ -17,24 +17,27 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Final
 
 from gateway.audit import format_time
-from gateway.contracts import Approval, Decision, Principal
+from gateway.contracts import Decision, Principal
 from gateway.errors import (
     ApprovalRefused,
     AuditError,
     InvalidTransition,
     PolicyError,
+    ProofRefused,
     QueueError,
     StaleApprovals,
 )
 from gateway.ports import ActionState, AuditEvent, ParkedAction
 from gateway.queue._rows import Clock, requirement, system_clock
+from gateway.queue.proofs import ApprovalProofs, ApprovalStatement
 from gateway.queue.reevaluation import PolicyEvaluator, reevaluate
-from gateway.queue.store import QueueStore
+from gateway.queue.store import QueueStore, StoredProof
 
-__all__ = ["ApprovalResult", "approve", "missing_approvals"]
+__all__ = ["ApprovalResult", "Signed", "approve", "missing_approvals"]
 
 _ATTEMPTS: Final[int] = 5
 _log = logging.getLogger(__name__)
@@ -60,16 +63,25 @@ async def approve(
     reason: str | None = None,
     expect_fingerprint: str | None = None,
     clock: Clock = system_clock,
+    proofs: ApprovalProofs | None = None,
+    signed: Signed | None = None,
 ) -> ApprovalResult:
     """Record ``approver``'s approval of ``action_id`` and apply policy's verdict.
 
+    ``signed`` is the statement the approver signed and the signature; without it the
+    statement is built here (and must not need a signature). ``proofs`` says what an
+    approval must carry; with an attestor (the approvals API), the gateway attests the new
+    approval. Existing approvals are checked too: a forged one refuses the action.
+
     Raises ``UnknownAction``, ``InvalidTransition`` (not pending, expired, changed),
     ``ApprovalRefused`` (duplicate, self-approval, outside the approver groups, fingerprint
-    not the one expected) or ``PolicyError`` (the engine failed); in every case no approval was
+    not the one expected; ``ProofRefused`` for a signature or statement that cannot be
+    accepted) or ``PolicyError`` (the engine failed); in every case no approval was
     recorded. Refusals are audited as ``rejected_request`` (who tried, and why not).
     """
+    request = _Request(approver, reason, expect_fingerprint, proofs or ApprovalProofs(), signed)
     try:
-        return await _approve(store, policy, action_id, approver, reason, expect_fingerprint, clock)
+        return await _approve(store, policy, action_id, request, clock)
     except QueueError as exc:
         attempt = AuditEvent(
             kind="rejected_request",
@@ -85,26 +97,71 @@ async def approve(
         raise
 
 
+@dataclass(frozen=True)
+class Signed:
+    """An approval statement (canonical JSON) as the approver signed it, and the armored
+    SSH signature."""
+
+    statement: str
+    signature: str | None = None
+
+
+@dataclass(frozen=True)
+class _Request:
+    approver: Principal
+    reason: str | None
+    expect_fingerprint: str | None
+    proofs: ApprovalProofs
+    signed: Signed | None
+
+
+def _statement(
+    request: _Request, action: ParkedAction, now: datetime
+) -> tuple[ApprovalStatement, str | None]:
+    """The statement this approval makes, checked against the action and the approver."""
+    approver = request.approver
+    if request.signed is None:
+        statement = ApprovalStatement.for_action(
+            action, approver.subject, approver.groups, format_time(now), request.reason
+        )
+        signature = None
+    else:
+        statement, signature = ApprovalStatement.parse(request.signed.statement), request.signed.signature
+        if statement.approver != approver.subject:
+            raise ProofRefused(f"the statement is by {statement.approver}, but you are {approver.subject}")
+        if set(statement.groups) != set(approver.groups):
+            raise ProofRefused("the statement's groups are not the ones your credential carries")
+        if request.reason is not None and request.reason != statement.reason:
+            raise ProofRefused("the reason given differs from the one in the signed statement")
+    request.proofs.check_new(statement, signature, action, now)
+    return statement, signature
+
+
 async def _approve(
-    store: QueueStore,
-    policy: PolicyEvaluator,
-    action_id: str,
-    approver: Principal,
-    reason: str | None,
-    expect_fingerprint: str | None,
-    clock: Clock,
+    store: QueueStore, policy: PolicyEvaluator, action_id: str, request: _Request, clock: Clock
 ) -> ApprovalResult:
+    proofs = request.proofs
     for _ in range(_ATTEMPTS):
         action = await store.get(action_id)
-        _precheck(action, approver, expect_fingerprint)
-        now = format_time(clock())
-        approval = Approval(subject=approver.subject, groups=approver.groups, approved_at=now, reason=reason)
+        _precheck(action, request.approver, request.expect_fingerprint)
+        moment = clock()
+        statement, signature = _statement(request, action, moment)
+        earlier = proofs.verified(action, await store.stored_approvals(action.id), moment)
+        approval = statement.approval()
         try:
-            decision = await reevaluate(policy, action.call, (*action.approvals, approval), now=now)
+            decision = await reevaluate(policy, action.call, (*earlier, approval), now=format_time(moment))
         except PolicyError as exc:
             raise type(exc)(f"{exc}; nothing was recorded, try again") from exc
+        text = statement.text()
+        attestation = proofs.attestor.attest(text) if proofs.attestor is not None else None
         try:
-            updated = await store.record_approval(action, approval, approver, decision)
+            updated = await store.record_approval(
+                action,
+                approval,
+                request.approver,
+                decision,
+                proof=StoredProof(statement=text, signature=signature, attestation=attestation),
+            )
         except StaleApprovals:
             continue  # someone approved meanwhile: judge again with their approval included
         missing = missing_approvals(updated, decision) if updated.state is ActionState.PENDING else None

@@ -2,13 +2,15 @@
 
 Each pass writes due expiries, then claims approved actions one by one (a guarded
 approved → executing transition, so a second executor, in this process or another,
-gets nothing), checks that the stored call still matches its fingerprint and that every
-approval was given to that fingerprint, asks policy again with the approvals (the same
-``reevaluate`` the approve flow uses), and only then runs the call. Anything doubtful fails
-the action without running it. A pass that is
-cancelled mid-execution marks the action interrupted; a process that dies leaves it
-executing until the next start-up marks it interrupted (``QueueStore.recover_interrupted``).
-Either way it is never re-run without a new approval.
+gets nothing). Before running a claimed action it checks that the stored call still
+matches its fingerprint, that every approval was given to that fingerprint and carries the
+proofs ``ApprovalProofs`` requires (an SSH signature by an allowed, unrevoked key; the
+gateway's attestation), and asks policy again with the approvals as proven (the same
+``reevaluate`` the approve flow uses). Only then does it run the call. Anything doubtful
+fails the action without running it. A pass that is cancelled mid-execution marks the
+action interrupted; a process that dies leaves it executing until the next start-up marks
+it interrupted (``QueueStore.recover_interrupted``). Either way it is never re-run without
+a new approval.
 """
 
 from __future__ import annotations
@@ -16,15 +18,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+from datetime import UTC, datetime
 from typing import Final
 
 import anyio
 
-from gateway.contracts import Decision, utc_now
-from gateway.errors import AuditError, GatewayError, PolicyError, QueueError
+from gateway.audit import format_time
+from gateway.contracts import Decision
+from gateway.errors import AuditError, GatewayError, PolicyError, ProofRefused, QueueError
 from gateway.ports import ActionState, AuditSink, CallRunner, ParkedAction
 from gateway.queue._execution import HEARTBEAT_SECONDS
 from gateway.queue._rows import action_event
+from gateway.queue.proofs import ApprovalProofs
 from gateway.queue.reevaluation import PolicyEvaluator, reevaluate
 from gateway.queue.store import QueueStore
 
@@ -45,6 +50,7 @@ class Executor:
         audit: AuditSink,
         *,
         policy: PolicyEvaluator,
+        proofs: ApprovalProofs | None = None,
         poll_seconds: float = DEFAULT_POLL_SECONDS,
         checkpoint_seconds: float = DEFAULT_CHECKPOINT_SECONDS,
         heartbeat_seconds: float = HEARTBEAT_SECONDS,
@@ -52,6 +58,7 @@ class Executor:
         self._store = store
         self._runner = runner
         self._policy = policy
+        self._proofs = proofs or ApprovalProofs()
         self._audit = audit
         self._poll_seconds = poll_seconds
         self._checkpoint_seconds = checkpoint_seconds
@@ -111,8 +118,13 @@ class Executor:
         problem = await self._store.integrity_problem(action)
         if problem is not None:
             return await self._fail(action, f"refused: {problem}")
+        moment = datetime.now(UTC)
         try:
-            decision = await reevaluate(self._policy, action.call, action.approvals, now=utc_now())
+            approvals = self._proofs.verified(action, await self._store.stored_approvals(action.id), moment)
+        except ProofRefused as exc:
+            return await self._fail(action, f"refused: {exc}")
+        try:
+            decision = await reevaluate(self._policy, action.call, approvals, now=format_time(moment))
         except PolicyError as exc:
             return await self._fail(action, f"policy re-evaluation failed: {exc}")
         except Exception as exc:  # noqa: BLE001 - a bug there must fail the action, not the executor

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,14 @@ import aiosqlite
 from gateway.audit import AuditLog, format_time
 from gateway.contracts import Approval, Decision, PlannedCall, Principal, canonical_json
 from gateway.db import Database
-from gateway.errors import ApprovalRefused, InvalidTransition, QueueError, StaleApprovals, UnknownAction
+from gateway.errors import (
+    ApprovalRefused,
+    CorruptAction,
+    InvalidTransition,
+    QueueError,
+    StaleApprovals,
+    UnknownAction,
+)
 from gateway.ports import ActionState, AuditKind, ParkedAction
 from gateway.queue._base import storage_errors
 from gateway.queue._execution import ExecutionTransitions
@@ -36,11 +44,22 @@ from gateway.queue._rows import (
     system_clock,
     target_summary,
 )
+from gateway.queue.proofs import StoredApproval, proof_digests
 
-__all__ = ["DEFAULT_LIST_LIMIT", "ActionSummary", "QueueStore"]
+__all__ = ["DEFAULT_LIST_LIMIT", "ActionSummary", "QueueStore", "StoredProof"]
 
 DEFAULT_LIST_LIMIT = 50
 _MIN_PREFIX = 4
+
+
+@dataclass(frozen=True)
+class StoredProof:
+    """What an approval row keeps besides who and when: the statement approved (canonical
+    JSON), the approver's SSH signature over it, and the gateway's attestation."""
+
+    statement: str | None = None
+    signature: str | None = None
+    attestation: str | None = None
 
 
 class QueueStore(ExecutionTransitions):
@@ -156,9 +175,12 @@ class QueueStore(ExecutionTransitions):
         approval: Approval,
         approver: Principal,
         decision: Decision,
+        *,
+        proof: StoredProof | None = None,
     ) -> ParkedAction:
-        """Record ``approval`` and apply policy's re-evaluation ``decision``: allow makes the
-        action approved, deny makes it denied, needs_approval leaves it pending.
+        """Record ``approval`` (with its ``proof``) and apply policy's re-evaluation
+        ``decision``: allow makes the action approved, deny makes it denied, needs_approval
+        leaves it pending.
 
         ``action`` is the action as read when ``decision`` was computed. If its state,
         fingerprint or approvals changed since, nothing is written: ``InvalidTransition``,
@@ -195,9 +217,10 @@ class QueueStore(ExecutionTransitions):
                         raise ApprovalRefused(f"{approval.subject} has already approved action {action.id}")
                     if subjects != {a.subject for a in action.approvals}:
                         raise StaleApprovals(f"action {action.id} was approved by someone else meanwhile")
+                    held = proof or StoredProof()
                     await conn.execute(
                         "INSERT INTO approvals (action_id, subject, groups_json, approved_at, reason, "
-                        "fingerprint) VALUES (?, ?, ?, ?, ?, ?)",
+                        "fingerprint, statement, signature, attestation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         [
                             action.id,
                             approval.subject,
@@ -205,9 +228,12 @@ class QueueStore(ExecutionTransitions):
                             approval.approved_at,
                             approval.reason,
                             fingerprint,
+                            held.statement,
+                            held.signature,
+                            held.attestation,
                         ],
                     )
-                    updated = await self._after_approval(conn, action, approval, approver, decision)
+                    updated = await self._after_approval(conn, action, approval, approver, decision, held)
         if expired:
             raise InvalidTransition(f"action {action.id} has expired; nothing was approved")
         return updated
@@ -219,6 +245,7 @@ class QueueStore(ExecutionTransitions):
         approval: Approval,
         approver: Principal,
         decision: Decision,
+        proof: StoredProof,
     ) -> ParkedAction:
         decision_json = canonical_json(decision.model_dump(mode="json"))
         target = {
@@ -241,7 +268,13 @@ class QueueStore(ExecutionTransitions):
         )
         if stamp is None:
             raise InvalidTransition(f"action {action.id} is no longer pending; nothing was approved")
-        detail = {"approvals": len(action.approvals) + 1, "state": target.value, "reason": approval.reason}
+        detail = {
+            "approvals": len(action.approvals) + 1,
+            "state": target.value,
+            "reason": approval.reason,
+            # Digests bind the proofs kept in the approvals table to the chain (`audit verify`).
+            "proof": proof_digests(proof.statement, proof.signature, proof.attestation),
+        }
         event = action_event(
             "approval",
             action,
@@ -266,6 +299,32 @@ class QueueStore(ExecutionTransitions):
                 "denied_by": "policy" if target is ActionState.DENIED else None,
             }
         )
+
+    async def stored_approvals(self, action_id: str) -> list[StoredApproval]:
+        """Every approval row of the action, with its proofs."""
+        with storage_errors():
+            async with self.db.read() as conn:
+                rows = await conn.execute_fetchall(
+                    "SELECT subject, groups_json, approved_at, reason, fingerprint, statement, signature, "
+                    "attestation FROM approvals WHERE action_id = ? ORDER BY approved_at, subject",
+                    [action_id],
+                )
+        try:
+            return [
+                StoredApproval(
+                    subject=str(r[0]),
+                    groups=tuple(json.loads(r[1])),
+                    approved_at=str(r[2]),
+                    reason=r[3],
+                    fingerprint=str(r[4]),
+                    statement=r[5],
+                    signature=r[6],
+                    attestation=r[7],
+                )
+                for r in rows
+            ]
+        except (ValueError, TypeError) as exc:
+            raise CorruptAction(f"an approval of action {action_id} is unreadable (edited?)") from exc
 
     async def deny(self, action_id: str, by: Principal, reason: str) -> ParkedAction:
         """A human refuses a pending action."""
