@@ -1,5 +1,6 @@
-"""The streamable HTTP front end: MCP at ``/mcp`` behind host checks and bearer tokens,
-plus ``/healthz``, ``/readyz`` and ``/metrics`` for the orchestrator.
+"""The streamable HTTP front end: MCP at ``/mcp`` and the approvals API at ``/api/v1``
+(``gateway.approvals_api``) behind host checks and bearer tokens, plus ``/healthz``,
+``/readyz`` and ``/metrics`` for the orchestrator.
 
 Request path for ``/mcp``::
 
@@ -31,12 +32,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gateway.approvals_api import approvals_routes
 from gateway.audit import AuditLog
 from gateway.auth import BearerAuthMiddleware, TokenStore
 from gateway.db import Database
 from gateway.errors import ConfigError
 from gateway.metrics import CONTENT_TYPE, METRICS, Metrics
 from gateway.queue.store import QueueStore
+from gateway.runtime import RuntimeSlot
 from gateway.settings import Settings
 
 __all__ = ["MCP_PATH", "PUBLIC_PATHS", "QueueDepth", "build_app", "transport_security"]
@@ -174,11 +177,14 @@ def build_app(
     *,
     metrics: Metrics | None = None,
     queue_depth: QueueDepth | None = None,
+    slot: RuntimeSlot | None = None,
 ) -> Starlette:
     """The ASGI app ``gateway serve --transport http`` runs.
 
     ``metrics`` defaults to the process-wide ``gateway.metrics.METRICS`` the decision
-    path records into. Raises ``ConfigError`` when no request could ever be authorised
+    path records into. ``slot`` is where ``server``'s lifespan puts its runtime
+    (``build_server(settings, slot=slot)``): with it, the approvals API is served under
+    ``/api/v1``. Raises ``ConfigError`` when no request could ever be authorised
     (``anonymous = "reject"`` without a tokens file) or the tokens file is unusable.
     """
     if settings.tokens_file is None and settings.anonymous == "reject":
@@ -208,6 +214,7 @@ def build_app(
             Route("/healthz", probes.healthz, methods=["GET"]),
             Route("/readyz", probes.readyz, methods=["GET"]),
             Route("/metrics", probes.metrics_endpoint, methods=["GET"]),
+            *(approvals_routes(slot) if slot is not None else []),
             Mount("/", app=mcp_app),
         ],
         middleware=[

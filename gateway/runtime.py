@@ -20,11 +20,12 @@ import anyio
 from gateway.pipeline import Gateway
 from gateway.policy import PolicyClient
 from gateway.queue.executor import Executor
+from gateway.queue.proofs import ApprovalProofs
 from gateway.queue.store import QueueStore
 from gateway.settings import Settings
 from gateway.tools import ToolRegistry, ToolSpec
 
-__all__ = ["CheckFn", "Runtime", "ToolSource", "open_runtime"]
+__all__ = ["CheckFn", "Runtime", "RuntimeSlot", "ToolSource", "open_runtime"]
 
 log = logging.getLogger(__name__)
 
@@ -44,15 +45,27 @@ class Runtime:
     gateway: Gateway
     policy: PolicyClient
     store: QueueStore
+    proofs: ApprovalProofs
 
     @property
     def registry(self) -> ToolRegistry:
         return self.gateway.registry
 
 
+class RuntimeSlot:
+    """Where the HTTP front end finds the runtime the MCP server's lifespan opened, so the
+    approvals API uses the same store, policy client and proofs as the executor."""
+
+    def __init__(self) -> None:
+        self.runtime: Runtime | None = None
+
+
 @asynccontextmanager
-async def open_runtime(settings: Settings, sources: Sequence[ToolSource]) -> AsyncIterator[Runtime]:
-    """Open everything a gateway process needs; see the module docstring for the order."""
+async def open_runtime(
+    settings: Settings, sources: Sequence[ToolSource], *, slot: RuntimeSlot | None = None
+) -> AsyncIterator[Runtime]:
+    """Open everything a gateway process needs; see the module docstring for the order.
+    ``slot`` (if given) holds the runtime while it is open."""
     async with AsyncExitStack() as stack:
         policy = await stack.enter_async_context(PolicyClient(settings))
         store = await QueueStore.open(settings.db_path)
@@ -67,10 +80,16 @@ async def open_runtime(settings: Settings, sources: Sequence[ToolSource]) -> Asy
             settings.opa_url,
             settings.db_path,
         )
-        executor = Executor(store, runner=gateway, audit=store.audit, policy=policy)
+        proofs = ApprovalProofs.from_settings(settings)
+        executor = Executor(store, runner=gateway, audit=store.audit, policy=policy, proofs=proofs)
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(executor.run_forever)
+            runtime = Runtime(settings=settings, gateway=gateway, policy=policy, store=store, proofs=proofs)
+            if slot is not None:
+                slot.runtime = runtime
             try:
-                yield Runtime(settings=settings, gateway=gateway, policy=policy, store=store)
+                yield runtime
             finally:
+                if slot is not None:
+                    slot.runtime = None
                 executor.stop()

@@ -58,7 +58,7 @@ from gateway.kubernetes.tools import open_backend as kubernetes_backend
 from gateway.palette.tools import ReadFn, palette_configured, register_resources
 from gateway.palette.tools import open_backend as palette_backend
 from gateway.replies import decision_reply, error_reply, outcome_reply, parked_reply
-from gateway.runtime import CheckFn, Runtime, ToolSource, open_runtime
+from gateway.runtime import CheckFn, Runtime, RuntimeSlot, ToolSource, open_runtime
 from gateway.settings import Settings
 from gateway.tools import ToolSpec
 
@@ -105,14 +105,16 @@ class ActionArgs(BaseModel):
 META_TOOLS: Mapping[str, type[BaseModel]] = {"gateway_check": CheckArgs, "gateway_action": ActionArgs}
 
 
-def build_server(settings: Settings, *, backends: Sequence[ToolSource] | None = None) -> MCPServer[Runtime]:
+def build_server(
+    settings: Settings, *, backends: Sequence[ToolSource] | None = None, slot: RuntimeSlot | None = None
+) -> MCPServer[Runtime]:
     """The gateway's MCP server. ``backends`` defaults to ``_backends(settings)``; tests pass
-    their own tool sources."""
+    their own tool sources. ``slot`` receives the runtime while it is open (the approvals API)."""
     sources = list(backends) if backends is not None else _backends(settings)
 
     @asynccontextmanager
     async def lifespan(server: MCPServer[Runtime]) -> AsyncIterator[Runtime]:
-        async with open_runtime(settings, sources) as runtime:
+        async with open_runtime(settings, sources, slot=slot) as runtime:
             await _register_backend_tools(server, runtime)
             yield runtime
 

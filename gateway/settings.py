@@ -10,10 +10,25 @@ import json
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-__all__ = ["Settings", "default_subject"]
+__all__ = ["Settings", "WebhookTarget", "default_subject"]
+
+WebhookEvent = Literal[
+    "parked", "approval", "approved", "denied", "cancelled", "expired", "executed", "failed", "interrupted",
+]  # fmt: skip
+
+
+class WebhookTarget(BaseModel):
+    """One receiver of queue events."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: Annotated[str, Field(min_length=1, max_length=2048)]
+    format: Literal["json", "slack"] = "json"
+    # Empty: every event.
+    events: tuple[WebhookEvent, ...] = ()
 
 
 def default_subject() -> str:
@@ -30,7 +45,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore", frozen=True)
 
-    @field_validator("groups", mode="before")
+    @field_validator("groups", "oidc_algorithms", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
@@ -86,3 +101,47 @@ class Settings(BaseSettings):
     palette_timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 15.0
     palette_max_retries: Annotated[int, Field(ge=0, le=10)] = 3
     palette_max_backoff_seconds: Annotated[float, Field(ge=0, le=60)] = 10.0
+
+    # Approvals: proofs (docs/approvals.md). `required`: every approval is signed with the
+    # approver's SSH key, verified against the allowed signers file; `optional`: signatures
+    # are checked when present, and over HTTP every approval needs the gateway's attestation.
+    approval_signatures: Literal["required", "optional"] = "optional"
+    allowed_signers_file: Path | None = None
+    revoked_signers_file: Path | None = None
+    # The gateway's Ed25519 key attesting API approvals; default: beside the database.
+    attestation_key_file: Path | None = None
+    approval_clock_skew_seconds: Annotated[float, Field(gt=0, le=3600)] = 300.0
+
+    # The CLI as a client of the approvals API: `gateway queue` without --local.
+    url: str | None = None
+    token: SecretStr | None = None
+    token_file: Path | None = None
+    signing_key: Path | None = None
+
+    # OIDC / JWT bearer tokens beside the tokens file (docs/deployment.md).
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
+    oidc_subject_claim: str = "sub"
+    oidc_groups_claim: str = "groups"
+    oidc_algorithms: Annotated[tuple[str, ...], NoDecode] = ("RS256", "ES256", "PS256", "EdDSA")
+    oidc_leeway_seconds: Annotated[float, Field(ge=0, le=300)] = 30.0
+    oidc_jwks_cache_seconds: Annotated[float, Field(ge=0, le=86400)] = 300.0
+    oidc_min_refresh_seconds: Annotated[float, Field(ge=0, le=3600)] = 30.0
+    oidc_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 5.0
+
+    # Webhooks: JSON list of {"url": ..., "format": "json" | "slack", "events": [...]}.
+    webhooks: tuple[WebhookTarget, ...] = ()
+    webhook_secret: SecretStr | None = None
+    webhook_secret_file: Path | None = None
+    webhook_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 5.0
+    webhook_max_attempts: Annotated[int, Field(ge=1, le=20)] = 5
+    webhook_queue_size: Annotated[int, Field(ge=1, le=100_000)] = 1000
+
+    # Parked calls are sealed (AES-GCM) with the first key of this file; default: beside
+    # the database. `GATEWAY_QUEUE_KEY` (`<id>:<base64 of 32 bytes>`) takes precedence.
+    queue_keys_file: Path | None = None
+    queue_key: SecretStr | None = None
+
+    def data_file(self, configured: Path | None, name: str) -> Path:
+        """A file the gateway keeps beside its database unless configured elsewhere."""
+        return configured if configured is not None else self.db_path.parent / name

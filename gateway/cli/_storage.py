@@ -18,9 +18,12 @@ from pydantic_settings import SettingsError
 from gateway.errors import (
     ApprovalRefused,
     AuditError,
+    AuthError,
     ChainBroken,
+    ClientError,
     ConfigError,
     GatewayError,
+    GatewayUnreachable,
     InvalidTransition,
     PolicyError,
     UnknownAction,
@@ -35,6 +38,7 @@ __all__ = [
     "JsonOption",
     "OpaUrlOption",
     "echo_json",
+    "guarded",
     "open_store",
     "run",
     "settings",
@@ -51,12 +55,15 @@ class ExitCode(IntEnum):
     INVALID_STATE = 4
     POLICY_UNAVAILABLE = 5
     STORAGE = 6
+    NOT_AUTHENTICATED = 7
+    UNREACHABLE = 8
 
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok; 1 refused (approval refused, action denied, audit chain broken); "
     "2 usage or settings error; 3 unknown id; 4 invalid state (expired, already decided); "
-    "5 policy engine unavailable (nothing recorded); 6 database error."
+    "5 policy engine unavailable (nothing recorded); 6 database error; 7 not authenticated "
+    "(missing, invalid or unprotected token); 8 gateway unreachable."
 )
 
 DbOption = Annotated[
@@ -77,6 +84,9 @@ _CODES: tuple[tuple[type[GatewayError], ExitCode], ...] = (
     (ApprovalRefused, ExitCode.REFUSED),
     (ChainBroken, ExitCode.REFUSED),
     (PolicyError, ExitCode.POLICY_UNAVAILABLE),
+    (AuthError, ExitCode.NOT_AUTHENTICATED),
+    (GatewayUnreachable, ExitCode.UNREACHABLE),
+    (ClientError, ExitCode.USAGE),
     (ConfigError, ExitCode.USAGE),
     (AuditError, ExitCode.STORAGE),
 )
@@ -116,10 +126,22 @@ def run(work: Callable[[], Awaitable[T]]) -> T:
     try:
         return asyncio.run(_call(work))
     except GatewayError as exc:
-        code = next((c for kind, c in _CODES if isinstance(exc, kind)), ExitCode.STORAGE)
-        raise fail(str(exc), code) from exc
+        raise _exit(exc) from exc
     except sqlite3.Error as exc:  # a read the store does not wrap (a locked or damaged file)
         raise fail(f"the gateway database failed: {exc}", ExitCode.STORAGE) from exc
+
+
+def guarded(work: Callable[[], T]) -> T:
+    """``work()`` with the gateway's errors mapped to exit codes, as ``run`` does."""
+    try:
+        return work()
+    except GatewayError as exc:
+        raise _exit(exc) from exc
+
+
+def _exit(exc: GatewayError) -> typer.Exit:
+    code = next((c for kind, c in _CODES if isinstance(exc, kind)), ExitCode.STORAGE)
+    return fail(str(exc), code)
 
 
 async def _call(work: Callable[[], Awaitable[T]]) -> T:

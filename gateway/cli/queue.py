@@ -1,19 +1,28 @@
-"""`gateway queue` commands: review, approve, deny and cancel parked actions.
+"""`gateway queue` commands: review, approve, deny, cancel and watch parked actions.
 
-The approver is the configured identity (``GATEWAY_SUBJECT`` / ``GATEWAY_GROUPS``, by
-default the OS user) and is recorded with every decision. Approving asks OPA again, so
-the policy decides quorum and four-eyes; the gateway's executor runs the action once it
-is approved.
+By default the CLI is a client of the running gateway's approvals API (``GATEWAY_URL``,
+with the approver's token from ``GATEWAY_TOKEN`` or ``GATEWAY_TOKEN_FILE``): the approver
+and their groups are whoever that credential names. With ``--key`` (or
+``GATEWAY_SIGNING_KEY``) approvals are also signed with the approver's SSH key. ``--local``
+works on the database directly as ``GATEWAY_SUBJECT``, for a single-user stdio set-up only.
+Approving asks OPA again, so the policy decides quorum and four-eyes; the gateway's executor
+runs the action once it is approved.
 """
 
 from __future__ import annotations
 
+import contextlib
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from pathlib import Path
+from typing import Annotated, Any, Protocol
 
 import typer
 import yaml
 
+from gateway.cli._local_queue import LocalQueue
+from gateway.cli._signing import ssh_sign
 from gateway.cli._storage import (
     EXIT_CODES_HELP,
     DbOption,
@@ -21,16 +30,14 @@ from gateway.cli._storage import (
     JsonOption,
     OpaUrlOption,
     echo_json,
-    open_store,
-    run,
+    guarded,
     settings,
 )
-from gateway.identity import cli_principal
-from gateway.policy import PolicyClient
-from gateway.ports import ActionState, ParkedAction
-from gateway.queue.approvals import ApprovalResult, approve
-from gateway.queue.display import action_view, describe_target
-from gateway.queue.store import DEFAULT_LIST_LIMIT, ActionSummary
+from gateway.cli.client import ApprovalsClient
+from gateway.errors import ProofRefused
+from gateway.ports import ActionState
+from gateway.queue.display import describe_target
+from gateway.queue.store import DEFAULT_LIST_LIMIT
 
 __all__ = ["register"]
 
@@ -40,6 +47,41 @@ app = typer.Typer(
 )
 
 _Id = Annotated[str, typer.Argument(help="Action id (or a unique prefix of at least 4 characters).")]
+LocalOption = Annotated[
+    bool,
+    typer.Option(
+        "--local",
+        help="Use the database directly as GATEWAY_SUBJECT (single-user stdio set-ups only; a gateway "
+        "serving HTTP refuses approvals written this way).",
+    ),
+]
+KeyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--key",
+        help="Sign the approval with this SSH key (a private key, or a public key whose private half "
+        "ssh-agent holds) [default: GATEWAY_SIGNING_KEY].",
+        show_default=False,
+    ),
+]
+
+
+class _Queue(Protocol):
+    def list_actions(self, state: str | None, limit: int) -> list[dict[str, Any]]: ...
+    def show(self, ref: str) -> dict[str, Any]: ...
+    def deny(self, ref: str, reason: str) -> dict[str, Any]: ...
+    def cancel(self, ref: str, reason: str | None) -> dict[str, Any]: ...
+
+
+@contextlib.contextmanager
+def _queue(local: bool, db: Path | None, opa_url: str | None = None) -> Iterator[_Queue]:
+    """The database (``--local``) or the approvals API, as the settings say."""
+    config = settings(db, opa_url)
+    if local:
+        yield LocalQueue(config)
+        return
+    with guarded(lambda: ApprovalsClient(config)) as client:
+        yield client
 
 
 @app.command("list", epilog=EXIT_CODES_HELP)
@@ -49,57 +91,31 @@ def list_actions(
         DEFAULT_LIST_LIMIT
     ),
     as_json: JsonOption = False,
+    local: LocalOption = False,
     db: DbOption = None,
 ) -> None:
     """Parked actions, newest first."""
-    config = settings(db)
-
-    async def work() -> list[ActionSummary]:
-        store = await open_store(config)
-        try:
-            return await store.list_actions(state=state, limit=limit)
-        finally:
-            await store.close()
-
-    rows = run(work)
+    with _queue(local, db) as queue:
+        rows = guarded(lambda: queue.list_actions(state.value if state else None, limit))
     if as_json:
-        echo_json([r.model_dump(mode="json") for r in rows])
+        echo_json(rows)
         return
     if not rows:
         typer.echo("no actions" + (f" in state {state.value}" if state else ""))
         return
-    table: list[tuple[str, ...]] = [("ID", "STATE", "TOOL", "TARGET", "REQUESTER", "APPROVALS", "EXPIRES")]
-    for r in rows:
-        table.append(
-            (
-                r.id[:8],
-                r.state.value,
-                r.tool,
-                describe_target(r.target),
-                r.requester,
-                f"{r.approvals}/{r.min_approvals}",
-                _relative(r.expires_at) if r.state in (ActionState.PENDING, ActionState.APPROVED) else "-",
-            )
-        )
-    _print_table(table)
+    _print_table(_table(rows))
 
 
 @app.command("show", epilog=EXIT_CODES_HELP)
-def show(action_id: _Id, as_json: JsonOption = False, db: DbOption = None) -> None:
+def show(
+    action_id: _Id, as_json: JsonOption = False, local: LocalOption = False, db: DbOption = None
+) -> None:
     """One action: the exact call (secrets redacted), reasons, approvals, and the diff it would make.
 
     For writes, the diff goes from the live object to what would be written, as YAML.
     """
-    config = settings(db)
-
-    async def work() -> ParkedAction:
-        store = await open_store(config)
-        try:
-            return await store.get(await store.resolve(action_id))
-        finally:
-            await store.close()
-
-    view = action_view(run(work))
+    with _queue(local, db) as queue:
+        view = guarded(lambda: queue.show(action_id))
     if as_json:
         echo_json(view)
     else:
@@ -114,7 +130,9 @@ def approve_action(
         str | None,
         typer.Option(help="Approve only if the action's fingerprint starts with this (from `queue show`)."),
     ] = None,
+    key: KeyOption = None,
     as_json: JsonOption = False,
+    local: LocalOption = False,
     db: DbOption = None,
     opa_url: OpaUrlOption = None,
 ) -> None:
@@ -123,39 +141,45 @@ def approve_action(
     Then it is approved (the gateway runs it once), still pending (says what is missing) or denied.
     """
     config = settings(db, opa_url)
-    approver = cli_principal(config)
-
-    async def work() -> ApprovalResult:
-        store = await open_store(config)
-        try:
-            async with PolicyClient(config) as policy:
-                full_id = await store.resolve(action_id)
-                return await approve(
-                    store, policy, full_id, approver, reason=reason, expect_fingerprint=fingerprint
-                )
-        finally:
-            await store.close()
-
-    result = run(work)
-    action = result.action
-    if as_json:
-        echo_json(
-            {
-                "id": action.id,
-                "state": action.state.value,
-                "approver": approver.subject,
-                "approvals": [a.model_dump(mode="json") for a in action.approvals],
-                "decision": result.decision.model_dump(mode="json"),
-                "missing": result.missing,
-            }
-        )
-    elif action.state is ActionState.APPROVED:
-        typer.echo(f"approved {action.id} as {approver.subject}: the gateway will run it now")
-    elif action.state is ActionState.PENDING:
-        typer.echo(f"approval by {approver.subject} recorded; {action.id} is still pending: {result.missing}")
+    signing_key = key or config.signing_key
+    if local:
+        body = guarded(lambda: LocalQueue(config).approve(action_id, reason, fingerprint, signing_key))
     else:
-        typer.echo(f"{action.id} is {action.state.value}: {action.error}", err=True)
-    if action.state is ActionState.DENIED:
+        with guarded(lambda: ApprovalsClient(config)) as client:
+            body = guarded(lambda: _approve_remote(client, action_id, reason, fingerprint, signing_key))
+    _report_approval(body, as_json)
+
+
+def _approve_remote(
+    client: ApprovalsClient, ref: str, reason: str | None, fingerprint: str | None, key: Path | None
+) -> dict[str, Any]:
+    """Unsigned: one request. Signed: the gateway states what is being approved, the CLI checks
+    it is the action (and fingerprint) the approver named, signs it, and sends it back."""
+    if key is None:
+        return client.approve(ref, {"reason": reason, "fingerprint": fingerprint})
+    offered = client.statement(ref, reason)
+    if fingerprint is not None and not offered["fingerprint"].startswith(fingerprint.strip().lower()):
+        raise ProofRefused(
+            f"action {ref} has fingerprint {offered['fingerprint'][:16]}…, not the one you reviewed: "
+            "show it again before approving"
+        )
+    signature = ssh_sign(offered["statement"], key)
+    body = {"statement": offered["statement"], "signature": signature, "fingerprint": fingerprint}
+    return client.approve(ref, body)
+
+
+def _report_approval(body: dict[str, Any], as_json: bool) -> None:
+    state, approver, action_id = body["state"], body["approver"], body["id"]
+    if as_json:
+        keys = ("id", "state", "approver", "approvals", "decision", "missing", "signed")
+        echo_json({k: body.get(k) for k in keys})
+    elif state == ActionState.APPROVED:
+        typer.echo(f"approved {action_id} as {approver}: the gateway will run it now")
+    elif state == ActionState.PENDING:
+        typer.echo(f"approval by {approver} recorded; {action_id} is still pending: {body['missing']}")
+    else:
+        typer.echo(f"{action_id} is {state}: {body.get('error')}", err=True)
+    if state == ActionState.DENIED:
         raise typer.Exit(code=int(ExitCode.REFUSED))
 
 
@@ -164,10 +188,12 @@ def deny_action(
     action_id: _Id,
     reason: Annotated[str, typer.Option(help="Why (recorded and shown to the requester).")],
     as_json: JsonOption = False,
+    local: LocalOption = False,
     db: DbOption = None,
 ) -> None:
     """Refuse a pending action; it will never run."""
-    _decide(action_id, reason, as_json, db, cancel=False)
+    with _queue(local, db) as queue:
+        _report_decision(guarded(lambda: queue.deny(action_id, reason)), as_json)
 
 
 @app.command("cancel", epilog=EXIT_CODES_HELP)
@@ -175,31 +201,83 @@ def cancel_action(
     action_id: _Id,
     reason: Annotated[str | None, typer.Option(help="Why (recorded).")] = None,
     as_json: JsonOption = False,
+    local: LocalOption = False,
     db: DbOption = None,
 ) -> None:
     """Withdraw a pending or approved action before it runs."""
-    _decide(action_id, reason, as_json, db, cancel=True)
+    with _queue(local, db) as queue:
+        _report_decision(guarded(lambda: queue.cancel(action_id, reason)), as_json)
 
 
-def _decide(action_id: str, reason: str | None, as_json: bool, db: Any, *, cancel: bool) -> None:
-    config = settings(db)
-    who = cli_principal(config)
-
-    async def work() -> ParkedAction:
-        store = await open_store(config)
-        try:
-            full_id = await store.resolve(action_id)
-            if cancel:
-                return await store.cancel(full_id, who, reason)
-            return await store.deny(full_id, who, reason or "")
-        finally:
-            await store.close()
-
-    action = run(work)
+def _report_decision(body: dict[str, Any], as_json: bool) -> None:
     if as_json:
-        echo_json({"id": action.id, "state": action.state.value, "by": who.subject, "reason": reason})
+        echo_json(body)
     else:
-        typer.echo(f"{action.state.value} {action.id} as {who.subject}")
+        typer.echo(f"{body['state']} {body['id']} as {body['by']}")
+
+
+@app.command("watch", epilog=EXIT_CODES_HELP)
+def watch(
+    state: Annotated[ActionState | None, typer.Option(help="Only actions in this state.")] = None,
+    interval: Annotated[float, typer.Option(min=0.2, max=3600, help="Seconds between refreshes.")] = 2.0,
+    count: Annotated[
+        int | None, typer.Option(min=1, help="Stop after this many refreshes [default: until Ctrl-C].")
+    ] = None,
+    local: LocalOption = False,
+    db: DbOption = None,
+) -> None:
+    """The queue live: the table, redrawn as actions are parked, approved, run or expire.
+
+    On a terminal the screen is redrawn in place; otherwise each change is printed as a line.
+    """
+    seen: dict[str, str] = {}
+    tty = typer.get_text_stream("stdout").isatty()
+    refreshes = 0
+    with _queue(local, db) as queue:
+        while count is None or refreshes < count:
+            rows = guarded(lambda: queue.list_actions(state.value if state else None, DEFAULT_LIST_LIMIT))
+            refreshes += 1
+            if tty:
+                typer.echo("\x1b[H\x1b[2J", nl=False)
+                stamp = datetime.now(UTC).strftime("%H:%M:%S")
+                typer.echo(f"gateway queue watch: {len(rows)} action(s), refreshed {stamp} (Ctrl-C stops)")
+                _print_table(_table(rows)) if rows else typer.echo("no actions")
+            else:
+                for row in reversed(rows):
+                    if seen.get(row["id"]) != row["state"]:
+                        typer.echo(_watch_line(row))
+            seen = {row["id"]: row["state"] for row in rows}
+            if count is not None and refreshes >= count:
+                break
+            try:
+                time.sleep(interval)
+            except KeyboardInterrupt:
+                break
+
+
+def _watch_line(row: dict[str, Any]) -> str:
+    return (
+        f"{row['id'][:8]}  {row['state']:<11} {row['tool']}  {describe_target(row['target'])}  "
+        f"by {row['requester']}  {row['approvals']}/{row['min_approvals']}"
+    )
+
+
+def _table(rows: list[dict[str, Any]]) -> list[tuple[str, ...]]:
+    table: list[tuple[str, ...]] = [("ID", "STATE", "TOOL", "TARGET", "REQUESTER", "APPROVALS", "EXPIRES")]
+    for r in rows:
+        live = r["state"] in (ActionState.PENDING, ActionState.APPROVED)
+        table.append(
+            (
+                r["id"][:8],
+                r["state"],
+                r["tool"],
+                describe_target(r["target"]),
+                r["requester"],
+                f"{r['approvals']}/{r['min_approvals']}",
+                _relative(r["expires_at"]) if live else "-",
+            )
+        )
+    return table
 
 
 def _relative(stamp: str) -> str:

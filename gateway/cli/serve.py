@@ -66,15 +66,17 @@ def register(root: typer.Typer) -> None:
 
 def run(settings: Settings) -> None:
     """Build the server and run it on the configured transport until interrupted."""
-    from gateway.server import build_server  # imported late: `gateway --help` stays fast
+    from gateway.runtime import RuntimeSlot  # imported late: `gateway --help` stays fast
+    from gateway.server import build_server
 
-    server = build_server(settings)
+    slot = RuntimeSlot()
+    server = build_server(settings, slot=slot)
     if settings.transport == "stdio":
         anyio.run(server.run_stdio_async)
         return
     from gateway.http import build_app
 
-    app = build_app(server, settings)
+    app = build_app(server, settings, slot=slot)
     config = uvicorn.Config(
         app,
         host=settings.host,

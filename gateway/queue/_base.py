@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import aiosqlite
@@ -47,6 +48,10 @@ class StoreBase:
 
     def _now(self) -> str:
         return format_time(self._clock())
+
+    def now(self) -> datetime:
+        """The store's clock: the time its expiries and transitions are judged at."""
+        return self._clock()
 
     async def get(self, action_id: str) -> ParkedAction:
         with storage_errors():

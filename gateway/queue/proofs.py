@@ -42,6 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from gateway.contracts import Approval, canonical_json
 from gateway.errors import ConfigError, ProofRefused
 from gateway.ports import ParkedAction
+from gateway.settings import Settings
 from gateway.signers import AllowedSigners
 
 __all__ = [
@@ -224,6 +225,28 @@ class ApprovalProofs:
         self.require_signature = require_signature
         self.require_attestation = require_attestation
         self.skew = timedelta(seconds=clock_skew_seconds)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, local: bool = False) -> ApprovalProofs:
+        """What the gateway requires (``local``: what ``gateway queue --local`` can do, without
+        the gateway's attestation key). An HTTP gateway requires attestations: approvals come
+        through its authenticated API, never straight from the database."""
+        signers = None
+        if settings.allowed_signers_file is not None:
+            signers = AllowedSigners(settings.allowed_signers_file, settings.revoked_signers_file)
+        http = settings.transport == "http" and not local
+        attestor = None
+        if http:
+            attestor = Attestor.load_or_create(
+                settings.data_file(settings.attestation_key_file, "attestation.key")
+            )
+        return cls(
+            signers=signers,
+            attestor=attestor,
+            require_signature=settings.approval_signatures == "required",
+            require_attestation=http,
+            clock_skew_seconds=settings.approval_clock_skew_seconds,
+        )
 
     @property
     def strict(self) -> bool:

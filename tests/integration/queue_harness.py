@@ -20,13 +20,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from http_support import serving_in_thread
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.contracts import Principal, Target
+from gateway.http import build_app
 from gateway.local.opa import OpaServer, build_bundle
 from gateway.pipeline import Gateway
 from gateway.policy import PolicyClient
 from gateway.queue import Executor, QueueStore
+from gateway.runtime import CheckFn, RuntimeSlot, ToolSource
+from gateway.server import build_server
 from gateway.settings import Settings
 from gateway.tools import ExecutionContext, Prepared, ToolRegistry, ToolSpec
 
@@ -215,3 +219,37 @@ def cli_env(
         "GATEWAY_SUBJECT": subject,
         "GATEWAY_GROUPS": json.dumps(list(groups)),
     }
+
+
+def append_source(log: Path) -> ToolSource:
+    """The append tool as a gateway backend (``build_server(backends=[...])``)."""
+
+    @contextlib.asynccontextmanager
+    async def source(settings: Settings, check: CheckFn) -> AsyncIterator[list[ToolSpec[Any]]]:
+        yield [append_tool(log)]
+
+    return source
+
+
+@dataclass
+class ApiGateway:
+    """A real gateway serving MCP and the approvals API over HTTP, in a thread."""
+
+    url: str
+    settings: Settings
+
+
+@contextlib.contextmanager
+def api_gateway(settings: Settings, log: Path) -> Iterator[ApiGateway]:
+    """``gateway serve --transport http`` as the CLI sees it: ``settings`` must name a
+    tokens file; the executor runs approved append calls into ``log``."""
+    slot = RuntimeSlot()
+    server = build_server(settings, backends=[append_source(log)], slot=slot)
+    with serving_in_thread(build_app(server, settings, slot=slot)) as url:
+        yield ApiGateway(url=url, settings=settings)
+
+
+def api_env(url: str, token: str, **extra: str) -> dict[str, str]:
+    """Environment for a ``gateway queue`` client process using the approvals API."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    return {**base, "GATEWAY_URL": url, "GATEWAY_TOKEN": token, **extra}
