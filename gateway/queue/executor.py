@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from datetime import UTC, datetime
 from typing import Final
 
 import anyio
@@ -118,7 +117,7 @@ class Executor:
         problem = await self._store.integrity_problem(action)
         if problem is not None:
             return await self._fail(action, f"refused: {problem}")
-        moment = datetime.now(UTC)
+        moment = self._store.now()
         try:
             approvals = self._proofs.verified(action, await self._store.stored_approvals(action.id), moment)
         except ProofRefused as exc:
