@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import Annotated, Any, TextIO
 
 import typer
 
@@ -24,7 +25,10 @@ from gateway.cli._storage import (
 )
 from gateway.contracts import canonical_json
 from gateway.errors import ChainBroken
+from gateway.queue.proofs import Attestor, ProofReport, recheck_proofs
 from gateway.queue.store import QueueStore
+from gateway.settings import Settings
+from gateway.signers import AllowedSigners
 
 __all__ = ["register"]
 
@@ -86,31 +90,65 @@ def show(
 
 @app.command("verify", epilog=EXIT_CODES_HELP)
 def verify(as_json: JsonOption = False, db: DbOption = None) -> None:
-    """Recompute the hash chain; exit 1 naming the first record that does not match.
+    """Recompute the hash chain and re-verify every approval's proofs; exit 1 naming what fails.
 
-    Detects records edited, inserted, deleted or reordered after they were written.
+    Detects records edited, inserted, deleted or reordered after they were written; approval
+    signatures that do not verify against the allowed signers file (or whose key is revoked),
+    attestations not made by this gateway's key, and proofs that differ from the digests the
+    chain recorded.
     """
     config = settings(db)
 
-    async def work() -> ChainReport | ChainBroken:
+    async def work() -> tuple[ChainReport | ChainBroken, ProofReport | None]:
         store = await open_store(config)
         try:
-            return await store.audit.verify()
+            report = await store.audit.verify()
         except ChainBroken as exc:
-            return exc
+            return exc, None
+        else:
+            return report, await _recheck(store, config)
         finally:
             await store.close()
 
-    outcome = run(work)
+    outcome, proofs = run(work)
     if isinstance(outcome, ChainBroken):
         if as_json:
             echo_json({"intact": False, "first_bad_seq": outcome.seq, "message": str(outcome)})
         typer.echo(f"audit chain BROKEN: {outcome}", err=True)
         raise typer.Exit(code=int(ExitCode.REFUSED))
+    assert proofs is not None
     if as_json:
-        echo_json({"intact": True, "rows": outcome.rows, "head": outcome.head})
+        echo_json({"intact": True, "rows": outcome.rows, "head": outcome.head, "approvals": asdict(proofs)})
     else:
         typer.echo(f"audit chain intact: {outcome.rows} records, head {outcome.head}")
+        typer.echo(
+            f"approvals: {proofs.approvals} checked; {proofs.signatures} SSH signature(s) and "
+            f"{proofs.attestations} gateway attestation(s) verified; {proofs.unproven} without proofs"
+            + (
+                f"; {proofs.unchecked} proof(s) not checkable here (no key configured)"
+                if proofs.unchecked
+                else ""
+            )
+        )
+    for problem in proofs.problems:
+        typer.echo(f"approval NOT PROVEN: {problem}", err=True)
+    if proofs.problems:
+        raise typer.Exit(code=int(ExitCode.REFUSED))
+
+
+async def _recheck(store: QueueStore, config: Settings) -> ProofReport:
+    """Every approval's proofs again, against the keys configured now and the chain's digests."""
+    chained: dict[tuple[str, str], dict[str, Any]] = {}
+    async for record in store.audit.iterate():
+        proof = record.detail.get("proof")
+        if record.kind == "approval" and record.action_id and record.subject and isinstance(proof, dict):
+            chained[record.action_id, record.subject] = proof
+    signers = None
+    if config.allowed_signers_file is not None:
+        signers = AllowedSigners(config.allowed_signers_file, config.revoked_signers_file)
+    attestor = Attestor.load(config.data_file(config.attestation_key_file, "attestation.key"))
+    rows = await store.every_approval()
+    return recheck_proofs(rows, chained, signers=signers, attestor=attestor)
 
 
 @app.command("export", epilog=EXIT_CODES_HELP)

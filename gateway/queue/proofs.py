@@ -23,7 +23,7 @@ import base64
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
@@ -49,9 +49,11 @@ __all__ = [
     "ApprovalProofs",
     "ApprovalStatement",
     "Attestor",
+    "ProofReport",
     "StoredApproval",
     "parse_time",
     "proof_digests",
+    "recheck_proofs",
 ]
 
 _ATTESTATION_PREFIX: Final[str] = "ed25519:"
@@ -173,6 +175,11 @@ class Attestor:
         if not isinstance(key, ed25519.Ed25519PrivateKey):
             raise ConfigError(f"the attestation key {path} is not an Ed25519 key")
         return cls(key, path)
+
+    @classmethod
+    def load(cls, path: Path) -> Attestor | None:
+        """The key in ``path``, or ``None`` when there is none (nothing is created)."""
+        return cls.load_or_create(path) if path.exists() else None
 
     def public_key(self) -> str:
         return self._public.public_bytes(Encoding.OpenSSH, PublicFormat.OpenSSH).decode()
@@ -308,9 +315,9 @@ class ApprovalProofs:
             "bundle_revision": action.decision.bundle_revision,
             "decision_id": action.decision.decision_id,
         }
-        for field, value in expected.items():
-            if getattr(statement, field) != value:
-                raise ProofRefused(f"the statement's {field} is not this action's (approved another call?)")
+        for name, value in expected.items():
+            if getattr(statement, name) != value:
+                raise ProofRefused(f"the statement's {name} is not this action's (approved another call?)")
         if action.call.fingerprint() != statement.fingerprint:
             raise ProofRefused("the stored call no longer hashes to the fingerprint that was approved")
         if statement.expires_at > action.expires_at:
@@ -333,3 +340,72 @@ class ApprovalProofs:
         self.signers.verify(
             statement.text(), signature, principal=statement.approver, at=parse_time(statement.time)
         )
+
+
+@dataclass
+class ProofReport:
+    """What ``gateway audit verify`` found about the approvals' proofs."""
+
+    approvals: int = 0
+    signatures: int = 0
+    attestations: int = 0
+    unproven: int = 0
+    unchecked: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def recheck_proofs(
+    rows: list[tuple[str, StoredApproval]],
+    chained: dict[tuple[str, str], dict[str, Any]],
+    *,
+    signers: AllowedSigners | None,
+    attestor: Attestor | None,
+) -> ProofReport:
+    """Re-verify every stored approval's proofs, offline: each signature against the allowed
+    (and revoked) signers as they are now, each attestation against the gateway's key, and
+    each proof against the digests its audit record chained (``chained``: the ``proof`` detail
+    of the approval records, by action id and approver)."""
+    report = ProofReport()
+    for action_id, row in rows:
+        report.approvals += 1
+        where = f"approval of {action_id} by {row.subject}"
+        digests = chained.get((action_id, row.subject))
+        if digests is not None and digests != proof_digests(row.statement, row.signature, row.attestation):
+            report.problems.append(f"{where}: its proofs differ from what the audit chain recorded")
+            continue
+        if row.statement is None:
+            report.unproven += 1
+            continue
+        if digests is None:
+            report.problems.append(f"{where}: no audit record vouches for it (inserted afterwards?)")
+            continue
+        try:
+            _recheck(action_id, row, signers, attestor, report)
+        except ProofRefused as exc:
+            report.problems.append(f"{where}: {exc}")
+    return report
+
+
+def _recheck(
+    action_id: str,
+    row: StoredApproval,
+    signers: AllowedSigners | None,
+    attestor: Attestor | None,
+    report: ProofReport,
+) -> None:
+    statement = ApprovalStatement.parse(row.statement or "")
+    if (statement.action_id, statement.approver) != (action_id, row.subject):
+        raise ProofRefused("its statement names another action or approver")
+    if row.signature is not None:
+        if signers is None:
+            report.unchecked += 1
+        else:
+            made = parse_time(statement.time)
+            signers.verify(statement.text(), row.signature, principal=row.subject, at=made)
+            report.signatures += 1
+    if row.attestation is not None:
+        if attestor is None:
+            report.unchecked += 1
+        else:
+            attestor.verify(statement.text(), row.attestation)
+            report.attestations += 1

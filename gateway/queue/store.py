@@ -302,29 +302,41 @@ class QueueStore(ExecutionTransitions):
 
     async def stored_approvals(self, action_id: str) -> list[StoredApproval]:
         """Every approval row of the action, with its proofs."""
+        return [row for _, row in await self._approval_rows(action_id)]
+
+    async def every_approval(self) -> list[tuple[str, StoredApproval]]:
+        """Every approval row of every action, with its action id (``audit verify``)."""
+        return await self._approval_rows(None)
+
+    async def _approval_rows(self, action_id: str | None) -> list[tuple[str, StoredApproval]]:
+        where, params = ("WHERE action_id = ?", [action_id]) if action_id is not None else ("", [])
+        columns = (
+            "action_id, subject, groups_json, approved_at, reason, fingerprint, "
+            "statement, signature, attestation"
+        )
+        sql = f"SELECT {columns} FROM approvals {where} ORDER BY action_id, approved_at, subject"  # noqa: S608
         with storage_errors():
             async with self.db.read() as conn:
-                rows = await conn.execute_fetchall(
-                    "SELECT subject, groups_json, approved_at, reason, fingerprint, statement, signature, "
-                    "attestation FROM approvals WHERE action_id = ? ORDER BY approved_at, subject",
-                    [action_id],
-                )
+                rows = await conn.execute_fetchall(sql, params)
         try:
             return [
-                StoredApproval(
-                    subject=str(r[0]),
-                    groups=tuple(json.loads(r[1])),
-                    approved_at=str(r[2]),
-                    reason=r[3],
-                    fingerprint=str(r[4]),
-                    statement=r[5],
-                    signature=r[6],
-                    attestation=r[7],
+                (
+                    str(r[0]),
+                    StoredApproval(
+                        subject=str(r[1]),
+                        groups=tuple(json.loads(r[2])),
+                        approved_at=str(r[3]),
+                        reason=r[4],
+                        fingerprint=str(r[5]),
+                        statement=r[6],
+                        signature=r[7],
+                        attestation=r[8],
+                    ),
                 )
                 for r in rows
             ]
         except (ValueError, TypeError) as exc:
-            raise CorruptAction(f"an approval of action {action_id} is unreadable (edited?)") from exc
+            raise CorruptAction(f"an approval of action {action_id or '?'} is unreadable (edited?)") from exc
 
     async def deny(self, action_id: str, by: Principal, reason: str) -> ParkedAction:
         """A human refuses a pending action."""
