@@ -30,8 +30,9 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.contracts import Principal
-from gateway.errors import ConfigError
+from gateway.errors import AuthError, ConfigError
 from gateway.identity import ANONYMOUS, PRINCIPAL_SCOPE_KEY
+from gateway.oidc import OidcVerifier, looks_like_jwt
 
 __all__ = ["BearerAuthMiddleware", "TokenEntry", "TokenStore", "append_token", "hash_token", "new_token"]
 
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 # Prefix makes a leaked token recognisable to secret scanners.
 _TOKEN_PREFIX = "pgw_"  # noqa: S105 - a prefix, not a secret
 _MAX_TOKEN_LENGTH = 512
+_MAX_JWT_LENGTH = 16 * 1024
 
 
 class TokenEntry(BaseModel):
@@ -195,9 +197,10 @@ AuthFailure = Literal["missing_token", "invalid_token"]
 class BearerAuthMiddleware:
     """Authenticates every HTTP request except those to ``public_paths``.
 
-    A valid ``Authorization: Bearer`` token puts its principal in the ASGI scope under
-    ``PRINCIPAL_SCOPE_KEY``. A token that is present but unknown is always refused (it is
-    never downgraded to anonymous, so a revoked token cannot keep reading). Without a token,
+    A valid ``Authorization: Bearer`` token (from the tokens file, or a JWT the ``oidc``
+    verifier accepts) puts its principal in the ASGI scope under ``PRINCIPAL_SCOPE_KEY``. A
+    token that is present but unknown is always refused (it is never downgraded to
+    anonymous, so a revoked token cannot keep reading). Without a token,
     ``anonymous="reject"`` answers 401 and ``"read-only"`` passes on ``ANONYMOUS``, whom
     policy limits to reads.
     """
@@ -210,8 +213,10 @@ class BearerAuthMiddleware:
         anonymous: Literal["reject", "read-only"],
         public_paths: Collection[str] = (),
         on_failure: Callable[[AuthFailure], None] | None = None,
+        oidc: OidcVerifier | None = None,
     ) -> None:
         self.app = app
+        self.oidc = oidc
         self.tokens = tokens
         self.anonymous = anonymous
         self.public_paths = frozenset(public_paths)
@@ -226,32 +231,42 @@ class BearerAuthMiddleware:
         if scope.get("path") in self.public_paths:
             await self.app(scope, receive, send)
             return
-        principal, failure = self._principal(Headers(scope=scope).get("authorization"))
+        why: str | None = None
+        try:
+            principal, failure = await self._principal(Headers(scope=scope).get("authorization"))
+        except AuthError as exc:
+            principal, failure, why = None, "invalid_token", str(exc)
         if failure is not None:
             if self.on_failure is not None:
                 self.on_failure(failure)
-            await _unauthorized(failure)(scope, receive, send)
+            await _unauthorized(failure, why)(scope, receive, send)
             return
         scope[PRINCIPAL_SCOPE_KEY] = principal
         await self.app(scope, receive, send)
 
-    def _principal(self, header: str | None) -> tuple[Principal | None, AuthFailure | None]:
+    async def _principal(self, header: str | None) -> tuple[Principal | None, AuthFailure | None]:
+        """Raises ``AuthError`` for a JWT the OIDC verifier refuses (its message says why)."""
         if header is None or not header.strip():
             return (ANONYMOUS, None) if self.anonymous == "read-only" else (None, "missing_token")
         scheme, _, token = header.strip().partition(" ")
-        if scheme.lower() != "bearer" or self.tokens is None:
+        token = token.strip()
+        if scheme.lower() != "bearer" or len(token) > _MAX_JWT_LENGTH:
             return None, "invalid_token"
-        principal = self.tokens.authenticate(token.strip())
+        if self.oidc is not None and looks_like_jwt(token):
+            return await self.oidc.authenticate(token), None
+        principal = self.tokens.authenticate(token) if self.tokens is not None else None
         return (principal, None) if principal is not None else (None, "invalid_token")
 
 
-def _unauthorized(failure: AuthFailure) -> JSONResponse:
+def _unauthorized(failure: AuthFailure, why: str | None = None) -> JSONResponse:
     if failure == "missing_token":
         challenge = 'Bearer realm="policy-gateway"'
         message = "this gateway needs a bearer token: send `Authorization: Bearer <token>`"
     else:
         challenge = 'Bearer realm="policy-gateway", error="invalid_token"'
         message = "the bearer token is not valid: ask an operator for a token (`gateway token create`)"
+        if why is not None:
+            message = f"the bearer token is not valid: {why}"
     return JSONResponse(
         {"error": failure, "message": message},
         status_code=401,

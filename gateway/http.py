@@ -38,6 +38,7 @@ from gateway.auth import BearerAuthMiddleware, TokenStore
 from gateway.db import Database
 from gateway.errors import ConfigError
 from gateway.metrics import CONTENT_TYPE, METRICS, Metrics
+from gateway.oidc import OidcVerifier
 from gateway.queue.store import QueueStore
 from gateway.runtime import RuntimeSlot
 from gateway.settings import Settings
@@ -187,12 +188,13 @@ def build_app(
     ``/api/v1``. Raises ``ConfigError`` when no request could ever be authorised
     (``anonymous = "reject"`` without a tokens file) or the tokens file is unusable.
     """
-    if settings.tokens_file is None and settings.anonymous == "reject":
+    if settings.tokens_file is None and settings.oidc_issuer is None and settings.anonymous == "reject":
         raise ConfigError(
-            "HTTP transport needs GATEWAY_TOKENS_FILE (create tokens with `gateway token create`) "
-            "or GATEWAY_ANONYMOUS=read-only"
+            "HTTP transport needs GATEWAY_TOKENS_FILE (create tokens with `gateway token create`), "
+            "GATEWAY_OIDC_ISSUER or GATEWAY_ANONYMOUS=read-only"
         )
     tokens = TokenStore(settings.tokens_file) if settings.tokens_file is not None else None
+    oidc = OidcVerifier(settings) if settings.oidc_issuer is not None else None
     metrics = metrics or METRICS
     security = transport_security(settings)
     mcp_app = server.streamable_http_app(
@@ -206,7 +208,11 @@ def build_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with probes.running(), mcp_app.router.lifespan_context(mcp_app):
+        async with contextlib.AsyncExitStack() as stack:
+            if oidc is not None:
+                stack.push_async_callback(oidc.aclose)
+            await stack.enter_async_context(probes.running())
+            await stack.enter_async_context(mcp_app.router.lifespan_context(mcp_app))
             yield
 
     return Starlette(
@@ -225,6 +231,7 @@ def build_app(
                 anonymous=settings.anonymous,
                 public_paths=PUBLIC_PATHS,
                 on_failure=metrics.record_auth_failure,
+                oidc=oidc,
             ),
         ],
         lifespan=lifespan,
