@@ -24,6 +24,7 @@ from gateway.queue.proofs import ApprovalProofs
 from gateway.queue.store import QueueStore
 from gateway.settings import Settings
 from gateway.tools import ToolRegistry, ToolSpec
+from gateway.webhooks import WebhookNotifier
 
 __all__ = ["CheckFn", "Runtime", "RuntimeSlot", "ToolSource", "open_runtime"]
 
@@ -81,6 +82,11 @@ async def open_runtime(
             settings.db_path,
         )
         proofs = ApprovalProofs.from_settings(settings)
+        notifier = WebhookNotifier(settings)
+        if notifier:
+            notifier.start()
+            stack.push_async_callback(notifier.aclose)
+            store.listeners.append(notifier.notify)
         executor = Executor(store, runner=gateway, audit=store.audit, policy=policy, proofs=proofs)
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(executor.run_forever)

@@ -4,6 +4,7 @@ statement, expiry on read. ``QueueStore`` builds every public operation on it.""
 from __future__ import annotations
 
 import contextlib
+import logging
 import sqlite3
 from collections.abc import Iterator
 from datetime import datetime
@@ -23,8 +24,11 @@ from gateway.queue._rows import (
     process_owner,
     system_clock,
 )
+from gateway.queue.events import Listener, event_of
 
 __all__ = ["StoreBase", "storage_errors"]
+
+_log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
@@ -45,6 +49,18 @@ class StoreBase:
         self.audit = audit
         self._clock = clock
         self._owner = process_owner()
+        # Told about every transition after it commits (webhooks); must not block or raise.
+        self.listeners: list[Listener] = []
+
+    def _emit(self, event: str, action: ParkedAction, actor: str, reason: str | None = None) -> None:
+        if not self.listeners:
+            return
+        happened = event_of(event, action, actor=actor, time=self._now(), reason=reason)
+        for listener in list(self.listeners):
+            try:
+                listener(happened)
+            except Exception:  # noqa: BLE001 - a listener's bug must not undo a committed transition
+                _log.exception("queue listener failed on %s of %s", event, action.id)
 
     def _now(self) -> str:
         return format_time(self._clock())

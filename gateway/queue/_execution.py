@@ -49,7 +49,11 @@ class ExecutionTransitions(StoreBase):
             count = 0
             for action_id in due:
                 async with self.db.write() as conn:
-                    count += await self._expire_in(conn, await self._load(conn, action_id))
+                    action = await self._load(conn, action_id)
+                    expired = await self._expire_in(conn, action)
+                if expired:
+                    count += 1
+                    self._emit("expired", action, "gateway")
         return count
 
     async def claim(self, action_id: str) -> ParkedAction | None:
@@ -130,6 +134,8 @@ class ExecutionTransitions(StoreBase):
                     detail={"step": state.value, "error": error},
                 )
                 await self.audit.append(conn, event)
+        names = {ActionState.SUCCEEDED: "executed", ActionState.FAILED: "failed"}
+        self._emit(names.get(state, "interrupted"), action, "gateway", error)
         return action
 
     async def recover_interrupted(self) -> int:
@@ -163,4 +169,5 @@ class ExecutionTransitions(StoreBase):
                         )
                         await self.audit.append(conn, event)
                         count += 1
+                        self._emit("interrupted", action, "gateway", error)
         return count

@@ -167,6 +167,7 @@ class QueueStore(ExecutionTransitions):
             raise QueueError(f"call {call.id} is already parked") from exc
         except sqlite3.Error as exc:
             raise QueueError(f"the queue database failed: {exc}; nothing was changed") from exc
+        self._emit("parked", parked, requester.subject)
         return parked
 
     async def record_approval(
@@ -235,7 +236,10 @@ class QueueStore(ExecutionTransitions):
                     )
                     updated = await self._after_approval(conn, action, approval, approver, decision, held)
         if expired:
+            self._emit("expired", action.model_copy(update={"state": ActionState.EXPIRED}), "gateway")
             raise InvalidTransition(f"action {action.id} has expired; nothing was approved")
+        name = {ActionState.APPROVED: "approved", ActionState.DENIED: "denied"}.get(updated.state, "approval")
+        self._emit(name, updated, approver.subject, approval.reason if name != "denied" else updated.error)
         return updated
 
     async def _after_approval(
@@ -387,5 +391,8 @@ class QueueStore(ExecutionTransitions):
                     )
                     await self.audit.append(conn, event)
         if expired:
+            self._emit("expired", action, "gateway")
             raise InvalidTransition(f"action {action_id} has expired; nothing was done")
-        return await self.get(action_id)
+        done = await self.get(action_id)
+        self._emit(target.value, done, by.subject, detail.get("reason"))
+        return done
