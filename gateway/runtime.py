@@ -21,6 +21,7 @@ from gateway.pipeline import Gateway
 from gateway.policy import PolicyClient
 from gateway.queue.executor import Executor
 from gateway.queue.proofs import ApprovalProofs
+from gateway.queue.sealing import Sealer
 from gateway.queue.store import QueueStore
 from gateway.settings import Settings
 from gateway.tools import ToolRegistry, ToolSpec
@@ -69,7 +70,7 @@ async def open_runtime(
     ``slot`` (if given) holds the runtime while it is open."""
     async with AsyncExitStack() as stack:
         policy = await stack.enter_async_context(PolicyClient(settings))
-        store = await QueueStore.open(settings.db_path)
+        store = await QueueStore.open(settings.db_path, sealer=Sealer.from_settings(settings, create=True))
         stack.push_async_callback(store.close)
         registry = ToolRegistry()
         gateway = Gateway(settings, registry, policy, store, store.audit)

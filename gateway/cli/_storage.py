@@ -28,6 +28,7 @@ from gateway.errors import (
     PolicyError,
     UnknownAction,
 )
+from gateway.queue.sealing import Sealer
 from gateway.queue.store import QueueStore
 from gateway.settings import Settings
 
@@ -118,7 +119,7 @@ async def open_store(config: Settings) -> QueueStore:
     like an empty queue."""
     if not await asyncio.to_thread(config.db_path.is_file):
         raise ConfigError(f"no gateway database at {config.db_path} (set GATEWAY_DB_PATH or pass --db)")
-    return await QueueStore.open(config.db_path)
+    return await QueueStore.open(config.db_path, sealer=Sealer.from_settings(config, create=False))
 
 
 def run(work: Callable[[], Awaitable[T]]) -> T:

@@ -25,6 +25,7 @@ from gateway.queue._rows import (
     system_clock,
 )
 from gateway.queue.events import Listener, event_of
+from gateway.queue.sealing import Sealer, unseal
 
 __all__ = ["StoreBase", "storage_errors"]
 
@@ -44,8 +45,11 @@ class StoreBase:
     """State shared by the store's parts: the database, the audit log, the clock and
     this process's identity as an executor."""
 
-    def __init__(self, db: Database, audit: AuditLog, *, clock: Clock = system_clock) -> None:
+    def __init__(
+        self, db: Database, audit: AuditLog, *, clock: Clock = system_clock, sealer: Sealer | None = None
+    ) -> None:
         self.db = db
+        self.sealer = sealer
         self.audit = audit
         self._clock = clock
         self._owner = process_owner()
@@ -65,6 +69,9 @@ class StoreBase:
     def _now(self) -> str:
         return format_time(self._clock())
 
+    def _open(self, call_json: str, action_id: str) -> str:
+        return unseal(call_json, action_id, self.sealer)
+
     def now(self) -> datetime:
         """The store's clock: the time its expiries and transitions are judged at."""
         return self._clock()
@@ -80,7 +87,7 @@ class StoreBase:
         if not rows:
             raise UnknownAction(f"no parked action has id {action_id!r}")
         try:
-            return parked_from_row(rows[0], self._now())
+            return parked_from_row(rows[0], self._now(), self._open)
         except ValueError as exc:  # pydantic's ValidationError and json's JSONDecodeError
             raise CorruptAction(f"the stored record of action {action_id} is unreadable (edited?)") from exc
 

@@ -109,7 +109,8 @@ def _approvals(text: str | None) -> tuple[Approval, ...]:
     return tuple(sorted(items, key=lambda a: (a.approved_at, a.subject)))
 
 
-def parked_from_row(row: Any, now: str) -> ParkedAction:
+def parked_from_row(row: Any, now: str, opened: Callable[[str, str], str] | None = None) -> ParkedAction:
+    """The row as a ``ParkedAction``; ``opened(call_json, action_id)`` unseals the call."""
     (
         action_id,
         state,
@@ -128,7 +129,7 @@ def parked_from_row(row: Any, now: str) -> ParkedAction:
     return ParkedAction(
         id=action_id,
         state=effective_state(state, expires, now),
-        call=PlannedCall.model_validate_json(call_json),
+        call=PlannedCall.model_validate_json(opened(call_json, action_id) if opened else call_json),
         decision=Decision.model_validate_json(decision_json),
         fingerprint=fp,
         requester=json.loads(requester_json),

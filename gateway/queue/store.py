@@ -45,6 +45,7 @@ from gateway.queue._rows import (
     target_summary,
 )
 from gateway.queue.proofs import StoredApproval, proof_digests
+from gateway.queue.sealing import Sealer
 
 __all__ = ["DEFAULT_LIST_LIMIT", "ActionSummary", "QueueStore", "StoredProof"]
 
@@ -68,10 +69,13 @@ class QueueStore(ExecutionTransitions):
     ``ExecutionTransitions``."""
 
     @classmethod
-    async def open(cls, path: Path, *, clock: Clock = system_clock) -> QueueStore:
-        """Open the database at ``path`` and mark executions whose process died as interrupted."""
+    async def open(
+        cls, path: Path, *, clock: Clock = system_clock, sealer: Sealer | None = None
+    ) -> QueueStore:
+        """Open the database at ``path`` and mark executions whose process died as interrupted.
+        ``sealer`` seals the calls parked from now on and opens sealed ones."""
         db = await Database.open(path)
-        store = cls(db, AuditLog(db, clock=clock), clock=clock)
+        store = cls(db, AuditLog(db, clock=clock), clock=clock, sealer=sealer)
         try:
             await store.recover_interrupted()
         except BaseException:
@@ -138,11 +142,12 @@ class QueueStore(ExecutionTransitions):
         needs = requirement(decision)
         created = self._clock()
         now, expires = format_time(created), format_time(created + timedelta(seconds=needs.ttl_seconds))
+        call_json = canonical_json(call.model_dump(mode="json"))
         values = {
             "id": call.id,
             "state": ActionState.PENDING.value,
             "tool": call.tool,
-            "call_json": canonical_json(call.model_dump(mode="json")),
+            "call_json": self.sealer.seal(call_json, call.id) if self.sealer else call_json,
             "fingerprint": call.fingerprint(),
             "decision_json": canonical_json(decision.model_dump(mode="json")),
             "bundle_revision": decision.bundle_revision,

@@ -1,0 +1,122 @@
+"""Parked calls are sealed at rest (AES-256-GCM); approvers see them redacted as before."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from queue_support import ALICE, needs_approval
+
+from gateway.contracts import PlannedCall, ProposedAction, Target
+from gateway.errors import ConfigError, SealError
+from gateway.queue import QueueStore
+from gateway.queue.display import action_view
+from gateway.queue.sealing import Sealer, new_key_line
+from gateway.settings import Settings
+
+MANIFEST = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: hunter2\n"
+
+
+def secret_call() -> PlannedCall:
+    action = ProposedAction(
+        tool="k8s_apply",
+        backend="kubernetes",
+        operation="apply",
+        effect="write",
+        target=Target(cluster="sandbox", namespace="payments", api_version="v1", kind="Secret", name="db"),
+        args={"manifest_sha256": "cd" * 32, "manifest_bytes": len(MANIFEST), "documents": 1},
+        object={
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "db"},
+            "data": {"password": "sha256:ab"},
+        },
+        principal=ALICE,
+    )
+    return PlannedCall(
+        tool="k8s_apply", call_args={"manifest": MANIFEST, "namespace": "payments"}, actions=(action,)
+    )
+
+
+def raw_call(db: Path, action_id: str) -> str:
+    with sqlite3.connect(db) as conn:
+        return str(conn.execute("SELECT call_json FROM actions WHERE id = ?", [action_id]).fetchone()[0])
+
+
+async def test_a_parked_secret_is_sealed_at_rest_and_shown_redacted(tmp_path: Path) -> None:
+    settings = Settings(db_path=tmp_path / "gateway.db")
+    sealer = Sealer.from_settings(settings, create=True)
+    assert (tmp_path / "queue.keys").stat().st_mode & 0o777 == 0o600
+    store = await QueueStore.open(settings.db_path, sealer=sealer)
+    try:
+        call = secret_call()
+        await store.park(call, needs_approval(), ALICE)
+        stored = raw_call(settings.db_path, call.id)
+        assert stored.startswith("sealed:v1:k1:")
+        assert "hunter2" not in stored
+        assert "Secret" not in stored
+        parked = await store.get(call.id)
+        assert parked.call == call
+        assert parked.fingerprint == call.fingerprint()
+        view = action_view(parked)
+        assert "hunter2" not in str(view)
+        assert view["call"]["call_args"]["manifest"][0]["stringData"]["password"] == "<redacted>"
+    finally:
+        await store.close()
+
+
+async def test_after_rotation_old_rows_stay_readable_and_new_rows_use_the_new_key(tmp_path: Path) -> None:
+    settings = Settings(db_path=tmp_path / "gateway.db")
+    store = await QueueStore.open(settings.db_path, sealer=Sealer.from_settings(settings, create=True))
+    old = secret_call()
+    await store.park(old, needs_approval(), ALICE)
+    await store.close()
+
+    keys = tmp_path / "queue.keys"
+    keys.write_text(new_key_line("k2") + "\n" + keys.read_text())  # the new key first
+    store = await QueueStore.open(settings.db_path, sealer=Sealer.from_settings(settings, create=True))
+    try:
+        new = secret_call()
+        await store.park(new, needs_approval(), ALICE)
+        assert raw_call(settings.db_path, new.id).startswith("sealed:v1:k2:")
+        assert (await store.get(old.id)).call == old
+        assert (await store.get(new.id)).call == new
+    finally:
+        await store.close()
+
+    keys.write_text(keys.read_text().splitlines()[0] + "\n")  # the old key dropped too early
+    store = await QueueStore.open(settings.db_path, sealer=Sealer.from_settings(settings, create=False))
+    try:
+        with pytest.raises(SealError, match="sealed with key 'k1', which this process does not hold"):
+            await store.get(old.id)
+    finally:
+        await store.close()
+
+
+async def test_a_sealed_call_moved_to_another_row_does_not_open(tmp_path: Path) -> None:
+    settings = Settings(db_path=tmp_path / "gateway.db")
+    store = await QueueStore.open(settings.db_path, sealer=Sealer.from_settings(settings, create=True))
+    try:
+        first, second = secret_call(), secret_call()
+        await store.park(first, needs_approval(), ALICE)
+        await store.park(second, needs_approval(), ALICE)
+        with sqlite3.connect(settings.db_path) as conn:
+            conn.execute(
+                "UPDATE actions SET call_json = (SELECT call_json FROM actions WHERE id = ?) WHERE id = ?",
+                [first.id, second.id],
+            )
+        with pytest.raises(SealError, match="does not open"):
+            await store.get(second.id)
+    finally:
+        await store.close()
+
+
+def test_a_key_from_the_environment_seals_and_a_bad_key_is_a_config_error(tmp_path: Path) -> None:
+    line = new_key_line("vault-1").replace(" ", ":")
+    sealer = Sealer.from_settings(Settings(db_path=tmp_path / "g.db", queue_key=line), create=True)
+    assert sealer is not None
+    assert sealer.active == "vault-1"
+    assert not (tmp_path / "queue.keys").exists()
+    with pytest.raises(ConfigError, match="32 bytes"):
+        Sealer.from_settings(Settings(db_path=tmp_path / "g.db", queue_key="k9:c2hvcnQ="), create=False)
