@@ -27,6 +27,7 @@ from typing import Any
 
 from gateway.errors import GatewayError
 from gateway.http import MCP_PATH
+from gateway.local.demo_approver import prepare_demo_approver
 from gateway.local.deployment import BUNDLE, GATEWAY_PORT, OPA_CONFIG, OPA_PORT, gateway_environment
 from gateway.local.fake_palette import FakePaletteServer
 from gateway.local.opa import OpaServer
@@ -133,6 +134,8 @@ class Topology:
         )
         self.db_path = state / "gateway.db"
         self.tokens_file = state / "tokens.jsonl"
+        # bob (sre) with an SSH key: approvals through the API, signed, out of the box.
+        self.demo = prepare_demo_approver(state, self.tokens_file)
         self.gateway = ManagedProcess(
             [sys.executable, "-m", "gateway", "serve", "--transport", "http"],
             log_path=logs / "gateway.log",
@@ -164,6 +167,8 @@ class Topology:
             }
         if self.palette is not None:
             env |= self.palette.environment()
+        if self.demo is not None:
+            env |= self.demo.environment()
         return env | self.config.extra_env
 
     def start(self, timeout: float = 90.0) -> None:
@@ -188,6 +193,17 @@ class Topology:
             with contextlib.suppress(Exception):
                 part.stop()
 
+    def _approver_lines(self) -> list[str]:
+        if self.demo is None:
+            return [f"queue    GATEWAY_DB_PATH={self.db_path} .venv/bin/gateway queue list --local"]
+        env = " ".join(f"{k}={v}" for k, v in self.demo.client_environment(self.gateway_url).items())
+        return [
+            f"approver {self.demo.subject} (sre); approvals must be signed (allowed signers: "
+            f"{self.demo.allowed_signers}):",
+            f"         export {env}",
+            "         .venv/bin/gateway queue list   |   .venv/bin/gateway queue approve <id>",
+        ]
+
     def summary(self) -> str:
         kube = (
             f"sandbox kube-apiserver {self.kube.url}" if self.kube else f"kubeconfig {self.config.kubeconfig}"
@@ -201,7 +217,7 @@ class Topology:
                 f"tokens   {self.tokens_file}: add one with",
                 f"         GATEWAY_TOKENS_FILE={self.tokens_file} .venv/bin/gateway token create "
                 "--subject $USER --group sre",
-                f"queue    GATEWAY_DB_PATH={self.db_path} .venv/bin/gateway queue list",
+                *self._approver_lines(),
                 "Ctrl-C stops everything.",
             ]
         )

@@ -74,14 +74,16 @@ class Running:
         self.topology = topology
         self.tokens = tokens
 
-    def cli(self, *args: str, subject: str, groups: list[str]) -> subprocess.CompletedProcess[str]:
-        """``gateway queue ...`` as an operator at the terminal, with the gateway's settings."""
-        env = {
-            **os.environ,
-            **self.topology.gateway_env(),
-            "GATEWAY_SUBJECT": subject,
-            "GATEWAY_GROUPS": json.dumps(groups),
-        }
+    def cli(self, *args: str, subject: str) -> subprocess.CompletedProcess[str]:
+        """``gateway queue ...`` as an approver at the terminal: bob is ``make run``'s demo
+        approver (token file and SSH key in <state>/demo); others use their token."""
+        demo = self.topology.demo
+        assert demo is not None
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+        env |= demo.client_environment(self.topology.gateway_url)
+        if subject != demo.subject:
+            env = {k: v for k, v in env.items() if k not in ("GATEWAY_TOKEN_FILE", "GATEWAY_SIGNING_KEY")}
+            env["GATEWAY_TOKEN"] = self.tokens[subject]
         return subprocess.run(
             [sys.executable, "-m", "gateway", "queue", *args],
             env=env,
@@ -191,22 +193,24 @@ async def test_a_production_write_parks_is_approved_from_the_cli_and_runs_once(r
         assert missing.is_error  # parked means not run
 
         # The requester recorded is the bearer token's principal, over HTTP.
-        listed = running.cli("list", "--state", "pending", "--json", subject="bob", groups=["sre"])
+        listed = running.cli("list", "--state", "pending", "--json", subject="bob")
         assert listed.returncode == 0, listed.stderr
         assert action_id in listed.stdout
         assert "alice" in listed.stdout
 
         # Four eyes: alice may not approve her own production write.
-        own = running.cli("approve", action_id, "--reason", "mine", subject="alice", groups=["payments"])
+        own = running.cli("approve", action_id, "--reason", "mine", subject="alice")
         assert own.returncode != 0
-        approved = running.cli("approve", action_id, "--reason", "reviewed", subject="bob", groups=["sre"])
+        # make run requires signed approvals: bob signs with his demo key through the API.
+        approved = running.cli("approve", action_id, "--reason", "reviewed", "--json", subject="bob")
         assert approved.returncode == 0, approved.stdout + approved.stderr
+        assert json.loads(approved.stdout)["signed"] is True
 
         done = await _state_of(client, action_id, {"succeeded", "failed"})
         assert done["state"] == "succeeded", done
         created = await client.call_tool("k8s_get", checkout)
         assert not created.is_error, created.content
-        again = running.cli("approve", action_id, "--reason", "twice", subject="bob", groups=["sre"])
+        again = running.cli("approve", action_id, "--reason", "twice", subject="bob")
         assert again.returncode != 0  # it ran once; nothing left to approve
 
     async with httpx.AsyncClient() as http:
