@@ -20,6 +20,7 @@ from gateway.auth import append_token
 from gateway.http import build_app
 from gateway.local.opa import OpaServer
 from gateway.local.process import free_port
+from gateway.queue.sealing import Sealer
 from gateway.queue.store import QueueStore
 from gateway.server import build_server
 from gateway.settings import Settings
@@ -76,7 +77,7 @@ async def test_calls_over_http_act_as_the_token_holder(opa: OpaServer, tmp_path:
     assert parked.structured_content is not None
     assert parked.structured_content["outcome"] == "needs_approval"
 
-    store = await QueueStore.open(settings.db_path)
+    store = await QueueStore.open(settings.db_path, sealer=Sealer.from_settings(settings, create=False))
     try:
         [action] = await store.list_actions()
         stored = await store.get(action.id)

@@ -20,6 +20,7 @@ from gateway.local.opa import OpaServer
 from gateway.policy import PolicyClient
 from gateway.ports import ActionState
 from gateway.queue.approvals import approve
+from gateway.queue.sealing import Sealer
 from gateway.queue.store import QueueStore
 from gateway.server import WAIT_META_KEY, build_server
 from gateway.settings import Settings
@@ -46,7 +47,7 @@ def backend() -> EchoBackend:
 
 
 async def _audit(settings: Settings) -> list[Any]:
-    store = await QueueStore.open(settings.db_path)
+    store = await QueueStore.open(settings.db_path, sealer=Sealer.from_settings(settings, create=False))
     try:
         return list(reversed(await store.audit.recent(limit=100)))
     finally:
@@ -131,7 +132,7 @@ async def test_write_needing_approval_is_parked_and_runs_once_after_a_human_appr
         assert "T-WRITE" in _text(result)
         assert backend.executed == []
 
-        store = await QueueStore.open(settings.db_path)
+        store = await QueueStore.open(settings.db_path, sealer=Sealer.from_settings(settings, create=False))
         async with PolicyClient(settings) as policy:
             approved = await approve(store, policy, action_id, BOB)
         await store.close()
@@ -160,7 +161,7 @@ async def test_a_parked_actions_result_is_shown_only_to_its_requester(
         parked = await client.call_tool("echo_scale", {"name": "api", "replicas": 2})
         assert parked.structured_content is not None
         action_id = parked.structured_content["action_id"]
-        store = await QueueStore.open(alice.db_path)
+        store = await QueueStore.open(alice.db_path, sealer=Sealer.from_settings(alice, create=False))
         async with PolicyClient(alice) as policy:
             await approve(store, policy, action_id, BOB)
         await store.close()
@@ -181,7 +182,7 @@ async def test_a_caller_may_wait_for_approval_with_progress_and_get_the_result(
         progress.append((done, total, message))
 
     async def approve_when_parked() -> None:
-        store = await QueueStore.open(settings.db_path)
+        store = await QueueStore.open(settings.db_path, sealer=Sealer.from_settings(settings, create=False))
         try:
             async with PolicyClient(settings) as policy:
                 for _ in range(100):
@@ -301,7 +302,7 @@ async def test_gateway_check_returns_the_decision_without_executing_or_parking(
     assert unknown.is_error
     assert "unknown tool 'nope'" in _text(unknown)
     assert backend.executed == []
-    store = await QueueStore.open(settings.db_path)
+    store = await QueueStore.open(settings.db_path, sealer=Sealer.from_settings(settings, create=False))
     try:
         assert await store.list_actions() == []
     finally:

@@ -116,6 +116,7 @@ async def test_two_approvers_racing_from_the_cli_produce_one_approval_and_one_ex
             "queue",
             "approve",
             action_id,
+            "--local",
             env=cli_env(db, queue_opa, "one", subject),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,

@@ -21,6 +21,7 @@ from gateway.kubernetes.tools import TOOL_NAMES, open_backend
 from gateway.local.opa import OpaServer
 from gateway.policy import PolicyClient
 from gateway.queue.approvals import approve
+from gateway.queue.sealing import Sealer
 from gateway.queue.store import QueueStore
 from gateway.server import build_server
 from gateway.settings import Settings
@@ -171,7 +172,7 @@ async def test_scaling_in_production_waits_for_another_human_and_then_runs_exact
         assert "writes to production" in _text(result)
         assert apps.read_namespaced_deployment("shop", production_shop).spec.replicas == 2
 
-        store = await QueueStore.open(settings.db_path)
+        store = await QueueStore.open(settings.db_path, sealer=Sealer.from_settings(settings, create=False))
         try:
             async with PolicyClient(settings) as policy:
                 await approve(store, policy, body["action_id"], BOB)
@@ -192,7 +193,7 @@ async def test_an_unknown_kind_is_a_clear_error_for_the_model_and_is_audited(set
     assert result.is_error
     assert "no kind named 'deploymnt'" in _text(result)
     assert "Deployment" in _text(result)
-    store = await QueueStore.open(settings.db_path)
+    store = await QueueStore.open(settings.db_path, sealer=Sealer.from_settings(settings, create=False))
     try:
         events = await store.audit.recent(limit=10)
     finally:

@@ -20,6 +20,7 @@ from gateway.palette.tools import open_backend
 from gateway.policy import PolicyClient
 from gateway.ports import ActionState
 from gateway.queue.approvals import approve
+from gateway.queue.sealing import Sealer
 from gateway.queue.store import QueueStore
 from gateway.server import build_server
 from gateway.settings import Settings
@@ -54,7 +55,7 @@ async def _wait_for_state(client: Client, action_id: str, wanted: str) -> dict[s
 
 
 async def _approve(settings: Settings, action_id: str, approver: Principal) -> ActionState:
-    store = await QueueStore.open(settings.db_path)
+    store = await QueueStore.open(settings.db_path, sealer=Sealer.from_settings(settings, create=False))
     try:
         async with PolicyClient(settings) as policy:
             return (await approve(store, policy, action_id, approver)).action.state
