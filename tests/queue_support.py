@@ -104,3 +104,30 @@ def deny(message: str = "change freeze in production") -> Decision:
         code="K8S-FREEZE-001", rule="change_freeze", severity="high", effect="deny", message=message
     )
     return Decision(outcome="deny", reasons=[reason], bundle_revision="rev-2")
+
+
+SECRET_MANIFEST = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: hunter2\n"
+
+
+def secret_apply_call(manifest: str = SECRET_MANIFEST) -> PlannedCall:
+    """A ``k8s_apply`` of a Secret (password ``hunter2``), as the pipeline would park it:
+    the action carries digests, the call's arguments carry the manifest text."""
+    action = ProposedAction(
+        tool="k8s_apply",
+        backend="kubernetes",
+        operation="apply",
+        effect="write",
+        target=Target(cluster="sandbox", namespace="payments", api_version="v1", kind="Secret", name="db"),
+        args={"manifest_sha256": "cd" * 32, "manifest_bytes": len(manifest), "documents": 1},
+        object={
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "db"},
+            "data": {"password": "sha256:" + "ab" * 32},
+        },
+        current=None,
+        principal=ALICE,
+    )
+    return PlannedCall(
+        tool="k8s_apply", call_args={"manifest": manifest, "namespace": "payments"}, actions=(action,)
+    )

@@ -241,7 +241,10 @@ def watch(
                 typer.echo("\x1b[H\x1b[2J", nl=False)
                 stamp = datetime.now(UTC).strftime("%H:%M:%S")
                 typer.echo(f"gateway queue watch: {len(rows)} action(s), refreshed {stamp} (Ctrl-C stops)")
-                _print_table(_table(rows)) if rows else typer.echo("no actions")
+                if rows:
+                    _print_table(_table(rows))
+                else:
+                    typer.echo("no actions")
             else:
                 for row in reversed(rows):
                     if seen.get(row["id"]) != row["state"]:

@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pytest
 from queue_harness import ALICE, TOOL, api_env, api_gateway, cli_env, gateway_stack, queue_opa, settings_for
-from queue_support import needs_approval
+from queue_support import needs_approval, secret_apply_call
 from typer.testing import CliRunner
 
 from gateway.auth import append_token
 from gateway.cli import app
-from gateway.contracts import PlannedCall, ProposedAction, Target
 from gateway.local.opa import OpaServer
 from gateway.local.process import free_port
 from gateway.queue import QueueStore
@@ -127,27 +126,7 @@ def test_show_redacts_secret_values_and_diffs_the_change(
     tmp_path: Path, queue_opa: OpaServer, gateway: Cli
 ) -> None:
     db = tmp_path / "g.db"
-    manifest = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: hunter2\n"
-    digest = "sha256:" + "ab" * 32
-    action = ProposedAction(
-        tool="k8s_apply",
-        backend="kubernetes",
-        operation="apply",
-        effect="write",
-        target=Target(cluster="sandbox", namespace="payments", api_version="v1", kind="Secret", name="db"),
-        args={"manifest_sha256": "cd" * 32, "manifest_bytes": len(manifest), "documents": 1},
-        object={
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": "db"},
-            "data": {"password": digest},
-        },
-        current=None,
-        principal=ALICE,
-    )
-    call = PlannedCall(
-        tool="k8s_apply", call_args={"manifest": manifest, "namespace": "payments"}, actions=(action,)
-    )
+    call = secret_apply_call()
 
     async def put() -> None:
         store = await QueueStore.open(db)

@@ -69,3 +69,29 @@ def test_serve_refuses_an_unusable_setting_with_exit_code_2(tmp_path: Path) -> N
     assert completed.returncode == 2
     assert "opa_timeout_seconds" in completed.stderr
     assert completed.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        (
+            {"GATEWAY_WEBHOOKS": '[{"url": "ftp://hooks.example.com/x"}]', "GATEWAY_WEBHOOK_SECRET": "s"},
+            "not http",
+        ),
+        ({"GATEWAY_WEBHOOKS": '[{"url": "https://hooks.example.com/x"}]'}, "GATEWAY_WEBHOOK_SECRET"),
+    ],
+)
+def test_serve_refuses_a_bad_webhook_before_starting(tmp_path: Path, env: dict[str, str], says: str) -> None:
+    import subprocess
+
+    completed = subprocess.run(
+        [GATEWAY, "serve", "--transport", "http"],
+        env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 2
+    assert says in completed.stderr
+    assert "Traceback" not in completed.stderr

@@ -6,37 +6,18 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from queue_support import ALICE, needs_approval
+from queue_support import ALICE, needs_approval, secret_apply_call
 
-from gateway.contracts import PlannedCall, ProposedAction, Target
+from gateway.contracts import PlannedCall
 from gateway.errors import ConfigError, SealError
 from gateway.queue import QueueStore
 from gateway.queue.display import action_view
 from gateway.queue.sealing import Sealer, new_key_line
 from gateway.settings import Settings
 
-MANIFEST = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: hunter2\n"
-
 
 def secret_call() -> PlannedCall:
-    action = ProposedAction(
-        tool="k8s_apply",
-        backend="kubernetes",
-        operation="apply",
-        effect="write",
-        target=Target(cluster="sandbox", namespace="payments", api_version="v1", kind="Secret", name="db"),
-        args={"manifest_sha256": "cd" * 32, "manifest_bytes": len(MANIFEST), "documents": 1},
-        object={
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": "db"},
-            "data": {"password": "sha256:ab"},
-        },
-        principal=ALICE,
-    )
-    return PlannedCall(
-        tool="k8s_apply", call_args={"manifest": MANIFEST, "namespace": "payments"}, actions=(action,)
-    )
+    return secret_apply_call()
 
 
 def raw_call(db: Path, action_id: str) -> str:
