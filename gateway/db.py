@@ -163,13 +163,21 @@ class Database:
         """One write transaction (``BEGIN IMMEDIATE``): committed when the block ends,
         rolled back if it raises."""
         async with self._lock:
-            await self._conn.execute("BEGIN IMMEDIATE")
             try:
+                await self._conn.execute("BEGIN IMMEDIATE")
                 yield self._conn
             except BaseException:
-                await self._conn.execute("ROLLBACK")
+                await self._rollback()
                 raise
             await self._conn.execute("COMMIT")
+
+    async def _rollback(self) -> None:
+        # A writer cancelled while its BEGIN is queued in aiosqlite's thread still gets that
+        # BEGIN run later; without this ROLLBACK (queued behind it, and shielded from a second
+        # cancellation) the connection stays inside a transaction and the next writer fails
+        # with "cannot start a transaction within a transaction".
+        with contextlib.suppress(sqlite3.OperationalError):  # no transaction was active
+            await asyncio.shield(self._conn.execute("ROLLBACK"))
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[aiosqlite.Connection]:
