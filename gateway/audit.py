@@ -3,7 +3,14 @@
 Every row carries ``hash = sha256(prev_hash ‖ canonical_json(record))`` where ``record``
 is the row without its two hash columns, so editing, inserting or deleting a row in the
 middle breaks the chain from that row on; ``verify`` names the first row that does not
-match. Appends run inside ``BEGIN IMMEDIATE`` (SQLite's single write lock), so two
+match.
+
+Hash formats (the ``hash_format`` column): 2, written now, is RFC 8785 canonical JSON of
+every column but ``prev_hash`` and ``hash`` (``hash_format`` included, so a row cannot be
+relabelled), which any JCS library recomputes (docs/hashes.md). 1 is the format before
+RFC 8785 (Python's ``json.dumps`` with sorted keys, without the ``hash_format`` column):
+rows written in it keep verifying as they were written, and a chain never goes back from
+2 to 1. Appends run inside ``BEGIN IMMEDIATE`` (SQLite's single write lock), so two
 processes appending at once (gateway and CLI) queue up and the chain never forks.
 
 Secrets never enter it: events carry targets, reason codes and messages, identifiers and
@@ -15,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Callable
@@ -24,14 +32,17 @@ from typing import Any, Final
 import aiosqlite
 from pydantic import BaseModel, ConfigDict
 
-from gateway.contracts import canonical_json
+from gateway.contracts import canonical_json, canonical_json_v1
 from gateway.db import Database
 from gateway.errors import AuditError, ChainBroken
 from gateway.ports import AuditEvent
 
-__all__ = ["GENESIS_HASH", "AuditLog", "AuditRecord", "ChainReport", "format_time", "scrub"]
+__all__ = ["GENESIS_HASH", "HASH_FORMAT", "AuditLog", "AuditRecord", "ChainReport", "format_time", "scrub"]
 
 GENESIS_HASH: Final[str] = "0" * 64
+HASH_FORMAT: Final[int] = 2
+"""The hash format of the rows this version writes (see the module docstring)."""
+_CANONICAL: Final[dict[int, Callable[[Any], str]]] = {1: canonical_json_v1, 2: canonical_json}
 _MAX_STRING: Final[int] = 512
 _MAX_DEPTH: Final[int] = 6
 _MAX_ITEMS: Final[int] = 50
@@ -49,10 +60,11 @@ _SECRET_VALUE = re.compile(
 # (lower case) and hex digests (fingerprints) do not, and are kept.
 _OPAQUE_TOKEN = re.compile(r"^(?=.*[a-z])(?=.*[A-Z])(?=.*[0-9])[A-Za-z0-9+/=_-]{32,}$")
 _DROPPED: Final[str] = "<dropped>"
+_SAFE_INT: Final[int] = 2**53 - 1
 
 _COLUMNS: Final[str] = (
     "seq, time, kind, action_id, tool, subject, transport, target, outcome, reasons, "
-    "bundle_revision, decision_id, fingerprint, detail, prev_hash, hash"
+    "bundle_revision, decision_id, fingerprint, detail, prev_hash, hash, hash_format"
 )
 _JSON_FIELDS: Final[tuple[str, ...]] = ("target", "reasons", "detail")
 
@@ -83,6 +95,10 @@ def scrub(value: Any, *, depth: int = 0) -> Any:
         if _SECRET_VALUE.search(value) or _OPAQUE_TOKEN.match(value):
             return _DROPPED
         return value if len(value) <= _MAX_STRING else value[:_MAX_STRING] + "…"
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # NaN and infinities have no JSON form; the record keeps their name
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > _SAFE_INT:
+        return str(value)  # beyond what JSON numbers carry exactly
     if value is None or isinstance(value, bool | int | float):
         return value
     return scrub(str(value), depth=depth)
@@ -109,10 +125,13 @@ class AuditRecord(BaseModel):
     detail: dict[str, Any]
     prev_hash: str
     hash: str
+    hash_format: int = HASH_FORMAT
 
     def chained(self) -> dict[str, Any]:
-        """The record the hash covers: every column but ``prev_hash`` and ``hash``."""
-        return self.model_dump(exclude={"prev_hash", "hash"})
+        """The record the hash covers: every column but ``prev_hash`` and ``hash`` (and,
+        in format 1, ``hash_format``, which did not exist then)."""
+        skipped = {"prev_hash", "hash"} if self.hash_format >= 2 else {"prev_hash", "hash", "hash_format"}
+        return self.model_dump(exclude=skipped)
 
 
 class ChainReport(BaseModel):
@@ -124,8 +143,9 @@ class ChainReport(BaseModel):
     head: str
 
 
-def _chain_hash(prev_hash: str, record: dict[str, Any]) -> str:
-    return hashlib.sha256((prev_hash + canonical_json(record)).encode("utf-8")).hexdigest()
+def _chain_hash(prev_hash: str, record: dict[str, Any], hash_format: int = HASH_FORMAT) -> str:
+    text = _CANONICAL[hash_format](record)
+    return hashlib.sha256((prev_hash + text).encode("utf-8")).hexdigest()
 
 
 class AuditLog:
@@ -164,10 +184,11 @@ class AuditLog:
             "decision_id": event.decision_id,
             "fingerprint": event.fingerprint,
             "detail": scrub(event.detail),
+            "hash_format": HASH_FORMAT,
         }
         row = AuditRecord(**fields, prev_hash=prev_hash, hash=_chain_hash(prev_hash, fields))
         values = [canonical_json(v) if k in _JSON_FIELDS else v for k, v in row.model_dump().items()]
-        insert = f"INSERT INTO audit ({_COLUMNS}) VALUES ({', '.join('?' * 16)})"  # noqa: S608 - constants
+        insert = f"INSERT INTO audit ({_COLUMNS}) VALUES ({', '.join('?' * 17)})"  # noqa: S608 - constants
         await conn.execute(insert, values)
         return row
 
@@ -205,12 +226,18 @@ class AuditLog:
     async def verify(self) -> ChainReport:
         """Recompute the chain. Raises ``ChainBroken`` naming the first row whose sequence,
         link or hash does not match."""
-        expected_seq, prev_hash, count = 1, GENESIS_HASH, 0
+        expected_seq, prev_hash, count, newest_format = 1, GENESIS_HASH, 0, 1
         try:
             async for record, canonical in self._iterate_raw(batch=1000):
                 if record.seq != expected_seq:
                     raise ChainBroken(
                         f"audit row {expected_seq} is missing (next row is {record.seq})", seq=expected_seq
+                    )
+                if record.hash_format not in _CANONICAL or record.hash_format < newest_format:
+                    raise ChainBroken(
+                        f"audit row {record.seq} claims hash format {record.hash_format} after rows "
+                        f"in format {newest_format}",
+                        seq=record.seq,
                     )
                 if not canonical:
                     raise ChainBroken(f"audit row {record.seq} holds JSON that was rewritten", seq=record.seq)
@@ -218,9 +245,10 @@ class AuditLog:
                     raise ChainBroken(
                         f"audit row {record.seq} does not link to the row before it", seq=record.seq
                     )
-                if _chain_hash(prev_hash, record.chained()) != record.hash:
+                if _chain_hash(prev_hash, record.chained(), record.hash_format) != record.hash:
                     raise ChainBroken(f"audit row {record.seq} was modified", seq=record.seq)
                 expected_seq, prev_hash, count = expected_seq + 1, record.hash, count + 1
+                newest_format = record.hash_format
         except _Unreadable as exc:
             raise ChainBroken(f"audit row {exc.seq} cannot be read: {exc}", seq=exc.seq) from exc
         except sqlite3.Error as exc:
@@ -240,13 +268,14 @@ def _parse(raw: tuple[Any, ...]) -> tuple[AuditRecord, bool]:
     names = [c.strip() for c in _COLUMNS.split(",")]
     values = dict(zip(names, raw, strict=True))
     canonical = True
+    encode = _CANONICAL.get(values["hash_format"], canonical_json)
     for name in _JSON_FIELDS:
         text = values[name]
         try:
             values[name] = json.loads(text)
+            canonical = canonical and encode(values[name]) == text
         except (TypeError, ValueError) as exc:
             raise _Unreadable(f"column {name} is not JSON", seq=int(values["seq"])) from exc
-        canonical = canonical and canonical_json(values[name]) == text
     try:
         return AuditRecord(**values), canonical
     except ValueError as exc:

@@ -2,7 +2,9 @@
 
 These models are the product's API towards policy authors: field names are snake_case and
 stable, and ``ProposedAction.version`` changes when they do. ``canonical_json`` and
-``fingerprint`` define the bytes an approval binds to.
+``fingerprint`` define the bytes an approval binds to and the audit chain hashes: RFC 8785
+(the JSON Canonicalization Scheme), so any language with a JCS library recomputes them
+(docs/hashes.md).
 """
 
 from __future__ import annotations
@@ -10,9 +12,12 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from functools import cached_property
+from typing import Annotated, Any, Literal, Self
 
+import rfc8785
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
@@ -32,6 +37,7 @@ __all__ = [
     "Target",
     "Transport",
     "canonical_json",
+    "canonical_json_v1",
     "fingerprint",
     "utc_now",
 ]
@@ -54,8 +60,58 @@ def utc_now() -> str:
 
 
 def canonical_json(value: Any) -> str:
-    """Sorted keys, no insignificant whitespace, UTF-8 kept: equal values give equal bytes."""
+    """``value`` in RFC 8785 canonical form (JCS): keys sorted by their UTF-16 code units,
+    no insignificant whitespace, numbers as ECMAScript prints them, UTF-8 kept.
+
+    Raises ``ValueError`` for what JCS cannot carry exactly: NaN, infinities, integers
+    beyond ±(2**53 - 1), non-string keys, lone surrogates. The ``rfc8785`` package is the
+    definition; most values (no fractional number, ASCII keys) are encoded by the standard
+    library's C encoder instead, whose output is byte-identical there and ~4x faster
+    (tests/unit/test_canonical_json.py checks the two agree on generated values).
+    """
+    if _plain(value):
+        text: str = _PLAIN_ENCODER.encode(value)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError("a string holds a lone surrogate, which JSON text cannot carry") from exc
+        return text
+    return rfc8785.dumps(value).decode("utf-8")
+
+
+def canonical_json_v1(value: Any) -> str:
+    """The canonical form before RFC 8785 (hash format 1): Python's ``json.dumps`` with
+    sorted keys. Kept only to verify audit rows written in that format."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+_PLAIN_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_SAFE_INT = 2**53 - 1
+
+
+def _plain(value: Any) -> bool:
+    """True when ``json.dumps`` writes ``value`` exactly as JCS does: no float (JCS prints
+    them differently), every key an ASCII string (code-point and UTF-16 order agree),
+    integers within JCS's exact range, and only JSON's own types."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is str or kind is bool or item is None:
+            continue
+        if kind is dict:
+            for key in item:
+                if type(key) is not str or not key.isascii():
+                    return False
+            stack.extend(item.values())
+        elif kind is list or kind is tuple:
+            stack.extend(item)
+        elif kind is int:
+            if not -_SAFE_INT <= item <= _SAFE_INT:
+                return False
+        else:
+            return False
+    return True
 
 
 def fingerprint(value: Any) -> str:
@@ -149,7 +205,16 @@ class PlannedCall(_Contract):
     actions: tuple[ProposedAction, ...]
 
     def fingerprint(self) -> str:
-        """SHA-256 over the call's arguments and every action (approvals excluded)."""
+        """SHA-256 over the call's arguments and every action (approvals excluded).
+
+        Computed once per call object: the pipeline's audit records and the queue's row all
+        carry this one value. Raises ``ValueError`` when the call holds a value JCS cannot
+        carry (see ``canonical_json``).
+        """
+        return self._fingerprint
+
+    @cached_property
+    def _fingerprint(self) -> str:
         return fingerprint(
             {
                 "id": self.id,
@@ -158,6 +223,13 @@ class PlannedCall(_Contract):
                 "actions": [a.model_dump(mode="json", exclude={"approvals"}) for a in self.actions],
             }
         )
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy; with ``update`` the copy is another call, so its fingerprint is recomputed."""
+        copied = super().model_copy(update=update, deep=deep)
+        if update:
+            copied.__dict__.pop("_fingerprint", None)
+        return copied
 
 
 class Reason(_PolicyDocument):

@@ -99,6 +99,11 @@ _MIGRATIONS: Final[tuple[str, ...]] = (
     ALTER TABLE approvals ADD COLUMN signature TEXT;
     ALTER TABLE approvals ADD COLUMN attestation TEXT;
     """,
+    # 4: audit rows say how their hash was computed (gateway.audit): rows already written
+    # keep format 1 and verify as they were; new rows use RFC 8785 canonical JSON.
+    """
+    ALTER TABLE audit ADD COLUMN hash_format INTEGER NOT NULL DEFAULT 1;
+    """,
 )
 
 SCHEMA_VERSION: Final[int] = len(_MIGRATIONS)

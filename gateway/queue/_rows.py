@@ -94,8 +94,12 @@ def target_summary(call: PlannedCall) -> dict[str, Any]:
 
 
 def encode_result(result: Any) -> str:
-    """The (already redacted) result as JSON text, replaced by a note when it is huge."""
-    text = canonical_json(to_jsonable_python(result, fallback=str))
+    """The (already redacted) result as JSON text, replaced by a note when it is huge.
+
+    Plain compact JSON, not ``canonical_json``: a result is never hashed, and a number
+    RFC 8785 refuses (an integer beyond 2**53) must not lose the result of a call that ran.
+    """
+    text = json.dumps(to_jsonable_python(result, fallback=str), separators=(",", ":"), ensure_ascii=False)
     if len(text.encode("utf-8")) > _MAX_RESULT_BYTES:
         return canonical_json({"truncated": True, "bytes": len(text.encode("utf-8"))})
     return text

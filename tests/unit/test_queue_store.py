@@ -328,6 +328,7 @@ async def test_a_version_1_database_is_migrated_in_place(tmp_path: Path, clock: 
             ("approvals", "statement"),
             ("approvals", "signature"),
             ("approvals", "attestation"),
+            ("audit", "hash_format"),
         ]:
             conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
         conn.execute("PRAGMA user_version = 1")
