@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Debian packages the tests need: etcd for the real kube-apiserver, docker-compose as the
-# compose-file parser, npm for the MCP conformance tool, openssh-client for ssh-keygen. Installs only what is missing;
+# compose-file parser, npm for the MCP conformance tool and the JCS recipes, openssh-client
+# for ssh-keygen, sqlite3 for the recipes' reads of the database (docs/hashes.md). Installs
+# only what is missing;
 # needs root (or sudo) the first time.
 set -euo pipefail
 missing=()
@@ -9,6 +11,7 @@ command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 # ssh-keygen: approvers sign with it; the tests prove interoperability with it.
 command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
+command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
 [ ${#missing[@]} -eq 0 ] && exit 0
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
