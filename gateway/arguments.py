@@ -1,12 +1,15 @@
 """Admission of a tool call's arguments: size, shape and types, before anything leaves the process.
 
-The messages name the fields and what is expected and never echo a rejected value (it may be
-a secret the model was about to send somewhere), unlike pydantic's default text.
+The one validation of a call's arguments: ``validate_model`` with the tool's pydantic model,
+which the pipeline carries on to planning and execution (the MCP SDK does not validate them
+again). Lists and objects sent as JSON text are refused like any other wrong type: the SDK's
+decoding of them is bypassed with its validation. The messages name the fields and what is
+expected and never echo a rejected value (it may be a secret the model was about to send
+somewhere), unlike pydantic's default text.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -14,9 +17,8 @@ from pydantic import BaseModel, ValidationError
 
 from gateway.contracts import canonical_json
 from gateway.errors import InvalidArguments, PayloadTooLarge
-from gateway.tools import ToolSpec
 
-__all__ = ["argument_size", "check_size", "validate_arguments", "validate_model"]
+__all__ = ["argument_size", "check_size", "validate_model"]
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -24,21 +26,26 @@ _MAX_FIELD_ERRORS = 8
 
 
 def argument_size(arguments: Mapping[str, Any]) -> int:
-    """Bytes of the canonical JSON of ``arguments``: what the size limit is measured on."""
-    return len(canonical_json(dict(arguments)).encode("utf-8"))
+    """Bytes of the canonical JSON of ``arguments``: what the size limit is measured on.
+
+    Raises ``InvalidArguments`` for a value JSON cannot carry exactly (NaN, Infinity, an
+    integer beyond ±2**53): such a call could neither be judged nor fingerprinted.
+    """
+    try:
+        return len(canonical_json(dict(arguments)).encode("utf-8"))
+    except ValueError:
+        raise InvalidArguments(
+            "invalid arguments: a number is NaN, infinite or an integer beyond ±2^53, which JSON "
+            "cannot carry exactly; send it as a string or a smaller number"
+        ) from None
 
 
 def check_size(arguments: Mapping[str, Any], limit: int) -> None:
-    """Raise ``PayloadTooLarge`` when the arguments exceed ``limit`` bytes."""
+    """Raise ``PayloadTooLarge`` when the arguments exceed ``limit`` bytes (and
+    ``InvalidArguments`` when they cannot be measured, see ``argument_size``)."""
     size = argument_size(arguments)
     if size > limit:
         raise PayloadTooLarge(f"arguments are {size} bytes, above the limit of {limit} bytes")
-
-
-def validate_arguments(spec: ToolSpec[Any], arguments: Mapping[str, Any]) -> BaseModel:
-    """``arguments`` validated by the tool's ``args`` model; raises ``InvalidArguments``."""
-    validated: BaseModel = validate_model(spec.name, spec.args, arguments)
-    return validated
 
 
 def validate_model(tool: str, model: type[ModelT], arguments: Mapping[str, Any]) -> ModelT:
@@ -55,27 +62,7 @@ def validate_model(tool: str, model: type[ModelT], arguments: Mapping[str, Any])
     try:
         return model.model_validate(dict(arguments))
     except ValidationError as exc:
-        # Some clients send lists and objects as JSON text; accept that, as the MCP SDK does.
-        decoded = _decode_json_strings(arguments)
-        if decoded is not None:
-            try:
-                return model.model_validate(decoded)
-            except ValidationError:
-                pass
         raise InvalidArguments(_describe(tool, exc)) from None
-
-
-def _decode_json_strings(arguments: Mapping[str, Any]) -> dict[str, Any] | None:
-    changed = False
-    out = dict(arguments)
-    for key, value in arguments.items():
-        if isinstance(value, str) and value[:1] in ("[", "{"):
-            try:
-                out[key] = json.loads(value)
-                changed = True
-            except ValueError:
-                continue
-    return out if changed else None
 
 
 def _describe(tool: str, exc: ValidationError) -> str:

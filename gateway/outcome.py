@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict
 
 from gateway.contracts import Decision
 from gateway.ports import TERMINAL_STATES, ActionState, ParkedAction
-from gateway.redaction import redact, redact_text
+from gateway.redaction import redact_text
 
 __all__ = ["CallOutcome", "outcome_of_parked"]
 
@@ -17,9 +17,10 @@ class CallOutcome(BaseModel):
     """How one tool call ended.
 
     ``status``: ``executed`` (allowed, or approved and run while the caller waited; ``result``
-    is redacted), ``denied`` (``denied_by`` says whether policy or an approver refused it),
-    ``pending`` (parked: ``action_id``, ``state``, ``expires_at``), ``failed`` (the backend
-    failed, or the parked action expired, was cancelled or interrupted; ``error`` says why).
+    is redacted, by ``Gateway.execute``), ``denied`` (``denied_by`` says whether policy or an
+    approver refused it), ``pending`` (parked: ``action_id``, ``state``, ``expires_at``),
+    ``failed`` (the backend failed, or the parked action expired, was cancelled or
+    interrupted; ``error`` says why).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -50,9 +51,8 @@ def outcome_of_parked(parked: ParkedAction, decision: Decision) -> CallOutcome:
         "expires_at": parked.expires_at,
     }
     if parked.state == ActionState.SUCCEEDED:
-        return CallOutcome(
-            status="executed", result=redact(parked.result, decision.obligations.redact), **common
-        )
+        # Stored as it left ``Gateway.execute``, the redaction boundary: already redacted.
+        return CallOutcome(status="executed", result=parked.result, **common)
     if parked.state == ActionState.DENIED:
         return CallOutcome(
             status="denied",

@@ -1,17 +1,30 @@
 """The one path every tool call takes: admit → prepare → decide → audit → execute, deny or park.
 
-``Gateway.call`` is the only way a tool runs on behalf of a model, and ``Gateway.execute``
-the only way a parked call runs after approval (the queue's executor calls it through
-``gateway.ports.CallRunner``). Both redact the result with the decision's obligations.
+``Gateway.admit`` then ``Gateway.run`` (together: ``Gateway.call``) is the only way a tool
+runs on behalf of a model, and ``Gateway.execute`` the only way a parked call runs after
+approval (the queue's executor calls it through ``gateway.ports.CallRunner``).
+
+Each thing is done once, in one place:
+
+- **validation**: ``admit`` validates the arguments with the tool's pydantic model and the
+  validated model is carried to ``prepare`` and ``execute``. A parked call is validated
+  again only when ``execute`` loads it from the queue: the database is a different trust
+  boundary from the request that proposed it.
+- **fingerprint**: computed once per planned call (``PlannedCall.fingerprint`` caches it)
+  right after planning; the audit records and the queue row carry that value.
+- **redaction**: ``_execute`` is the redaction boundary. A result is redacted with the
+  decision's obligations as it leaves the backend and nowhere else; the reply, the queue's
+  stored result and ``gateway_action`` only ever hold what left it.
 
 Request errors are raised, not decided, and nothing is sent to OPA or a backend for them:
 ``PayloadTooLarge`` (canonical JSON of the arguments above ``Settings.max_argument_bytes``),
-``UnknownTool`` and ``InvalidArguments`` (field-level message without values). Each is
-audited as ``rejected_request``. Everything after admission ends in a ``CallOutcome``.
-Backend errors while preparing are reported as failures (audited, not decided); argument
-errors a backend finds while preparing (``InvalidArguments``, ``PayloadTooLarge``: an
-unknown kind, a malformed manifest) are request errors as above. If the
-audit log cannot be written, the call stops there and nothing executes.
+``UnknownTool`` and ``InvalidArguments`` (field-level message without values; also a number
+JSON cannot carry exactly). Each is audited as ``rejected_request``. Everything after
+admission ends in a ``CallOutcome``. Backend errors while preparing are reported as
+failures (audited, not decided); argument errors a backend finds while preparing
+(``InvalidArguments``, ``PayloadTooLarge``: an unknown kind, a malformed manifest) are
+request errors as above. If the audit log cannot be written, the call stops there and
+nothing executes.
 """
 
 from __future__ import annotations
@@ -21,12 +34,14 @@ import contextvars
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Literal, Protocol
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from gateway.arguments import check_size, validate_arguments
+from gateway.arguments import check_size, validate_model
 from gateway.contracts import (
     Decision,
     PlannedCall,
@@ -49,12 +64,14 @@ from gateway.redaction import redact, redact_text
 from gateway.settings import Settings
 from gateway.tools import ExecutionContext, ToolRegistry, ToolSpec
 
-__all__ = ["CallOutcome", "Decider", "Gateway", "ProgressFn"]
+__all__ = ["AdmittedCall", "CallOutcome", "Decider", "Gateway", "ProgressFn"]
 
 log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[float, float | None, str | None], Awaitable[None]]
 """``(progress, total, message)``: MCP progress notifications while waiting for approval."""
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 _POLL_SECONDS = 0.5
 _MAX_ERROR_CHARS = 1000
@@ -68,6 +85,15 @@ class Decider(Protocol):
     """What the pipeline needs from the policy client (``gateway.policy.PolicyClient``)."""
 
     async def decide_all(self, actions: Sequence[ProposedAction]) -> Decision: ...
+
+
+@dataclass(frozen=True)
+class AdmittedCall:
+    """A tool call past admission: the tool's spec and its arguments, validated once by the
+    spec's model; what ``run`` plans, judges and executes."""
+
+    spec: ToolSpec[Any]
+    args: BaseModel
 
 
 class Gateway:
@@ -101,19 +127,46 @@ class Gateway:
         wait_seconds: float | None = None,
         progress: ProgressFn | None = None,
     ) -> CallOutcome:
-        """Run one tool call through policy. Raises only the request errors (see module doc)."""
+        """``admit`` then ``run``. Raises only the request errors (see the module docstring)."""
+        admitted = await self.admit(tool, arguments, principal)
+        return await self.run(admitted, principal, wait_seconds=wait_seconds, progress=progress)
+
+    async def admit(self, tool: str, arguments: Mapping[str, Any], principal: Principal) -> AdmittedCall:
+        """Size check, tool lookup and argument validation; nothing leaves the process."""
+        async with self._rejections(tool, principal):
+            check_size(arguments, self.settings.max_argument_bytes)
+            spec = self.registry.get(tool)
+            return AdmittedCall(spec=spec, args=validate_model(tool, spec.args, arguments))
+
+    async def admit_own(
+        self, tool: str, model: type[ModelT], arguments: Mapping[str, Any], principal: Principal
+    ) -> ModelT:
+        """``admit`` for the gateway's own tools (``gateway_check``, ``gateway_action``),
+        which no backend serves: size check and validation by ``model``."""
+        async with self._rejections(tool, principal):
+            check_size(arguments, self.settings.max_argument_bytes)
+            return validate_model(tool, model, arguments)
+
+    async def run(
+        self,
+        admitted: AdmittedCall,
+        principal: Principal,
+        *,
+        wait_seconds: float | None = None,
+        progress: ProgressFn | None = None,
+    ) -> CallOutcome:
+        """Run one admitted call through policy. Raises only the request errors a backend
+        finds while preparing (see the module docstring)."""
         started = time.perf_counter()
-        spec, args = await self.admit(tool, arguments, principal)
+        tool = admitted.spec.name
         token = _caller.set(principal)
         try:
             try:
-                planned = await self._plan(spec, args, principal)
+                planned = await self._plan(admitted, principal)
             except BackendError as exc:
                 self._metrics.record_call(tool, "error")
-                return await self._prepare_failed(spec, principal, exc)
+                return await self._prepare_failed(admitted.spec, principal, exc)
             except (InvalidArguments, PayloadTooLarge) as exc:
-                # Found while preparing (an unknown kind, a malformed manifest): still the
-                # request's fault, reported and audited like an admission failure.
                 await self.record_rejection(tool, principal, exc)
                 raise
             decision = await self._policy.decide_all(planned.actions)
@@ -136,7 +189,7 @@ class Gateway:
                 if isinstance(parked, CallOutcome):
                     return parked
                 return await self._wait(parked, decision, wait_seconds, progress)
-            return await self._run(spec, args, planned, decision, principal)
+            return await self._run(admitted, planned, decision, principal)
         finally:
             _caller.reset(token)
 
@@ -145,8 +198,7 @@ class Gateway:
 
         Raises the request errors, and ``BackendError`` when the call cannot be prepared.
         """
-        spec, args = await self.admit(tool, arguments, principal)
-        planned = await self._plan(spec, args, principal)
+        planned = await self._plan(await self.admit(tool, arguments, principal), principal)
         decision = await self._policy.decide_all(planned.actions)
         await self._record_decision(planned, decision, principal, detail={"check": True})
         return decision
@@ -158,18 +210,6 @@ class Gateway:
         """
         decision = await self.check(tool, arguments, _caller.get(ANONYMOUS))
         return decision.model_dump(mode="json")
-
-    async def admit(
-        self, tool: str, arguments: Mapping[str, Any], principal: Principal
-    ) -> tuple[ToolSpec[Any], BaseModel]:
-        """Size check, tool lookup and argument validation; nothing leaves the process."""
-        try:
-            check_size(arguments, self.settings.max_argument_bytes)
-            spec = self.registry.get(tool)
-            return spec, validate_arguments(spec, arguments)
-        except (PayloadTooLarge, UnknownTool, InvalidArguments) as exc:
-            await self.record_rejection(tool, principal, exc)
-            raise
 
     async def record_rejection(self, tool: str, principal: Principal, exc: Exception) -> None:
         """Audit a request refused before policy saw it (bad size, name or arguments)."""
@@ -183,13 +223,24 @@ class Gateway:
             )
         )
 
+    @asynccontextmanager
+    async def _rejections(self, tool: str, principal: Principal) -> AsyncIterator[None]:
+        """Audit the request errors raised inside the block, and let them through."""
+        try:
+            yield
+        except (PayloadTooLarge, UnknownTool, InvalidArguments) as exc:
+            await self.record_rejection(tool, principal, exc)
+            raise
+
     # -- the queue executor's side (gateway.ports.CallRunner) ----------------------------
 
     async def execute(self, call: PlannedCall, decision: Decision) -> Any:
-        """Run the call exactly as stored and return its redacted result.
+        """Run a parked call exactly as stored and return its redacted result.
 
-        Raises ``BackendError`` (also for unexpected failures, logged here, and for a
-        stored call that no longer validates).
+        The stored arguments are validated again: they come from the database, another
+        trust boundary than the request admitted when the call was proposed. Raises
+        ``BackendError`` (also for unexpected failures, logged here, and for a stored call
+        that no longer validates).
         """
         try:
             spec = self.registry.get(call.tool)
@@ -198,24 +249,19 @@ class Gateway:
             raise BackendError(
                 f"the stored call to {call.tool} can no longer be run: {type(exc).__name__}"
             ) from exc
-        try:
-            result = await spec.execute(args, ExecutionContext(call=call, decision=decision))
-        except BackendError:
-            raise
-        except Exception as exc:
-            _log_crash(call.tool, "executing", exc)
-            raise BackendError(f"{call.tool} failed unexpectedly; see the gateway log") from exc
-        return redact(result, decision.obligations.redact)
+        return await self._execute(spec, args, call, decision)
 
     # -- steps ---------------------------------------------------------------------------
 
-    async def _plan(self, spec: ToolSpec[Any], args: BaseModel, principal: Principal) -> PlannedCall:
-        """Resolve targets and images (``spec.prepare``) into the call policy will judge.
+    async def _plan(self, admitted: AdmittedCall, principal: Principal) -> PlannedCall:
+        """Resolve targets and images (``spec.prepare``) into the call policy will judge,
+        and fingerprint it (once: the audit records and the queue row carry this value).
 
         Raises ``BackendError``; an unexpected failure is logged and raised as one.
         """
+        spec, args = admitted.spec, admitted.args
         try:
-            return spec.plan(args, await spec.prepare(args), principal)
+            planned = spec.plan(args, await spec.prepare(args), principal)
         except (BackendError, InvalidArguments, PayloadTooLarge):
             raise
         except Exception as exc:
@@ -223,6 +269,15 @@ class Gateway:
             raise BackendError(
                 f"{spec.name} failed unexpectedly while preparing; see the gateway log"
             ) from exc
+        try:
+            planned.fingerprint()
+        except ValueError as exc:
+            # The arguments were checked at admission: the backend's images hold the value.
+            raise BackendError(
+                f"{spec.name} cannot be judged: the live object holds a value JSON cannot carry "
+                f"exactly ({exc})"
+            ) from exc
+        return planned
 
     async def _prepare_failed(
         self, spec: ToolSpec[Any], principal: Principal, exc: BackendError
@@ -241,16 +296,29 @@ class Gateway:
         )
         return CallOutcome(status="failed", tool=spec.name, action_id=call_id, error=message)
 
-    async def _run(
-        self,
-        spec: ToolSpec[Any],
-        args: BaseModel,
-        call: PlannedCall,
-        decision: Decision,
-        principal: Principal,
-    ) -> CallOutcome:
+    async def _execute(
+        self, spec: ToolSpec[Any], args: BaseModel, call: PlannedCall, decision: Decision
+    ) -> Any:
+        """The backend runs the call with its validated arguments; the result is redacted
+        here, the redaction boundary (see the module docstring).
+
+        Raises ``BackendError`` (also for unexpected failures, logged here).
+        """
         try:
-            result = await self.execute(call, decision)
+            result = await spec.execute(args, ExecutionContext(call=call, decision=decision))
+        except BackendError:
+            raise
+        except Exception as exc:
+            _log_crash(call.tool, "executing", exc)
+            raise BackendError(f"{call.tool} failed unexpectedly; see the gateway log") from exc
+        return redact(result, decision.obligations.redact)
+
+    async def _run(
+        self, admitted: AdmittedCall, call: PlannedCall, decision: Decision, principal: Principal
+    ) -> CallOutcome:
+        spec = admitted.spec
+        try:
+            result = await self._execute(spec, admitted.args, call, decision)
         except BackendError as exc:
             message = _clean(f"{spec.name} failed: {exc}")
             await self._record(call, principal, "failure", decision, {"stage": "execute", "error": message})

@@ -4,7 +4,8 @@ Every reply carries the same facts twice: as ``structured_content`` for clients 
 JSON, and as text for models that only read text. Denials and failures are ``is_error``
 results listing every reason (code and message); a parked call is not an error, it says
 how a human approves it. Nothing here ever shows a proposed action's ``object`` or
-``current`` image: decisions do not carry them, and results are redacted before they get here.
+``current`` image: decisions do not carry them, and results are redacted before they get here
+(``Gateway.execute`` is the one redaction boundary; nothing here redacts again).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from mcp_types import CallToolResult, TextContent
 from gateway.contracts import Decision, Principal, Reason
 from gateway.outcome import CallOutcome
 from gateway.ports import ActionState, ParkedAction
-from gateway.redaction import redact
 
 __all__ = ["approve_command", "decision_reply", "error_reply", "outcome_reply", "parked_reply"]
 
@@ -102,7 +102,7 @@ def parked_reply(parked: ParkedAction, principal: Principal) -> CallToolResult:
             }
         )
         if parked.state == ActionState.SUCCEEDED:
-            body["result"] = redact(parked.result, parked.decision.obligations.redact)
+            body["result"] = parked.result  # redacted when it left the backend (Gateway.execute)
         if parked.error:
             body["error"] = parked.error
         if parked.state == ActionState.PENDING:

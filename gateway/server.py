@@ -1,4 +1,5 @@
-"""The MCP front end: an ``MCPServer`` whose every tool call goes through ``Gateway.call``.
+"""The MCP front end: an ``MCPServer`` whose ``tools/list`` and ``tools/call`` are answered
+from the gateway's own registry, so every tool call goes through ``gateway.pipeline``.
 
 Assembly, and why it is shaped this way:
 
@@ -6,42 +7,41 @@ Assembly, and why it is shaped this way:
   the runtime (``gateway.runtime.open_runtime``: OPA client, queue + audit database,
   backends, executor) once per run and yields it as the lifespan context, where every
   handler finds it (``ctx.request_context.lifespan_context``).
-- Backends only know their tools once they are opened (``open_backend`` context managers
-  create their client and yield ``ToolSpec`` lists), so backend tools are registered with
-  MCP in the lifespan, before the first request is served: one generated function per
-  spec, whose signature is built from ``spec.args`` (typed parameters, defaults,
-  descriptions: the tool's input schema), whose docstring is ``spec.description`` and whose
-  annotations come from the spec. The function holds no client: it reaches the runtime of
-  the connection it serves, so a server run twice (tests) never calls a closed client.
-- ``gateway_check`` and ``gateway_action`` are the gateway's own tools, always present.
+- Backends only know their tools once they are opened, so the lifespan publishes them:
+  each ``ToolSpec`` is listed with ``inputSchema = spec.args.model_json_schema()``, its
+  description and annotations. ``gateway_check`` and ``gateway_action``, the gateway's own
+  tools, are always listed.
+- ``_GatewayServer.call_tool`` replaces the SDK's tool manager for calls: the SDK does not
+  validate arguments against a signature of its own. The arguments are validated once, by
+  ``Gateway.admit`` with the tool's pydantic model (or the gateway's own tool's model),
+  and the validated model goes on to planning and execution. The principal is derived
+  once per request, here, and passed down.
 
-Bad input is answered consistently, by ``_Admission`` (a ``ServerMiddleware`` on
-``tools/call``) before the SDK validates anything, so no message ever echoes a value:
+Bad input is answered consistently, and no message ever echoes a value:
 
 - unknown tool, arguments above ``Settings.max_argument_bytes`` → protocol error
   (``MCPError`` ``INVALID_PARAMS``): the request itself is unacceptable;
-- arguments that fail validation → ``is_error`` result naming each field and what is
-  expected, so the model can correct the call.
+- arguments that fail validation, or that the backend finds unusable while preparing (an
+  unknown kind, a manifest above its limit) → ``is_error`` result naming each field and
+  what is expected, so the model can correct the call.
 
 Both are audited as ``rejected_request``; nothing reaches OPA or a backend.
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Annotated, Any
+from typing import Any
 
-from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
 from mcp.shared.exceptions import MCPError
 from mcp_types import INTERNAL_ERROR, INVALID_PARAMS, CallToolResult, TextContent, ToolAnnotations
+from mcp_types import Tool as ListedTool
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.arguments import check_size, validate_model
 from gateway.contracts import Principal
 from gateway.errors import (
     AuditError,
@@ -60,7 +60,7 @@ from gateway.palette.tools import open_backend as palette_backend
 from gateway.replies import decision_reply, error_reply, outcome_reply, parked_reply
 from gateway.runtime import CheckFn, Runtime, RuntimeSlot, ToolSource, open_runtime
 from gateway.settings import Settings
-from gateway.tools import ToolSpec
+from gateway.tools import ToolRegistry, ToolSpec
 
 __all__ = ["META_TOOLS", "WAIT_META_KEY", "build_server"]
 
@@ -68,8 +68,6 @@ log = logging.getLogger(__name__)
 
 WAIT_META_KEY = "policy-gateway/wait_seconds"
 """Request ``_meta`` key: how long a call needing approval may wait for it (bounded by settings)."""
-
-_CONTEXT_PARAM = "gateway_context"
 
 _INSTRUCTIONS = """\
 Every tool call is judged by policy before it runs. A denied call returns an error listing
@@ -115,17 +113,17 @@ def build_server(
     @asynccontextmanager
     async def lifespan(server: MCPServer[Runtime]) -> AsyncIterator[Runtime]:
         async with open_runtime(settings, sources, slot=slot) as runtime:
-            await _register_backend_tools(server, runtime)
+            if isinstance(server, _GatewayServer):
+                server.publish(runtime.registry)
             yield runtime
 
-    server: MCPServer[Runtime] = MCPServer(
+    server = _GatewayServer(
+        settings,
         name="policy-gateway",
         title="Policy gateway",
         instructions=_INSTRUCTIONS,
         lifespan=lifespan,
-        middleware=[_Admission(settings)],
     )
-    _register_meta_tools(server, settings)
     if backends is None and palette_configured(settings):
         register_resources(server, read=_resource_reader(settings))
     return server
@@ -176,74 +174,59 @@ def _resource_reader(settings: Settings) -> ReadFn:
     return read
 
 
-# -- admission ------------------------------------------------------------------------------
+# -- tools/list and tools/call -------------------------------------------------------------
+
+_OwnTool = Callable[[Runtime, Principal, Any], Awaitable[CallToolResult]]
 
 
-class _Admission:
-    """``tools/call`` pre-flight: size, tool name and arguments (see the module docstring)."""
+class _GatewayServer(MCPServer[Runtime]):
+    """``MCPServer`` whose tools are the gateway's: listed from their specs, called through
+    the pipeline (see the module docstring). Everything else (resources, lifespan, the
+    transports, progress) is the SDK's."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self._settings = settings
+        self._listed: dict[str, ListedTool] = {
+            name: ListedTool(
+                name=name,
+                title=title,
+                description=description,
+                input_schema=META_TOOLS[name].model_json_schema(),
+                annotations=ToolAnnotations(
+                    title=title, read_only_hint=True, idempotent_hint=True, open_world_hint=False
+                ),
+            )
+            for name, (title, description) in _OWN_TOOLS.items()
+        }
 
-    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
-        params = ctx.params
-        if ctx.method != "tools/call" or not isinstance(params, Mapping):
-            return await call_next(ctx)
-        name, arguments = params.get("name"), params.get("arguments") or {}
-        runtime = ctx.lifespan_context
-        if not isinstance(name, str) or not isinstance(arguments, Mapping):
-            return await call_next(ctx)  # the SDK answers malformed requests itself
-        if not isinstance(runtime, Runtime):
+    def publish(self, registry: ToolRegistry) -> None:
+        """List every backend tool (once: a server run twice keeps its first listing)."""
+        for spec in registry:
+            self._listed.setdefault(spec.name, _listing(spec))
+
+    async def list_tools(self) -> list[ListedTool]:
+        return list(self._listed.values())
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Runtime, Any] | None = None
+    ) -> CallToolResult:
+        if context is None or not isinstance(context.request_context.lifespan_context, Runtime):
             raise MCPError(code=INTERNAL_ERROR, message="the gateway is not ready; nothing was run")
-        principal = principal_for_request(ctx.request, self._settings)
+        runtime, principal, params = _request(context, self._settings)
+        gateway = runtime.gateway
         try:
             if name in META_TOOLS:
-                try:
-                    check_size(arguments, self._settings.max_argument_bytes)
-                    validate_model(name, META_TOOLS[name], arguments)
-                except (PayloadTooLarge, InvalidArguments) as exc:
-                    await runtime.gateway.record_rejection(name, principal, exc)
-                    raise
-            else:
-                await runtime.gateway.admit(name, arguments, principal)
+                args = await gateway.admit_own(name, META_TOOLS[name], arguments, principal)
+                return await _OWN_HANDLERS[name](runtime, principal, args)
+            admitted = await gateway.admit(name, arguments, principal)
         except (UnknownTool, PayloadTooLarge) as exc:
             raise MCPError(code=INVALID_PARAMS, message=str(exc)) from None
         except InvalidArguments as exc:
             return error_reply(str(exc))
-        return await call_next(ctx)
-
-
-# -- tool functions -------------------------------------------------------------------------
-
-
-async def _register_backend_tools(server: MCPServer[Runtime], runtime: Runtime) -> None:
-    registered = {t.name for t in await server.list_tools()}
-    for spec in runtime.registry:
-        if spec.name in registered:
-            continue
-        server.add_tool(
-            _tool_function(
-                spec.name, spec.args, spec.description, _call_backend(spec.name, runtime.settings)
-            ),
-            name=spec.name,
-            title=spec.title,
-            description=spec.description,
-            annotations=spec.annotations,
-            meta=spec.meta or None,
-            structured_output=False,
-        )
-
-
-def _call_backend(name: str, settings: Settings) -> Callable[[Context[Runtime, Any]], Any]:
-    async def call(ctx: Context[Runtime, Any]) -> CallToolResult:
-        runtime, principal, params = _request(ctx, settings)
         try:
-            outcome = await runtime.gateway.call(
-                name,
-                params.get("arguments") or {},
-                principal,
-                wait_seconds=_wait_seconds(params),
-                progress=ctx.report_progress,
+            outcome = await gateway.run(
+                admitted, principal, wait_seconds=_wait_seconds(params), progress=context.report_progress
             )
         except (InvalidArguments, PayloadTooLarge) as exc:
             # Admitted, but the backend found the arguments unusable while preparing
@@ -255,93 +238,52 @@ def _call_backend(name: str, settings: Settings) -> Callable[[Context[Runtime, A
             return error_reply(f"{name} was not run: the gateway's audit log is unavailable; try again later")
         return outcome_reply(outcome)
 
-    return call
 
-
-def _register_meta_tools(server: MCPServer[Runtime], settings: Settings) -> None:
-    async def check(ctx: Context[Runtime, Any]) -> CallToolResult:
-        runtime, principal, params = _request(ctx, settings)
-        try:
-            args = validate_model("gateway_check", CheckArgs, params.get("arguments") or {})
-            decision = await runtime.gateway.check(args.tool, args.arguments, principal)
-        except (UnknownTool, InvalidArguments, PayloadTooLarge, BackendError) as exc:
-            return error_reply(f"gateway_check: {exc}")
-        return decision_reply(args.tool, decision)
-
-    async def action(ctx: Context[Runtime, Any]) -> CallToolResult:
-        runtime, principal, params = _request(ctx, settings)
-        try:
-            args = validate_model("gateway_action", ActionArgs, params.get("arguments") or {})
-            parked = await runtime.store.get(await runtime.store.resolve(args.action_id))
-        except (UnknownAction, InvalidArguments) as exc:
-            return error_reply(f"gateway_action: {exc}")
-        except QueueError as exc:
-            log.warning("gateway_action could not read the queue: %s", exc)
-            return error_reply("gateway_action: the approval queue could not be read; try again")
-        return parked_reply(parked, principal)
-
-    meta = {
-        "gateway_check": (
-            check,
-            "Check a call against policy",
-            "Evaluate a tool call against policy without executing or parking it. Returns the decision: "
-            "outcome (allow, deny or needs_approval), every reason with its code, the approval it would "
-            "need, and warnings.",
-        ),
-        "gateway_action": (
-            action,
-            "State of a parked action",
-            "The state of an action parked for human approval (pending, approved, executing, succeeded, "
-            "failed, denied, expired, cancelled, interrupted) and, for the caller who requested it, its "
-            "result once executed.",
-        ),
-    }
-    for name, (body, title, description) in meta.items():
-        server.add_tool(
-            _tool_function(name, META_TOOLS[name], description, body),
-            name=name,
-            title=title,
-            description=description,
-            annotations=ToolAnnotations(
-                title=title, read_only_hint=True, idempotent_hint=True, open_world_hint=False
-            ),
-            structured_output=False,
-        )
-
-
-def _tool_function(
-    name: str, args: type[BaseModel], description: str, body: Callable[[Context[Runtime, Any]], Any]
-) -> Callable[..., Any]:
-    """An async function whose signature is ``args``' fields plus the MCP context.
-
-    The SDK derives the input schema from the signature. The body ignores the validated
-    keyword values and hands the raw arguments to the gateway, which validates them with
-    ``args`` itself: one validation decides, the gateway's.
-    """
-
-    async def tool(**kwargs: Any) -> Any:
-        return await body(kwargs[_CONTEXT_PARAM])
-
-    parameters = [_parameter(field_name, field) for field_name, field in args.model_fields.items()]
-    parameters.append(inspect.Parameter(_CONTEXT_PARAM, inspect.Parameter.KEYWORD_ONLY, annotation=Context))
-    tool.__name__ = tool.__qualname__ = name
-    tool.__doc__ = description
-    tool.__signature__ = inspect.Signature(parameters, return_annotation=CallToolResult)  # type: ignore[attr-defined]
-    tool.__annotations__ = {p.name: p.annotation for p in parameters} | {"return": CallToolResult}
-    return tool
-
-
-def _parameter(name: str, field: Any) -> inspect.Parameter:
-    info = Field(
-        description=field.description,
-        title=field.title,
-        examples=field.examples,
-        alias=field.alias,
-        json_schema_extra=field.json_schema_extra,
+def _listing(spec: ToolSpec[Any]) -> ListedTool:
+    return ListedTool(
+        name=spec.name,
+        title=spec.title,
+        description=spec.description,
+        input_schema=spec.args.model_json_schema(),
+        annotations=spec.annotations,
+        _meta=spec.meta or None,
     )
-    annotation = Annotated[(field.annotation, *field.metadata, info)]
-    default = inspect.Parameter.empty if field.is_required() else field.get_default(call_default_factory=True)
-    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
+
+
+async def _check(runtime: Runtime, principal: Principal, args: CheckArgs) -> CallToolResult:
+    try:
+        decision = await runtime.gateway.check(args.tool, args.arguments, principal)
+    except (UnknownTool, InvalidArguments, PayloadTooLarge, BackendError) as exc:
+        return error_reply(f"gateway_check: {exc}")
+    return decision_reply(args.tool, decision)
+
+
+async def _action(runtime: Runtime, principal: Principal, args: ActionArgs) -> CallToolResult:
+    try:
+        parked = await runtime.store.get(await runtime.store.resolve(args.action_id))
+    except UnknownAction as exc:
+        return error_reply(f"gateway_action: {exc}")
+    except QueueError as exc:
+        log.warning("gateway_action could not read the queue: %s", exc)
+        return error_reply("gateway_action: the approval queue could not be read; try again")
+    return parked_reply(parked, principal)
+
+
+_OWN_HANDLERS: Mapping[str, _OwnTool] = {"gateway_check": _check, "gateway_action": _action}
+_OWN_TOOLS: Mapping[str, tuple[str, str]] = {
+    "gateway_check": (
+        "Check a call against policy",
+        "Evaluate a tool call against policy without executing or parking it. Returns the decision: "
+        "outcome (allow, deny or needs_approval), every reason with its code, the approval it would "
+        "need, and warnings.",
+    ),
+    "gateway_action": (
+        "State of a parked action",
+        "The state of an action parked for human approval (pending, approved, executing, succeeded, "
+        "failed, denied, expired, cancelled, interrupted) and, for the caller who requested it, its "
+        "result once executed.",
+    ),
+}
 
 
 def _request(ctx: Context[Runtime, Any], settings: Settings) -> tuple[Runtime, Principal, Mapping[str, Any]]:

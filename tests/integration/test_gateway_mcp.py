@@ -5,25 +5,30 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from gateway_support import EchoBackend, running_policy, settings_for
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 from mcp_types import CallToolResult
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from gateway.contracts import Principal
+from gateway import contracts
+from gateway.contracts import Principal, Target, fingerprint
 from gateway.local.opa import OpaServer
 from gateway.policy import PolicyClient
 from gateway.ports import ActionState
 from gateway.queue.approvals import approve
 from gateway.queue.sealing import Sealer
 from gateway.queue.store import QueueStore
+from gateway.runtime import CheckFn, ToolSource
 from gateway.server import WAIT_META_KEY, build_server
 from gateway.settings import Settings
+from gateway.tools import ExecutionContext, Prepared, ToolSpec
 
 pytestmark = pytest.mark.integration
 
@@ -95,6 +100,84 @@ async def test_allowed_read_returns_the_result_redacted_as_structured_content(
     assert "hunter2" not in _text(result)
     assert "T-WARN" in _text(result)  # policy warnings reach the model
     assert backend.executed == [{"tool": "echo_read", "text": "hello"}]
+
+
+class _CountedArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, description="Name of the thing.")
+    validations: ClassVar[int] = 0
+
+    @model_validator(mode="after")
+    def _count(self) -> _CountedArgs:
+        type(self).validations += 1
+        return self
+
+
+def _counted_source(seen: list[int]) -> ToolSource:
+    async def prepare(args: _CountedArgs) -> list[Prepared]:
+        seen.append(id(args))
+        return [Prepared(target=Target(cluster="mem", namespace="dev", kind="Echo", name=args.name))]
+
+    async def execute(args: _CountedArgs, ctx: ExecutionContext) -> dict[str, Any]:
+        seen.append(id(args))
+        return {"name": args.name}
+
+    spec = ToolSpec(
+        name="counted_read",
+        title="Counted read",
+        description="A read that counts its validations.",
+        backend="kubernetes",
+        operation="get",
+        effect="read",
+        args=_CountedArgs,
+        prepare=prepare,
+        execute=execute,
+    )
+
+    @asynccontextmanager
+    async def source(settings: Settings, check: CheckFn) -> AsyncIterator[list[ToolSpec[Any]]]:
+        yield [spec]
+
+    return source
+
+
+async def test_a_call_is_validated_once_and_runs_with_the_arguments_admission_validated(
+    settings: Settings,
+) -> None:
+    seen: list[int] = []
+    _CountedArgs.validations = 0
+    async with Client(build_server(settings, backends=[_counted_source(seen)])) as client:
+        listed = {t.name: t for t in (await client.list_tools()).tools}
+        result = await client.call_tool("counted_read", {"name": "web"})
+    assert not result.is_error, _text(result)
+    assert listed["counted_read"].input_schema == _CountedArgs.model_json_schema()
+    assert _CountedArgs.validations == 1
+    assert len(seen) == 2
+    assert seen[0] == seen[1]  # prepare and execute got the one validated model
+
+
+async def test_a_parked_call_is_fingerprinted_once(
+    settings: Settings, backend: EchoBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    computed: list[str] = []
+
+    def counting(value: Any) -> str:
+        computed.append(fingerprint(value))
+        return computed[-1]
+
+    monkeypatch.setattr(contracts, "fingerprint", counting)
+    async with Client(build_server(settings, backends=[backend.source()])) as client:
+        result = await client.call_tool("echo_scale", {"name": "web", "replicas": 3})
+    assert result.structured_content is not None
+    assert result.structured_content["outcome"] == "needs_approval"
+    [decision] = [e for e in await _audit(settings) if e.kind == "decision"]
+    store = await QueueStore.open(settings.db_path)
+    try:
+        parked = await store.get(result.structured_content["action_id"])
+    finally:
+        await store.close()
+    assert computed == [decision.fingerprint] == [parked.fingerprint]
 
 
 async def test_denied_call_lists_every_reason_and_executes_nothing(
@@ -256,12 +339,16 @@ async def test_invalid_arguments_name_the_fields_and_never_echo_values(
     assert secret not in json.dumps([e.model_dump(mode="json") for e in events])
 
 
-async def test_json_text_for_an_object_argument_is_accepted(settings: Settings, backend: EchoBackend) -> None:
+async def test_json_text_for_an_object_argument_is_refused_by_the_one_validation(
+    settings: Settings, backend: EchoBackend
+) -> None:
     async with Client(build_server(settings, backends=[backend.source()])) as client:
         result = await client.call_tool(
             "gateway_check", {"tool": "echo_delete", "arguments": '{"name": "web", "replicas": 1}'}
         )
-    assert not result.is_error, _text(result)
+    assert result.is_error
+    assert "arguments: Input should be a valid dictionary" in _text(result)
+    assert [e.kind for e in await _audit(settings)] == ["rejected_request"]
 
 
 async def test_backend_errors_while_preparing_are_clear_errors_and_not_decided(

@@ -123,10 +123,26 @@ async def test_unknown_arguments_are_refused_with_the_expected_names(parts: Any)
         await gateway.call("thing_scale", {"name": "a", "replica": 2}, ALICE)
 
 
-async def test_objects_sent_as_json_text_are_accepted(parts: Any, backend: Backend) -> None:
+async def test_an_admitted_call_carries_its_validated_arguments_to_execution(
+    parts: Any, backend: Backend
+) -> None:
     gateway, _, _ = parts
-    _, args = await gateway.admit("thing_scale", {"name": "a", "labels": '{"app": "web"}'}, ALICE)
-    assert args.labels == {"app": "web"}
+    admitted = await gateway.admit("thing_scale", {"name": "a", "labels": {"app": "web"}}, ALICE)
+    assert admitted.args == Args(name="a", labels={"app": "web"})
+    with pytest.raises(InvalidArguments, match="labels: Input should be a valid dictionary"):
+        # Validated once, by the model: JSON text is not decoded behind its back.
+        await gateway.admit("thing_scale", {"name": "a", "labels": '{"app": "web"}'}, ALICE)
+
+
+@pytest.mark.parametrize("number", [float("nan"), float("inf"), 2**60])
+async def test_numbers_json_cannot_carry_exactly_are_refused_at_admission(
+    parts: Any, backend: Backend, number: float
+) -> None:
+    gateway, audit, _ = parts
+    with pytest.raises(InvalidArguments, match="JSON cannot carry exactly"):
+        await gateway.call("thing_scale", {"name": "a", "replicas": number}, ALICE)
+    assert backend.prepared == []
+    assert audit.kinds() == ["rejected_request"]
 
 
 async def test_unreachable_policy_engine_denies_and_nothing_runs(parts: Any, backend: Backend) -> None:
