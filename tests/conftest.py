@@ -1,4 +1,10 @@
-"""Fixtures shared by every suite: the real OPA binary serving the project's bundle."""
+"""Fixtures shared by every suite: the real OPA binary serving the project's bundle.
+
+Every test under tests/integration/ needs a binary beyond Python (``opa``, and
+``kube-apiserver`` + etcd for ``kube``, Node.js for the conformance and JCS recipes): it is
+marked ``integration`` here, whatever its module says, so ``pytest -m "not integration"``
+is the loop that needs only Python. tests/unit/ never starts one.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,13 @@ from gateway.local.opa import OpaServer, build_bundle
 
 ROOT = Path(__file__).resolve().parent.parent
 REGO_DIR = ROOT / "rego"
+INTEGRATION = ROOT / "tests" / "integration"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if INTEGRATION in item.path.parents:
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture(scope="session")

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from gateway.local.opa import OpaServer
+
+pytestmark = pytest.mark.integration
 
 
 def test_opa_reports_the_bundle_activated(opa_server: OpaServer) -> None:
