@@ -34,7 +34,7 @@ class _Collected:
 
 class HealthTools:
     def __init__(self, backend: KubeBackend) -> None:
-        self.b = backend
+        self.backend = backend
 
     def specs(self) -> list[ToolSpec[Any]]:
         return [
@@ -59,7 +59,7 @@ class HealthTools:
         ]
 
     async def prepare(self, args: ResourceUsageArgs | DiagnoseArgs) -> list[Prepared]:
-        target = await self.b.target(None, namespace=args.namespace, fresh=False)
+        target = await self.backend.target(None, namespace=args.namespace, fresh=False)
         return [Prepared(target=target)]
 
     async def resource_usage(self, args: ResourceUsageArgs, ctx: ExecutionContext) -> JSON:
@@ -70,7 +70,7 @@ class HealthTools:
         report = usage_report(workloads, pods)
         live: JSON | None = None
         note: str | None = "metrics.k8s.io is not served (no metrics-server): live usage unavailable"
-        if await self.b.kinds.has_group("metrics.k8s.io"):
+        if await self.backend.kinds.has_group("metrics.k8s.io"):
             try:
                 metrics = await self._all("metrics.k8s.io/v1beta1", "PodMetrics", namespace, seen)
                 live, note = live_usage(metrics), None
@@ -115,12 +115,12 @@ class HealthTools:
         *,
         field_selector: str | None = None,
     ) -> list[JSON]:
-        kind = await self.b.kinds.for_object(api_version, kind_name)
+        kind = await self.backend.kinds.for_object(api_version, kind_name)
         items: list[JSON] = []
         token: str | None = None
         try:
             while True:
-                page = await self.b.client.list(
+                page = await self.backend.client.list(
                     kind, namespace, field_selector=field_selector, limit=_PAGE, continue_token=token
                 )
                 items += page.get("items") or []

@@ -33,7 +33,7 @@ _TEMPLATED = _RESTARTABLE | {("apps", "ReplicaSet"), ("", "ReplicationController
 
 class PatchTools:
     def __init__(self, backend: KubeBackend) -> None:
-        self.b = backend
+        self.backend = backend
 
     def specs(self) -> list[ToolSpec[Any]]:
         return [
@@ -102,27 +102,27 @@ class PatchTools:
         return await self._prepared(kind, args, current, workload_patch(args, restarted_at=None))
 
     async def _workload(self, args: WorkloadArgs, tool: str) -> tuple[ResourceKind, JSON]:
-        kind = await self.b.kinds.resolve(args.kind)
+        kind = await self.backend.kinds.resolve(args.kind)
         if not kind.namespaced:
             raise InvalidArguments(f"{tool}: {kind.kind} is not a namespaced workload")
-        current = await self.b.client.get(kind, args.name, args.namespace)
+        current = await self.backend.client.get(kind, args.name, args.namespace)
         return kind, current
 
     async def _prepared(
         self, kind: ResourceKind, args: WorkloadArgs, current: JSON, patch: tuple[JSON, PatchType]
     ) -> list[Prepared]:
-        target = await self.b.target(kind, namespace=args.namespace, name=args.name, fresh=True)
+        target = await self.backend.target(kind, namespace=args.namespace, name=args.name, fresh=True)
         body, patch_type = _guarded(patch[0], current), patch[1]
-        after = await self.b.client.patch(
-            kind, args.name, args.namespace, body, patch_type=patch_type, field_manager=self.b.field_manager,
-            dry_run=True,
+        after = await self.backend.client.patch(
+            kind, args.name, args.namespace, body, patch_type=patch_type,
+            field_manager=self.backend.field_manager, dry_run=True,
         )  # fmt: skip
         return [Prepared(target=target, object=policy_image(after), current=policy_image(current))]
 
     # -- execute -------------------------------------------------------------------------
 
     async def execute(self, args: WorkloadArgs, ctx: ExecutionContext) -> JSON:
-        kind, target = await judged_kind(self.b, ctx)
+        kind, target = await judged_kind(self.backend, ctx)
         action = ctx.call.actions[0]
         current, after = action.current or {}, action.object or {}
         template_meta = ((after.get("spec") or {}).get("template") or {}).get("metadata") or {}
@@ -131,9 +131,9 @@ class PatchTools:
             raise BackendError("the judged restart has no timestamp; nothing was changed")
         patch, patch_type = workload_patch(args, restarted_at=stamp)
         try:
-            result = await self.b.client.patch(
+            result = await self.backend.client.patch(
                 kind, args.name, target.namespace, _guarded(patch, current), patch_type=patch_type,
-                field_manager=self.b.field_manager, dry_run=False,
+                field_manager=self.backend.field_manager, dry_run=False,
             )  # fmt: skip
         except Conflict as exc:
             raise Conflict(changed_since_judged(kind.kind, args.name, target.namespace, exc)) from exc

@@ -63,7 +63,7 @@ async def judged_kind(
 
 class ReadTools:
     def __init__(self, backend: KubeBackend) -> None:
-        self.b = backend
+        self.backend = backend
 
     def specs(self) -> list[ToolSpec[Any]]:
         return [
@@ -122,15 +122,15 @@ class ReadTools:
     # -- k8s_list / k8s_get --------------------------------------------------------------
 
     async def prepare_list(self, args: ListArgs) -> list[Prepared]:
-        kind = await self.b.kinds.resolve(args.kind)
-        target = await self.b.target(
+        kind = await self.backend.kinds.resolve(args.kind)
+        target = await self.backend.target(
             kind, namespace=args.namespace, label_selector=args.label_selector, fresh=False
         )
         return [Prepared(target=target)]
 
     async def list_objects(self, args: ListArgs, ctx: ExecutionContext) -> JSON:
-        kind, target = await judged_kind(self.b, ctx)
-        found = await self.b.client.list(
+        kind, target = await judged_kind(self.backend, ctx)
+        found = await self.backend.client.list(
             kind,
             target.namespace,
             label_selector=args.label_selector,
@@ -151,30 +151,30 @@ class ReadTools:
         }
 
     async def prepare_get(self, args: GetArgs) -> list[Prepared]:
-        kind = await self.b.kinds.resolve(args.kind)
-        namespace = self.b.require_namespace(kind, args.namespace, tool="k8s_get")
-        target = await self.b.target(kind, namespace=namespace, name=args.name, fresh=False)
+        kind = await self.backend.kinds.resolve(args.kind)
+        namespace = self.backend.require_namespace(kind, args.namespace, tool="k8s_get")
+        target = await self.backend.target(kind, namespace=namespace, name=args.name, fresh=False)
         return [Prepared(target=target)]
 
     async def get(self, args: GetArgs, ctx: ExecutionContext) -> JSON:
-        kind, target = await judged_kind(self.b, ctx)
-        found = await self.b.client.get(kind, args.name, target.namespace)
+        kind, target = await judged_kind(self.backend, ctx)
+        found = await self.backend.client.get(kind, args.name, target.namespace)
         return read_view(found, kind=kind.kind, api_version=kind.api_version)
 
     # -- k8s_events ----------------------------------------------------------------------
 
     async def prepare_events(self, args: EventsArgs) -> list[Prepared]:
-        kind = await self.b.kinds.for_object("v1", "Event")
-        return [Prepared(target=await self.b.target(kind, namespace=args.namespace, fresh=False))]
+        kind = await self.backend.kinds.for_object("v1", "Event")
+        return [Prepared(target=await self.backend.target(kind, namespace=args.namespace, fresh=False))]
 
     async def events(self, args: EventsArgs, ctx: ExecutionContext) -> JSON:
-        kind, target = await judged_kind(self.b, ctx)
+        kind, target = await judged_kind(self.backend, ctx)
         selectors = [f"involvedObject.kind={args.kind}"] if args.kind else []
         selectors += [f"involvedObject.name={args.name}"] if args.name else []
         raw: list[JSON] = []
         token: str | None = None
         for _ in range(_EVENT_PAGES):
-            page = await self.b.client.list(
+            page = await self.backend.client.list(
                 kind,
                 target.namespace,
                 field_selector=",".join(selectors) or None,
@@ -192,18 +192,18 @@ class ReadTools:
     # -- k8s_logs ------------------------------------------------------------------------
 
     async def prepare_logs(self, args: LogsArgs) -> list[Prepared]:
-        kind = await self.b.kinds.for_object("v1", "Pod")
-        target = await self.b.target(kind, namespace=args.namespace, name=args.pod, fresh=False)
+        kind = await self.backend.kinds.for_object("v1", "Pod")
+        target = await self.backend.target(kind, namespace=args.namespace, name=args.pod, fresh=False)
         return [Prepared(target=target)]
 
     async def logs(self, args: LogsArgs, ctx: ExecutionContext) -> JSON:
-        wanted = args.tail_lines or self.b.settings.kube_default_log_lines
+        wanted = args.tail_lines or self.backend.settings.kube_default_log_lines
         bound = ctx.decision.obligations.max_log_lines
         cap = wanted if bound is None else min(wanted, bound)
         result: JSON = {"pod": args.pod, "namespace": args.namespace, "container": args.container}
         if cap <= 0:
             return {**result, "lines": [], "line_count": 0, "max_lines": 0, "capped_by_policy": True}
-        text = await self.b.client.pod_logs(
+        text = await self.backend.client.pod_logs(
             args.namespace,
             args.pod,
             container=args.container,
@@ -225,40 +225,41 @@ class ReadTools:
 
     async def prepare_cluster(self, args: ClusterInfoArgs) -> list[Prepared]:
         _ = args
-        return [Prepared(target=Target(cluster=self.b.client.cluster))]
+        return [Prepared(target=Target(cluster=self.backend.client.cluster))]
 
     async def cluster_info(self, args: ClusterInfoArgs, ctx: ExecutionContext) -> JSON:
         _ = args, ctx
-        version = await self.b.client.version()
-        namespaces = await self.b.client.list(
-            await self.b.kinds.for_object("v1", "Namespace"), None, limit=500
+        version = await self.backend.client.version()
+        namespaces = await self.backend.client.list(
+            await self.backend.kinds.for_object("v1", "Namespace"), None, limit=500
         )
         try:
-            nodes = await self.b.client.list(await self.b.kinds.for_object("v1", "Node"), None, limit=500)
+            node_kind = await self.backend.kinds.for_object("v1", "Node")
+            nodes = await self.backend.client.list(node_kind, None, limit=500)
             node_count: int | None = len(nodes.get("items") or [])
         except Forbidden:
             node_count = None
         return {
-            "cluster": self.b.client.cluster,
-            "server": self.b.client.server,
+            "cluster": self.backend.client.cluster,
+            "server": self.backend.client.server,
             "version": version.get("gitVersion"),
             "platform": version.get("platform"),
             "namespaces": [
-                {"name": ns["metadata"]["name"], "environment": self.b.environment_of(ns)}
+                {"name": ns["metadata"]["name"], "environment": self.backend.environment_of(ns)}
                 for ns in namespaces.get("items") or []
             ],
             "node_count": node_count,
-            "metrics_available": await self.b.kinds.has_group("metrics.k8s.io"),
+            "metrics_available": await self.backend.kinds.has_group("metrics.k8s.io"),
         }
 
     async def prepare_nodes(self, args: NodesArgs) -> list[Prepared]:
         _ = args
-        kind = await self.b.kinds.for_object("v1", "Node")
-        return [Prepared(target=await self.b.target(kind, namespace=None, fresh=False))]
+        kind = await self.backend.kinds.for_object("v1", "Node")
+        return [Prepared(target=await self.backend.target(kind, namespace=None, fresh=False))]
 
     async def nodes(self, args: NodesArgs, ctx: ExecutionContext) -> JSON:
         _ = args
-        kind, _target = await judged_kind(self.b, ctx)
-        found = await self.b.client.list(kind, None, limit=500)
+        kind, _target = await judged_kind(self.backend, ctx)
+        found = await self.backend.client.list(kind, None, limit=500)
         items = [node_view(n) for n in found.get("items") or []]
         return {"items": items, "count": len(items), "ready": sum(1 for n in items if n["ready"])}

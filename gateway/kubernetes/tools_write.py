@@ -31,7 +31,7 @@ JSON = dict[str, Any]
 
 class WriteTools:
     def __init__(self, backend: KubeBackend) -> None:
-        self.b = backend
+        self.backend = backend
 
     def specs(self) -> list[ToolSpec[Any]]:
         return [
@@ -68,7 +68,7 @@ class WriteTools:
     # -- k8s_apply -----------------------------------------------------------------------
 
     def _manifest(self, args: ApplyArgs) -> Manifest:
-        settings = self.b.settings
+        settings = self.backend.settings
         return parse_manifest(
             args.manifest,
             max_bytes=settings.kube_max_manifest_bytes,
@@ -77,7 +77,7 @@ class WriteTools:
 
     async def _placed(self, obj: JSON) -> tuple[ResourceKind, JSON]:
         """The kind serving ``obj`` and the object with its namespace checked."""
-        kind = await self.b.kinds.for_object(obj["apiVersion"], obj["kind"])
+        kind = await self.backend.kinds.for_object(obj["apiVersion"], obj["kind"])
         meta = obj["metadata"]
         name = meta["name"]
         if kind.namespaced and not meta.get("namespace"):
@@ -99,7 +99,7 @@ class WriteTools:
             meta = obj["metadata"]
             namespace = meta.get("namespace")
             try:
-                target = await self.b.target(kind, namespace=namespace, name=meta["name"], fresh=True)
+                target = await self.backend.target(kind, namespace=namespace, name=meta["name"], fresh=True)
             except NotFound as exc:
                 if namespace in created_namespaces:
                     raise InvalidArguments(
@@ -108,10 +108,11 @@ class WriteTools:
                     ) from exc
                 raise
             current = await self._current(kind, meta["name"], namespace)
-            after = await self.b.client.apply(kind, obj, field_manager=self.b.field_manager, dry_run=True)
+            manager = self.backend.field_manager
+            after = await self.backend.client.apply(kind, obj, field_manager=manager, dry_run=True)
             if kind.kind == "Namespace" and not kind.group and target.environment is None:
                 # A namespace being created: its environment is the one it will carry.
-                target = target.model_copy(update={"environment": self.b.environment_of(after)})
+                target = target.model_copy(update={"environment": self.backend.environment_of(after)})
             prepared.append(
                 Prepared(
                     target=target,
@@ -133,8 +134,8 @@ class WriteTools:
         for action, obj in zip(actions, manifest.objects, strict=True):
             kind, _ = await self._placed(obj)
             try:
-                result = await self.b.client.apply(
-                    kind, obj, field_manager=self.b.field_manager, dry_run=False
+                result = await self.backend.client.apply(
+                    kind, obj, field_manager=self.backend.field_manager, dry_run=False
                 )
             except BackendError as exc:
                 if not applied:
@@ -149,12 +150,12 @@ class WriteTools:
     # -- k8s_delete ----------------------------------------------------------------------
 
     async def prepare_delete(self, args: DeleteArgs) -> list[Prepared]:
-        kind = await self.b.kinds.resolve(args.kind)
-        namespace = self.b.require_namespace(kind, args.namespace, tool="k8s_delete")
-        target = await self.b.target(kind, namespace=namespace, name=args.name, fresh=True)
-        current = await self.b.client.get(kind, args.name, namespace)
+        kind = await self.backend.kinds.resolve(args.kind)
+        namespace = self.backend.require_namespace(kind, args.namespace, tool="k8s_delete")
+        target = await self.backend.target(kind, namespace=namespace, name=args.name, fresh=True)
+        current = await self.backend.client.get(kind, args.name, namespace)
         meta = current.get("metadata") or {}
-        after = await self.b.client.delete(
+        after = await self.backend.client.delete(
             kind,
             args.name,
             namespace,
@@ -168,13 +169,13 @@ class WriteTools:
         return [Prepared(target=target, object=policy_image(image), current=policy_image(current))]
 
     async def delete(self, args: DeleteArgs, ctx: ExecutionContext) -> JSON:
-        kind, target = await judged_kind(self.b, ctx)
+        kind, target = await judged_kind(self.backend, ctx)
         judged = ctx.call.actions[0].current or {}
         meta = judged.get("metadata") or {}
         if not meta.get("uid"):
             raise BackendError("the judged action has no object identity; nothing was deleted")
         try:
-            await self.b.client.delete(
+            await self.backend.client.delete(
                 kind,
                 args.name,
                 target.namespace,
@@ -188,6 +189,6 @@ class WriteTools:
 
     async def _current(self, kind: ResourceKind, name: str, namespace: str | None) -> JSON | None:
         try:
-            return await self.b.client.get(kind, name, namespace)
+            return await self.backend.client.get(kind, name, namespace)
         except NotFound:
             return None

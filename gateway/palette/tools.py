@@ -1,5 +1,12 @@
-"""The Palette backend's factory: ``open_backend`` yields its ``ToolSpec``s for as long as the
-gateway runs, with one Palette client created on entry and closed on exit."""
+"""The Palette backend as the core sees it: ``open_backend(settings, check)`` yields the tools.
+
+    async with open_backend(settings, check) as specs:
+        registry.extend(specs)
+        ...
+
+One Palette client is created on entry and closed on exit; the tools are classes over one
+``PaletteBackend``, as the Kubernetes tools are over one ``KubeBackend``.
+"""
 
 from __future__ import annotations
 
@@ -10,16 +17,42 @@ from typing import Any
 
 import httpx
 
+from gateway.palette.backend import CheckFn, PaletteBackend
 from gateway.palette.client import PaletteClient
 from gateway.palette.resources import ReadFn, register_resources
-from gateway.palette.tools_read import read_tools
-from gateway.palette.tools_write import CheckFn, write_tools
+from gateway.palette.tools_read import CatalogueTools, ClusterTools
+from gateway.palette.tools_write import ConfigurationTools, WriteTools
 from gateway.settings import Settings
 from gateway.tools import ToolSpec
 
-__all__ = ["CheckFn", "ReadFn", "build_tools", "open_backend", "palette_configured", "register_resources"]
+__all__ = [
+    "TOOL_NAMES",
+    "CheckFn",
+    "ReadFn",
+    "build_specs",
+    "open_backend",
+    "palette_configured",
+    "register_resources",
+]
 
 log = logging.getLogger(__name__)
+
+TOOL_NAMES = (
+    "palette_list_clusters",
+    "palette_get_cluster",
+    "palette_cluster_events",
+    "palette_cluster_cost",
+    "palette_list_profiles",
+    "palette_get_profile",
+    "palette_list_packs",
+    "palette_diagnose_cluster",
+    "palette_compare_clusters",
+    "palette_recommend_profile",
+    "palette_create_cluster",
+    "palette_delete_cluster",
+    "palette_update_cluster_profiles",
+    "palette_validate_configuration",
+)
 
 
 def palette_configured(settings: Settings) -> bool:
@@ -29,9 +62,16 @@ def palette_configured(settings: Settings) -> bool:
     return bool(settings.palette_host) and key is not None and bool(key.get_secret_value())
 
 
-def build_tools(client: PaletteClient, settings: Settings, *, check: CheckFn) -> list[ToolSpec[Any]]:
-    label = settings.environment_label
-    return [*read_tools(client, label), *write_tools(client, label, check=check)]
+def build_specs(backend: PaletteBackend) -> list[ToolSpec[Any]]:
+    """Every Palette tool over one backend, in ``TOOL_NAMES`` order."""
+    specs = [
+        *ClusterTools(backend).specs(),
+        *CatalogueTools(backend).specs(),
+        *WriteTools(backend).specs(),
+        *ConfigurationTools(backend).specs(),
+    ]
+    by_name = {spec.name: spec for spec in specs}
+    return [by_name[name] for name in TOOL_NAMES]
 
 
 @asynccontextmanager
@@ -47,4 +87,4 @@ async def open_backend(
         yield []
         return
     async with PaletteClient.from_settings(settings, transport=transport) as client:
-        yield build_tools(client, settings, check=check)
+        yield build_specs(PaletteBackend(client, settings, check))

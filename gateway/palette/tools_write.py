@@ -13,12 +13,11 @@ covers the cluster as it was.
 from __future__ import annotations
 
 import copy
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from gateway.contracts import Target
 from gateway.errors import Conflict, Invalid, InvalidArguments
-from gateway.palette.client import PaletteClient
+from gateway.palette.backend import PaletteBackend, palette_spec
 from gateway.palette.models import (
     ClusterArgs,
     CreateClusterArgs,
@@ -26,12 +25,12 @@ from gateway.palette.models import (
     ValidateConfigurationArgs,
     parse_create_body,
 )
-from gateway.palette.targets import CLUSTER_KIND, digest, environment_of, policy_image, resolve_cluster
+from gateway.palette.targets import CLUSTER_KIND, digest, environment_of, policy_image
 from gateway.tools import ExecutionContext, Prepared, ToolSpec
 
-__all__ = ["CheckFn", "profiles_body", "write_tools"]
+__all__ = ["ConfigurationTools", "WriteTools", "profiles_body"]
 
-CheckFn = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
+JSON = dict[str, Any]
 _MAX_REPORTED = 10
 
 
@@ -79,136 +78,130 @@ def _create_target(body: dict[str, Any], label: str) -> Target:
     return Target(kind=CLUSTER_KIND, name=body["metadata"]["name"], environment=environment_of(body, label))
 
 
-def write_tools(client: PaletteClient, label: str, *, check: CheckFn) -> list[ToolSpec[Any]]:
-    async def still_same(uid: str, ctx: ExecutionContext) -> dict[str, Any]:
-        """The live cluster, if its environment tag is the one policy judged."""
-        target, cluster = await resolve_cluster(client, uid, label)
-        judged = ctx.call.actions[0].target.environment if ctx.call.actions else None
-        if target.environment != judged:
-            raise Conflict(
-                f"cluster {uid}'s environment tag changed since the call was judged "
-                f"({judged!r} -> {target.environment!r}); nothing was done, ask again"
-            )
-        return cluster
+def _create_arguments(args: ValidateConfigurationArgs) -> dict[str, Any]:
+    """The ``palette_create_cluster`` arguments a configuration would be created with."""
+    cloud = args.cloud_type or (args.cluster_spec.get("spec") or {}).get("cloudType")
+    if not isinstance(cloud, str) or not cloud:
+        raise InvalidArguments("give cloud_type, or spec.cloudType in cluster_spec")
+    return {"cloud_type": cloud, "spec": args.cluster_spec}
 
-    # -- create -----------------------------------------------------------------------
-    async def create_prepare(args: CreateClusterArgs) -> list[Prepared]:
+
+class WriteTools:
+    """Create, delete and re-profile clusters: what policy judges is what runs."""
+
+    def __init__(self, backend: PaletteBackend) -> None:
+        self.backend = backend
+
+    def specs(self) -> list[ToolSpec[Any]]:
+        return [
+            palette_spec(
+                "palette_create_cluster",
+                "Create a Palette cluster",
+                "Create a cluster from a Palette create body. Palette validates it first; policy then "
+                "decides (node count, GPU instance types and environment may need approval).",
+                CreateClusterArgs,
+                self.prepare_create,
+                self.create,
+                effect="write",
+            ),
+            palette_spec(
+                "palette_delete_cluster",
+                "Delete a Palette cluster",
+                "Delete a cluster and its cloud resources. Always needs approval; two in production.",
+                ClusterArgs,
+                self.prepare_delete,
+                self.delete,
+                effect="delete",
+            ),
+            palette_spec(
+                "palette_update_cluster_profiles",
+                "Update a cluster's profiles",
+                "Attach or update cluster profiles (and pack value overrides) on a cluster; other "
+                "profiles stay attached.",
+                UpdateProfilesArgs,
+                self.prepare_profiles,
+                self.update_profiles,
+                effect="write",
+            ),
+        ]
+
+    # -- palette_create_cluster -----------------------------------------------------------
+
+    async def prepare_create(self, args: CreateClusterArgs) -> list[Prepared]:
         body = parse_create_body(args.spec, args.cloud_type)
-        errors = _validation_errors(await client.validate_cluster(args.cloud_type, body))
+        errors = _validation_errors(await self.backend.client.validate_cluster(args.cloud_type, body))
         if errors:
             listed = "; ".join(errors[:_MAX_REPORTED])
             raise Invalid(f"Palette's validation rejected the cluster spec, nothing was created: {listed}")
         return [
             Prepared(
-                target=_create_target(body, label),
+                target=_create_target(body, self.backend.label),
                 object=policy_view(body),
                 policy_args={"cloud_type": args.cloud_type, "name": body["metadata"]["name"]},
             )
         ]
 
-    async def create_execute(args: CreateClusterArgs, ctx: ExecutionContext) -> dict[str, Any]:
+    async def create(self, args: CreateClusterArgs, ctx: ExecutionContext) -> JSON:
         body = parse_create_body(args.spec, args.cloud_type)
         if ctx.call.actions and ctx.call.actions[0].object != policy_view(body):
             raise Conflict("the cluster spec differs from the one policy judged; nothing was created")
-        uid = await client.create_cluster(args.cloud_type, body)
+        uid = await self.backend.client.create_cluster(args.cloud_type, body)
         return {"uid": uid, "name": body["metadata"]["name"], "cloud_type": args.cloud_type, "created": True}
 
-    # -- delete -----------------------------------------------------------------------
-    async def delete_prepare(args: ClusterArgs) -> list[Prepared]:
-        target, cluster = await resolve_cluster(client, args.uid, label)
+    # -- palette_delete_cluster -----------------------------------------------------------
+
+    async def prepare_delete(self, args: ClusterArgs) -> list[Prepared]:
+        target, cluster = await self.backend.cluster(args.uid)
         return [Prepared(target=target, current=policy_image(cluster))]
 
-    async def delete_execute(args: ClusterArgs, ctx: ExecutionContext) -> dict[str, Any]:
-        cluster = await still_same(args.uid, ctx)
-        await client.delete_cluster(args.uid)
+    async def delete(self, args: ClusterArgs, ctx: ExecutionContext) -> JSON:
+        cluster = await self.backend.judged_cluster(args.uid, ctx)
+        await self.backend.client.delete_cluster(args.uid)
         name = (cluster.get("metadata") or {}).get("name")
         return {"uid": args.uid, "name": name, "deletion_requested": True}
 
-    # -- profiles ---------------------------------------------------------------------
-    async def profiles_prepare(args: UpdateProfilesArgs) -> list[Prepared]:
-        target, cluster = await resolve_cluster(client, args.uid, label)
-        body = profiles_body(args)
-        view = {"profiles": _digest_pack_values(body["profiles"])}
+    # -- palette_update_cluster_profiles --------------------------------------------------
+
+    async def prepare_profiles(self, args: UpdateProfilesArgs) -> list[Prepared]:
+        target, cluster = await self.backend.cluster(args.uid)
+        view = {"profiles": _digest_pack_values(profiles_body(args)["profiles"])}
         return [Prepared(target=target, current=policy_image(cluster), object=view)]
 
-    async def profiles_execute(args: UpdateProfilesArgs, ctx: ExecutionContext) -> dict[str, Any]:
-        await still_same(args.uid, ctx)
-        await client.patch_cluster_profiles(args.uid, profiles_body(args))
+    async def update_profiles(self, args: UpdateProfilesArgs, ctx: ExecutionContext) -> JSON:
+        await self.backend.judged_cluster(args.uid, ctx)
+        await self.backend.client.patch_cluster_profiles(args.uid, profiles_body(args))
         return {"uid": args.uid, "updated_profiles": [p.uid for p in args.profiles]}
 
-    # -- validate_configuration (a read: it asks policy, runs nothing) ----------------
-    def create_arguments(args: ValidateConfigurationArgs) -> dict[str, Any]:
-        cloud = args.cloud_type or (args.cluster_spec.get("spec") or {}).get("cloudType")
-        if not isinstance(cloud, str) or not cloud:
-            raise InvalidArguments("give cloud_type, or spec.cloudType in cluster_spec")
-        return {"cloud_type": cloud, "spec": args.cluster_spec}
 
-    async def validate_prepare(args: ValidateConfigurationArgs) -> list[Prepared]:
-        arguments = create_arguments(args)
+class ConfigurationTools:
+    """``palette_validate_configuration``: a read that asks policy about a create and runs
+    nothing, through the core's check (never the policy client itself)."""
+
+    def __init__(self, backend: PaletteBackend) -> None:
+        self.backend = backend
+
+    def specs(self) -> list[ToolSpec[Any]]:
+        return [
+            palette_spec(
+                "palette_validate_configuration",
+                "Validate a cluster configuration",
+                "Policy's verdict on creating this cluster (allow, deny with reasons, or which approvals "
+                "it would need). Nothing is created.",
+                ValidateConfigurationArgs,
+                self.prepare_validate,
+                self.validate,
+            )
+        ]
+
+    async def prepare_validate(self, args: ValidateConfigurationArgs) -> list[Prepared]:
+        arguments = _create_arguments(args)
         try:
             create = CreateClusterArgs.model_validate(arguments)
         except ValueError:
             raise InvalidArguments(f"unsupported cloud_type {arguments['cloud_type']!r}") from None
         body = parse_create_body(create.spec, create.cloud_type)
-        return [Prepared(target=_create_target(body, label))]
+        return [Prepared(target=_create_target(body, self.backend.label))]
 
-    async def validate_execute(args: ValidateConfigurationArgs, _: ExecutionContext) -> dict[str, Any]:
-        verdict = await check("palette_create_cluster", create_arguments(args))
+    async def validate(self, args: ValidateConfigurationArgs, _: ExecutionContext) -> JSON:
+        verdict = await self.backend.check("palette_create_cluster", _create_arguments(args))
         return {"executed": False, "tool": "palette_create_cluster", "verdict": verdict}
-
-    def spec(
-        name: str, title: str, description: str, effect: Any, args: Any, prepare: Any, execute: Any
-    ) -> ToolSpec[Any]:
-        return ToolSpec(
-            name=name,
-            title=title,
-            description=description,
-            backend="palette",
-            operation=name.removeprefix("palette_"),
-            effect=effect,
-            args=args,
-            prepare=prepare,
-            execute=execute,
-        )
-
-    return [
-        spec(
-            "palette_create_cluster",
-            "Create a Palette cluster",
-            "Create a cluster from a Palette create body. Palette validates it first; policy then "
-            "decides (node count, GPU instance types and environment may need approval).",
-            "write",
-            CreateClusterArgs,
-            create_prepare,
-            create_execute,
-        ),
-        spec(
-            "palette_delete_cluster",
-            "Delete a Palette cluster",
-            "Delete a cluster and its cloud resources. Always needs approval; two in production.",
-            "delete",
-            ClusterArgs,
-            delete_prepare,
-            delete_execute,
-        ),
-        spec(
-            "palette_update_cluster_profiles",
-            "Update a cluster's profiles",
-            "Attach or update cluster profiles (and pack value overrides) on a cluster; other "
-            "profiles stay attached.",
-            "write",
-            UpdateProfilesArgs,
-            profiles_prepare,
-            profiles_execute,
-        ),
-        spec(
-            "palette_validate_configuration",
-            "Validate a cluster configuration",
-            "Policy's verdict on creating this cluster (allow, deny with reasons, or which approvals it "
-            "would need). Nothing is created.",
-            "read",
-            ValidateConfigurationArgs,
-            validate_prepare,
-            validate_execute,
-        ),
-    ]

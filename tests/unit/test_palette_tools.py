@@ -11,8 +11,9 @@ from pydantic import SecretStr
 
 from gateway.contracts import Decision, Principal
 from gateway.errors import Conflict, Invalid, InvalidArguments
+from gateway.palette.backend import PaletteBackend
 from gateway.palette.client import PaletteClient
-from gateway.palette.tools import build_tools, open_backend
+from gateway.palette.tools import build_specs, open_backend
 from gateway.settings import Settings
 from gateway.tools import ExecutionContext, Prepared, ToolSpec
 
@@ -45,7 +46,7 @@ class Checks:
 
 
 def tools(client: PaletteClient, check: Checks | None = None) -> dict[str, ToolSpec[Any]]:
-    return {t.name: t for t in build_tools(client, Settings(), check=check or Checks())}
+    return {t.name: t for t in build_specs(PaletteBackend(client, Settings(), check or Checks()))}
 
 
 async def run(spec: ToolSpec[Any], arguments: dict[str, Any], prepared: list[Prepared] | None = None) -> Any:

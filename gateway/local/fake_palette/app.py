@@ -9,14 +9,11 @@ test can prove the fake and the client still speak the real API.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import copy
 import hmac
 import json
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from gateway.local.fake_palette.protocol import ApiError, Handler, Result, Retry, find_cluster, page
 from gateway.local.fake_palette.render import (
     cluster_cost,
     cluster_overview,
@@ -37,10 +35,10 @@ from gateway.local.fake_palette.render import (
     profile_summary,
 )
 from gateway.local.fake_palette.state import DEMO_PROJECT, Project, seed_project, uid_for
+from gateway.local.fake_palette.writes import WriteEndpoints
 
 __all__ = ["FakeConfig", "create_app"]
 
-PAGE_LIMIT = 50
 _LOG_LIMIT = 5000
 
 
@@ -51,16 +49,6 @@ class FakeConfig:
     rate_limit: float = 0.0  # requests per second over all callers; 0 = unlimited
     admin: bool = False
     spec_path: Path | None = None
-
-
-class _ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-
-Result = tuple[int, Any]
-Handler = Callable[[Request, Project, Any], Awaitable[Result]]
 
 
 class _Fake:
@@ -103,12 +91,12 @@ class _Fake:
     def _admit(self, request: Request) -> None:
         """Authentication first, then forced failures, then the rate budget."""
         if not hmac.compare_digest(request.headers.get("apikey", ""), self.config.api_key):
-            raise _ApiError(401, "Unauthorized", "a valid ApiKey header is required")
+            raise ApiError(401, "Unauthorized", "a valid ApiKey header is required")
         if self.forced:
             status, retry_after = self.forced.pop(0)
-            raise _Retry(status, retry_after)
+            raise Retry(status, retry_after)
         if self._over_budget():
-            raise _Retry(429, 1.0)
+            raise Retry(429, 1.0)
 
     async def _body(self, request: Request, request_def: str | None, where: str) -> Any:
         if request.method not in ("POST", "PUT", "PATCH"):
@@ -117,10 +105,10 @@ class _Fake:
         try:
             body = json.loads(raw) if raw else {}
         except ValueError:
-            raise _ApiError(400, "InvalidRequest", "the request body is not JSON") from None
+            raise ApiError(400, "InvalidRequest", "the request body is not JSON") from None
         if not self._check(request_def, body, f"request {where}"):
             # Palette's Go server cannot decode such a body either.
-            raise _ApiError(400, "InvalidRequest", f"the request body does not match {request_def}")
+            raise ApiError(400, "InvalidRequest", f"the request body does not match {request_def}")
         return body
 
     def endpoint(self, handler: Handler, request_def: str | None, response_def: str | None) -> Any:
@@ -142,7 +130,7 @@ class _Fake:
                     request.headers.get("projectuid", ""), Project(uid=request.headers.get("projectuid", ""))
                 )
                 status, payload = await handler(request, project, body)
-            except _Retry as exc:
+            except Retry as exc:
                 error = {
                     "code": "TooManyRequests" if exc.status == 429 else "ServiceUnavailable",
                     "message": "rate limit exceeded, retry later" if exc.status == 429 else "try again",
@@ -151,7 +139,7 @@ class _Fake:
                 # A negative delay means "no Retry-After header": the client falls back to backoff.
                 headers = {"Retry-After": f"{exc.retry_after:g}"} if exc.retry_after >= 0 else {}
                 return JSONResponse(error, status_code=exc.status, headers=headers)
-            except _ApiError as exc:
+            except ApiError as exc:
                 error = {"code": exc.code, "message": exc.message, "ref": uid_for("ref", where)}
                 self._check("v1Error", error, f"response {where}")
                 return JSONResponse(error, status_code=exc.status)
@@ -162,70 +150,91 @@ class _Fake:
 
         return run
 
-    # -- paging ---------------------------------------------------------------------------
-    @staticmethod
-    def page(request: Request, items: list[Any]) -> tuple[list[Any], dict[str, Any]]:
-        try:
-            limit = min(int(request.query_params.get("limit", PAGE_LIMIT)), PAGE_LIMIT)
-            token = request.query_params.get("continue")
-            offset = int(json.loads(base64.urlsafe_b64decode(token))["offset"]) if token else 0
-        except (ValueError, KeyError, TypeError, binascii.Error):
-            raise _ApiError(400, "InvalidContinueToken", "the continue token is not valid") from None
-        limit = max(limit, 1)
-        chunk = items[offset : offset + limit]
-        meta: dict[str, Any] = {"count": len(items), "limit": limit, "offset": offset}
-        if offset + limit < len(items):
-            meta["continue"] = base64.urlsafe_b64encode(
-                json.dumps({"offset": offset + limit}).encode()
-            ).decode()
-        return chunk, meta
-
-
-class _Retry(Exception):
-    def __init__(self, status: int, retry_after: float) -> None:
-        super().__init__(status)
-        self.status, self.retry_after = status, retry_after
-
-
-def _cluster(project: Project, uid: str) -> dict[str, Any]:
-    record = project.clusters.get(uid)
-    if record is None:
-        raise _ApiError(404, "ResourceNotFound", f"cluster {uid} not found")
-    return record
-
 
 def create_app(config: FakeConfig) -> Starlette:
     """The ASGI app; state lives as long as the app."""
     fake = _Fake(config)
-    from gateway.local.fake_palette.writes import write_routes
+    routes = [*ReadEndpoints(fake).routes(), *WriteEndpoints(fake).routes()]
+    if config.admin:
+        routes += _admin_routes(fake)
+    return Starlette(routes=routes)
 
-    async def search_clusters(request: Request, project: Project, body: Any) -> Result:
+
+class ReadEndpoints:
+    """The read endpoints: cluster search, one cluster, its overview, events and cost, the
+    profile catalogue and packs."""
+
+    def __init__(self, app: _Fake) -> None:
+        self.app = app
+
+    def routes(self) -> list[Route]:
+        endpoint = self.app.endpoint
+        cluster = "/v1/spectroclusters/{uid}"
+        dashboard = "/v1/dashboard/spectroclusters"
+        return [
+            Route(
+                f"{dashboard}/search",
+                endpoint(self.search_clusters, "v1SearchFilterSummarySpec", "v1SpectroClustersSummary"),
+                methods=["POST"],
+            ),
+            Route(cluster, endpoint(self.get_cluster, None, "v1SpectroCluster"), methods=["GET"]),
+            Route(
+                f"{dashboard}/{{uid}}/overview",
+                endpoint(self.overview, None, "v1SpectroClusterUidSummary"),
+                methods=["GET"],
+            ),
+            Route(
+                "/v1/events/components/{kind}/{uid}", endpoint(self.events, None, "v1Events"), methods=["GET"]
+            ),
+            Route(
+                f"{dashboard}/{{uid}}/cost",
+                endpoint(self.cost, None, "v1SpectroClusterCostSummary"),
+                methods=["GET"],
+            ),
+            Route(
+                "/v1/dashboard/clusterprofiles",
+                endpoint(self.profiles, "v1ClusterProfilesFilterSpec", "v1ClusterProfilesSummary"),
+                methods=["POST"],
+            ),
+            Route(
+                "/v1/clusterprofiles/{uid}",
+                endpoint(self.get_profile, None, "v1ClusterProfile"),
+                methods=["GET"],
+            ),
+            Route(
+                "/v1/packs/search",
+                endpoint(self.packs, "v1PacksFilterSpec", "v1PackMetadataList"),
+                methods=["POST"],
+            ),
+        ]
+
+    async def search_clusters(self, request: Request, project: Project, body: Any) -> Result:
         try:
             uids = filter_clusters(project, body or {})
         except ValueError as exc:
-            raise _ApiError(400, "InvalidFilter", str(exc)) from None
-        chunk, meta = fake.page(request, uids)
+            raise ApiError(400, "InvalidFilter", str(exc)) from None
+        chunk, meta = page(request, uids)
         return 200, {"items": [cluster_summary(project, uid) for uid in chunk], "listmeta": meta}
 
-    async def get_cluster(request: Request, project: Project, _: Any) -> Result:
-        return 200, copy.deepcopy(_cluster(project, request.path_params["uid"]))
+    async def get_cluster(self, request: Request, project: Project, _: Any) -> Result:
+        return 200, copy.deepcopy(find_cluster(project, request.path_params["uid"]))
 
-    async def overview(request: Request, project: Project, _: Any) -> Result:
+    async def overview(self, request: Request, project: Project, _: Any) -> Result:
         uid = request.path_params["uid"]
-        _cluster(project, uid)
+        find_cluster(project, uid)
         return 200, cluster_overview(project, uid)
 
-    async def events(request: Request, project: Project, _: Any) -> Result:
+    async def events(self, request: Request, project: Project, _: Any) -> Result:
         uid = request.path_params["uid"]
         if request.path_params["kind"] != "spectrocluster":
-            raise _ApiError(400, "InvalidObjectKind", "objectKind must be spectrocluster or edgehost")
-        _cluster(project, uid)
-        chunk, meta = fake.page(request, project.events.get(uid, []))
+            raise ApiError(400, "InvalidObjectKind", "objectKind must be spectrocluster or edgehost")
+        find_cluster(project, uid)
+        chunk, meta = page(request, project.events.get(uid, []))
         return 200, {"items": copy.deepcopy(chunk), "listmeta": meta}
 
-    async def cost(request: Request, project: Project, _: Any) -> Result:
+    async def cost(self, request: Request, project: Project, _: Any) -> Result:
         uid = request.path_params["uid"]
-        _cluster(project, uid)
+        find_cluster(project, uid)
         try:
             end = datetime.fromisoformat(request.query_params.get("endTime", "").replace("Z", "+00:00"))
             start = datetime.fromisoformat(request.query_params.get("startTime", "").replace("Z", "+00:00"))
@@ -236,60 +245,19 @@ def create_app(config: FakeConfig) -> Starlette:
         stamp = "%Y-%m-%dT%H:%M:%S.000Z"
         return 200, cluster_cost(project, uid, start.strftime(stamp), end.strftime(stamp), hours, period)
 
-    async def profiles(request: Request, project: Project, body: Any) -> Result:
-        chunk, meta = fake.page(request, filter_profiles(project, body or {}))
+    async def profiles(self, request: Request, project: Project, body: Any) -> Result:
+        chunk, meta = page(request, filter_profiles(project, body or {}))
         return 200, {"items": [profile_summary(p) for p in chunk], "listmeta": meta}
 
-    async def get_profile(request: Request, project: Project, _: Any) -> Result:
+    async def get_profile(self, request: Request, project: Project, _: Any) -> Result:
         profile = project.profiles.get(request.path_params["uid"])
         if profile is None:
-            raise _ApiError(
-                404, "ResourceNotFound", f"cluster profile {request.path_params['uid']} not found"
-            )
+            raise ApiError(404, "ResourceNotFound", f"cluster profile {request.path_params['uid']} not found")
         return 200, copy.deepcopy(profile)
 
-    async def packs(request: Request, project: Project, body: Any) -> Result:
-        chunk, meta = fake.page(request, filter_packs(project, body or {}))
+    async def packs(self, request: Request, project: Project, body: Any) -> Result:
+        chunk, meta = page(request, filter_packs(project, body or {}))
         return 200, {"items": copy.deepcopy(chunk), "listmeta": meta}
-
-    routes = [
-        Route(
-            "/v1/dashboard/spectroclusters/search",
-            fake.endpoint(search_clusters, "v1SearchFilterSummarySpec", "v1SpectroClustersSummary"),
-            methods=["POST"],
-        ),
-        Route(
-            "/v1/spectroclusters/{uid}", fake.endpoint(get_cluster, None, "v1SpectroCluster"), methods=["GET"]
-        ),
-        Route(
-            "/v1/dashboard/spectroclusters/{uid}/overview",
-            fake.endpoint(overview, None, "v1SpectroClusterUidSummary"),
-            methods=["GET"],
-        ),
-        Route("/v1/events/components/{kind}/{uid}", fake.endpoint(events, None, "v1Events"), methods=["GET"]),
-        Route(
-            "/v1/dashboard/spectroclusters/{uid}/cost",
-            fake.endpoint(cost, None, "v1SpectroClusterCostSummary"),
-            methods=["GET"],
-        ),
-        Route(
-            "/v1/dashboard/clusterprofiles",
-            fake.endpoint(profiles, "v1ClusterProfilesFilterSpec", "v1ClusterProfilesSummary"),
-            methods=["POST"],
-        ),
-        Route(
-            "/v1/clusterprofiles/{uid}", fake.endpoint(get_profile, None, "v1ClusterProfile"), methods=["GET"]
-        ),
-        Route(
-            "/v1/packs/search",
-            fake.endpoint(packs, "v1PacksFilterSpec", "v1PackMetadataList"),
-            methods=["POST"],
-        ),
-    ]
-    routes += write_routes(fake, _ApiError, _cluster)
-    if config.admin:
-        routes += _admin_routes(fake)
-    return Starlette(routes=routes)
 
 
 def _admin_routes(fake: _Fake) -> list[Route]:

@@ -205,8 +205,14 @@ def pool(name: str, size: int, instance_type: str, *, control_plane: bool = Fals
 def seed_project(project_uid: str, *, fleet_size: int = FLEET_SIZE) -> Project:
     """A project with the demo catalog and clusters described in the module docstring."""
     project = Project(uid=project_uid)
+    _seed_catalogue(project)
+    _seed_clusters(project, fleet_size)
+    return project
+
+
+def _seed_catalogue(project: Project) -> None:
     for name, kind, cloud, packs, description in _PROFILE_DEFS:
-        uid = uid_for(project_uid, "profile", name)
+        uid = uid_for(project.uid, "profile", name)
         project.profiles[uid] = {
             "apiVersion": "v1",
             "kind": "ClusterProfile",
@@ -226,6 +232,11 @@ def seed_project(project_uid: str, *, fleet_size: int = FLEET_SIZE) -> Project:
         }
         for pack in packs:
             project.packs.append(_pack_metadata(pack, cloud, description))
+
+
+# Longer than a function should be, on purpose: it is the demo inventory, one declaration
+# per cluster, read top to bottom like a table; splitting it would scatter the table.
+def _seed_clusters(project: Project, fleet_size: int) -> None:
     cp = pool("control-plane", 3, "m5.xlarge", control_plane=True)
     base = ["aws-base-k8s-1.30", "observability"]
     _cluster(
@@ -296,7 +307,6 @@ def seed_project(project_uid: str, *, fleet_size: int = FLEET_SIZE) -> Project:
             pools=[pool("control-plane", 1, "t3.large", control_plane=True), pool("workers", 2, "t3.large")],
             health="Healthy",
         )
-    return project
 
 
 def _pack_metadata(pack: dict[str, Any], cloud: str, description: str) -> dict[str, Any]:
