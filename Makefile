@@ -28,7 +28,7 @@ BENCH_TARGETS :=
 
 include mk/*.mk
 
-.PHONY: help setup system-packages python-env opa regal test lint-py typecheck pytest run bench clean
+.PHONY: help setup system-packages python-env opa regal test lint-py lint-imports typecheck pytest run bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -51,11 +51,16 @@ regal:
 	@scripts/build-go-tool.sh $(REGAL) tools/regal github.com/styrainc/regal \
 		-ldflags "-s -w -X github.com/styrainc/regal/pkg/version.Version=$(REGAL_VERSION)"
 
-test: setup $(TEST_DEPS) lint-py typecheck pytest ## every gate: Rego fmt/check/lint/coverage, ruff, mypy, pytest
+test: setup $(TEST_DEPS) lint-py lint-imports typecheck pytest ## every gate: Rego fmt/check/lint/coverage, ruff, import layers, mypy, pytest
 
 lint-py:
 	$(VENV)/bin/ruff check gateway tests bench
 	$(VENV)/bin/ruff format --check gateway tests bench
+
+# The import contracts in pyproject.toml ([tool.importlinter]): layers, and which modules
+# may use the wire libraries.
+lint-imports:
+	$(VENV)/bin/lint-imports --no-cache
 
 typecheck:
 	$(VENV)/bin/mypy

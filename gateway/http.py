@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
-import httpx
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from starlette.applications import Starlette
@@ -39,6 +38,7 @@ from gateway.db import Database
 from gateway.errors import ConfigError
 from gateway.metrics import CONTENT_TYPE, METRICS, Metrics
 from gateway.oidc import OidcVerifier
+from gateway.policy import OpaProbe
 from gateway.queue.store import QueueStore
 from gateway.runtime import RuntimeSlot
 from gateway.settings import Settings
@@ -114,24 +114,16 @@ async def _store_queue_depth(path: Path) -> AsyncIterator[QueueDepth]:
 
 
 class _Probes:
-    """``/healthz``, ``/readyz`` and ``/metrics``; one HTTP client to OPA for the app's life."""
+    """``/healthz``, ``/readyz`` and ``/metrics``; one OPA probe for the app's life."""
 
     def __init__(self, settings: Settings, metrics: Metrics, queue_depth: QueueDepth | None) -> None:
         self.settings = settings
         self.metrics = metrics
         self.queue_depth = queue_depth
-        self.client: httpx.AsyncClient | None = None
+        self.opa = OpaProbe(settings, timeout_seconds=_PROBE_TIMEOUT_SECONDS)
 
     async def opa_ready(self) -> str:
-        if self.client is None:
-            return "not started"
-        try:
-            resp = await self.client.get(
-                f"{self.settings.opa_url.rstrip('/')}/health", params={"bundles": ""}
-            )
-        except httpx.HTTPError:
-            return "unreachable"
-        return "ok" if resp.status_code == 200 else "bundle not active"
+        return await self.opa.status()
 
     async def healthz(self, request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -159,13 +151,10 @@ class _Probes:
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        """The probe's OPA client and, unless one was given, a read connection to the queue
+        """The OPA probe's session and, unless one was given, a read connection to the queue
         for its depth. Entered after the MCP runtime opened (and migrated) the database."""
         async with contextlib.AsyncExitStack() as stack:
-            # Like the policy client: the sidecar is never reached through a proxy from the environment.
-            client = httpx.AsyncClient(timeout=_PROBE_TIMEOUT_SECONDS, trust_env=False)
-            self.client = await stack.enter_async_context(client)
-            stack.callback(setattr, self, "client", None)
+            await stack.enter_async_context(self.opa)
             if self.queue_depth is None:
                 self.queue_depth = await stack.enter_async_context(_store_queue_depth(self.settings.db_path))
                 stack.callback(setattr, self, "queue_depth", None)

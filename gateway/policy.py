@@ -31,6 +31,10 @@ GW-POLICY-MALFORMED    not JSON, wrong types, unknown outcome, extra keys, incon
 
 ``evaluate`` and ``evaluate_all`` are the raising variants (``PolicyUnavailable`` /
 ``MalformedDecision``) for callers that want to tell the failure apart themselves.
+
+``OpaProbe`` asks the same sidecar whether its bundle is active, for ``/readyz``: with a
+session of its own, so a probe never queues behind decisions. This module is the gateway's
+one OPA client: nothing else speaks HTTP to OPA.
 """
 
 from __future__ import annotations
@@ -61,7 +65,7 @@ from gateway.errors import (
 from gateway.metrics import METRICS, Metrics
 from gateway.settings import Settings
 
-__all__ = ["CODE_MALFORMED", "CODE_TIMEOUT", "CODE_UNAVAILABLE", "CODE_UNDEFINED", "PolicyClient"]
+__all__ = ["CODE_MALFORMED", "CODE_TIMEOUT", "CODE_UNAVAILABLE", "CODE_UNDEFINED", "OpaProbe", "PolicyClient"]
 
 log = logging.getLogger(__name__)
 
@@ -325,3 +329,32 @@ def _json_type(value: Any) -> str:
     if isinstance(value, str):
         return "string"
     return "array" if isinstance(value, list) else "value"
+
+
+class OpaProbe:
+    """``GET /health?bundles`` on the sidecar: ``ok``, ``bundle not active``, ``unreachable``,
+    or ``not started`` outside ``async with``."""
+
+    def __init__(self, settings: Settings, *, timeout_seconds: float) -> None:
+        self._url = f"{settings.opa_url.rstrip('/')}/health?bundles"
+        self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Self:
+        # Like the policy client: the sidecar is never reached through a proxy from the environment.
+        self._session = aiohttp.ClientSession(timeout=self._timeout, trust_env=False)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    async def status(self) -> str:
+        if self._session is None:
+            return "not started"
+        try:
+            async with self._session.get(self._url) as response:
+                return "ok" if response.status == 200 else "bundle not active"
+        except (aiohttp.ClientError, TimeoutError):
+            return "unreachable"

@@ -49,11 +49,14 @@ from gateway.errors import (
 )
 from gateway.settings import Settings
 
-__all__ = ["PAGE_LIMIT", "PaletteClient", "base_url_from"]
+__all__ = ["PAGE_LIMIT", "PaletteClient", "Transport", "base_url_from"]
 
 log = logging.getLogger(__name__)
 
 PAGE_LIMIT = 50
+
+Transport = httpx.AsyncBaseTransport
+"""What tests hand the client instead of the network (``httpx.ASGITransport`` over the fake)."""
 MAX_PAGES = 200  # 10 000 items: beyond that a list is a runaway, not an answer
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -85,7 +88,7 @@ class PaletteClient:
         max_retries: int = 3,
         max_backoff: float = 10.0,
         backoff_base: float = 0.2,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: Transport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         if not api_key:
@@ -108,7 +111,7 @@ class PaletteClient:
         )
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None) -> Self:
+    def from_settings(cls, settings: Settings, *, transport: Transport | None = None) -> Self:
         if not settings.palette_host or settings.palette_api_key is None:
             raise ConfigError("PALETTE_HOST and PALETTE_API_KEY must both be set")
         return cls(

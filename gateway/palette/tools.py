@@ -15,10 +15,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx
-
 from gateway.palette.backend import CheckFn, PaletteBackend
-from gateway.palette.client import PaletteClient
+from gateway.palette.client import PaletteClient, Transport
 from gateway.palette.resources import ReadFn, register_resources
 from gateway.palette.tools_read import CatalogueTools, ClusterTools
 from gateway.palette.tools_write import ConfigurationTools, WriteTools
@@ -76,7 +74,7 @@ def build_specs(backend: PaletteBackend) -> list[ToolSpec[Any]]:
 
 @asynccontextmanager
 async def open_backend(
-    settings: Settings, check: CheckFn, *, transport: httpx.AsyncBaseTransport | None = None
+    settings: Settings, check: CheckFn, *, transport: Transport | None = None
 ) -> AsyncIterator[list[ToolSpec[Any]]]:
     """The Palette tools, or ``[]`` when Palette is not configured (the backend is then not
     offered at all). ``check(tool, arguments)`` is the core's policy check without execution,
