@@ -34,7 +34,15 @@ from gateway.errors import AuthError, ConfigError
 from gateway.identity import ANONYMOUS, PRINCIPAL_SCOPE_KEY
 from gateway.oidc import OidcVerifier, looks_like_jwt
 
-__all__ = ["BearerAuthMiddleware", "TokenEntry", "TokenStore", "append_token", "hash_token", "new_token"]
+__all__ = [
+    "UNAUTHORIZED",
+    "BearerAuthMiddleware",
+    "TokenEntry",
+    "TokenStore",
+    "append_token",
+    "hash_token",
+    "new_token",
+]
 
 log = logging.getLogger(__name__)
 
@@ -193,6 +201,9 @@ def append_token(path: Path, *, subject: str, groups: tuple[str, ...], comment: 
 
 AuthFailure = Literal["missing_token", "invalid_token"]
 
+UNAUTHORIZED = -32001
+"""JSON-RPC error code of a refused credential (the range JSON-RPC leaves to servers)."""
+
 
 class BearerAuthMiddleware:
     """Authenticates every HTTP request except those to ``public_paths``.
@@ -259,16 +270,21 @@ class BearerAuthMiddleware:
 
 
 def _unauthorized(failure: AuthFailure, why: str | None = None) -> JSONResponse:
+    """401 with a JSON-RPC error body: MCP clients show an error body's ``message`` to their
+    user, and replace anything else by a generic "Server returned an error response"."""
     if failure == "missing_token":
         challenge = 'Bearer realm="policy-gateway"'
         message = "this gateway needs a bearer token: send `Authorization: Bearer <token>`"
     else:
         challenge = 'Bearer realm="policy-gateway", error="invalid_token"'
-        message = "the bearer token is not valid: ask an operator for a token (`gateway token create`)"
+        message = (
+            "the bearer token is not valid (unknown or revoked): ask an operator for a token "
+            "(`gateway token create`)"
+        )
         if why is not None:
             message = f"the bearer token is not valid: {why}"
     return JSONResponse(
-        {"error": failure, "message": message},
+        {"jsonrpc": "2.0", "id": None, "error": {"code": UNAUTHORIZED, "message": message, "data": failure}},
         status_code=401,
         headers={"WWW-Authenticate": challenge},
     )

@@ -4,7 +4,11 @@
 
 Request path for ``/mcp``::
 
-    host/origin guard (DNS rebinding) -> bearer auth -> MCP streamable HTTP app
+    host/origin guard (DNS rebinding) -> bearer auth -> body-limit answer -> MCP streamable HTTP app
+
+Refusals the model's user must be able to act on (a missing, unknown or revoked token, a
+body above the limit) are answered with a JSON-RPC error body: the MCP client shows its
+``message``, where any other body becomes "Server returned an error response".
 
 The three operational endpoints need no token: they say nothing about who calls what
 (counts by tool name and outcome, and ``ok`` / ``not ready`` per dependency), and the
@@ -15,6 +19,7 @@ terminated by a reverse proxy in front of the gateway, never here.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -24,12 +29,13 @@ from typing import Any
 import anyio.to_thread
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
+from mcp_types import INVALID_REQUEST
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.approvals_api import approvals_routes
 from gateway.audit import AuditLog
@@ -82,6 +88,43 @@ class _HostGuard:
                 await refusal(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+class _BodyLimitAnswer:
+    """The SDK refuses a body above ``max_request_body_size`` with a plain-text 413; this
+    answers it instead with a JSON-RPC error saying what the limits are."""
+
+    def __init__(self, app: ASGIApp, *, body_limit: int, argument_limit: int) -> None:
+        self.app = app
+        error = {
+            "code": INVALID_REQUEST,
+            "message": (
+                f"the request is larger than this gateway accepts ({body_limit} bytes); tool arguments "
+                f"may be at most {argument_limit} bytes (GATEWAY_MAX_ARGUMENT_BYTES): nothing was run"
+            ),
+        }
+        self._body = json.dumps({"jsonrpc": "2.0", "id": None, "error": error}).encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        replaced = False
+
+        async def answer(message: Message) -> None:
+            nonlocal replaced
+            if message["type"] == "http.response.start" and message["status"] == 413:
+                replaced = True
+                headers = [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", b"%d" % len(self._body)),
+                ]
+                await send({"type": "http.response.start", "status": 413, "headers": headers})
+                await send({"type": "http.response.body", "body": self._body})
+            elif not replaced:
+                await send(message)
+
+        await self.app(scope, receive, answer)
 
 
 def _database_writable(path: Path) -> bool:
@@ -186,12 +229,13 @@ def build_app(
     oidc = OidcVerifier(settings) if settings.oidc_issuer is not None else None
     metrics = metrics or METRICS
     security = transport_security(settings)
+    # Bounds memory only; the decision path enforces max_argument_bytes exactly.
+    body_limit = 2 * settings.max_argument_bytes + 64 * 1024
     mcp_app = server.streamable_http_app(
         streamable_http_path=MCP_PATH,
         transport_security=security,
         host=settings.host,
-        # Bounds memory only; the decision path enforces max_argument_bytes exactly.
-        max_request_body_size=2 * settings.max_argument_bytes + 64 * 1024,
+        max_request_body_size=body_limit,
     )
     probes = _Probes(settings, metrics, queue_depth)
 
@@ -222,6 +266,7 @@ def build_app(
                 on_failure=metrics.record_auth_failure,
                 oidc=oidc,
             ),
+            Middleware(_BodyLimitAnswer, body_limit=body_limit, argument_limit=settings.max_argument_bytes),
         ],
         lifespan=lifespan,
     )

@@ -8,8 +8,11 @@ from pathlib import Path
 import httpx
 import pytest
 from http_support import mcp_client, serving, whoami_server
+from mcp.shared.exceptions import MCPError
+from typer.testing import CliRunner
 
 from gateway.auth import append_token
+from gateway.cli import app as cli
 from gateway.errors import ConfigError
 from gateway.http import build_app
 from gateway.settings import Settings
@@ -62,6 +65,61 @@ async def test_request_without_a_token_is_refused_with_a_bearer_challenge(tmp_pa
         resp = await http.post(f"{url}/mcp", json=_INIT, headers=_MCP_HEADERS)
     assert resp.status_code == 401
     assert resp.headers["www-authenticate"].startswith("Bearer ")
+
+
+def _mcp_error(exc: BaseException) -> MCPError:
+    """The ``MCPError`` the client raised, out of the task groups it may be wrapped in."""
+    if isinstance(exc, MCPError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            try:
+                return _mcp_error(inner)
+            except LookupError:
+                continue
+    raise LookupError(f"no MCPError in {exc!r}")
+
+
+async def _refusal(url: str, token: str | None) -> str:
+    try:
+        async with mcp_client(url, token):
+            pass
+    except BaseException as exc:
+        return _mcp_error(exc).error.message
+    raise AssertionError("the client connected")
+
+
+async def test_the_mcp_client_shows_why_its_token_was_refused(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    append_token(settings.tokens_file, subject="alice", groups=())  # type: ignore[arg-type]
+    bob = append_token(settings.tokens_file, subject="bob", groups=())  # type: ignore[arg-type]
+    async with serving(build_app(whoami_server(settings), settings)) as url:
+        missing = await _refusal(url, None)
+        unknown = await _refusal(url, "pgw_never-issued")
+        async with mcp_client(url, bob):
+            pass
+        revoke = ["token", "revoke", "--subject", "bob", "--tokens-file", str(settings.tokens_file)]
+        assert CliRunner().invoke(cli, revoke).exit_code == 0
+        revoked = await _refusal(url, bob)
+    assert missing == "this gateway needs a bearer token: send `Authorization: Bearer <token>`"
+    for message in (unknown, revoked):
+        assert "the bearer token is not valid (unknown or revoked)" in message
+        assert "gateway token create" in message
+    assert "Server returned an error response" not in missing + unknown + revoked
+
+
+async def test_the_mcp_client_shows_the_size_limit_of_an_oversized_request(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, max_argument_bytes=1024)
+    alice = append_token(settings.tokens_file, subject="alice", groups=())  # type: ignore[arg-type]
+    async with serving(build_app(whoami_server(settings), settings)) as url, mcp_client(url, alice) as client:
+        with pytest.raises(MCPError) as raised:
+            await client.call_tool("whoami", {"text": "x" * 100_000})
+        still = (await client.call_tool("whoami", {})).structured_content
+    message = raised.value.error.message
+    assert "larger than this gateway accepts" in message
+    assert "tool arguments may be at most 1024 bytes (GATEWAY_MAX_ARGUMENT_BYTES)" in message
+    assert still is not None
+    assert still["subject"] == "alice"
 
 
 async def test_a_token_created_while_running_is_accepted_without_restart(tmp_path: Path) -> None:
