@@ -1,7 +1,12 @@
 """Kubernetes client errors turned into the gateway's ``BackendError`` family.
 
-The model and the audit log get the API's own ``message`` field (cleaned and bounded),
-never an ``ApiException`` dump with its headers and body.
+The model and the audit log get the API's own ``message`` field, cleaned, bounded and
+shortened to its cause, never an ``ApiException`` dump with its headers and body. The API
+server wraps some causes in its own plumbing (``failed to create typed patch object (…)``,
+``… cannot be handled as a …: json: cannot unmarshal … into Go struct field …``) and prints
+some rejected values as Go literals (``Invalid value: core.PodTemplateSpec{…}: field is
+immutable``, thousands of characters): ``cause`` keeps the object, the field and what is
+wrong. Such a decode failure comes back as 500 but is the request's fault: ``Invalid``.
 """
 
 from __future__ import annotations
@@ -24,14 +29,38 @@ from gateway.errors import (
     RateLimited,
 )
 
-__all__ = ["api_message", "changed_since_judged", "translate"]
+__all__ = ["api_message", "cause", "changed_since_judged", "translate"]
 
 _MAX_MESSAGE = 500
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+# "<verb> (<namespace>/<name>; <group/version>, Kind=<Kind>): <cause>" and its variants.
+_DECODE_WRAPPER = re.compile(
+    r"^failed to (?:create typed patch object|convert new object) \((?:(?P<where>[^;()]*); )?[^()]*"
+    r"Kind=(?P<kind>\w+)\)(?: to proper version)?: (?:unable to convert unstructured object to [^:]+: )?"
+)
+_CANNOT_BE_HANDLED = re.compile(r'^(?P<kind>\w+) in version "[^"]*" cannot be handled as an? \w+: ')
+_UNMARSHAL = re.compile(
+    r"json: cannot unmarshal (?P<got>\w+) into Go (?:struct field \w+\.(?P<field>[\w.\[\]]+)|value) "
+    r"of type (?P<type>[\w.\[\]*]+)"
+)
+# The API server's quantity error names neither the field nor the value: say what to write.
+_QUANTITY_REGEX = re.compile(r"quantities must match the regular expression '[^']*'")
+_QUANTITY_HINT = "a resource quantity is malformed: write quantities like '250m', '1.5', '512Mi' or '1Gi'"
+# A Go literal printed as a rejected value: `v1.LabelSelector{`, `map[string]string{`,
+# `[]core.X{`, `(*int64)(`.
+_GO_LITERAL = re.compile(r"Invalid value: (?=(?:\[\]|map\[|\(\*|[a-z]\w*\.[A-Z]\w*[{(]))")
 
 
 def api_message(exc: ApiException) -> str:
-    """The ``message`` of the ``Status`` body, or the HTTP reason when there is none."""
+    """The ``message`` of the ``Status`` body shortened to its cause (or the HTTP reason
+    when there is none), cleaned and bounded."""
+    message = cause(_raw_message(exc))
+    if len(message) > _MAX_MESSAGE:
+        message = message[: _MAX_MESSAGE - 1] + "…"
+    return message
+
+
+def _raw_message(exc: ApiException) -> str:
     body: Any = getattr(exc, "body", None)
     message = ""
     if isinstance(body, bytes):
@@ -45,10 +74,66 @@ def api_message(exc: ApiException) -> str:
             message = parsed["message"]
     if not message:
         message = f"HTTP {exc.status} {exc.reason or ''}".strip()
-    message = _CONTROL.sub(" ", message).strip()
-    if len(message) > _MAX_MESSAGE:
-        message = message[: _MAX_MESSAGE - 1] + "…"
-    return message
+    return _CONTROL.sub(" ", message).strip()
+
+
+def cause(message: str) -> str:
+    """``message`` shortened to its cause: the API server's decoding plumbing and Go
+    literals of rejected values removed, the object and the field kept."""
+    wrapped = _DECODE_WRAPPER.match(message)
+    if wrapped:
+        where = f" {wrapped['where']}" if wrapped["where"] else ""
+        message = f"{wrapped['kind']}{where}: {message[wrapped.end() :]}"
+    handled = _CANNOT_BE_HANDLED.match(message)
+    if handled:
+        message = f"{handled['kind']}: {message[handled.end() :]}"
+    message = _UNMARSHAL.sub(_unmarshal_cause, message)
+    message = _QUANTITY_REGEX.sub(_QUANTITY_HINT, message)
+    return _without_go_literals(message)
+
+
+def _unmarshal_cause(match: re.Match[str]) -> str:
+    where = f"{match['field']}: " if match["field"] else ""
+    return f"{where}expected {match['type'].lstrip('*[]')}, got {match['got']}"
+
+
+def _without_go_literals(message: str) -> str:
+    """Drop every ``Invalid value: <Go literal>: `` (the value is the caller's own object,
+    printed as Go structs), keeping the field before it and the reason after it."""
+    out, start = [], 0
+    for found in _GO_LITERAL.finditer(message):
+        if found.start() < start:
+            continue
+        end = _literal_end(message, found.end())
+        if end is None:
+            break
+        out.append(message[start : found.start()])
+        start = end + 2
+    return "".join(out) + message[start:]
+
+
+def _literal_end(text: str, at: int) -> int | None:
+    """Where the Go literal starting at ``at`` ends: the first ``": "`` outside brackets
+    and strings (the API server writes ``Invalid value: <literal>: <reason>``)."""
+    depth, i = 0, at
+    while i < len(text):
+        char = text[i]
+        if char == '"':
+            i += 1
+            while i < len(text) and text[i] != '"':
+                i += 2 if text[i] == "\\" else 1
+        elif char in "{([":
+            depth += 1
+        elif char in "})]":
+            depth -= 1
+        elif depth == 0 and text.startswith(": ", i):
+            return i
+        i += 1
+    return None
+
+
+def _decode_failure(message: str) -> bool:
+    return bool(_DECODE_WRAPPER.match(message) or _CANNOT_BE_HANDLED.match(message))
 
 
 def translate(exc: BaseException, *, server: str) -> BackendError:
@@ -58,6 +143,8 @@ def translate(exc: BaseException, *, server: str) -> BackendError:
     if isinstance(exc, ApiException):
         status = exc.status or 0
         message = api_message(exc)
+        if status == 500 and _decode_failure(_raw_message(exc)):
+            return Invalid(message)
         if status == 404:
             return NotFound(message)
         if status == 409:

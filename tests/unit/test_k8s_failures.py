@@ -9,7 +9,7 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from gateway.errors import BackendUnavailable, Conflict, Forbidden, Invalid, NotFound, RateLimited
-from gateway.kubernetes.failures import translate
+from gateway.kubernetes.failures import cause, translate
 
 SERVER = "https://127.0.0.1:6443"
 
@@ -55,3 +55,59 @@ def test_transport_failures_are_backend_unavailable_naming_the_server() -> None:
     assert "did not answer in time" in str(timeout)
     assert isinstance(refused, BackendUnavailable)
     assert SERVER in str(refused)
+
+
+# Messages as kube-apiserver v1.30 writes them (captured from the sandbox's server).
+_INVALID = 'Deployment.apps "web" is invalid: '
+_SELECTOR = (
+    "spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string{"
+    '"app":"x"}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: field is immutable'
+)
+_JOB_TEMPLATE = (
+    'Job.batch "j" is invalid: spec.template: Invalid value: core.PodTemplateSpec{'
+    'ObjectMeta:v1.ObjectMeta{Name:"", CreationTimestamp:time.Date(1, time.January, 1, 0, 0, '
+    '0, 0, time.UTC), DeletionTimestamp:<nil>, Labels:map[string]string{"job-name":"j"}, '
+    "OwnerReferences:[]v1.OwnerReference(nil)}, Spec:core.PodSpec{Containers:[]core.Container{"
+    'core.Container{Name:"c", Image:"busybox:2", Command:[]string(nil)}}, '
+    "TerminationGracePeriodSeconds:(*int64)(0x32f9c1dafa58)}}: field is immutable"
+)
+_TYPED_PATCH = "failed to create typed patch object (t/web; apps/v1, Kind=Deployment): "
+_CONVERT = (
+    "failed to convert new object (t/web; apps/v1, Kind=Deployment) to proper version: "
+    "unable to convert unstructured object to apps/v1, Kind=Deployment: "
+)
+_QUANTITY = "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
+_UNMARSHAL = (
+    'Deployment in version "v1" cannot be handled as a Deployment: json: cannot unmarshal '
+    "string into Go struct field DeploymentSpec.spec.replicas of type int32"
+)
+_NEGATIVE = "spec.replicas: Invalid value: -1: must be greater than or equal to 0"
+
+
+@pytest.mark.parametrize(
+    ("raw", "short"),
+    [
+        (_INVALID + _SELECTOR, _INVALID + "spec.selector: field is immutable"),
+        (_JOB_TEMPLATE, 'Job.batch "j" is invalid: spec.template: field is immutable'),
+        (
+            _TYPED_PATCH + ".spec.replicas: expected numeric (int or float), got string",
+            "Deployment t/web: .spec.replicas: expected numeric (int or float), got string",
+        ),
+        (
+            _CONVERT + _QUANTITY,
+            "Deployment t/web: a resource quantity is malformed: write quantities like "
+            "'250m', '1.5', '512Mi' or '1Gi'",
+        ),
+        (_UNMARSHAL, "Deployment: spec.replicas: expected int32, got string"),
+        (_INVALID + _NEGATIVE, _INVALID + _NEGATIVE),
+    ],
+    ids=["selector-immutable", "job-template", "typed-patch", "quantity", "unmarshal", "plain-value"],
+)
+def test_api_messages_are_shortened_to_their_cause(raw: str, short: str) -> None:
+    assert cause(raw) == short
+
+
+def test_a_request_the_server_cannot_decode_is_invalid_not_a_server_failure() -> None:
+    error = translate(_api_error(500, _TYPED_PATCH + ".spec.bogus: field not declared"), server=SERVER)
+    assert isinstance(error, Invalid)
+    assert str(error) == "Deployment t/web: .spec.bogus: field not declared"
