@@ -55,11 +55,12 @@ violation contains reason if {
 
 violation contains reason if {
 	not _in_scope
-	msg := sprintf("principal '%v' (groups: %s) may not %s %s", [
+	msg := sprintf("principal '%v' (groups: %s) may not %s %s; %s", [
 		_subject,
 		_group_list,
 		object.get(input, "effect", "act"),
 		_where,
+		_instead,
 	])
 	reason := object.union(_reason, {"message": msg})
 }
@@ -131,3 +132,57 @@ _subject := input.principal.subject if _has.subject
 _subject := "<unknown>" if not _has.subject
 
 _has["subject"] if is_string(input.principal.subject)
+
+# What the principal may do instead: where the scopes of its groups (or the unmapped
+# scope) allow this effect, or which effects they allow at all.
+_scopes contains scope if {
+	some group in _groups
+	scope := _params.groups[group]
+}
+
+_scopes contains _params.unmapped if not _mapped
+
+_allowing contains scope if {
+	some scope in _scopes
+	input.effect in scope.effects
+}
+
+_listed(values) := concat(", ", sort(values)) if count(values) > 0
+
+_listed(values) := "none" if count(values) == 0
+
+_allowed_namespaces contains namespace if {
+	some scope in _allowing
+	some namespace in scope.namespaces
+}
+
+_allowed_clusters contains cluster if {
+	some scope in _allowing
+	some cluster in scope.clusters
+}
+
+_scope_effects contains effect if {
+	some scope in _scopes
+	some effect in scope.effects
+}
+
+_instead := sprintf("it may %s in clusters %s", [input.effect, _listed(_allowed_clusters)]) if {
+	count(_allowing) > 0
+	input.backend == "palette"
+}
+
+_instead := sprintf("it may %s in namespaces %s of clusters %s", [
+	input.effect,
+	_listed(_allowed_namespaces),
+	_listed(_allowed_clusters),
+]) if {
+	count(_allowing) > 0
+	input.backend != "palette"
+}
+
+_instead := sprintf("its groups allow it to %s nowhere (they allow: %s)", [
+	object.get(input, "effect", "act"),
+	_listed(_scope_effects),
+]) if {
+	count(_allowing) == 0
+}

@@ -22,6 +22,25 @@ test_deny_developer_writes_in_payments if {
 	some v in principal_scope.violation with input as _as(_in_namespace(_write, "payments"), ["developers"])
 	v.code == "GW-SCOPE-001"
 	contains(v.message, "namespace 'payments'")
+	endswith(v.message, "; it may write in namespaces dev of clusters sandbox")
+}
+
+test_deny_names_every_scope_the_groups_allow_instead if {
+	inp := _as(_in_namespace(_write, "staging"), ["developers", "payments", "viewers"])
+	some v in principal_scope.violation with input as inp
+	endswith(v.message, "; it may write in namespaces dev, payments of clusters sandbox")
+}
+
+test_deny_says_when_no_group_allows_the_effect_anywhere if {
+	some v in principal_scope.violation with input as _as(_write, ["viewers"])
+	endswith(v.message, "; its groups allow it to write nowhere (they allow: read)")
+}
+
+test_deny_palette_action_names_the_clusters_allowed_instead if {
+	groups := {"edge": {"effects": ["delete"], "namespaces": [], "clusters": ["edge-*"]}}
+	inp := _as(lib_test.palette_delete("core-uid-1", "dev"), ["edge"])
+	some v in principal_scope.violation with input as inp with data.params.rules.principal_scope.groups as groups
+	endswith(v.message, "; it may delete in clusters edge-*")
 }
 
 test_deny_developer_writes_in_other_cluster if {
