@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import os
 import secrets
+import shlex
 import signal
 import sys
 import threading
@@ -171,6 +172,17 @@ class Topology:
             env |= self.demo.environment()
         return env | self.config.extra_env
 
+    def cli_environment(self) -> dict[str, str]:
+        """What a terminal needs for the CLI to reach this topology: the gateway's approvals
+        API (as the demo approver, when there is one), and the database, tokens file and OPA
+        that ``gateway audit …``, ``gateway token …`` and ``gateway queue --local`` use."""
+        env = self.gateway_env()
+        names = ("GATEWAY_OPA_URL", "GATEWAY_DB_PATH", "GATEWAY_TOKENS_FILE")
+        cli = {name: env[name] for name in names} | {"GATEWAY_URL": self.gateway_url}
+        if self.demo is not None:
+            cli |= self.demo.client_environment(self.gateway_url)
+        return cli
+
     def start(self, timeout: float = 90.0) -> None:
         try:
             for part in (self.opa, self.kube, self.palette):
@@ -193,16 +205,18 @@ class Topology:
             with contextlib.suppress(Exception):
                 part.stop()
 
-    def _approver_lines(self) -> list[str]:
+    def _cli_lines(self) -> list[str]:
+        exports = " ".join(f"{name}={shlex.quote(value)}" for name, value in self.cli_environment().items())
         if self.demo is None:
-            return [f"queue    GATEWAY_DB_PATH={self.db_path} .venv/bin/gateway queue list --local"]
-        env = " ".join(f"{k}={v}" for k, v in self.demo.client_environment(self.gateway_url).items())
-        return [
-            f"approver {self.demo.subject} (sre); approvals must be signed (allowed signers: "
-            f"{self.demo.allowed_signers}):",
-            f"         export {env}",
-            "         .venv/bin/gateway queue list   |   .venv/bin/gateway queue approve <id>",
-        ]
+            who = "CLI      in the terminal you run `gateway` from (approvals with --local):"
+            queue = "queue    .venv/bin/gateway queue list --local"
+        else:
+            who = (
+                f"CLI      in the terminal you run `gateway` from, as approver {self.demo.subject} (sre); "
+                f"approvals must be signed (allowed signers: {self.demo.allowed_signers}):"
+            )
+            queue = "queue    .venv/bin/gateway queue list   |   .venv/bin/gateway queue approve <id>"
+        return [who, f"         export {exports}", queue]
 
     def summary(self) -> str:
         kube = (
@@ -214,10 +228,8 @@ class Topology:
                 f"OPA      {self.opa.url}  (decision log: {self.config.state / 'logs' / 'opa.log'})",
                 f"gateway  {self.mcp_url}",
                 f"backends {kube}; {palette}",
-                f"tokens   {self.tokens_file}: add one with",
-                f"         GATEWAY_TOKENS_FILE={self.tokens_file} .venv/bin/gateway token create "
-                "--subject $USER --group sre",
-                *self._approver_lines(),
+                "tokens   .venv/bin/gateway token create --subject $USER --group sre",
+                *self._cli_lines(),
                 "Ctrl-C stops everything.",
             ]
         )

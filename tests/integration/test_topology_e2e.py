@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shlex
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -75,12 +76,17 @@ class Running:
         self.tokens = tokens
 
     def cli(self, *args: str, subject: str) -> subprocess.CompletedProcess[str]:
-        """``gateway queue ...`` as an approver at the terminal: bob is ``make run``'s demo
-        approver (token file and SSH key in <state>/demo); others use their token."""
+        """``gateway queue ...`` as an approver at the terminal, with exactly what the
+        topology's summary tells them to export (the ports here are not the defaults): bob
+        is ``make run``'s demo approver (token file and SSH key in <state>/demo); others use
+        their token."""
         demo = self.topology.demo
         assert demo is not None
+        summary = self.topology.summary().splitlines()
+        exports = [line.split("export ", 1)[1] for line in summary if "export " in line]
+        assert len(exports) == 1, self.topology.summary()
         env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-        env |= demo.client_environment(self.topology.gateway_url)
+        env |= dict(item.split("=", 1) for item in shlex.split(exports[0]))
         if subject != demo.subject:
             env = {k: v for k, v in env.items() if k not in ("GATEWAY_TOKEN_FILE", "GATEWAY_SIGNING_KEY")}
             env["GATEWAY_TOKEN"] = self.tokens[subject]
