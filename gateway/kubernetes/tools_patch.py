@@ -19,6 +19,7 @@ from gateway.kubernetes.client import PatchType
 from gateway.kubernetes.failures import changed_since_judged
 from gateway.kubernetes.images import policy_image
 from gateway.kubernetes.kinds import ResourceKind
+from gateway.kubernetes.quantities import as_written
 from gateway.kubernetes.tools_read import judged_kind, kube_spec
 from gateway.kubernetes.views import summary
 from gateway.tools import ExecutionContext, Prepared, ToolSpec
@@ -117,7 +118,8 @@ class PatchTools:
             kind, args.name, args.namespace, body, patch_type=patch_type,
             field_manager=self.backend.field_manager, dry_run=True,
         )  # fmt: skip
-        return [Prepared(target=target, object=policy_image(after), current=policy_image(current))]
+        image = policy_image(as_written(after, patch[0]))
+        return [Prepared(target=target, object=image, current=policy_image(current))]
 
     # -- execute -------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from gateway.kubernetes.failures import changed_since_judged
 from gateway.kubernetes.images import policy_image
 from gateway.kubernetes.kinds import ResourceKind
 from gateway.kubernetes.manifests import Manifest, parse_manifest
+from gateway.kubernetes.quantities import as_written
 from gateway.kubernetes.tools_read import judged_kind
 from gateway.kubernetes.views import summary
 from gateway.tools import ExecutionContext, Prepared, ToolSpec
@@ -116,7 +117,7 @@ class WriteTools:
             prepared.append(
                 Prepared(
                     target=target,
-                    object=policy_image(after),
+                    object=policy_image(as_written(after, obj)),
                     current=policy_image(current),
                     policy_args=manifest.policy_args(),
                 )

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from kubernetes.utils.quantity import parse_quantity
+from gateway.kubernetes.quantities import amount
 
 __all__ = ["format_quantity", "live_usage", "pod_resources", "usage_report", "workload_replicas"]
 
@@ -25,8 +25,8 @@ _BYTES = {"memory", "ephemeral-storage", "storage"}
 
 def _parse(value: Any) -> Decimal:
     try:
-        return Decimal(parse_quantity(value))  # type: ignore[no-untyped-call]
-    except (ValueError, ArithmeticError):
+        return amount(value)
+    except ValueError:
         return Decimal(0)  # the server validated it; an odd form must not break the report
 
 
