@@ -28,7 +28,7 @@ from gateway.contracts import (
 )
 from gateway.errors import UnknownTool
 
-__all__ = ["ExecutionContext", "Prepared", "ToolRegistry", "ToolSpec"]
+__all__ = ["ExecutionContext", "Prepared", "ToolRegistry", "ToolSpec", "backend_spec"]
 
 ArgsT = TypeVar("ArgsT", bound=BaseModel)
 
@@ -108,6 +108,37 @@ class ToolSpec(Generic[ArgsT]):
             idempotent_hint=True if read_only else self.idempotent,
             open_world_hint=self.open_world,
         )
+
+
+_PREFIXES: dict[Backend, str] = {"kubernetes": "k8s_", "palette": "palette_", "gateway": "gateway_"}
+
+
+def backend_spec(
+    backend: Backend,
+    name: str,
+    title: str,
+    description: str,
+    args: type[Any],
+    prepare: Any,
+    execute: Any,
+    *,
+    effect: Effect = "read",
+    idempotent: bool = False,
+) -> ToolSpec[Any]:
+    """A backend's ``ToolSpec``: the operation is the tool's name without the backend's
+    prefix (``k8s_scale`` scales, ``palette_delete_cluster`` deletes a cluster)."""
+    return ToolSpec(
+        name=name,
+        title=title,
+        description=description,
+        backend=backend,
+        operation=name.removeprefix(_PREFIXES[backend]),
+        effect=effect,
+        args=args,
+        prepare=prepare,
+        execute=execute,
+        idempotent=idempotent,
+    )
 
 
 class ToolRegistry:

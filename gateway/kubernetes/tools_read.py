@@ -7,16 +7,17 @@ objects without managedFields; lists are paged (``continue``) and bounded.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
-from gateway.contracts import Effect, Target
+from gateway.contracts import Target
 from gateway.errors import BackendError, Forbidden
 from gateway.kubernetes.args import ClusterInfoArgs, EventsArgs, GetArgs, ListArgs, LogsArgs, NodesArgs
 from gateway.kubernetes.backend import KubeBackend
 from gateway.kubernetes.images import read_view
 from gateway.kubernetes.kinds import ResourceKind
 from gateway.kubernetes.views import event_view, node_view
-from gateway.tools import ExecutionContext, Prepared, ToolSpec
+from gateway.tools import ExecutionContext, Prepared, ToolSpec, backend_spec
 
 __all__ = ["ReadTools", "judged_kind", "kube_spec"]
 
@@ -25,30 +26,8 @@ _EVENT_PAGES = 2
 _LOG_BYTES = 1024 * 1024
 
 
-def kube_spec(
-    name: str,
-    title: str,
-    description: str,
-    args: type[Any],
-    prepare: Any,
-    execute: Any,
-    *,
-    effect: Effect = "read",
-    idempotent: bool = True,
-) -> ToolSpec[Any]:
-    """A Kubernetes ``ToolSpec``: the operation is the tool's name without ``k8s_``."""
-    return ToolSpec(
-        name=name,
-        title=title,
-        description=description,
-        backend="kubernetes",
-        operation=name.removeprefix("k8s_"),
-        effect=effect,
-        args=args,
-        prepare=prepare,
-        execute=execute,
-        idempotent=idempotent,
-    )
+kube_spec = partial(backend_spec, "kubernetes", idempotent=True)
+"""A Kubernetes ``ToolSpec`` (reads are idempotent unless a write says otherwise)."""
 
 
 async def judged_kind(

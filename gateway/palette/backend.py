@@ -9,14 +9,15 @@ policy judges, the others execute what it allowed.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
-from gateway.contracts import Effect, Target
+from gateway.contracts import Target
 from gateway.errors import Conflict
 from gateway.palette.client import PaletteClient
 from gateway.palette.targets import resolve_cluster
 from gateway.settings import Settings
-from gateway.tools import ExecutionContext, ToolSpec
+from gateway.tools import ExecutionContext, backend_spec
 
 __all__ = ["CheckFn", "PaletteBackend", "palette_spec"]
 
@@ -51,25 +52,5 @@ class PaletteBackend:
         return cluster
 
 
-def palette_spec(
-    name: str,
-    title: str,
-    description: str,
-    args: type[Any],
-    prepare: Any,
-    execute: Any,
-    *,
-    effect: Effect = "read",
-) -> ToolSpec[Any]:
-    """A Palette ``ToolSpec``: the operation is the tool's name without ``palette_``."""
-    return ToolSpec(
-        name=name,
-        title=title,
-        description=description,
-        backend="palette",
-        operation=name.removeprefix("palette_"),
-        effect=effect,
-        args=args,
-        prepare=prepare,
-        execute=execute,
-    )
+palette_spec = partial(backend_spec, "palette")
+"""A Palette ``ToolSpec``."""

@@ -58,6 +58,19 @@ def _run(recipe: Path, db: Path, query: str) -> subprocess.CompletedProcess[str]
     )
 
 
+async def _database(tmp_path: Path, *, begun_before_rfc8785: bool = False) -> tuple[Path, str]:
+    """A gateway database (optionally continuing the format-1 log) and its chain's head."""
+    db = tmp_path / "gateway.db"
+    if begun_before_rfc8785:
+        with sqlite3.connect(db) as conn:
+            conn.executescript(FORMAT1_DUMP.read_text(encoding="utf-8"))
+    store = await QueueStore.open(db)
+    try:
+        return db, await _fill(store)
+    finally:
+        await store.close()
+
+
 async def _fill(store: QueueStore) -> str:
     """Parked calls and audit rows holding what JCS and Python print differently."""
     await store.park(scale_call(), needs_approval(), ALICE)
@@ -80,12 +93,7 @@ async def _fill(store: QueueStore) -> str:
 async def test_the_node_recipe_recomputes_every_audit_hash_and_refuses_an_edit(
     recipes: dict[str, Path], tmp_path: Path
 ) -> None:
-    db = tmp_path / "gateway.db"
-    store = await QueueStore.open(db)
-    try:
-        head = await _fill(store)
-    finally:
-        await store.close()
+    db, head = await _database(tmp_path)
     done = _run(recipes["verify-audit.mjs"], db, AUDIT_ROWS)
     assert (done.returncode, done.stdout.strip()) == (0, f"audit chain intact, head {head}"), done.stderr
 
@@ -99,14 +107,7 @@ async def test_the_node_recipe_recomputes_every_audit_hash_and_refuses_an_edit(
 async def test_the_node_recipe_follows_a_chain_begun_before_rfc8785(
     recipes: dict[str, Path], tmp_path: Path
 ) -> None:
-    db = tmp_path / "gateway.db"
-    with sqlite3.connect(db) as conn:
-        conn.executescript(FORMAT1_DUMP.read_text(encoding="utf-8"))
-    store = await QueueStore.open(db)
-    try:
-        head = await _fill(store)
-    finally:
-        await store.close()
+    db, head = await _database(tmp_path, begun_before_rfc8785=True)
     done = _run(recipes["verify-audit.mjs"], db, AUDIT_ROWS)
     assert (done.returncode, done.stdout.strip()) == (0, f"audit chain intact, head {head}"), done.stderr
 
@@ -114,12 +115,7 @@ async def test_the_node_recipe_follows_a_chain_begun_before_rfc8785(
 async def test_the_node_recipe_recomputes_every_call_fingerprint(
     recipes: dict[str, Path], tmp_path: Path
 ) -> None:
-    db = tmp_path / "gateway.db"
-    store = await QueueStore.open(db)
-    try:
-        await _fill(store)
-    finally:
-        await store.close()
+    db, _ = await _database(tmp_path)
     done = _run(recipes["fingerprint.mjs"], db, PARKED_CALLS)
     assert (done.returncode, done.stdout.strip()) == (0, "every parked call matches its fingerprint"), (
         done.stderr

@@ -8,7 +8,7 @@ import pytest
 from palette_support import API_KEY, admin, aws_body, cluster_uid, fake_app, palette_client
 
 from gateway.errors import Invalid
-from gateway.local.palette_spec import SpecValidator
+from gateway.local.palette_spec import CLIENT_OPERATIONS, SpecValidator
 from gateway.palette.client import PaletteClient
 
 
@@ -70,20 +70,7 @@ def test_the_validator_checks_error_bodies_against_v1error() -> None:
 
 def test_every_path_the_client_uses_exists_in_the_spec() -> None:
     validator = SpecValidator()
-    for path, method in [
-        ("/v1/dashboard/spectroclusters/search", "post"),
-        ("/v1/spectroclusters/{uid}", "get"),
-        ("/v1/spectroclusters/{uid}", "delete"),
-        ("/v1/dashboard/spectroclusters/{uid}/overview", "get"),
-        ("/v1/events/components/{objectKind}/{objectUid}", "get"),
-        ("/v1/dashboard/spectroclusters/{uid}/cost", "get"),
-        ("/v1/dashboard/clusterprofiles", "post"),
-        ("/v1/clusterprofiles/{uid}", "get"),
-        ("/v1/packs/search", "post"),
-        ("/v1/spectroclusters/aws", "post"),
-        ("/v1/spectroclusters/aws/validate", "post"),
-        ("/v1/spectroclusters/{uid}/profiles", "patch"),
-    ]:
+    for path, method in CLIENT_OPERATIONS:
         assert validator.operation(path, method)["operationId"]
 
 

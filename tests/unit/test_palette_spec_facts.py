@@ -62,12 +62,10 @@ def test_the_facts_hold_shapes_not_prose() -> None:
     assert {"type", "properties", "required", "$ref"} <= used
 
 
-def test_every_fake_body_and_client_path_is_in_the_facts() -> None:
+def test_every_body_the_fake_checks_is_in_the_facts() -> None:
     validator = SpecValidator(FACTS_PATH)
     for name in FAKE_DEFINITIONS:
         assert validator.has_definition(name), name
-    for path, method in CLIENT_OPERATIONS:
-        assert validator.operation(path, method)["operationId"]
 
 
 def test_the_reduction_keeps_required_lists_and_types_and_drops_the_rest() -> None:
