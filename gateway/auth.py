@@ -213,7 +213,9 @@ class BearerAuthMiddleware:
     token that is present but unknown is always refused (it is never downgraded to
     anonymous, so a revoked token cannot keep reading). Without a token,
     ``anonymous="reject"`` answers 401 and ``"read-only"`` passes on ``ANONYMOUS``, whom
-    policy limits to reads.
+    policy limits to reads. On ``jsonrpc_paths`` (MCP) the 401 body is a JSON-RPC error,
+    which MCP clients show their user; elsewhere (the approvals API) it is
+    ``{"error": <failure>, "message": ...}``.
     """
 
     def __init__(
@@ -225,8 +227,10 @@ class BearerAuthMiddleware:
         public_paths: Collection[str] = (),
         on_failure: Callable[[AuthFailure], None] | None = None,
         oidc: OidcVerifier | None = None,
+        jsonrpc_paths: Collection[str] = (),
     ) -> None:
         self.app = app
+        self.jsonrpc_paths = frozenset(jsonrpc_paths)
         self.oidc = oidc
         self.tokens = tokens
         self.anonymous = anonymous
@@ -250,7 +254,8 @@ class BearerAuthMiddleware:
         if failure is not None:
             if self.on_failure is not None:
                 self.on_failure(failure)
-            await _unauthorized(failure, why)(scope, receive, send)
+            jsonrpc = str(scope.get("path", "")).rstrip("/") in self.jsonrpc_paths
+            await _unauthorized(failure, why, jsonrpc=jsonrpc)(scope, receive, send)
             return
         scope[PRINCIPAL_SCOPE_KEY] = principal
         await self.app(scope, receive, send)
@@ -269,9 +274,10 @@ class BearerAuthMiddleware:
         return (principal, None) if principal is not None else (None, "invalid_token")
 
 
-def _unauthorized(failure: AuthFailure, why: str | None = None) -> JSONResponse:
-    """401 with a JSON-RPC error body: MCP clients show an error body's ``message`` to their
-    user, and replace anything else by a generic "Server returned an error response"."""
+def _unauthorized(failure: AuthFailure, why: str | None = None, *, jsonrpc: bool = False) -> JSONResponse:
+    """401 naming the failure. For MCP (``jsonrpc``) the body is a JSON-RPC error: MCP
+    clients show its ``message`` to their user, and replace any other body by a generic
+    "Server returned an error response"."""
     if failure == "missing_token":
         challenge = 'Bearer realm="policy-gateway"'
         message = "this gateway needs a bearer token: send `Authorization: Bearer <token>`"
@@ -283,8 +289,12 @@ def _unauthorized(failure: AuthFailure, why: str | None = None) -> JSONResponse:
         )
         if why is not None:
             message = f"the bearer token is not valid: {why}"
+    body: dict[str, object] = {"error": failure, "message": message}
+    if jsonrpc:
+        error = {"code": UNAUTHORIZED, "message": message, "data": failure}
+        body = {"jsonrpc": "2.0", "id": None, "error": error}
     return JSONResponse(
-        {"jsonrpc": "2.0", "id": None, "error": {"code": UNAUTHORIZED, "message": message, "data": failure}},
+        body,
         status_code=401,
         headers={"WWW-Authenticate": challenge},
     )

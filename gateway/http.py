@@ -91,8 +91,8 @@ class _HostGuard:
 
 
 class _BodyLimitAnswer:
-    """The SDK refuses a body above ``max_request_body_size`` with a plain-text 413; this
-    answers it instead with a JSON-RPC error saying what the limits are."""
+    """The SDK refuses an MCP body above ``max_request_body_size`` with a plain-text 413;
+    this answers it instead with a JSON-RPC error saying what the limits are."""
 
     def __init__(self, app: ASGIApp, *, body_limit: int, argument_limit: int) -> None:
         self.app = app
@@ -106,7 +106,7 @@ class _BodyLimitAnswer:
         self._body = json.dumps({"jsonrpc": "2.0", "id": None, "error": error}).encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or str(scope.get("path", "")).rstrip("/") != MCP_PATH:
             await self.app(scope, receive, send)
             return
         replaced = False
@@ -264,6 +264,7 @@ def build_app(
                 anonymous=settings.anonymous,
                 public_paths=PUBLIC_PATHS,
                 on_failure=metrics.record_auth_failure,
+                jsonrpc_paths={MCP_PATH},
                 oidc=oidc,
             ),
             Middleware(_BodyLimitAnswer, body_limit=body_limit, argument_limit=settings.max_argument_bytes),

@@ -217,6 +217,6 @@ async def test_the_middleware_answers_401_naming_the_problem_and_passes_valid_ca
     assert seen[0].subject == "alice@example.com"
     assert wrong.status_code == 401
     assert (
-        wrong.json()["error"]["message"]
+        wrong.json()["message"]
         == "the bearer token is not valid: the token is for another audience, not 'policy-gateway'"
     )
