@@ -1,14 +1,17 @@
 """A real Kubernetes API server as native processes: etcd plus kube-apiserver on loopback.
 
-No controllers run (no kube-controller-manager, no scheduler, no kubelet): Deployments
-create no Pods and namespaces are never finalized. That is all the gateway needs to test
-selectors, dry-run, server-side apply, field-manager conflicts and RBAC against the real
-server, and it is the sandbox ``make run`` serves when no cluster is configured.
+On its own (``controllers=False``) no controllers run: Deployments create no Pods and
+namespaces are never finalized. That quiet server is what tests of selectors, dry-run,
+server-side apply and field-manager conflicts need. ``gateway.local.cluster`` runs it
+with ``controllers=True`` and adds the controller manager, the scheduler and kwok's
+simulated nodes: the living sandbox ``make run`` serves.
 
-Authentication is a static token file with two users: an admin in ``system:masters`` and
-a restricted user with no bindings (tests grant it what they need). The serving
-certificate is the one kube-apiserver generates in ``--cert-dir``; the kubeconfig embeds
-it. State lives under one directory, so a sandbox keeps its objects, tokens and
+Authentication is a static token file: an admin in ``system:masters``, a restricted user
+with no bindings (tests grant it what they need), and one user per control-plane
+component, named as the bootstrap RBAC policy expects (``system:kube-controller-manager``,
+``system:kube-scheduler``) or bound by the cluster to a role of its own (kwok). The
+serving certificate is the one kube-apiserver generates in ``--cert-dir``; kubeconfigs
+embed it. State lives under one directory, so a sandbox keeps its objects, tokens and
 keys across restarts.
 """
 
@@ -22,7 +25,6 @@ import ssl
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -30,32 +32,53 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from gateway.errors import ConfigError
-from gateway.local.process import ManagedProcess, free_port, wait_until
+from gateway.local.process import ComponentFailed, ManagedProcess, free_port, wait_until
 
 __all__ = [
     "ADMIN_USER",
     "APISERVER_VERSION",
+    "COMPONENT_USERS",
     "RESTRICTED_USER",
+    "SERVICE_CIDR",
     "KubeApiServer",
     "find_etcd",
     "find_kube_apiserver",
+    "find_tool",
 ]
 
 APISERVER_VERSION = "v1.30.14"
+KWOK_VERSION = "v0.6.1"
 ADMIN_USER = "sandbox-admin"
 RESTRICTED_USER = "restricted-user"
-_CACHE_BINARY = (
-    Path.home() / ".cache" / "policy-gateway" / f"kube-apiserver-{APISERVER_VERSION}" / "kube-apiserver"
-)
-_SERVICE_CIDR = "10.96.0.0/24"
+# The user each control-plane component authenticates as.
+COMPONENT_USERS = {
+    "kube-controller-manager": "system:kube-controller-manager",
+    "kube-scheduler": "system:kube-scheduler",
+    "kwok": "kwok-controller",
+}
+SERVICE_CIDR = "10.96.0.0/24"
+_TOOL_CACHE = Path.home() / ".cache" / "policy-gateway"
+# Where `make setup` builds each binary (mk/kube.mk), and the variable that overrides it.
+_TOOLS = {
+    "kube-apiserver": (f"kubernetes-{APISERVER_VERSION}", "GATEWAY_KUBE_APISERVER_BIN"),
+    "kube-controller-manager": (f"kubernetes-{APISERVER_VERSION}", "GATEWAY_KUBE_CONTROLLER_MANAGER_BIN"),
+    "kube-scheduler": (f"kubernetes-{APISERVER_VERSION}", "GATEWAY_KUBE_SCHEDULER_BIN"),
+    "kwok": (f"kwok-{KWOK_VERSION}", "GATEWAY_KWOK_BIN"),
+}
+
+
+def find_tool(name: str) -> str:
+    """The binary of ``name``: its ``GATEWAY_*_BIN`` variable (exported by the Makefile),
+    else the tool-cache build."""
+    directory, variable = _TOOLS[name]
+    candidate = os.environ.get(variable) or str(_TOOL_CACHE / directory / name)
+    if not os.access(candidate, os.X_OK):
+        raise ConfigError(f"no {name} binary: run `make setup`, or set {variable}")
+    return candidate
 
 
 def find_kube_apiserver() -> str:
-    """``GATEWAY_KUBE_APISERVER_BIN`` (exported by the Makefile) or the tool-cache build."""
-    candidate = os.environ.get("GATEWAY_KUBE_APISERVER_BIN") or str(_CACHE_BINARY)
-    if not os.access(candidate, os.X_OK):
-        raise ConfigError("no kube-apiserver binary: run `make setup`, or set GATEWAY_KUBE_APISERVER_BIN")
-    return candidate
+    return find_tool("kube-apiserver")
 
 
 def find_etcd() -> str:
@@ -66,24 +89,32 @@ def find_etcd() -> str:
     return candidate
 
 
-@dataclass(frozen=True)
-class _Credentials:
-    admin_token: str
-    restricted_token: str
-
-
 class KubeApiServer:
     """etcd + kube-apiserver under ``state_dir``, started and stopped by pid.
 
     ``port`` 0 picks a free loopback port. ``start`` returns once ``/readyz`` answers 200,
     which includes the RBAC bootstrap roles (``view``, ``edit``, ``admin``).
+    ``controllers`` says whether a controller manager will run (it creates the
+    ``default`` ServiceAccount the ServiceAccount admission plugin requires);
+    ``sandbox_ca`` is the sandbox's CA: the API server verifies node (kwok) endpoints
+    with it when it proxies pod logs.
     """
 
-    def __init__(self, state_dir: Path, *, port: int = 0, context: str = "sandbox") -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        port: int = 0,
+        context: str = "sandbox",
+        controllers: bool = False,
+        sandbox_ca: Path | None = None,
+    ) -> None:
         self.state_dir = state_dir.resolve()
         self.context = context
+        self.controllers = controllers
+        self.sandbox_ca = sandbox_ca
         self._fixed_port = port
-        self._credentials = self._ensure_credentials()
+        self._tokens = self._ensure_credentials()
         self._ensure_service_account_key()
         self._plan_processes()
         self.started_in: float | None = None
@@ -103,11 +134,17 @@ class KubeApiServer:
 
     @property
     def admin_token(self) -> str:
-        return self._credentials.admin_token
+        return self._tokens[ADMIN_USER]
 
     @property
     def restricted_token(self) -> str:
-        return self._credentials.restricted_token
+        return self._tokens[RESTRICTED_USER]
+
+    @property
+    def service_account_key(self) -> Path:
+        """The key service-account tokens are signed with (the controller manager signs
+        the legacy token Secrets with it too)."""
+        return self.state_dir / "sa.key"
 
     @property
     def ca_file(self) -> Path:
@@ -135,11 +172,16 @@ class KubeApiServer:
         self.write_kubeconfig(self.kubeconfig_path)
 
     def _start_once(self, timeout: float) -> None:
-        self.etcd.start()
         try:
-            wait_until(self._etcd_ready, timeout=timeout, what=f"etcd on port {self._etcd_port}")
-            self.apiserver.start()
-            wait_until(self._apiserver_ready, timeout=timeout, what=f"kube-apiserver on port {self.port}")
+            for name, process, probe in (
+                ("etcd", self.etcd, self._etcd_ready),
+                ("kube-apiserver", self.apiserver, self._apiserver_ready),
+            ):
+                process.start()
+                try:
+                    wait_until(probe, timeout=timeout, what=f"{name} on its port")
+                except (RuntimeError, TimeoutError) as exc:
+                    raise ComponentFailed(name, process.log_path, str(exc), process.tail()) from exc
         except BaseException:
             self.stop()
             raise
@@ -151,14 +193,18 @@ class KubeApiServer:
     def write_kubeconfig(self, path: Path) -> Path:
         """A kubeconfig with two contexts, ``<context>`` (admin) and ``<context>-restricted``,
         trusting the server's self-signed certificate (written by ``start``)."""
+        contexts = {self.context: ADMIN_USER, f"{self.context}-restricted": RESTRICTED_USER}
+        return self._write_kubeconfig(path, contexts, current=self.context)
+
+    def write_component_kubeconfig(self, component: str, path: Path) -> Path:
+        """A kubeconfig for one control-plane component, as its own user."""
+        return self._write_kubeconfig(path, {component: COMPONENT_USERS[component]}, current=component)
+
+    def _write_kubeconfig(self, path: Path, contexts: dict[str, str], *, current: str) -> Path:
         # Embedded rather than referenced: the file stays usable wherever it is copied.
         ca_data = base64.b64encode(self.ca_file.read_bytes()).decode("ascii")
         cluster = {"server": self.url, "certificate-authority-data": ca_data}
-        users = {
-            ADMIN_USER: self.admin_token,
-            RESTRICTED_USER: self.restricted_token,
-        }
-        contexts = {self.context: ADMIN_USER, f"{self.context}-restricted": RESTRICTED_USER}
+        users = {user: self._tokens[user] for user in contexts.values()}
         document = {
             "apiVersion": "v1",
             "kind": "Config",
@@ -168,7 +214,7 @@ class KubeApiServer:
                 {"name": name, "context": {"cluster": self.context, "user": user, "namespace": "default"}}
                 for name, user in contexts.items()
             ],
-            "current-context": self.context,
+            "current-context": current,
         }
         path.parent.mkdir(parents=True, exist_ok=True)
         # The file holds bearer tokens: write it owner-only before anything is in it.
@@ -179,7 +225,8 @@ class KubeApiServer:
 
     # -- state ---------------------------------------------------------------------------
 
-    def _ensure_credentials(self) -> _Credentials:
+    def _ensure_credentials(self) -> dict[str, str]:
+        """Token by user name; users missing from an older sandbox's file are added."""
         token_file = self.state_dir / "tokens.csv"
         if not token_file.exists():
             token_file.parent.mkdir(parents=True, exist_ok=True)
@@ -188,11 +235,17 @@ class KubeApiServer:
             with os.fdopen(fd, "w") as out:
                 out.write(f'{admin},{ADMIN_USER},uid-admin,"system:masters"\n')
                 out.write(f"{restricted},{RESTRICTED_USER},uid-restricted\n")
-        rows = [line.split(",", 2) for line in token_file.read_text().splitlines() if line.strip()]
+        rows = [line.split(",", 3) for line in token_file.read_text().splitlines() if line.strip()]
         tokens = {row[1]: row[0] for row in rows if len(row) >= 2}
         if ADMIN_USER not in tokens or RESTRICTED_USER not in tokens:
             raise ConfigError(f"{token_file} is not a sandbox token file: remove {self.state_dir} to reset")
-        return _Credentials(admin_token=tokens[ADMIN_USER], restricted_token=tokens[RESTRICTED_USER])
+        missing = [user for user in COMPONENT_USERS.values() if user not in tokens]
+        if missing:
+            with token_file.open("a") as out:
+                for user in missing:
+                    tokens[user] = secrets.token_urlsafe(32)
+                    out.write(f"{tokens[user]},{user},uid-{user.rsplit(':', 1)[-1]}\n")
+        return tokens
 
     def _ensure_service_account_key(self) -> None:
         key_file = self.state_dir / "sa.key"
@@ -230,28 +283,37 @@ class KubeApiServer:
 
     def _apiserver_argv(self) -> list[str]:
         sa_key = self.state_dir / "sa.key"
-        return [
+        argv = [
             find_kube_apiserver(),
             f"--etcd-servers=http://127.0.0.1:{self._etcd_port}",
             f"--cert-dir={self.state_dir / 'certs'}",
             "--bind-address=127.0.0.1",
             "--advertise-address=127.0.0.1",
             f"--secure-port={self.port}",
-            f"--service-cluster-ip-range={_SERVICE_CIDR}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--allow-privileged=true",
             "--authorization-mode=RBAC",
             f"--token-auth-file={self.state_dir / 'tokens.csv'}",
             "--service-account-issuer=https://kubernetes.default.svc",
             f"--service-account-key-file={self.state_dir / 'sa.pub'}",
             f"--service-account-signing-key-file={sa_key}",
-            # No controller-manager creates each namespace's `default` ServiceAccount, so
-            # the admission plugin that requires it would reject every bare Pod.
-            "--disable-admission-plugins=ServiceAccount",
             # A single-member sandbox has no peers to reconcile endpoints with.
             "--endpoint-reconciler-type=none",
             "--profiling=false",
             "--v=0",
         ]
+        if not self.controllers:
+            # No controller manager creates each namespace's `default` ServiceAccount, so
+            # the admission plugin that requires it would reject every bare Pod.
+            argv.append("--disable-admission-plugins=ServiceAccount")
+        if self.sandbox_ca is not None:
+            # Simulated nodes all listen on loopback: their InternalIP is 127.0.0.1, and
+            # their "kubelet" (kwok) serves a certificate from the sandbox CA for it.
+            argv += [
+                f"--kubelet-certificate-authority={self.sandbox_ca}",
+                "--kubelet-preferred-address-types=InternalIP",
+            ]
+        return argv
 
     # -- readiness -----------------------------------------------------------------------
 

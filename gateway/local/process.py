@@ -13,7 +13,25 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-__all__ = ["ManagedProcess", "answers_200", "free_port", "wait_until"]
+__all__ = ["ComponentFailed", "ManagedProcess", "answers_200", "free_port", "wait_until"]
+
+
+class ComponentFailed(RuntimeError):
+    """A local server that did not start: which one, why, and where its log is.
+
+    Raised by whatever starts several processes after it stopped those already started;
+    the message ends with the last lines of the component's log.
+    """
+
+    def __init__(self, component: str, log_path: Path, reason: str, tail: str = "") -> None:
+        self.component = component
+        self.log_path = log_path
+        self.reason = reason
+        message = f"{component} did not start: {reason.splitlines()[0] if reason else 'unknown'}\n"
+        message += f"  its log: {log_path}"
+        if tail:
+            message += "\n  last lines:\n" + "\n".join(f"    {line}" for line in tail.splitlines())
+        super().__init__(message)
 
 
 def free_port() -> int:

@@ -1,7 +1,8 @@
 """The docker-compose topology as native processes: what ``make up`` / ``make run`` start.
 
     OPA (the built bundle, ``deploy/opa/config.yaml``)       127.0.0.1:8181
-    `gateway sandbox up` in var/sandbox (when no kubeconfig is configured; reused if running)
+    `gateway sandbox up` in var/sandbox: etcd, kube-apiserver, controller manager, scheduler
+        and kwok's simulated nodes (when no kubeconfig is configured; reused if running)
     fake Palette API               (when PALETTE_HOST is not configured)
     gateway serve --transport http                           127.0.0.1:8000/mcp
 
@@ -95,12 +96,11 @@ class _Sandbox:
         if self._ready_file.exists() and _running(self.state_dir / "sandbox.pid"):
             self.shared = True
             return
-        self.process.start_and_wait(
-            self._ready_file.exists, timeout=timeout, what="the sandbox kube-apiserver"
-        )
+        self.process.start_and_wait(self._ready_file.exists, timeout=timeout, what="the sandbox cluster")
 
     def stop(self) -> None:
-        self.process.stop(grace=20)
+        # `sandbox up` stops its components itself (each by pid) when it gets SIGTERM.
+        self.process.stop(grace=60)
 
 
 def _running(pid_file: Path) -> bool:
@@ -183,7 +183,7 @@ class Topology:
             cli |= self.demo.client_environment(self.gateway_url)
         return cli
 
-    def start(self, timeout: float = 90.0) -> None:
+    def start(self, timeout: float = 180.0) -> None:
         try:
             for part in (self.opa, self.kube, self.palette):
                 if part is not None:
@@ -220,7 +220,9 @@ class Topology:
 
     def summary(self) -> str:
         kube = (
-            f"sandbox kube-apiserver {self.kube.url}" if self.kube else f"kubeconfig {self.config.kubeconfig}"
+            f"sandbox cluster {self.kube.url} (logs: {self.kube.state_dir / 'logs'})"
+            if self.kube
+            else f"kubeconfig {self.config.kubeconfig}"
         )
         palette = f"fake Palette {self.palette.url}" if self.palette else "Palette from PALETTE_HOST"
         return "\n".join(
