@@ -104,8 +104,10 @@ class KubeClient:
     async def version(self) -> JSON:
         return await self._json("get", "/version")
 
-    async def get(self, kind: ResourceKind, name: str, namespace: str | None) -> JSON:
-        return await self._json("get", _path(kind, name, namespace))
+    async def get(
+        self, kind: ResourceKind, name: str, namespace: str | None, *, subresource: str | None = None
+    ) -> JSON:
+        return await self._json("get", _path(kind, name, namespace, subresource))
 
     async def list(
         self,
@@ -177,10 +179,12 @@ class KubeClient:
         patch_type: PatchType,
         field_manager: str,
         dry_run: bool,
+        subresource: str | None = None,
     ) -> JSON:
+        """A patch of the object, or of one of its subresources (``scale``)."""
         return await self._json(
             "patch",
-            _path(kind, name, namespace),
+            _path(kind, name, namespace, subresource),
             body=body,
             content_type=_PATCH_CONTENT_TYPES[patch_type],
             field_manager=field_manager,
@@ -237,7 +241,7 @@ class KubeClient:
             raise translate(exc, server=self.server) from exc
 
 
-def _path(kind: ResourceKind, name: str | None, namespace: str | None) -> str:
+def _path(kind: ResourceKind, name: str | None, namespace: str | None, subresource: str | None = None) -> str:
     resource = Resource(  # type: ignore[no-untyped-call]
         prefix=kind.prefix,
         group=kind.group,
@@ -249,7 +253,7 @@ def _path(kind: ResourceKind, name: str | None, namespace: str | None) -> str:
     path: str = resource.path(  # type: ignore[no-untyped-call]
         name=name, namespace=namespace if kind.namespaced else None
     )
-    return path
+    return f"{path}/{subresource}" if subresource and name else path
 
 
 def _load_kubeconfig(path: Path | None, context: str | None, configuration: Any) -> str:

@@ -29,7 +29,7 @@ from gateway.errors import (
     RateLimited,
 )
 
-__all__ = ["api_message", "cause", "changed_since_judged", "translate"]
+__all__ = ["api_message", "cause", "translate"]
 
 _MAX_MESSAGE = 500
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -165,11 +165,3 @@ def translate(exc: BaseException, *, server: str) -> BackendError:
     if isinstance(exc, urllib3.exceptions.HTTPError | ssl.SSLError | OSError):
         return BackendUnavailable(f"the Kubernetes API at {server} is unreachable ({type(exc).__name__})")
     return BackendUnavailable(f"the Kubernetes API call failed unexpectedly ({type(exc).__name__})")
-
-
-def changed_since_judged(kind: str, name: str, namespace: str | None, exc: Exception) -> str:
-    """The Conflict message when optimistic concurrency refused a judged write."""
-    where = f"{namespace}/{name}" if namespace else name
-    return (
-        f"{kind} {where} changed after policy judged it; nothing was written, propose the call again ({exc})"
-    )

@@ -1,10 +1,16 @@
-"""``k8s_scale``, ``k8s_restart`` and ``k8s_set_resources``: patches of one workload.
+"""``k8s_scale``, ``k8s_restart`` and ``k8s_set_resources``: changes to one workload.
 
-Each patch is built once, in ``prepare``, from the live object, and carries its
-``resourceVersion``: the server dry-runs it for policy, and ``execute`` sends the same
-patch (read back from the judged after-image where it holds a value chosen at prepare
-time, like the restart timestamp). If the workload changed in between, the server
-refuses with a Conflict and nothing is written.
+``prepare`` reads the live object (before-image) and asks the server for the result of
+the change with ``dryRun=All`` (after-image); nothing is written. ``k8s_scale`` goes
+through the ``/scale`` subresource, as ``kubectl scale`` and autoscalers do, so any kind
+that serves one (custom resources included) can be scaled, with the RBAC permission on
+``<resource>/scale``; its after-image is the object with the new count where the kind
+keeps it (``spec.replicas``, or a CRD's ``specReplicasPath``).
+
+``execute`` sends the same change, guarded by what policy judged (``guards``): the
+object's uid, generation (its spec), labels and annotations, not its resourceVersion, so
+status updates by controllers while the call waited for approval do not fail it, and a
+spec change by someone else does. ``k8s_restart`` reports the rollout it started.
 """
 
 from __future__ import annotations
@@ -12,14 +18,15 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.contracts import utc_now
-from gateway.errors import BackendError, Conflict, InvalidArguments
+from gateway.errors import BackendError, Forbidden, InvalidArguments, NotFound
 from gateway.kubernetes.args import RestartArgs, ScaleArgs, SetResourcesArgs, WorkloadArgs
 from gateway.kubernetes.backend import KubeBackend
 from gateway.kubernetes.client import PatchType
-from gateway.kubernetes.failures import changed_since_judged
+from gateway.kubernetes.guards import JudgedState, guarded_write, object_ref
 from gateway.kubernetes.images import policy_image
 from gateway.kubernetes.kinds import ResourceKind
 from gateway.kubernetes.quantities import as_written
+from gateway.kubernetes.rollout import rollout_report
 from gateway.kubernetes.tools_read import judged_kind, kube_spec
 from gateway.kubernetes.views import summary
 from gateway.tools import ExecutionContext, Prepared, ToolSpec
@@ -30,6 +37,9 @@ JSON = dict[str, Any]
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 _RESTARTABLE = {("apps", "Deployment"), ("apps", "StatefulSet"), ("apps", "DaemonSet")}
 _TEMPLATED = _RESTARTABLE | {("apps", "ReplicaSet"), ("", "ReplicationController")}
+_BUILTIN_SCALABLE = {("apps", "Deployment"), ("apps", "StatefulSet"), ("apps", "ReplicaSet"),
+                     ("", "ReplicationController")}  # fmt: skip
+_SPEC_REPLICAS = ("spec", "replicas")
 
 
 class PatchTools:
@@ -41,19 +51,21 @@ class PatchTools:
             kube_spec(
                 "k8s_scale",
                 "Scale a workload",
-                "Set the replica count of a Deployment, StatefulSet, ReplicaSet or other scalable kind.",
+                "Set the replica count of a Deployment, StatefulSet, ReplicaSet or any kind with a "
+                "scale subresource (custom resources included), through that subresource.",
                 ScaleArgs,
                 self.prepare_scale,
-                self.execute,
+                self.scale,
                 effect="write",
             ),
             kube_spec(
                 "k8s_restart",
                 "Restart a workload",
-                "Rolling restart of a Deployment, StatefulSet or DaemonSet (as `kubectl rollout restart`).",
+                "Rolling restart of a Deployment, StatefulSet or DaemonSet (as `kubectl rollout restart`); "
+                "reports the rollout it started.",
                 RestartArgs,
                 self.prepare_restart,
-                self.execute,
+                self.restart,
                 effect="write",
                 idempotent=False,
             ),
@@ -64,7 +76,7 @@ class PatchTools:
                 "template. Resources not named are left as they are.",
                 SetResourcesArgs,
                 self.prepare_set_resources,
-                self.execute,
+                self.set_resources,
                 effect="write",
             ),
         ]
@@ -74,8 +86,18 @@ class PatchTools:
     async def prepare_scale(self, args: ScaleArgs) -> list[Prepared]:
         kind, current = await self._workload(args, "k8s_scale")
         if "scale" not in kind.subresources:
-            raise InvalidArguments(f"k8s_scale: {kind.kind} cannot be scaled (it has no scale subresource)")
-        return await self._prepared(kind, args, current, workload_patch(args, restarted_at=None))
+            raise InvalidArguments(
+                f"k8s_scale: {kind.kind} cannot be scaled: {kind.plural} has no scale subresource"
+            )
+        path = await self._replicas_path(kind)
+        target = await self.backend.target(kind, namespace=args.namespace, name=args.name, fresh=True)
+        scale = await self.backend.client.patch(
+            kind, args.name, args.namespace, _scale_body(args.replicas), patch_type="merge",
+            field_manager=self.backend.field_manager, dry_run=True, subresource="scale",
+        )  # fmt: skip
+        replicas = (scale.get("spec") or {}).get("replicas", args.replicas)
+        after = _with_value(current, path, replicas)
+        return [Prepared(target=target, object=policy_image(after), current=policy_image(current))]
 
     async def prepare_restart(self, args: RestartArgs) -> list[Prepared]:
         kind, current = await self._workload(args, "k8s_restart")
@@ -113,39 +135,135 @@ class PatchTools:
         self, kind: ResourceKind, args: WorkloadArgs, current: JSON, patch: tuple[JSON, PatchType]
     ) -> list[Prepared]:
         target = await self.backend.target(kind, namespace=args.namespace, name=args.name, fresh=True)
-        body, patch_type = _guarded(patch[0], current), patch[1]
+        body, patch_type = patch
         after = await self.backend.client.patch(
             kind, args.name, args.namespace, body, patch_type=patch_type,
             field_manager=self.backend.field_manager, dry_run=True,
         )  # fmt: skip
-        image = policy_image(as_written(after, patch[0]))
+        image = policy_image(as_written(after, body))
         return [Prepared(target=target, object=image, current=policy_image(current))]
+
+    async def _replicas_path(self, kind: ResourceKind) -> tuple[str, ...]:
+        """Where ``kind`` keeps the count its scale subresource sets."""
+        if (kind.group, kind.kind) in _BUILTIN_SCALABLE:
+            return _SPEC_REPLICAS
+        crd_kind = await self.backend.kinds.for_object("apiextensions.k8s.io/v1", "CustomResourceDefinition")
+        crd_name = f"{kind.plural}.{kind.group}"
+        try:
+            crd = await self.backend.client.get(crd_kind, crd_name, None)
+        except NotFound as exc:
+            raise InvalidArguments(
+                f"k8s_scale: {kind.kind} is served by an aggregated API, so the gateway cannot tell "
+                "which field its scale subresource changes"
+            ) from exc
+        except Forbidden as exc:
+            raise Forbidden(
+                f"k8s_scale of a {kind.kind} needs read access to CustomResourceDefinition {crd_name} "
+                f"to find its replica field: {exc}"
+            ) from exc
+        for version in (crd.get("spec") or {}).get("versions") or []:
+            if version.get("name") == kind.version:
+                scale = (version.get("subresources") or {}).get("scale") or {}
+                path = str(scale.get("specReplicasPath") or "")
+                if path.startswith(".spec."):
+                    return tuple(path.removeprefix(".").split("."))
+        raise InvalidArguments(
+            f"k8s_scale: CustomResourceDefinition {crd_name} declares no scale subresource for {kind.version}"
+        )
 
     # -- execute -------------------------------------------------------------------------
 
-    async def execute(self, args: WorkloadArgs, ctx: ExecutionContext) -> JSON:
-        kind, target = await judged_kind(self.backend, ctx)
-        action = ctx.call.actions[0]
-        current, after = action.current or {}, action.object or {}
+    async def scale(self, args: ScaleArgs, ctx: ExecutionContext) -> JSON:
+        kind, target, judged = await self._judged(ctx)
+
+        async def write(version: str) -> JSON:
+            body = {**_scale_body(args.replicas), "metadata": {"resourceVersion": version}}
+            return await self.backend.client.patch(
+                kind, args.name, target.namespace, body, patch_type="merge",
+                field_manager=self.backend.field_manager, dry_run=False, subresource="scale",
+            )  # fmt: skip
+
+        before = ctx.call.actions[0].current or {}
+        previous = await self._previous_replicas(kind, before)
+        result = await self._guarded(kind, args.name, target.namespace, judged, write)
+        return {
+            "scaled": {
+                **summary(before),
+                "resourceVersion": (result.get("metadata") or {}).get("resourceVersion"),
+                "replicas": (result.get("spec") or {}).get("replicas"),
+                "previous_replicas": previous,
+            }
+        }
+
+    async def restart(self, args: RestartArgs, ctx: ExecutionContext) -> JSON:
+        kind, target, judged = await self._judged(ctx)
+        after = ctx.call.actions[0].object or {}
         template_meta = ((after.get("spec") or {}).get("template") or {}).get("metadata") or {}
         stamp = (template_meta.get("annotations") or {}).get(RESTARTED_AT)
-        if isinstance(args, RestartArgs) and not stamp:
+        if not stamp:
             raise BackendError("the judged restart has no timestamp; nothing was changed")
-        patch, patch_type = workload_patch(args, restarted_at=stamp)
-        try:
-            result = await self.backend.client.patch(
-                kind, args.name, target.namespace, _guarded(patch, current), patch_type=patch_type,
+        patch = workload_patch(args, restarted_at=stamp)
+        result = await self._patch(kind, args, target.namespace, judged, patch)
+        rollout = await rollout_report(
+            self.backend.client, self.backend.kinds, kind, result, restarted_at=str(stamp)
+        )
+        return {"restarted": summary(result), "rollout": rollout}
+
+    async def set_resources(self, args: SetResourcesArgs, ctx: ExecutionContext) -> JSON:
+        kind, target, judged = await self._judged(ctx)
+        patch = workload_patch(args, restarted_at=None)
+        result = await self._patch(kind, args, target.namespace, judged, patch)
+        return {"patched": summary(result)}
+
+    async def _judged(self, ctx: ExecutionContext) -> tuple[ResourceKind, Any, JudgedState]:
+        kind, target = await judged_kind(self.backend, ctx)
+        current = ctx.call.actions[0].current
+        if not (current or {}).get("metadata", {}).get("uid"):
+            raise BackendError("the judged action has no object identity; nothing was changed")
+        return kind, target, JudgedState.of(current)
+
+    async def _patch(
+        self,
+        kind: ResourceKind,
+        args: WorkloadArgs,
+        namespace: str | None,
+        judged: JudgedState,
+        patch: tuple[JSON, PatchType],
+    ) -> JSON:
+        async def write(version: str) -> JSON:
+            body = {**patch[0], "metadata": {"resourceVersion": version}}
+            return await self.backend.client.patch(
+                kind, args.name, namespace, body, patch_type=patch[1],
                 field_manager=self.backend.field_manager, dry_run=False,
             )  # fmt: skip
-        except Conflict as exc:
-            raise Conflict(changed_since_judged(kind.kind, args.name, target.namespace, exc)) from exc
-        return {"patched": summary(result)}
+
+        return await self._guarded(kind, args.name, namespace, judged, write)
+
+    async def _guarded(
+        self, kind: ResourceKind, name: str, namespace: str | None, judged: JudgedState, write: Any
+    ) -> JSON:
+        result: JSON = await guarded_write(
+            judged,
+            lambda: self.backend.client.get(kind, name, namespace),
+            write,
+            what=object_ref(kind.kind, name, namespace),
+        )
+        return result
+
+    async def _previous_replicas(self, kind: ResourceKind, before: JSON) -> Any:
+        """The judged count, for the report only: when it cannot be found, it is None."""
+        try:
+            path = await self._replicas_path(kind)
+        except (BackendError, InvalidArguments):
+            return None
+        value: Any = before
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        return value
 
 
 def workload_patch(args: WorkloadArgs, *, restarted_at: str | None) -> tuple[JSON, PatchType]:
-    """The patch a workload tool sends, and its type; the same in prepare and execute."""
-    if isinstance(args, ScaleArgs):
-        return {"spec": {"replicas": args.replicas}}, "merge"
+    """The patch a template tool sends, and its type; the same in prepare and execute."""
     if isinstance(args, RestartArgs):
         return {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: restarted_at}}}}}, "merge"
     if isinstance(args, SetResourcesArgs):
@@ -153,12 +271,20 @@ def workload_patch(args: WorkloadArgs, *, restarted_at: str | None) -> tuple[JSO
         container = {"name": args.container, "resources": resources}
         # Strategic merge matches containers by name, so the others are left alone.
         return {"spec": {"template": {"spec": {"containers": [container]}}}}, "strategic"
-    raise BackendError(f"{type(args).__name__} is not a workload patch")
+    raise BackendError(f"{type(args).__name__} is not a template patch")
 
 
-def _guarded(patch: JSON, current: JSON) -> JSON:
-    """The patch with the judged object's resourceVersion: optimistic concurrency."""
-    version = (current.get("metadata") or {}).get("resourceVersion")
-    if not version:
-        raise BackendError("the live object has no resourceVersion; refusing to patch it blindly")
-    return {**patch, "metadata": {"resourceVersion": version}}
+def _scale_body(replicas: int) -> JSON:
+    return {"spec": {"replicas": replicas}}
+
+
+def _with_value(obj: JSON, path: tuple[str, ...], value: Any) -> JSON:
+    """A copy of ``obj`` with ``value`` at ``path``; only the dicts along the path are copied."""
+    out = dict(obj)
+    node = out
+    for key in path[:-1]:
+        child = node.get(key)
+        node[key] = dict(child) if isinstance(child, dict) else {}
+        node = node[key]
+    node[path[-1]] = value
+    return out

@@ -4,19 +4,20 @@
 for the result of the exact request with ``dryRun=All`` (after-image), so admission,
 defaulting and validation have run on what policy judges. Every document of a manifest
 is prepared before any is applied; ``execute`` then applies them in order, the same
-bytes, without dry-run. A delete carries the judged object's uid and resourceVersion as
-preconditions: if the object changed since it was judged (or approved), nothing is
-deleted and the call fails with a Conflict.
+bytes, without dry-run. A delete is guarded by what was judged (``guards``): the object's
+uid, generation, labels and annotations; if any changed since it was judged (or
+approved), nothing is deleted and the call fails with a Conflict. Status updates in
+between do not count.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from gateway.errors import BackendError, Conflict, InvalidArguments, NotFound
+from gateway.errors import BackendError, InvalidArguments, NotFound
 from gateway.kubernetes.args import ApplyArgs, DeleteArgs
 from gateway.kubernetes.backend import KubeBackend
-from gateway.kubernetes.failures import changed_since_judged
+from gateway.kubernetes.guards import JudgedState, guarded_write, object_ref
 from gateway.kubernetes.images import policy_image
 from gateway.kubernetes.kinds import ResourceKind
 from gateway.kubernetes.manifests import Manifest, parse_manifest
@@ -172,20 +173,22 @@ class WriteTools:
     async def delete(self, args: DeleteArgs, ctx: ExecutionContext) -> JSON:
         kind, target = await judged_kind(self.backend, ctx)
         judged = ctx.call.actions[0].current or {}
-        meta = judged.get("metadata") or {}
-        if not meta.get("uid"):
+        if not (judged.get("metadata") or {}).get("uid"):
             raise BackendError("the judged action has no object identity; nothing was deleted")
-        try:
-            await self.backend.client.delete(
-                kind,
-                args.name,
-                target.namespace,
-                dry_run=False,
-                uid=meta.get("uid"),
-                resource_version=meta.get("resourceVersion"),
+        state = JudgedState.of(judged)
+
+        async def write(version: str) -> JSON:
+            # uid and the version just checked are preconditions: only that object goes.
+            return await self.backend.client.delete(
+                kind, args.name, target.namespace, dry_run=False, uid=state.uid, resource_version=version
             )
-        except Conflict as exc:
-            raise Conflict(changed_since_judged(kind.kind, args.name, target.namespace, exc)) from exc
+
+        await guarded_write(
+            state,
+            lambda: self.backend.client.get(kind, args.name, target.namespace),
+            write,
+            what=object_ref(kind.kind, args.name, target.namespace),
+        )
         return {"deleted": summary(judged)}
 
     async def _current(self, kind: ResourceKind, name: str, namespace: str | None) -> JSON | None:
