@@ -93,6 +93,10 @@ class Settings(BaseSettings):
     # Reads may use a namespace's environment label this old; writes always fetch it fresh.
     kube_namespace_cache_seconds: Annotated[float, Field(ge=0, le=300)] = 5.0
     kube_default_log_lines: Annotated[int, Field(ge=1, le=10000)] = 200
+    # k8s_diagnose / k8s_resource_usage read each kind a page at a time, at most this many
+    # objects per kind (more are reported as truncated): bounded time and memory at any size.
+    kube_scan_page_size: Annotated[int, Field(ge=10, le=500)] = 500
+    kube_scan_max_items: Annotated[int, Field(ge=10, le=100_000)] = 20_000
 
     # Palette (Spectro Cloud's variable names, no GATEWAY_ prefix)
     palette_host: str | None = Field(default=None, validation_alias="PALETTE_HOST")

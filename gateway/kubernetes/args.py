@@ -94,7 +94,10 @@ class ClusterInfoArgs(_Args):
 
 
 class NodesArgs(_Args):
-    pass
+    limit: int = Field(default=100, ge=1, le=MAX_LIST_LIMIT, description="Page size (1-500, default 100).")
+    continue_token: Annotated[str, Field(max_length=4096)] | None = Field(
+        default=None, description="The 'continue' token of the previous page, to fetch the next one."
+    )
 
 
 class ResourceUsageArgs(_Args):

@@ -1,35 +1,47 @@
 """``k8s_resource_usage`` and ``k8s_diagnose``: reads over several kinds, summarised.
 
-Both read at most ``_MAX_ITEMS`` objects per kind (in pages), and say so when a list was
-cut. A kind the gateway may not list (RBAC) is skipped and named in ``skipped``, so a
-partial answer is never mistaken for a complete one.
+Both read each kind a page at a time (``Settings.kube_scan_page_size``) and fold every
+page into a running tally (``Diagnosis``, ``UsageTally``) before reading the next, so
+memory stays bounded by a page and the report, whatever the cluster's size. At most
+``Settings.kube_scan_max_items`` objects are read per kind; a kind cut there is named in
+``truncated``, and the answer says how many pages it read. A kind the gateway may not
+list (RBAC) is skipped and named in ``skipped``, so a partial answer is never mistaken
+for a complete one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from gateway.contracts import Target
 from gateway.errors import Forbidden, NotFound
 from gateway.kubernetes.args import DiagnoseArgs, ResourceUsageArgs
 from gateway.kubernetes.backend import KubeBackend
-from gateway.kubernetes.diagnose import diagnose
+from gateway.kubernetes.diagnose import Diagnosis
 from gateway.kubernetes.tools_read import kube_spec
-from gateway.kubernetes.usage import live_usage, usage_report
+from gateway.kubernetes.usage import UsageTally, live_usage
 from gateway.tools import ExecutionContext, Prepared, ToolSpec
 
 __all__ = ["HealthTools"]
 
 JSON = dict[str, Any]
-_MAX_ITEMS = 2000
-_PAGE = 500
+Page = list[JSON]
 _WORKLOADS = (("apps/v1", "Deployment"), ("apps/v1", "StatefulSet"), ("apps/v1", "DaemonSet"))
 
 
-class _Collected:
+class _Scan:
+    """What a scan read: pages, objects, and the kinds it skipped or cut short."""
+
     def __init__(self) -> None:
         self.skipped: list[str] = []
         self.truncated: list[str] = []
+        self.pages = 0
+        self.objects = 0
+
+    def as_json(self) -> JSON:
+        return {"skipped": self.skipped, "truncated": self.truncated,
+                "scan": {"pages": self.pages, "objects": self.objects}}  # fmt: skip
 
 
 class HealthTools:
@@ -50,7 +62,8 @@ class HealthTools:
             kube_spec(
                 "k8s_diagnose",
                 "Diagnose cluster health",
-                "A 0-100 health score with findings: crash-looping or pending pods, unready nodes, "
+                "A 0-100 health score with findings that name the object and the cause: crash-looping, "
+                "OOM-killed or image-pull-failing containers, unschedulable pods, unready nodes, "
                 "workloads short of replicas, warning events, containers without limits.",
                 DiagnoseArgs,
                 self.prepare,
@@ -64,75 +77,80 @@ class HealthTools:
 
     async def resource_usage(self, args: ResourceUsageArgs, ctx: ExecutionContext) -> JSON:
         namespace = _scope(ctx)
-        seen = _Collected()
-        workloads = await self._workloads(namespace, seen)
-        pods = await self._all("v1", "Pod", namespace, seen)
-        report = usage_report(workloads, pods)
+        scan = _Scan()
+        tally = UsageTally()
+        await self._workloads(namespace, scan, tally.workloads)
+        await self._scan("v1", "Pod", namespace, scan, tally.pods)
         live: JSON | None = None
         note: str | None = "metrics.k8s.io is not served (no metrics-server): live usage unavailable"
         if await self.backend.kinds.has_group("metrics.k8s.io"):
+            metrics: Page = []
             try:
-                metrics = await self._all("metrics.k8s.io/v1beta1", "PodMetrics", namespace, seen)
+                await self._scan("metrics.k8s.io/v1beta1", "PodMetrics", namespace, scan, metrics.extend)
                 live, note = live_usage(metrics), None
             except (NotFound, Forbidden) as exc:
                 note = f"live usage unavailable: {exc}"
         _ = args
-        return {
-            "namespace": namespace,
-            **report,
-            "live_usage": live,
-            "live_usage_note": note,
-            "skipped": seen.skipped,
-            "truncated": seen.truncated,
-        }
+        return {"namespace": namespace, **tally.report(), "live_usage": live, "live_usage_note": note,
+                **scan.as_json()}  # fmt: skip
 
     async def diagnose(self, args: DiagnoseArgs, ctx: ExecutionContext) -> JSON:
         namespace = _scope(ctx)
-        seen = _Collected()
-        pods = await self._all("v1", "Pod", namespace, seen)
-        workloads = await self._workloads(namespace, seen)
-        events = await self._all("v1", "Event", namespace, seen, field_selector="type=Warning")
-        nodes = None if namespace else await self._all("v1", "Node", None, seen)
-        if nodes is not None and "Node" in seen.skipped:
-            nodes = None
+        scan = _Scan()
+        diagnosis = Diagnosis(nodes_examined=namespace is None)
+        await self._scan("v1", "Pod", namespace, scan, diagnosis.pods)
+        await self._workloads(namespace, scan, diagnosis.workloads)
+        await self._scan("v1", "Event", namespace, scan, diagnosis.events, field_selector="type=Warning")
+        if namespace is None:
+            await self._scan("v1", "Node", None, scan, diagnosis.nodes)
+            if "Node" in scan.skipped:
+                diagnosis.nodes_examined = False
         _ = args
-        report = diagnose(pods=pods, workloads=workloads, events=events, nodes=nodes)
-        return {"namespace": namespace, **report, "skipped": seen.skipped, "truncated": seen.truncated}
+        return {"namespace": namespace, **diagnosis.report(), **scan.as_json()}
 
-    async def _workloads(self, namespace: str | None, seen: _Collected) -> list[JSON]:
-        found: list[JSON] = []
+    async def _workloads(self, namespace: str | None, scan: _Scan, fold: Callable[[Page], None]) -> None:
         for api_version, kind in _WORKLOADS:
-            items = await self._all(api_version, kind, namespace, seen)
-            found += [{**item, "kind": kind, "apiVersion": api_version} for item in items]
-        return found
 
-    async def _all(
+            def with_kind(page: Page, kind: str = kind, api_version: str = api_version) -> None:
+                fold([{**item, "kind": kind, "apiVersion": api_version} for item in page])
+
+            await self._scan(api_version, kind, namespace, scan, with_kind)
+
+    async def _scan(
         self,
         api_version: str,
         kind_name: str,
         namespace: str | None,
-        seen: _Collected,
+        scan: _Scan,
+        fold: Callable[[Page], Any],
         *,
         field_selector: str | None = None,
-    ) -> list[JSON]:
+    ) -> None:
+        """Read one kind page by page into ``fold``, up to the configured bound."""
         kind = await self.backend.kinds.for_object(api_version, kind_name)
-        items: list[JSON] = []
+        settings = self.backend.settings
+        page_size, bound = settings.kube_scan_page_size, settings.kube_scan_max_items
         token: str | None = None
+        read = 0
         try:
             while True:
                 page = await self.backend.client.list(
-                    kind, namespace, field_selector=field_selector, limit=_PAGE, continue_token=token
-                )
-                items += page.get("items") or []
+                    kind, namespace, field_selector=field_selector, limit=min(page_size, bound - read),
+                    continue_token=token,
+                )  # fmt: skip
+                items = page.get("items") or []
+                scan.pages += 1
+                read += len(items)
+                fold(items)
                 token = (page.get("metadata") or {}).get("continue") or None
-                if not token or len(items) >= _MAX_ITEMS:
+                if not token or read >= bound:
                     break
         except Forbidden:
-            seen.skipped.append(kind_name)
-            return []
+            scan.skipped.append(kind_name)
+            return
+        scan.objects += read
         if token:
-            seen.truncated.append(kind_name)
-        return items
+            scan.truncated.append(kind_name)
 
 
 def _scope(ctx: ExecutionContext) -> str | None:

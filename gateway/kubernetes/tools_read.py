@@ -91,7 +91,8 @@ class ReadTools:
             kube_spec(
                 "k8s_nodes",
                 "Cluster nodes",
-                "Nodes with readiness, roles, versions, capacity, allocatable resources and taints.",
+                "Nodes with readiness, roles, versions, capacity, allocatable resources and taints, "
+                "a page at a time: pass 'continue_token' for the next page.",
                 NodesArgs,
                 self.prepare_nodes,
                 self.nodes,
@@ -213,9 +214,7 @@ class ReadTools:
             await self.backend.kinds.for_object("v1", "Namespace"), None, limit=500
         )
         try:
-            node_kind = await self.backend.kinds.for_object("v1", "Node")
-            nodes = await self.backend.client.list(node_kind, None, limit=500)
-            node_count: int | None = len(nodes.get("items") or [])
+            node_count: int | None = await self._count(await self.backend.kinds.for_object("v1", "Node"))
         except Forbidden:
             node_count = None
         return {
@@ -227,9 +226,17 @@ class ReadTools:
                 {"name": ns["metadata"]["name"], "environment": self.backend.environment_of(ns)}
                 for ns in namespaces.get("items") or []
             ],
+            "namespaces_truncated": bool((namespaces.get("metadata") or {}).get("continue")),
             "node_count": node_count,
             "metrics_available": await self.backend.kinds.has_group("metrics.k8s.io"),
         }
+
+    async def _count(self, kind: ResourceKind) -> int:
+        """How many objects of ``kind`` exist, from a one-item page: the server says how
+        many remain, so nothing is listed to count."""
+        page = await self.backend.client.list(kind, None, limit=1)
+        remaining = (page.get("metadata") or {}).get("remainingItemCount")
+        return len(page.get("items") or []) + (remaining if isinstance(remaining, int) else 0)
 
     async def prepare_nodes(self, args: NodesArgs) -> list[Prepared]:
         _ = args
@@ -237,8 +244,16 @@ class ReadTools:
         return [Prepared(target=await self.backend.target(kind, namespace=None, fresh=False))]
 
     async def nodes(self, args: NodesArgs, ctx: ExecutionContext) -> JSON:
-        _ = args
         kind, _target = await judged_kind(self.backend, ctx)
-        found = await self.backend.client.list(kind, None, limit=500)
+        found = await self.backend.client.list(
+            kind, None, limit=args.limit, continue_token=args.continue_token
+        )
         items = [node_view(n) for n in found.get("items") or []]
-        return {"items": items, "count": len(items), "ready": sum(1 for n in items if n["ready"])}
+        meta = found.get("metadata") or {}
+        return {
+            "items": items,
+            "count": len(items),
+            "ready": sum(1 for n in items if n["ready"]),
+            "continue": meta.get("continue") or None,
+            "remaining": meta.get("remainingItemCount"),
+        }

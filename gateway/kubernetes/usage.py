@@ -4,10 +4,12 @@ Desired capacity is computed from the workloads' templates, so the answer does n
 on which pods happen to run (and is meaningful on a cluster without controllers). Bare
 pods (no owner) count once each. A pod's effective request is what the scheduler uses:
 the larger of the sum over its containers and its largest init container, plus overhead.
+``UsageTally`` reads objects a page at a time and lists a bounded number per namespace.
 """
 
 from __future__ import annotations
 
+import bisect
 from collections import defaultdict
 from collections.abc import Iterable
 from decimal import Decimal
@@ -15,12 +17,21 @@ from typing import Any
 
 from gateway.kubernetes.quantities import amount
 
-__all__ = ["format_quantity", "live_usage", "pod_resources", "usage_report", "workload_replicas"]
+__all__ = [
+    "MAX_LISTED_PER_NAMESPACE",
+    "UsageTally",
+    "format_quantity",
+    "live_usage",
+    "pod_resources",
+    "usage_report",
+    "workload_replicas",
+]
 
 JSON = dict[str, Any]
 Amounts = dict[str, Decimal]
 _BINARY = [("Ei", 2**60), ("Pi", 2**50), ("Ti", 2**40), ("Gi", 2**30), ("Mi", 2**20), ("Ki", 2**10)]
 _BYTES = {"memory", "ephemeral-storage", "storage"}
+MAX_LISTED_PER_NAMESPACE = 50
 
 
 def _parse(value: Any) -> Decimal:
@@ -109,38 +120,68 @@ def _entry(obj: JSON, pod_spec: JSON, replicas: int | None) -> tuple[JSON, Amoun
     return entry, total_requests, total_limits
 
 
-def usage_report(workloads: Iterable[JSON], pods: Iterable[JSON]) -> JSON:
-    """Per-namespace and total requests/limits. ``workloads`` carry their ``kind``."""
-    per_ns: dict[str, JSON] = defaultdict(lambda: {"workloads": [], "requests": {}, "limits": {}})
-    rows: list[tuple[JSON, JSON, int | None]] = []
-    for obj in workloads:
-        template = ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}
-        rows.append((obj, template, workload_replicas(obj)))
-    for pod in pods:
-        if not (pod.get("metadata") or {}).get("ownerReferences"):
-            rows.append(({**pod, "kind": "Pod"}, pod.get("spec") or {}, 1))
-    totals: list[Amounts] = [{}, {}]
-    for obj, pod_spec, replicas in rows:
+class UsageTally:
+    """Per-namespace and total requests/limits, built a page at a time. Totals cover
+    every object; each namespace lists at most ``max_listed`` workloads (by kind and
+    name) and says how many it has, so the answer stays bounded at any cluster size."""
+
+    def __init__(self, *, max_listed: int = MAX_LISTED_PER_NAMESPACE) -> None:
+        self.max_listed = max_listed
+        self._namespaces: dict[str, JSON] = {}
+        self._totals: list[Amounts] = [{}, {}]
+
+    def workloads(self, page: Iterable[JSON]) -> None:
+        """Objects with a pod template and their ``kind``."""
+        for obj in page:
+            template = ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}
+            self._add(obj, template, workload_replicas(obj))
+
+    def pods(self, page: Iterable[JSON]) -> None:
+        """Pods; only bare ones (no owner) count, once each: the others are in a template."""
+        for pod in page:
+            if not (pod.get("metadata") or {}).get("ownerReferences"):
+                self._add({**pod, "kind": "Pod"}, pod.get("spec") or {}, 1)
+
+    def _add(self, obj: JSON, pod_spec: JSON, replicas: int | None) -> None:
         entry, requests, limits = _entry(obj, pod_spec, replicas)
-        bucket = per_ns[_namespace(obj)]
-        bucket["workloads"].append(entry)
+        bucket = self._namespaces.setdefault(
+            _namespace(obj), {"workloads": [], "count": 0, "requests": {}, "limits": {}}
+        )
+        bucket["count"] += 1
+        listed: list[tuple[tuple[str, str], JSON]] = bucket["workloads"]
+        key = _workload_key(entry)
+        if len(listed) < self.max_listed or key < listed[-1][0]:
+            bisect.insort(listed, (key, entry), key=lambda e: e[0])
+            del listed[self.max_listed :]
         _add(bucket["requests"], requests)
         _add(bucket["limits"], limits)
-        _add(totals[0], requests)
-        _add(totals[1], limits)
-    namespaces: list[JSON] = [
-        {
-            "namespace": name,
-            "requests": _formatted(per_ns[name]["requests"]),
-            "limits": _formatted(per_ns[name]["limits"]),
-            "workloads": sorted(per_ns[name]["workloads"], key=_workload_key),
+        _add(self._totals[0], requests)
+        _add(self._totals[1], limits)
+
+    def report(self) -> JSON:
+        namespaces: list[JSON] = [
+            {
+                "namespace": name,
+                "requests": _formatted(bucket["requests"]),
+                "limits": _formatted(bucket["limits"]),
+                "workloads": [entry for _, entry in bucket["workloads"]],
+                "workload_count": bucket["count"],
+                "workloads_truncated": bucket["count"] > len(bucket["workloads"]),
+            }
+            for name, bucket in sorted(self._namespaces.items())
+        ]
+        return {
+            "namespaces": namespaces,
+            "totals": {"requests": _formatted(self._totals[0]), "limits": _formatted(self._totals[1])},
         }
-        for name in sorted(per_ns)
-    ]
-    return {
-        "namespaces": namespaces,
-        "totals": {"requests": _formatted(totals[0]), "limits": _formatted(totals[1])},
-    }
+
+
+def usage_report(workloads: Iterable[JSON], pods: Iterable[JSON]) -> JSON:
+    """Per-namespace and total requests/limits. ``workloads`` carry their ``kind``."""
+    tally = UsageTally()
+    tally.workloads(workloads)
+    tally.pods(pods)
+    return tally.report()
 
 
 def live_usage(pod_metrics: Iterable[JSON]) -> JSON:

@@ -3,11 +3,15 @@ the arguments, ``prepare`` into proposed actions, then ``execute`` with a decisi
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from gateway.contracts import Decision, Obligations, PlannedCall, Principal
 from gateway.tools import ExecutionContext, ToolSpec
 
+T = TypeVar("T")
 ALLOW = Decision(outcome="allow")
 TESTER = Principal(subject="tester", transport="internal", authenticated=True)
 
@@ -32,3 +36,15 @@ class ToolRunner:
 
     async def call(self, tool: str, *, decision: Decision = ALLOW, **arguments: Any) -> Any:
         return await self.execute(await self.plan(tool, **arguments), decision)
+
+
+async def eventually(check: Callable[[], Awaitable[T | None]], *, what: str, within: float = 90.0) -> T:
+    """Poll ``check`` until it returns something: a state the controllers or kwok reach in
+    their own time. Not a timing assertion: the bound only keeps a broken run from hanging."""
+    deadline = time.monotonic() + within
+    while True:
+        found = await check()
+        if found is not None and found is not False:
+            return found
+        assert time.monotonic() < deadline, f"never happened within {within:.0f}s: {what}"
+        await asyncio.sleep(0.5)

@@ -1,4 +1,4 @@
-"""Read tools against the real kube-apiserver: selectors, paging, discovery, environment."""
+"""Read tools against the living sandbox: selectors, paging, discovery, environment, logs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from kube_support import ToolRunner, allow_with
 from kubernetes import client as k8s
 
-from gateway.errors import BackendError, InvalidArguments, NotFound
+from gateway.errors import InvalidArguments, NotFound
 
 pytestmark = [pytest.mark.integration, pytest.mark.kube]
 
@@ -203,22 +203,53 @@ async def test_nodes_report_readiness_and_capacity(kube_tools: ToolRunner, kube_
 
 
 async def test_cluster_info_names_the_cluster_and_namespace_environments(
-    kube_tools: ToolRunner, kube_seeded: Any
+    kube_tools: ToolRunner, kube_seeded: Any, kube_admin: Any
 ) -> None:
     info = await kube_tools.call("k8s_cluster_info")
     assert info["cluster"] == "sandbox"
     assert info["version"] == "v1.30.14"
     assert {"name": "payments", "environment": "production"} in info["namespaces"]
     assert info["metrics_available"] is False
+    nodes = k8s.CoreV1Api(kube_admin).list_node().items
+    assert info["node_count"] == len(nodes) >= 3  # counted from one item and the server's remainder
 
 
-async def test_logs_without_a_kubelet_fail_as_a_clean_backend_error(
+def _pod_of(kube_admin: Any, namespace: str, app: str) -> str:
+    pods = k8s.CoreV1Api(kube_admin).list_namespaced_pod(namespace, label_selector=f"app={app}").items
+    return str(pods[0].metadata.name)
+
+
+async def test_logs_come_from_the_simulated_kubelet_through_the_api_server(
+    kube_tools: ToolRunner, kube_seeded: Any, kube_admin: Any
+) -> None:
+    # The API server proxies pods/log to the node's kubelet endpoint: kwok, over TLS it verifies.
+    worker = _pod_of(kube_admin, "dev", "worker")
+    result = await kube_tools.call("k8s_logs", pod=worker, namespace="dev", tail_lines=2)
+    assert result["lines"] == ["ERROR giving up after 3 attempts", "panic: queue backend unavailable"]
+    assert (result["line_count"], result["capped_by_policy"]) == (2, False)
+
+    web = await kube_tools.call("k8s_logs", pod=_pod_of(kube_admin, "dev", "web"), namespace="dev")
+    assert any('"GET /healthz HTTP/1.1" 200' in line for line in web["lines"])
+
+
+async def test_policy_bounds_the_log_lines_returned(
+    kube_tools: ToolRunner, kube_seeded: Any, kube_admin: Any
+) -> None:
+    worker = _pod_of(kube_admin, "dev", "worker")
+    call = await kube_tools.plan("k8s_logs", pod=worker, namespace="dev", tail_lines=100)
+    result = await kube_tools.execute(call, allow_with(max_log_lines=1))
+    assert result["lines"] == ["panic: queue backend unavailable"]
+    assert (result["max_lines"], result["capped_by_policy"]) == (1, True)
+
+
+async def test_logs_of_a_missing_pod_fail_as_a_clean_backend_error(
     kube_tools: ToolRunner, kube_seeded: Any
 ) -> None:
     call = await kube_tools.plan("k8s_logs", pod="web-6f7b9d-q8r2m", namespace="dev", tail_lines=10)
     assert call.actions[0].target.kind == "Pod"
-    with pytest.raises(BackendError) as caught:
+    with pytest.raises(NotFound) as caught:
         await kube_tools.execute(call, allow_with(max_log_lines=5))
+    assert 'pods "web-6f7b9d-q8r2m" not found' in str(caught.value)
     assert "Traceback" not in str(caught.value)
     assert "HTTP response headers" not in str(caught.value)
 

@@ -1,4 +1,4 @@
-"""Write tools against the real kube-apiserver: dry-run, server-side apply, conflicts, RBAC."""
+"""Write tools against the living sandbox: dry-run, server-side apply, conflicts, RBAC."""
 
 from __future__ import annotations
 
@@ -168,7 +168,7 @@ async def test_a_workload_changed_since_it_was_judged_is_not_patched(
     _apps(kube_admin).patch_namespaced_deployment("web", kube_namespace, {"metadata": {"labels": {"x": "y"}}})
 
     with pytest.raises(
-        Conflict, match=r"Deployment .*/web changed after policy judged it; nothing was written"
+        Conflict, match=r"Deployment .*/web changed after policy judged it: its labels changed \(x\); nothing"
     ):
         await kube_tools.execute(call)
     assert _apps(kube_admin).read_namespaced_deployment("web", kube_namespace).spec.replicas == 2
@@ -237,7 +237,7 @@ async def test_delete_removes_only_the_object_that_was_judged(
     )
 
     with pytest.raises(
-        Conflict, match=r"ConfigMap .*/old changed after policy judged it.*UID in the precondition"
+        Conflict, match=r"ConfigMap .*/old changed after policy judged it: it was deleted and created again"
     ):
         await kube_tools.execute(call)
     assert core.read_namespaced_config_map("old", kube_namespace).data == {"new": "object"}
@@ -263,7 +263,7 @@ async def test_restricted_identity_is_forbidden_by_rbac(
     restricted_settings: Settings, kube_admin: Any, kube_namespace: str
 ) -> None:
     # The restricted user may read this namespace (and get namespaces) but write nothing.
-    # (The built-in `view` role is filled by a controller, which the sandbox does not run.)
+    # (A role of its own rather than `view`: the test states exactly what it grants.)
     rbac = k8s.RbacAuthorizationV1Api(kube_admin)
     subject = {"kind": "User", "name": "restricted-user", "apiGroup": "rbac.authorization.k8s.io"}
     reader = f"reader-{kube_namespace}"
