@@ -22,13 +22,19 @@ _KILL_GRACE = 10.0
 
 
 def _alive(pid: int) -> bool:
+    """Running, and not a zombie: a process that exited but whose parent has not reaped it
+    yet is stopped as far as we are concerned."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"
 
 
 def running_pid(pid_file: Path) -> int | None:
