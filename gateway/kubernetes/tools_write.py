@@ -4,17 +4,17 @@
 for the result of the exact request with ``dryRun=All`` (after-image), so admission,
 defaulting and validation have run on what policy judges. Every document of a manifest
 is prepared before any is applied; ``execute`` then applies them in order, the same
-bytes, without dry-run. A delete is guarded by what was judged (``guards``): the object's
-uid, generation, labels and annotations; if any changed since it was judged (or
-approved), nothing is deleted and the call fails with a Conflict. Status updates in
-between do not count.
+bytes, without dry-run. Applies and deletes are guarded by what was judged (``guards``):
+the object's uid, generation, labels and annotations (an object judged absent must still
+be absent); if any changed since it was judged (or approved), it is not written and the
+call fails with a Conflict. Status updates in between do not count.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from gateway.errors import BackendError, InvalidArguments, NotFound
+from gateway.errors import BackendError, Conflict, InvalidArguments, NotFound
 from gateway.kubernetes.args import ApplyArgs, DeleteArgs
 from gateway.kubernetes.backend import KubeBackend
 from gateway.kubernetes.guards import JudgedState, guarded_write, object_ref
@@ -136,9 +136,7 @@ class WriteTools:
         for action, obj in zip(actions, manifest.objects, strict=True):
             kind, _ = await self._placed(obj)
             try:
-                result = await self.backend.client.apply(
-                    kind, obj, field_manager=self.backend.field_manager, dry_run=False
-                )
+                result = await self._apply_judged(kind, obj, action.current)
             except BackendError as exc:
                 if not applied:
                     raise
@@ -148,6 +146,35 @@ class WriteTools:
                 ) from exc
             applied.append(summary(result, created=action.current is None))
         return {"applied": applied, "count": len(applied)}
+
+    async def _apply_judged(self, kind: ResourceKind, obj: JSON, judged: JSON | None) -> JSON:
+        """Apply ``obj`` if its target is still as judged: absent for a create (checked
+        just before), else the same uid, generation, labels and annotations (``guards``),
+        the apply carrying the version it was checked at as a precondition."""
+        meta = obj["metadata"]
+        name, namespace = meta["name"], meta.get("namespace") if kind.namespaced else None
+        what = object_ref(kind.kind, name, namespace)
+        manager = self.backend.field_manager
+        if judged is None:
+            if await self._current(kind, name, namespace) is not None:
+                raise Conflict(
+                    f"{what} was created by someone else after policy judged its creation; nothing was "
+                    "written, propose the call again"
+                )
+            return await self.backend.client.apply(
+                kind, obj, field_manager=self.backend.field_manager, dry_run=False
+            )
+
+        async def write(version: str) -> JSON:
+            body = {**obj, "metadata": {**meta, "resourceVersion": version}}
+            return await self.backend.client.apply(
+                kind, body, field_manager=self.backend.field_manager, dry_run=False
+            )
+
+        result: JSON = await guarded_write(
+            JudgedState.of(judged), lambda: self.backend.client.get(kind, name, namespace), write, what=what
+        )
+        return result
 
     # -- k8s_delete ----------------------------------------------------------------------
 

@@ -277,3 +277,61 @@ async def test_a_kind_without_a_scale_subresource_is_refused_clearly(
     )
     with pytest.raises(InvalidArguments, match=f"cannot be scaled: {plural} has no scale subresource"):
         await kube_tools.plan("k8s_scale", kind=kind, name="g", namespace=kube_namespace, replicas=2)
+
+
+def _manifest(namespace: str, replicas: int) -> str:
+    return f"""
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web, namespace: {namespace}, labels: {{app: web}}}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      containers:
+      - {{name: app, image: "nginx:1.27", resources: {{requests: {{cpu: 10m}}}}}}
+"""
+
+
+async def test_a_parked_apply_survives_status_churn_but_not_a_spec_change(
+    kube_tools: ToolRunner, kube_admin: Any, kube_namespace: str
+) -> None:
+    apps, core = k8s.AppsV1Api(kube_admin), k8s.CoreV1Api(kube_admin)
+    await kube_tools.call("k8s_apply", manifest=_manifest(kube_namespace, 2))
+    await _rolled_out(apps, kube_namespace, "web", 2)
+    call = await kube_tools.plan("k8s_apply", manifest=_manifest(kube_namespace, 3))
+    judged = call.actions[0].current
+    assert judged is not None
+    pod = core.list_namespaced_pod(kube_namespace, label_selector="app=web").items[0]
+    core.delete_namespaced_pod(pod.metadata.name, kube_namespace)
+    await _status_moved_on(apps, kube_namespace, "web", judged["metadata"]["resourceVersion"])
+
+    await kube_tools.execute(call)
+    assert apps.read_namespaced_deployment("web", kube_namespace).spec.replicas == 3
+
+    again = await kube_tools.plan("k8s_apply", manifest=_manifest(kube_namespace, 4))
+    # Someone else scales it (a spec change the judged before-image does not show).
+    apps.patch_namespaced_deployment_scale("web", kube_namespace, {"spec": {"replicas": 1}})
+    with pytest.raises(Conflict, match=r"Deployment .*/web changed after policy judged it: its spec changed"):
+        await kube_tools.execute(again)
+    assert apps.read_namespaced_deployment("web", kube_namespace).spec.replicas == 1
+
+
+async def test_a_parked_create_fails_when_someone_created_the_object_meanwhile(
+    kube_tools: ToolRunner, kube_admin: Any, kube_namespace: str
+) -> None:
+    manifest = f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c, namespace: {kube_namespace}}}\n"
+    call = await kube_tools.plan("k8s_apply", manifest=manifest)
+    assert call.actions[0].current is None
+    k8s.CoreV1Api(kube_admin).create_namespaced_config_map(kube_namespace, {"metadata": {"name": "c"}})
+
+    with pytest.raises(Conflict, match=r"ConfigMap .*/c was created by someone else after policy judged"):
+        await kube_tools.execute(call)
+    assert "policy-gateway" not in {
+        f.manager
+        for f in k8s.CoreV1Api(kube_admin)
+        .read_namespaced_config_map("c", kube_namespace)
+        .metadata.managed_fields
+    }
