@@ -96,7 +96,11 @@ def register(root: typer.Typer) -> None:
             return
         from gateway.local.sandbox_seed import seed_sandbox
 
-        count = seed_sandbox(kubeconfig, context=context)
+        try:
+            count = seed_sandbox(kubeconfig, context=context)
+        except TimeoutError as exc:
+            typer.echo(f"gateway sandbox seed: {exc}", err=True)
+            raise typer.Exit(_EXIT_START) from None
         typer.echo(f"seeded {count} objects through context {context!r}")
 
 
@@ -174,16 +178,16 @@ def _seeded(kubeconfig: Path, state_dir: Path, *, seed: bool) -> str:
     from gateway.local.sandbox_seed import seed_sandbox, wait_until_alive
 
     seeded_file = state_dir / "seeded"
-    if seed and not seeded_file.exists():
-        count = seed_sandbox(kubeconfig)
-        seeded_file.write_text(f"{count}\n")
-    if not seeded_file.exists():
-        return "not seeded (--no-seed)"
     began = time.monotonic()
     try:
+        if seed and not seeded_file.exists():
+            count = seed_sandbox(kubeconfig)
+            seeded_file.write_text(f"{count}\n")
+        if not seeded_file.exists():
+            return "not seeded (--no-seed)"
         alive = wait_until_alive(kubeconfig, timeout=_SEED_SETTLE_SECONDS)
     except TimeoutError as exc:
-        return f"the seeded workloads are not all running yet ({exc}); they may still come up"
+        return f"the seeded workloads are not all running yet ({exc}); see the logs in {state_dir / 'logs'}"
     return (
         f"{alive['nodes_ready']}/{alive['nodes']} nodes Ready, {alive['pods_running']} seeded pods Running "
         f"({time.monotonic() - began:.1f}s)"

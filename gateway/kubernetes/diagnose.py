@@ -97,7 +97,8 @@ def _container_findings(pod: JSON, ref: str, status: JSON) -> list[Finding]:
             exited = (
                 f"; last exit: {last.get('reason') or 'unknown'}, code {last.get('exitCode')}" if last else ""
             )
-            message = f"container {name} is crash-looping ({restarts} restarts{exited})"
+            counted = f"{restarts} restart{'' if restarts == 1 else 's'}"
+            message = f"container {name} is crash-looping ({counted}{exited})"
             found.append(Finding("high", "pods", ref, message, "CrashLoopBackOff"))
         elif reason in _IMAGE_PROBLEMS:
             detail = f": {_short(waiting.get('message'))}" if waiting.get("message") else ""

@@ -2,7 +2,7 @@
 
 Three simulated nodes (kwok), ``dev`` (``environment=development``) and ``payments``
 (``environment=production``) with Deployments, Services, a ConfigMap, and a postgres
-StatefulSet with its Secret and a pre-provisioned PersistentVolume. The workloads follow
+StatefulSet with its Secret and a pre-provisioned, pre-bound volume. The workloads follow
 the project's policy (approved registries, non-root, limits) except ``dev/worker``, which
 has no limits and whose pods are annotated to crash-loop (``gateway.local.kwok``): its
 restart count really climbs, its events really flow, and ``k8s_logs`` shows why it dies.
@@ -14,6 +14,7 @@ nodes are created once, with their capacity, as a kubelet registers its node.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,21 @@ import yaml
 from gateway.local.client import SandboxClient
 from gateway.local.kwok import MANAGED_NODE_ANNOTATION, SIMULATE_ANNOTATION
 
-__all__ = ["SEED_NODES", "alive_summary", "node_object", "seed_objects", "seed_sandbox", "wait_until_alive"]
+__all__ = [
+    "SEED_NODES",
+    "alive_summary",
+    "node_object",
+    "schedulable",
+    "seed_objects",
+    "seed_sandbox",
+    "wait_until_alive",
+    "wait_until_schedulable",
+]
 
 JSON = dict[str, Any]
 SEED_NODES = ("sandbox-node-1", "sandbox-node-2", "sandbox-node-3")
+_NOT_READY_TAINT = "node.kubernetes.io/not-ready"
+_WORKLOADS = {"Deployment", "StatefulSet"}
 
 _OBJECTS = f"""
 apiVersion: v1
@@ -118,6 +130,15 @@ spec:
   hostPath: {{path: /var/lib/sandbox/payments-postgres}}
   claimRef: {{namespace: payments, name: data-postgres-0}}
 ---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {{name: data-postgres-0, namespace: payments, labels: {{app: postgres}}}}
+spec:
+  accessModes: [ReadWriteOnce]
+  storageClassName: ""
+  volumeName: payments-postgres-data
+  resources: {{requests: {{storage: 10Gi}}}}
+---
 apiVersion: apps/v1
 kind: StatefulSet
 metadata: {{name: postgres, namespace: payments, labels: {{app: postgres}}}}
@@ -175,16 +196,46 @@ def seed_objects() -> list[JSON]:
     return [doc for doc in yaml.safe_load_all(_OBJECTS) if doc]
 
 
-def seed_sandbox(kubeconfig: Path, *, context: str = "sandbox") -> int:
-    """Register the nodes and apply the objects; returns the number of objects written."""
+def seed_sandbox(kubeconfig: Path, *, context: str = "sandbox", nodes_within: float | None = 60.0) -> int:
+    """Register the nodes, wait (``nodes_within`` seconds; None: not at all, as on a cluster
+    without kwok) until they are schedulable, and apply the objects; returns the number of
+    objects written."""
     with SandboxClient(kubeconfig, context=context) as client:
         nodes = [node_object(name, zone=f"sandbox-{'abc'[i % 3]}") for i, name in enumerate(SEED_NODES)]
         client.create_all(nodes)
+        if nodes_within is not None:
+            wait_until_schedulable(client, SEED_NODES, timeout=nodes_within)
         objects = seed_objects()
-        namespaces = [o for o in objects if o["kind"] == "Namespace"]
-        client.apply_all(namespaces)
-        client.apply_all(o for o in objects if o["kind"] != "Namespace")
+        client.apply_all(o for o in objects if o["kind"] == "Namespace")
+        client.apply_all(o for o in objects if o["kind"] not in _WORKLOADS | {"Namespace"})
+        if nodes_within is not None:
+            # The claim is bound before its StatefulSet's pod is scheduled, not retried after.
+            client.wait_for(
+                lambda: ((client.get("v1", "PersistentVolumeClaim", "data-postgres-0", namespace="payments")
+                          or {}).get("status") or {}).get("phase") == "Bound",
+                timeout=nodes_within,
+                what="the postgres volume claim being bound",
+            )  # fmt: skip
+        client.apply_all(o for o in objects if o["kind"] in _WORKLOADS)
         return len(nodes) + len(objects)
+
+
+def schedulable(node: JSON | None) -> bool:
+    """Ready, and no longer tainted not-ready by the node lifecycle controller: pods
+    created now are scheduled instead of failing first."""
+    taints = ((node or {}).get("spec") or {}).get("taints") or []
+    return node is not None and _ready(node) and not any(t.get("key") == _NOT_READY_TAINT for t in taints)
+
+
+def wait_until_schedulable(client: SandboxClient, names: Iterable[str], *, timeout: float) -> None:
+    """Wait until kwok has brought the nodes ``names`` up (a fresh node starts NotReady)."""
+    pending = set(names)
+
+    def done() -> bool:
+        pending.difference_update([n for n in list(pending) if schedulable(client.get("v1", "Node", n))])
+        return not pending
+
+    client.wait_for(done, timeout=timeout, what=f"{len(pending)} simulated nodes becoming Ready")
 
 
 def alive_summary(client: SandboxClient) -> JSON:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.local.client import SandboxClient
-from gateway.local.sandbox_seed import node_object
+from gateway.local.sandbox_seed import node_object, wait_until_schedulable
 
 __all__ = ["SCALE_LABEL", "ScalePlan", "running_pods", "seed_scale"]
 
@@ -26,6 +26,7 @@ JSON = dict[str, Any]
 SCALE_LABEL = ("sandbox.policy-gateway.dev/seed", "scale")
 _PODS_PER_NODE = 25
 _PODS_PER_NAMESPACE = 100
+_NODES_WITHIN = 300.0
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,8 @@ def seed_scale(
         nodes = client.create_all(
             node_object(name, zone=f"sandbox-{zones[i % 3]}") for i, name in enumerate(plan.node_names())
         )
+        # Pods created before their nodes are up would first fail to schedule, by the thousand.
+        wait_until_schedulable(client, plan.node_names(), timeout=_NODES_WITHIN)
         client.apply_all(_namespace(name, i) for i, name in enumerate(plan.namespace_names()))
         deployments = client.apply_all(_deployment(*entry) for entry in plan.deployments())
         result: JSON = {

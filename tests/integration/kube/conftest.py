@@ -115,7 +115,7 @@ def quiet_apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeAp
 
 @pytest.fixture(scope="session")
 def quiet_seeded(quiet_apiserver: KubeApiServer) -> KubeApiServer:
-    seed_sandbox(quiet_apiserver.kubeconfig_path)
+    seed_sandbox(quiet_apiserver.kubeconfig_path, nodes_within=None)  # no kwok: nodes never come up
     return quiet_apiserver
 
 

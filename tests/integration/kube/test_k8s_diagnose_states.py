@@ -80,7 +80,7 @@ async def test_a_crash_looping_container_is_named_with_its_exit(
 
     assert finding["severity"] == "high"
     assert re.fullmatch(
-        r"container crasher is crash-looping \(\d+ restarts; last exit: Error, code 1\)", finding["message"]
+        r"container crasher is crash-looping \(\d+ restarts?; last exit: Error, code 1\)", finding["message"]
     )
 
 
