@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.kubernetes.diagnose import diagnose
+from gateway.kubernetes.diagnose import MAX_FINDINGS, Diagnosis, diagnose
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -138,3 +138,40 @@ def test_findings_are_ordered_by_severity() -> None:
         workloads=[_deployment("d", 2, 1)],
     )
     assert [f["severity"] for f in report["findings"]] == ["critical", "medium", "low"]
+
+
+def test_findings_name_the_cause_the_oom_limit_and_the_kubelets_reason() -> None:
+    pod = _pod("a", waiting="CrashLoopBackOff", restarts=4)
+    pod["status"]["containerStatuses"][0]["lastState"] = {
+        "terminated": {"reason": "OOMKilled", "exitCode": 137}
+    }
+    pod["spec"] = {"containers": [{"name": "app", "resources": {"limits": {"memory": "64Mi"}}}]}
+    node = _node("n1", ready=False)
+    node["status"]["conditions"][0] |= {"reason": "KubeletNotReady", "message": "PLEG is not healthy"}
+    findings = {(f["object"], f["reason"]): f for f in _run(pods=[pod], nodes=[node])["findings"]}
+
+    assert findings[("Pod/dev/a", "CrashLoopBackOff")]["message"] == (
+        "container app is crash-looping (4 restarts; last exit: OOMKilled, code 137)"
+    )
+    assert findings[("Pod/dev/a", "OOMKilled")]["message"].startswith(
+        "container app was OOMKilled at its memory limit 64Mi"
+    )
+    assert (
+        findings[("Node/n1", "KubeletNotReady")]["message"]
+        == "node is not Ready: KubeletNotReady: PLEG is not healthy"
+    )
+
+
+def test_page_by_page_the_report_keeps_the_most_severe_findings_and_counts_them_all() -> None:
+    diagnosis = Diagnosis(nodes_examined=False, now=NOW)
+    for page in range(10):
+        diagnosis.pods([_pod(f"p{page}-{i}", restarts=6) for i in range(50)])  # 500 low findings
+    diagnosis.pods([_pod("crashing", waiting="CrashLoopBackOff", restarts=9)])
+    report = diagnosis.report()
+
+    assert report["summary"]["pods"] == 501
+    assert report["summary"]["findings"] == 501
+    assert len(report["findings"]) == MAX_FINDINGS
+    assert report["findings_truncated"] is True
+    assert report["findings"][0]["object"] == "Pod/dev/crashing"
+    assert report == diagnosis.report()  # reporting again changes nothing

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from gateway.kubernetes.usage import format_quantity, live_usage, pod_resources, usage_report
+from gateway.kubernetes.usage import UsageTally, format_quantity, live_usage, pod_resources, usage_report
 
 
 def _container(requests: dict[str, str], limits: dict[str, str] | None = None) -> dict[str, Any]:
@@ -83,3 +83,15 @@ def test_live_usage_sums_pod_metrics_by_namespace() -> None:
         {"metadata": {"namespace": "a"}, "containers": [{"usage": {"cpu": "30m", "memory": "28Mi"}}]},
     ]
     assert live_usage(metrics) == {"pods": 2, "namespaces": {"a": {"cpu": "150m", "memory": "128Mi"}}}
+
+
+def test_a_namespace_lists_a_bounded_number_of_workloads_but_totals_all() -> None:
+    tally = UsageTally(max_listed=3)
+    for page in range(4):
+        tally.workloads(
+            [_workload("Deployment", f"app-{page}{i}", 2, _container({"cpu": "10m"})) for i in range(5)]
+        )
+    (shop,) = tally.report()["namespaces"]
+    assert [w["name"] for w in shop["workloads"]] == ["app-00", "app-01", "app-02"]
+    assert (shop["workload_count"], shop["workloads_truncated"]) == (20, True)
+    assert shop["requests"] == {"cpu": "400m"}  # 20 workloads x 2 replicas x 10m
