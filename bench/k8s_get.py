@@ -25,10 +25,8 @@ import argparse
 import asyncio
 import json
 import statistics
-import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -39,11 +37,10 @@ from kubernetes import config as k8s_config
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from gateway.auth import append_token
+from bench.k8s_support import ServedGateway, percentile
 from gateway.contracts import Principal, ProposedAction, Target
 from gateway.local.kube import KubeApiServer
 from gateway.local.opa import OpaServer, build_bundle
-from gateway.local.process import ManagedProcess, free_port, wait_until
 from gateway.local.sandbox_seed import seed_sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,13 +48,8 @@ TARGET = {"kind": "deploy", "name": "api", "namespace": "payments"}
 BLOCK = 25
 
 
-def _percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def _row(name: str, samples: list[float], wall: float) -> str:
-    p50, p99 = _percentile(samples, 0.5) * 1000, _percentile(samples, 0.99) * 1000
+    p50, p99 = percentile(samples, 0.5) * 1000, percentile(samples, 0.99) * 1000
     return f"{name:<10} p50 {p50:7.2f} ms   p99 {p99:7.2f} ms   {len(samples) / wall:8.0f} calls/s"
 
 
@@ -73,14 +65,6 @@ def _k8s_get_action(cluster: str) -> dict[str, Any]:
         args=TARGET,
         principal=Principal(subject="bench", groups=("sre",), transport="http", authenticated=True),
     ).as_input()  # fmt: skip
-
-
-def _ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/readyz", timeout=1) as resp:
-            return bool(resp.status == 200)
-    except OSError:
-        return False
 
 
 async def _measure(calls: int, contenders: dict[str, Callable[[], Awaitable[Any]]]) -> None:
@@ -108,30 +92,14 @@ async def run(calls: int, bundle: Path | None) -> None:
             bundle = build_bundle(ROOT / "rego", tmp / "b.tar.gz", revision="bench")
         opa = OpaServer(bundle, log_path=tmp / "opa.log")
         kube = KubeApiServer(tmp / "kube")
-        port = free_port()
-        token = append_token(tmp / "tokens", subject="bench", groups=("sre",))
-        env = {
-            "GATEWAY_TRANSPORT": "http",
-            "GATEWAY_PORT": str(port),
-            "GATEWAY_OPA_URL": opa.url,
-            "GATEWAY_KUBECONFIG": str(kube.kubeconfig_path),
-            "GATEWAY_KUBE_CONTEXT": "sandbox",
-            "GATEWAY_DB_PATH": str(tmp / "gateway.db"),
-            "GATEWAY_TOKENS_FILE": str(tmp / "tokens"),
-        }
-        gateway = ManagedProcess(
-            [sys.executable, "-m", "gateway", "serve", "--log-level", "WARNING"],
-            log_path=tmp / "gateway.log",
-            env=env,
-        )
-        url = f"http://127.0.0.1:{port}"
+        gateway = ServedGateway(tmp, opa_url=opa.url, kubeconfig=kube.kubeconfig_path)
+        url, token = gateway.url, gateway.token
         try:
             opa.start()
             kube.start()
             print(f"kube-apiserver ready in {kube.started_in:.2f}s")
-            seed_sandbox(kube.kubeconfig_path)
+            seed_sandbox(kube.kubeconfig_path, nodes_within=None)  # no kwok here: nodes stay down
             gateway.start()
-            wait_until(lambda: _ready(url), timeout=60, what="gateway")
             api = k8s_config.new_client_from_config(
                 str(kube.kubeconfig_path), context="sandbox", persist_config=False
             )

@@ -26,10 +26,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -40,10 +38,9 @@ from kubernetes import config as k8s_config
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from gateway.auth import append_token
+from bench.k8s_support import ServedGateway, percentile
 from gateway.local.cluster import SandboxCluster
 from gateway.local.opa import OpaServer, build_bundle
-from gateway.local.process import ManagedProcess, free_port, wait_until
 from gateway.local.sandbox_seed import seed_sandbox, wait_until_alive
 from gateway.local.seed_scale import ScalePlan, seed_scale
 
@@ -51,13 +48,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PAGE = 500
 
 
-def _percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def _ms(samples: list[float]) -> str:
-    return f"p50 {_percentile(samples, 0.5) * 1000:8.1f} ms   p99 {_percentile(samples, 0.99) * 1000:8.1f} ms"
+    return f"p50 {percentile(samples, 0.5) * 1000:8.1f} ms   p99 {percentile(samples, 0.99) * 1000:8.1f} ms"
 
 
 def _memory_kib(pid: int) -> dict[str, int]:
@@ -67,14 +59,6 @@ def _memory_kib(pid: int) -> dict[str, int]:
         if key in {"VmRSS", "VmHWM"}:
             fields[key] = int(value.split()[0])
     return fields
-
-
-def _ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/readyz", timeout=1) as resp:
-            return bool(resp.status == 200)
-    except OSError:
-        return False
 
 
 class Rounds:
@@ -174,8 +158,8 @@ async def _measure(url: str, token: str, api: Any, rounds: int, gateway_pid: int
         if name != "gateway diagnose":
             print(f"{'':<17} page   {_ms(measured.pages[name])}   ({len(measured.pages[name])} pages)")
     for scope in ("runs", "pages"):
-        direct = _percentile(getattr(measured, scope)["direct list"], 0.5)
-        through = _percentile(getattr(measured, scope)["gateway list"], 0.5)
+        direct = percentile(getattr(measured, scope)["direct list"], 0.5)
+        through = percentile(getattr(measured, scope)["gateway list"], 0.5)
         print(f"ratio gateway/direct list at p50 ({scope}): {through / direct:.2f}x")
     summary = diagnosis["summary"]
     print(
@@ -205,36 +189,21 @@ async def run(pods: int, rounds: int, bundle: Path | None) -> None:
             bundle = build_bundle(ROOT / "rego", tmp / "b.tar.gz", revision="bench")
         opa = OpaServer(bundle, log_path=tmp / "opa.log")
         cluster = SandboxCluster(tmp / "sandbox")
-        port = free_port()
-        token = append_token(tmp / "tokens", subject="bench", groups=("sre",))
-        env = {
-            "GATEWAY_TRANSPORT": "http",
-            "GATEWAY_PORT": str(port),
-            "GATEWAY_OPA_URL": opa.url,
-            "GATEWAY_KUBECONFIG": str(cluster.kubeconfig_path),
-            "GATEWAY_KUBE_CONTEXT": "sandbox",
-            "GATEWAY_DB_PATH": str(tmp / "gateway.db"),
-            "GATEWAY_TOKENS_FILE": str(tmp / "tokens"),
-            "GATEWAY_KUBE_TIMEOUT_SECONDS": "60",
-        }
-        gateway = ManagedProcess(
-            [sys.executable, "-m", "gateway", "serve", "--log-level", "WARNING"],
-            log_path=tmp / "gateway.log",
-            env=env,
+        # Whole-cluster reads take longer than one object's: a wider per-request bound.
+        gateway = ServedGateway(
+            tmp, opa_url=opa.url, kubeconfig=cluster.kubeconfig_path, GATEWAY_KUBE_TIMEOUT_SECONDS="60"
         )
-        url = f"http://127.0.0.1:{port}"
         try:
             opa.start()
             cluster.start()
             print(f"sandbox cluster ready in {cluster.started_in:.1f}s")
             _seed(cluster, pods)
             gateway.start()
-            wait_until(lambda: _ready(url), timeout=60, what="gateway")
             api = k8s_config.new_client_from_config(
                 str(cluster.kubeconfig_path), context="sandbox", persist_config=False
             )
             try:
-                await _measure(url, token, api, rounds, gateway.pid)
+                await _measure(gateway.url, gateway.token, api, rounds, gateway.process.pid)
             finally:
                 api.close()
         finally:

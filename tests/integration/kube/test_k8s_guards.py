@@ -16,6 +16,7 @@ import pytest
 from kube_support import ToolRunner, eventually
 from kubernetes import client as k8s
 
+from gateway.contracts import PlannedCall
 from gateway.errors import Conflict, Forbidden, InvalidArguments
 from gateway.kubernetes.tools import open_backend
 from gateway.local.kwok import SIMULATE_ANNOTATION
@@ -105,17 +106,25 @@ async def test_a_spec_change_while_a_scale_is_parked_fails_it(
     assert apps.read_namespaced_deployment("web", kube_namespace).spec.replicas == 2
 
 
+async def _parked_over_crash_loop_churn(
+    tools: ToolRunner, apps: Any, namespace: str, tool: str
+) -> tuple[PlannedCall, dict[str, Any]]:
+    """``tool`` on a crash-looping Deployment ``worker``, planned, then left until the
+    crashes have rewritten the Deployment's status (Ready goes False)."""
+    apps.create_namespaced_deployment(namespace, _deployment("worker", 1, simulate="crash-loop"))
+    await _rolled_out(apps, namespace, "worker", 1)
+    call = await tools.plan(tool, kind="deploy", name="worker", namespace=namespace)
+    judged = call.actions[0].current
+    assert judged is not None
+    await _status_moved_on(apps, namespace, "worker", judged["metadata"]["resourceVersion"])
+    return call, judged
+
+
 async def test_a_parked_restart_survives_crash_loop_churn_and_reports_its_rollout(
     kube_tools: ToolRunner, kube_admin: Any, kube_namespace: str
 ) -> None:
     apps = k8s.AppsV1Api(kube_admin)
-    apps.create_namespaced_deployment(kube_namespace, _deployment("worker", 1, simulate="crash-loop"))
-    await _rolled_out(apps, kube_namespace, "worker", 1)
-    call = await kube_tools.plan("k8s_restart", kind="deploy", name="worker", namespace=kube_namespace)
-    judged = call.actions[0].current
-    assert judged is not None
-    # The pod crashes: Ready goes False, the Deployment's status is rewritten.
-    await _status_moved_on(apps, kube_namespace, "worker", judged["metadata"]["resourceVersion"])
+    call, _ = await _parked_over_crash_loop_churn(kube_tools, apps, kube_namespace, "k8s_restart")
 
     result = await kube_tools.execute(call)
 
@@ -132,12 +141,7 @@ async def test_a_parked_delete_survives_status_churn(
     kube_tools: ToolRunner, kube_admin: Any, kube_namespace: str
 ) -> None:
     apps = k8s.AppsV1Api(kube_admin)
-    apps.create_namespaced_deployment(kube_namespace, _deployment("worker", 1, simulate="crash-loop"))
-    await _rolled_out(apps, kube_namespace, "worker", 1)
-    call = await kube_tools.plan("k8s_delete", kind="deploy", name="worker", namespace=kube_namespace)
-    judged = call.actions[0].current
-    assert judged is not None
-    await _status_moved_on(apps, kube_namespace, "worker", judged["metadata"]["resourceVersion"])
+    call, judged = await _parked_over_crash_loop_churn(kube_tools, apps, kube_namespace, "k8s_delete")
 
     result = await kube_tools.execute(call)
 
@@ -323,15 +327,11 @@ async def test_a_parked_create_fails_when_someone_created_the_object_meanwhile(
     kube_tools: ToolRunner, kube_admin: Any, kube_namespace: str
 ) -> None:
     manifest = f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c, namespace: {kube_namespace}}}\n"
+    manifest += "data: {judged: 'yes'}\n"
     call = await kube_tools.plan("k8s_apply", manifest=manifest)
     assert call.actions[0].current is None
     k8s.CoreV1Api(kube_admin).create_namespaced_config_map(kube_namespace, {"metadata": {"name": "c"}})
 
     with pytest.raises(Conflict, match=r"ConfigMap .*/c was created by someone else after policy judged"):
         await kube_tools.execute(call)
-    assert "policy-gateway" not in {
-        f.manager
-        for f in k8s.CoreV1Api(kube_admin)
-        .read_namespaced_config_map("c", kube_namespace)
-        .metadata.managed_fields
-    }
+    assert k8s.CoreV1Api(kube_admin).read_namespaced_config_map("c", kube_namespace).data is None
