@@ -161,15 +161,11 @@ class WriteTools:
                     f"{what} was created by someone else after policy judged its creation; nothing was "
                     "written, propose the call again"
                 )
-            return await self.backend.client.apply(
-                kind, obj, field_manager=self.backend.field_manager, dry_run=False
-            )
+            return await self.backend.client.apply(kind, obj, field_manager=manager, dry_run=False)
 
         async def write(version: str) -> JSON:
             body = {**obj, "metadata": {**meta, "resourceVersion": version}}
-            return await self.backend.client.apply(
-                kind, body, field_manager=self.backend.field_manager, dry_run=False
-            )
+            return await self.backend.client.apply(kind, body, field_manager=manager, dry_run=False)
 
         result: JSON = await guarded_write(
             JudgedState.of(judged), lambda: self.backend.client.get(kind, name, namespace), write, what=what
