@@ -20,7 +20,7 @@ export GATEWAY_KWOK_BIN := $(KWOK)
 
 SETUP_DEPS += kube-tools
 BENCH_TARGETS += bench-k8s bench-k8s-get
-.PHONY: kube-tools kube-apiserver kube-controller-manager kube-scheduler kwok sandbox sandbox-seed-large bench-k8s bench-k8s-get
+.PHONY: kube-tools kube-apiserver kube-controller-manager kube-scheduler kwok sandbox sandbox-down bench-k8s bench-k8s-get
 
 kube-tools: kube-apiserver kube-controller-manager kube-scheduler kwok
 
@@ -39,6 +39,9 @@ kwok:
 
 sandbox: setup ## a living local cluster (etcd, apiserver, controllers, scheduler, kwok nodes) in var/sandbox, until Ctrl-C
 	$(VENV)/bin/gateway sandbox up
+
+sandbox-down: python-env ## stop the sandbox running in var/sandbox (every process by its pid)
+	$(VENV)/bin/gateway sandbox down
 
 bench-k8s: python-env kube-tools bundle ## k8s_list of 5,000 pods and k8s_diagnose at the large seed vs the direct client: p50/p99, RSS
 	$(PY) -m bench.k8s_scale --bundle $(BUNDLE)
