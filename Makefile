@@ -31,7 +31,7 @@ include mk/*.mk
 .PHONY: help setup system-packages python-env opa regal test lint-py lint-imports typecheck pytest run bench clean
 
 help: ## list the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 setup: $(SETUP_DEPS) ## virtualenv, OPA, Regal and test servers (idempotent: a second run rebuilds nothing)
 
