@@ -10,8 +10,10 @@ every column but ``prev_hash`` and ``hash`` (``hash_format`` included, so a row 
 relabelled), which any JCS library recomputes (docs/hashes.md). 1 is the format before
 RFC 8785 (Python's ``json.dumps`` with sorted keys, without the ``hash_format`` column):
 rows written in it keep verifying as they were written, and a chain never goes back from
-2 to 1. Appends run inside ``BEGIN IMMEDIATE`` (SQLite's single write lock), so two
-processes appending at once (gateway and CLI) queue up and the chain never forks.
+2 to 1. Appends are serialised by the database: each takes ``lock_named("audit")`` before
+it reads the head and holds it until its transaction commits (SQLite: the single write
+lock of ``BEGIN IMMEDIATE``; PostgreSQL: a transaction-level advisory lock), so two
+processes or replicas appending at once queue up and the chain never forks.
 
 Secrets never enter it: events carry targets, reason codes and messages, identifiers and
 fingerprints; ``detail`` is scrubbed (secret-looking keys and values dropped, long strings
@@ -24,17 +26,15 @@ import hashlib
 import json
 import math
 import re
-import sqlite3
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any, Final
 
-import aiosqlite
 from pydantic import BaseModel, ConfigDict
 
 from gateway.contracts import canonical_json, canonical_json_v1
-from gateway.db import Database
-from gateway.errors import AuditError, ChainBroken
+from gateway.db import Connection, Database
+from gateway.errors import AuditError, ChainBroken, DatabaseError
 from gateway.ports import AuditEvent
 
 __all__ = ["GENESIS_HASH", "HASH_FORMAT", "AuditLog", "AuditRecord", "ChainReport", "format_time", "scrub"]
@@ -160,14 +160,14 @@ class AuditLog:
         try:
             async with self._db.write() as conn:
                 await self.append(conn, event)
-        except sqlite3.Error as exc:
+        except DatabaseError as exc:
             raise AuditError(f"could not write the audit log: {exc}") from exc
 
-    async def append(self, conn: aiosqlite.Connection, event: AuditEvent) -> AuditRecord:
+    async def append(self, conn: Connection, event: AuditEvent) -> AuditRecord:
         """Append inside a write transaction the caller holds (``Database.write``), so a
         queue transition and its audit row commit or roll back together."""
-        cursor = await conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
-        head = await cursor.fetchone()
+        await conn.lock_named("audit")
+        head = await conn.fetchone("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
         seq, prev_hash = (int(head[0]) + 1, str(head[1])) if head else (1, GENESIS_HASH)
         fields = {
             "seq": seq,
@@ -197,14 +197,14 @@ class AuditLog:
         where, params = ("WHERE action_id = ?", [action_id]) if action_id else ("", [])
         sql = f"SELECT {_COLUMNS} FROM audit {where} ORDER BY seq DESC LIMIT ?"  # noqa: S608 - constants
         async with self._db.read() as conn:
-            rows = list(await conn.execute_fetchall(sql, [*params, limit]))
-        return [_parse(tuple(r))[0] for r in rows]
+            rows = await conn.fetchall(sql, [*params, limit])
+        return [_parse(r)[0] for r in rows]
 
     async def get(self, seq: int) -> AuditRecord | None:
         async with self._db.read() as conn:
             sql = f"SELECT {_COLUMNS} FROM audit WHERE seq = ?"  # noqa: S608 - constants
-            rows = list(await conn.execute_fetchall(sql, [seq]))
-        return _parse(tuple(rows[0]))[0] if rows else None
+            rows = await conn.fetchall(sql, [seq])
+        return _parse(rows[0])[0] if rows else None
 
     async def iterate(self, *, batch: int = 1000) -> AsyncIterator[AuditRecord]:
         """Every row in chain order, read in batches so memory stays flat."""
@@ -216,9 +216,9 @@ class AuditLog:
         while True:
             async with self._db.read() as conn:
                 sql = f"SELECT {_COLUMNS} FROM audit WHERE seq > ? ORDER BY seq LIMIT ?"  # noqa: S608
-                rows = list(await conn.execute_fetchall(sql, [after, batch]))
+                rows = await conn.fetchall(sql, [after, batch])
             for raw in rows:
-                yield _parse(tuple(raw))
+                yield _parse(raw)
             if len(rows) < batch:
                 return
             after = int(rows[-1][0])
@@ -251,7 +251,7 @@ class AuditLog:
                 newest_format = record.hash_format
         except _Unreadable as exc:
             raise ChainBroken(f"audit row {exc.seq} cannot be read: {exc}", seq=exc.seq) from exc
-        except sqlite3.Error as exc:
+        except DatabaseError as exc:
             raise AuditError(f"could not read the audit log: {exc}") from exc
         return ChainReport(rows=count, head=prev_hash)
 

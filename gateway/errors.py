@@ -29,8 +29,11 @@
     ├── AuthError                a credential was refused (HTTP 401); the message names why
     ├── ClientError              the approvals API could not be used from the CLI
     │   └── GatewayUnreachable   connection refused, timeout, not a gateway
-    └── AuditError
-        └── ChainBroken          a row whose hash does not match the chain
+    ├── AuditError
+    │   └── ChainBroken          a row whose hash does not match the chain
+    └── DatabaseError            a statement or the connection to the database failed (SQLite or
+        │                        PostgreSQL); the store maps it to QueueError / AuditError
+        └── DuplicateKey         an insert met a row with the same key
 
 Every message is written for the person or model that reads it: it says what failed and
 what to do, and it never carries a secret, a traceback or a third-party exception's text
@@ -50,6 +53,8 @@ __all__ = [
     "ConfigError",
     "Conflict",
     "CorruptAction",
+    "DatabaseError",
+    "DuplicateKey",
     "Forbidden",
     "GatewayError",
     "GatewayUnreachable",
@@ -210,3 +215,13 @@ class ChainBroken(AuditError):
     def __init__(self, message: str, *, seq: int) -> None:
         super().__init__(message)
         self.seq = seq
+
+
+class DatabaseError(GatewayError):
+    """A statement or the connection to the gateway's database failed (locked, lost,
+    refused); the transaction it ran in was rolled back. The message names the backend's
+    reason, never the connection's password."""
+
+
+class DuplicateKey(DatabaseError):
+    """An insert met an existing row with the same key."""

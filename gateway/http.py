@@ -21,12 +21,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from pathlib import Path
 from typing import Any
 
-import anyio.to_thread
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from mcp_types import INVALID_REQUEST
@@ -127,31 +124,15 @@ class _BodyLimitAnswer:
         await self.app(scope, receive, answer)
 
 
-def _database_writable(path: Path) -> bool:
-    """Takes and releases the write lock: proves the file opens read-write and no one
-    holds the lock for longer than a probe can wait. Never creates the file."""
-    try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True, timeout=1.0)
-    except (sqlite3.Error, OSError):
-        return False
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute("ROLLBACK")
-        return True
-    except sqlite3.Error:
-        return False
-    finally:
-        conn.close()
-
-
 @contextlib.asynccontextmanager
-async def _store_queue_depth(path: Path) -> AsyncIterator[QueueDepth]:
-    """``QueueStore.count_by_state`` over a connection of our own. The store is built
-    directly, not with ``QueueStore.open``: that one also recovers interrupted executions,
-    which only the runtime that owns the executor may do."""
-    db = await Database.open(path)
+async def _probe_database(settings: Settings) -> AsyncIterator[Database]:
+    """A connection of the probes' own (one pooled connection on PostgreSQL): ``/readyz``
+    asks it whether a write could commit, ``/metrics`` counts the queue through it."""
+    db = await Database.open(
+        settings.database(), pool_size=1, connect_timeout_seconds=settings.database_connect_timeout_seconds
+    )
     try:
-        yield QueueStore(db, AuditLog(db)).count_by_state
+        yield db
     finally:
         await db.close()
 
@@ -164,6 +145,7 @@ class _Probes:
         self.metrics = metrics
         self.queue_depth = queue_depth
         self.opa = OpaProbe(settings, timeout_seconds=_PROBE_TIMEOUT_SECONDS)
+        self.database: Database | None = None
 
     async def opa_ready(self) -> str:
         return await self.opa.status()
@@ -175,7 +157,7 @@ class _Probes:
         checks = {
             "opa": await self.opa_ready(),
             "database": "ok"
-            if await anyio.to_thread.run_sync(_database_writable, self.settings.db_path)
+            if self.database is not None and await self.database.writable()
             else "not writable",
         }
         ready = all(v == "ok" for v in checks.values())
@@ -198,8 +180,12 @@ class _Probes:
         for its depth. Entered after the MCP runtime opened (and migrated) the database."""
         async with contextlib.AsyncExitStack() as stack:
             await stack.enter_async_context(self.opa)
+            self.database = await stack.enter_async_context(_probe_database(self.settings))
+            stack.callback(setattr, self, "database", None)
             if self.queue_depth is None:
-                self.queue_depth = await stack.enter_async_context(_store_queue_depth(self.settings.db_path))
+                # Built directly, not with ``QueueStore.open``: that one also recovers
+                # interrupted executions, which only the runtime that owns the executor may do.
+                self.queue_depth = QueueStore(self.database, AuditLog(self.database)).count_by_state
                 stack.callback(setattr, self, "queue_depth", None)
             yield
 

@@ -29,7 +29,6 @@ nothing executes.
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import logging
 import time
@@ -371,7 +370,8 @@ class Gateway:
                 await progress(
                     wait - remaining, wait, f"waiting for approval of {parked.id} ({current.state})"
                 )
-            await asyncio.sleep(min(_POLL_SECONDS, remaining))
+            # PostgreSQL wakes this at the approval's commit, on whichever replica; SQLite polls.
+            await self._queue.wait_for_change(parked.id, min(_POLL_SECONDS, remaining))
             try:
                 current = await self._queue.get(parked.id)
             except QueueError as exc:

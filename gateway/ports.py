@@ -2,7 +2,8 @@
 log, and the runner the queue's executor calls back into.
 
 ``gateway.pipeline`` depends on these protocols only; ``gateway.queue`` and
-``gateway.audit`` implement them over SQLite, and unit tests use in-memory fakes.
+``gateway.audit`` implement them over the gateway's database (SQLite or PostgreSQL), and
+unit tests use in-memory fakes.
 """
 
 from __future__ import annotations
@@ -80,6 +81,10 @@ class ApprovalQueue(Protocol):
 
     async def get(self, action_id: str) -> ParkedAction:
         """Return the action; raise ``UnknownAction`` if there is none with this id."""
+        ...
+
+    async def wait_for_change(self, action_id: str, seconds: float) -> bool:
+        """Return once the action may have changed (true) or after ``seconds`` (false)."""
         ...
 
 

@@ -1,7 +1,8 @@
 """The long-lived parts of a running gateway, opened once and closed once.
 
 ``open_runtime`` creates, in order: the policy client (one pooled HTTP client to OPA), the
-queue store with its audit log (one SQLite database), the ``Gateway`` over them, every
+queue store with its audit log (one database: SQLite, or PostgreSQL shared by replicas),
+the ``Gateway`` over them, every
 backend's tools (each backend opens its own client), and the queue's executor as a
 background task. Closing happens in reverse: the executor finishes the action in hand,
 backends close their clients, then the database and the OPA client.
@@ -17,6 +18,7 @@ from typing import Any
 
 import anyio
 
+from gateway.errors import ConfigError
 from gateway.pipeline import Gateway
 from gateway.policy import PolicyClient
 from gateway.queue.executor import Executor
@@ -27,7 +29,7 @@ from gateway.settings import Settings
 from gateway.tools import ToolRegistry, ToolSpec
 from gateway.webhooks import WebhookNotifier
 
-__all__ = ["CheckFn", "Runtime", "RuntimeSlot", "ToolSource", "open_runtime"]
+__all__ = ["CheckFn", "Runtime", "RuntimeSlot", "ToolSource", "open_runtime", "require_shared_keys"]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,25 @@ class RuntimeSlot:
         self.runtime: Runtime | None = None
 
 
+def require_shared_keys(settings: Settings) -> None:
+    """Replicas on one PostgreSQL database must hold the same keys: one replica opens the
+    calls another sealed, and verifies the attestations of approvals another's API took.
+    Keys made beside each replica's own ``db_path`` would differ, so they must be named."""
+    if settings.database_url is None:
+        return
+    missing = []
+    if settings.queue_key is None and settings.queue_keys_file is None:
+        missing.append("GATEWAY_QUEUE_KEYS_FILE (or GATEWAY_QUEUE_KEY)")
+    if settings.transport == "http" and settings.attestation_key_file is None:
+        missing.append("GATEWAY_ATTESTATION_KEY_FILE")
+    if missing:
+        raise ConfigError(
+            "with GATEWAY_DATABASE_URL every replica must use the same keys: set "
+            + " and ".join(missing)
+            + " to files all replicas mount (docs/deployment.md, 'Several replicas')"
+        )
+
+
 @asynccontextmanager
 async def open_runtime(
     settings: Settings, sources: Sequence[ToolSource], *, slot: RuntimeSlot | None = None
@@ -70,7 +91,8 @@ async def open_runtime(
     ``slot`` (if given) holds the runtime while it is open."""
     async with AsyncExitStack() as stack:
         policy = await stack.enter_async_context(PolicyClient(settings))
-        store = await QueueStore.open(settings.db_path, sealer=Sealer.from_settings(settings, create=True))
+        require_shared_keys(settings)
+        store = await QueueStore.from_settings(settings, sealer=Sealer.from_settings(settings, create=True))
         stack.push_async_callback(store.close)
         registry = ToolRegistry()
         gateway = Gateway(settings, registry, policy, store, store.audit)
@@ -80,7 +102,7 @@ async def open_runtime(
             "gateway ready: %d tools, OPA at %s, database %s",
             len(registry),
             settings.opa_url,
-            settings.db_path,
+            store.db.location,
         )
         proofs = ApprovalProofs.from_settings(settings)
         notifier = WebhookNotifier(settings)

@@ -62,6 +62,24 @@ class Settings(BaseSettings):
 
     # Storage
     db_path: Path = Path("var/gateway.db")
+    # PostgreSQL instead of SQLite: `postgresql://user:password@host:5432/db?sslmode=…`;
+    # several replicas share it (docs/deployment.md, "Several replicas").
+    database_url: SecretStr | None = None
+    database_pool_size: Annotated[int, Field(ge=1, le=100)] = 10
+    database_connect_timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 10.0
+    # This replica's name in execution claims (default: the host name, a pod's name), and
+    # how long a claim by another replica stands without a heartbeat.
+    instance: str | None = None
+    execution_lease_seconds: Annotated[float, Field(ge=1, le=3600)] = 60.0
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_only(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("postgresql://", "postgres://")):
+            raise ValueError(
+                "GATEWAY_DATABASE_URL must be a postgresql:// URL (unset: SQLite at GATEWAY_DB_PATH)"
+            )
+        return value
 
     # Identity of stdio sessions and CLI approvers
     subject: str = Field(default_factory=default_subject)
@@ -145,6 +163,11 @@ class Settings(BaseSettings):
     # the database. `GATEWAY_QUEUE_KEY` (`<id>:<base64 of 32 bytes>`) takes precedence.
     queue_keys_file: Path | None = None
     queue_key: SecretStr | None = None
+
+    def database(self) -> Path | str:
+        """Where the queue and the audit log live: the PostgreSQL URL if one is set, else the
+        SQLite file."""
+        return self.database_url.get_secret_value() if self.database_url is not None else self.db_path
 
     def data_file(self, configured: Path | None, name: str) -> Path:
         """A file the gateway keeps beside its database unless configured elsewhere."""

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Debian packages the tests need: etcd for the real kube-apiserver, docker-compose as the
 # compose-file parser, npm for the MCP conformance tool and the JCS recipes, openssh-client
-# for ssh-keygen, sqlite3 for the recipes' reads of the database (docs/hashes.md). Installs
-# only what is missing;
+# for ssh-keygen, sqlite3 for the recipes' reads of the database (docs/hashes.md), postgresql
+# for the PostgreSQL backend's tests. Installs only what is missing;
 # needs root (or sudo) the first time.
 set -euo pipefail
 missing=()
@@ -12,6 +12,9 @@ command -v npm >/dev/null 2>&1 || missing+=(npm)
 # ssh-keygen: approvers sign with it; the tests prove interoperability with it.
 command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
 command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
+# PostgreSQL's server binaries (initdb, postgres; Debian puts them in /usr/lib/postgresql/*/bin):
+# the tests run the queue and audit suites on a real server too (gateway/local/postgres.py).
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 [ ${#missing[@]} -eq 0 ] && exit 0
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"

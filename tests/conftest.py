@@ -1,9 +1,11 @@
-"""Fixtures shared by every suite: the real OPA binary serving the project's bundle.
+"""Fixtures shared by every suite: the real OPA binary serving the project's bundle, and
+the database backends (``storage_fixtures``: SQLite and a real PostgreSQL).
 
 Every test under tests/integration/ needs a binary beyond Python (``opa``, and
 ``kube-apiserver`` + etcd for ``kube``, Node.js for the conformance and JCS recipes): it is
 marked ``integration`` here, whatever its module says, so ``pytest -m "not integration"``
-is the loop that needs only Python. tests/unit/ never starts one.
+is the loop that needs only Python. tests/unit/ never starts one, except in their
+PostgreSQL variants, which are marked ``integration`` (and ``postgres``) by the fixture.
 """
 
 from __future__ import annotations
@@ -12,8 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from storage_fixtures import backend, postgres_backend, postgres_server
 
 from gateway.local.opa import OpaServer, build_bundle
+
+__all__ = ["backend", "bundle_path", "opa_server", "postgres_backend", "postgres_server"]
 
 ROOT = Path(__file__).resolve().parent.parent
 REGO_DIR = ROOT / "rego"

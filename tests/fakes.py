@@ -3,6 +3,7 @@ tests use the real SQLite store)."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 from gateway.contracts import Decision, PlannedCall, Principal, utc_now
@@ -52,6 +53,10 @@ class InMemoryQueue:
             return self.actions[action_id]
         except KeyError:
             raise UnknownAction(f"no parked action has id {action_id!r}") from None
+
+    async def wait_for_change(self, action_id: str, seconds: float) -> bool:
+        await asyncio.sleep(seconds)  # polls, as the SQLite store does
+        return False
 
     def update(self, action_id: str, **changes: object) -> None:
         self.actions[action_id] = self.actions[action_id].model_copy(update=changes)

@@ -30,7 +30,7 @@ __all__ = ["LocalQueue"]
 
 
 class LocalQueue:
-    """The queue commands over the database at ``settings.db_path``."""
+    """The queue commands over the database ``settings`` name (``GATEWAY_DATABASE_URL`` or ``db_path``)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

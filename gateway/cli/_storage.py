@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 from collections.abc import Awaitable, Callable
 from enum import IntEnum
 from pathlib import Path
@@ -70,7 +69,9 @@ EXIT_CODES_HELP = (
 DbOption = Annotated[
     Path | None,
     typer.Option(
-        "--db", help="Database file [default: GATEWAY_DB_PATH or var/gateway.db]", show_default=False
+        "--db",
+        help="SQLite file, instead of GATEWAY_DATABASE_URL [default: GATEWAY_DB_PATH or var/gateway.db]",
+        show_default=False,
     ),
 ]
 OpaUrlOption = Annotated[
@@ -101,8 +102,9 @@ def fail(message: str, code: ExitCode) -> typer.Exit:
 def settings(db: Path | None = None, opa_url: str | None = None) -> Settings:
     """``Settings()`` from the environment, with the command's options on top."""
     overrides: dict[str, Any] = {}
-    if db is not None:
+    if db is not None:  # a file named on the command line wins over GATEWAY_DATABASE_URL too
         overrides["db_path"] = db
+        overrides["database_url"] = None
     if opa_url is not None:
         overrides["opa_url"] = opa_url
     try:
@@ -115,21 +117,21 @@ def settings(db: Path | None = None, opa_url: str | None = None) -> Settings:
 
 
 async def open_store(config: Settings) -> QueueStore:
-    """The store at ``config.db_path``, which must exist: a typo in a path must not look
-    like an empty queue."""
-    if not await asyncio.to_thread(config.db_path.is_file):
+    """The store ``config`` names (``GATEWAY_DATABASE_URL``, else ``db_path``), which must
+    exist: a typo in a path or URL must not look like an empty queue."""
+    if config.database_url is None and not await asyncio.to_thread(config.db_path.is_file):
         raise ConfigError(f"no gateway database at {config.db_path} (set GATEWAY_DB_PATH or pass --db)")
-    return await QueueStore.open(config.db_path, sealer=Sealer.from_settings(config, create=False))
+    return await QueueStore.from_settings(
+        config, sealer=Sealer.from_settings(config, create=False), require_schema=True
+    )
 
 
 def run(work: Callable[[], Awaitable[T]]) -> T:
     """Run ``work`` and map the gateway's errors to documented exit codes, message on stderr."""
     try:
         return asyncio.run(_call(work))
-    except GatewayError as exc:
+    except GatewayError as exc:  # DatabaseError too: a read the store does not wrap (exit 6)
         raise _exit(exc) from exc
-    except sqlite3.Error as exc:  # a read the store does not wrap (a locked or damaged file)
-        raise fail(f"the gateway database failed: {exc}", ExitCode.STORAGE) from exc
 
 
 def guarded(work: Callable[[], T]) -> T:

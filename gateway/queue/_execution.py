@@ -1,31 +1,30 @@
 """The executor's side of the queue store (private): claiming approved actions,
 finishing them, sweeping expiries and recovering executions whose process died.
 
-A claim is a lease: the executing process renews ``heartbeat_at`` every
-``HEARTBEAT_SECONDS``. An execution is dead when its process is gone (same host: pid and
-start time), or, when this host cannot look (another container), when its lease is older
-than ``LEASE_SECONDS``.
+A claim is a lease: the executing process renews ``heartbeat_at`` (by default every
+``HEARTBEAT_SECONDS``). An execution is dead when its process is gone (same instance and
+pid namespace: pid and start time), or, when this process cannot look (another replica
+or container), when its lease (``lease_seconds``, default ``LEASE_SECONDS``) has lapsed.
+The claim is the guarded ``approved → executing`` update: on PostgreSQL it takes the
+row's lock, so of several replicas racing for one action exactly one changes the row and
+the others, once it commits, change nothing.
 """
 
 from __future__ import annotations
 
 import json
 from datetime import timedelta
-from typing import Any, Final
-
-import aiosqlite
+from typing import Any
 
 from gateway.audit import format_time
 from gateway.contracts import Decision, canonical_json
+from gateway.db import Connection
 from gateway.errors import CorruptAction, InvalidTransition
 from gateway.ports import ActionState, AuditEvent, AuditKind, ParkedAction
-from gateway.queue._base import StoreBase, storage_errors
+from gateway.queue._base import HEARTBEAT_SECONDS, LEASE_SECONDS, StoreBase, storage_errors
 from gateway.queue._rows import action_event, encode_result, owner_alive
 
 __all__ = ["HEARTBEAT_SECONDS", "LEASE_SECONDS", "ExecutionTransitions"]
-
-HEARTBEAT_SECONDS: Final[float] = 10.0
-LEASE_SECONDS: Final[float] = 60.0
 
 
 class ExecutionTransitions(StoreBase):
@@ -36,7 +35,7 @@ class ExecutionTransitions(StoreBase):
         sql = "SELECT id FROM actions WHERE state = 'approved' AND expires_at > ? ORDER BY created_at LIMIT ?"
         with storage_errors():
             async with self.db.read() as conn:
-                rows = await conn.execute_fetchall(sql, [self._now(), limit])
+                rows = await conn.fetchall(sql, [self._now(), limit])
         return [str(r[0]) for r in rows]
 
     async def expire_due(self) -> int:
@@ -45,11 +44,11 @@ class ExecutionTransitions(StoreBase):
         sql = "SELECT id FROM actions WHERE state IN ('pending', 'approved') AND expires_at <= ?"
         with storage_errors():
             async with self.db.read() as conn:
-                due = [str(r[0]) for r in await conn.execute_fetchall(sql, [now])]
+                due = [str(r[0]) for r in await conn.fetchall(sql, [now])]
             count = 0
             for action_id in due:
                 async with self.db.write() as conn:
-                    action = await self._load(conn, action_id)
+                    action = await self._load_locked(conn, action_id)
                     expired = await self._expire_in(conn, action)
                 if expired:
                     count += 1
@@ -62,13 +61,14 @@ class ExecutionTransitions(StoreBase):
         with storage_errors():
             async with self.db.write() as conn:
                 now = self._now()
-                cursor = await conn.execute(
+                claimed = await conn.execute(
                     "UPDATE actions SET state = 'executing', updated_at = ?, heartbeat_at = ?, "
                     "claimed_by = ? WHERE id = ? AND state = 'approved' AND expires_at > ?",
                     [now, now, self._owner, action_id, now],
                 )
-                if cursor.rowcount != 1:
+                if claimed != 1:
                     return None
+                await conn.notify(action_id)
                 try:
                     action = await self._load(conn, action_id)
                 except CorruptAction as exc:
@@ -85,14 +85,14 @@ class ExecutionTransitions(StoreBase):
         """Renew this process's lease on an execution; false if it is no longer ours."""
         with storage_errors():
             async with self.db.write() as conn:
-                cursor = await conn.execute(
+                renewed = await conn.execute(
                     "UPDATE actions SET heartbeat_at = ? "
                     "WHERE id = ? AND state = 'executing' AND claimed_by = ?",
                     [self._now(), action_id, self._owner],
                 )
-        return cursor.rowcount == 1
+        return renewed == 1
 
-    async def _fail_corrupt(self, conn: aiosqlite.Connection, action_id: str, error: str) -> None:
+    async def _fail_corrupt(self, conn: Connection, action_id: str, error: str) -> None:
         await self._transition(conn, action_id, ActionState.EXECUTING, ActionState.FAILED, error=error)
         event = AuditEvent(kind="failure", action_id=action_id, subject="gateway", transport="internal")
         await self.audit.append(conn, event.model_copy(update={"detail": {"error": error}}))
@@ -139,17 +139,18 @@ class ExecutionTransitions(StoreBase):
         return action
 
     async def recover_interrupted(self) -> int:
-        """Mark executions whose process is gone as interrupted: they may or may not have
-        taken effect, so they are never re-run without a new approval."""
-        stale = format_time(self._clock() - timedelta(seconds=LEASE_SECONDS))
+        """Mark executions whose process is gone, or whose lease lapsed, as interrupted:
+        they may or may not have taken effect, so they are never re-run without a new
+        approval. A lease renewed meanwhile keeps its execution (the guard re-checks it)."""
+        stale = format_time(self._clock() - timedelta(seconds=self.lease_seconds))
         with storage_errors():
             async with self.db.read() as conn:
-                rows = await conn.execute_fetchall(
+                rows = await conn.fetchall(
                     "SELECT id, claimed_by, heartbeat_at FROM actions WHERE state = 'executing'"
                 )
             count = 0
             for action_id, owner, heartbeat in rows:
-                alive = owner_alive(owner)
+                alive = owner_alive(owner, self._instance)
                 if alive or (alive is None and (heartbeat or "") > stale):
                     continue
                 error = "the gateway stopped during execution; check the target before parking it again"
@@ -160,6 +161,7 @@ class ExecutionTransitions(StoreBase):
                         ActionState.EXECUTING,
                         ActionState.INTERRUPTED,
                         owner=owner,
+                        stale_before=None if alive is False else stale,
                         error=error,
                     ):
                         action = await self._load(conn, action_id)

@@ -15,13 +15,14 @@ from pydantic import BaseModel, ConfigDict
 from pydantic_core import to_jsonable_python
 
 from gateway.contracts import Approval, ApprovalRequirement, Decision, PlannedCall, canonical_json
+from gateway.db import Dialect
 from gateway.ports import ActionState, AuditEvent, AuditKind, ParkedAction
 
 __all__ = [
-    "ACTION_COLUMNS",
     "SUMMARY_COLUMNS",
     "ActionSummary",
     "Clock",
+    "action_columns",
     "action_event",
     "effective_state",
     "encode_result",
@@ -36,13 +37,18 @@ __all__ = [
 
 Clock = Callable[[], datetime]
 
-ACTION_COLUMNS: Final[str] = (
-    "id, state, call_json, decision_json, fingerprint, requester_json, created_at, updated_at, "
-    "expires_at, result_json, error, denied_by, "
-    # the approvals ride along in one statement: one round trip, one consistent snapshot
-    "(SELECT json_group_array(json_array(subject, json(groups_json), approved_at, reason)) "
-    "FROM approvals WHERE approvals.action_id = actions.id)"
-)
+
+def action_columns(dialect: Dialect) -> str:
+    """What ``parked_from_row`` reads: the action's columns and, in the same statement (one
+    round trip, one consistent snapshot), its approvals as a JSON array."""
+    approval = dialect.json_tuple("subject", dialect.as_json("groups_json"), "approved_at", "reason")
+    approvals = f"SELECT {dialect.json_list(approval)} FROM approvals WHERE approvals.action_id = actions.id"  # noqa: S608 - constants
+    return (
+        "id, state, call_json, decision_json, fingerprint, requester_json, created_at, updated_at, "
+        f"expires_at, result_json, error, denied_by, ({approvals})"
+    )
+
+
 SUMMARY_COLUMNS: Final[str] = (
     "id, state, tool, requester, target_json, min_approvals, created_at, expires_at, error, "
     "(SELECT count(*) FROM approvals WHERE approvals.action_id = actions.id)"
@@ -201,18 +207,38 @@ def _start_ticks(pid: int) -> str | None:
     return None if fields[0] in {"Z", "X"} else fields[19]
 
 
-def process_owner() -> str:
-    """Who claims an execution: host, pid and the pid's start time, as JSON."""
+def _pid_namespace() -> int | None:
+    """The inode of this process's pid namespace: two processes whose pids can be compared
+    share it (containers with the same host name and their own namespaces do not)."""
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return None
+
+
+def process_owner(instance: str | None = None) -> str:
+    """Who claims an execution, as JSON: the instance (``GATEWAY_INSTANCE``, default the host
+    name: a pod's name under Kubernetes), pid, the pid's start time and its pid namespace."""
     pid = os.getpid()
-    return canonical_json({"host": socket.gethostname(), "pid": pid, "start": _start_ticks(pid)})
+    return canonical_json(
+        {
+            "host": instance or socket.gethostname(),
+            "pid": pid,
+            "start": _start_ticks(pid),
+            "pidns": _pid_namespace(),
+        }
+    )
 
 
-def owner_alive(owner: str | None) -> bool | None:
-    """Whether the process that claimed a row still runs: ``None`` when this host cannot
-    tell (the claim names another host, e.g. another container on the same volume)."""
+def owner_alive(owner: str | None, instance: str | None = None) -> bool | None:
+    """Whether the process that claimed a row still runs: ``None`` when this process cannot
+    tell (the claim names another instance, e.g. another replica or container, or a pid
+    namespace other than ours); then only its lease says."""
     with contextlib.suppress(ValueError, TypeError, KeyError):
         data = json.loads(owner or "")
-        if data["host"] != socket.gethostname():
+        if data["host"] != (instance or socket.gethostname()):
+            return None
+        if data.get("pidns") is not None and data["pidns"] != _pid_namespace():
             return None
         pid = int(data["pid"])
         if not Path("/proc").is_dir():  # not Linux: fall back to a signal probe

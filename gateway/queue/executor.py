@@ -17,16 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from typing import Final
 
 import anyio
 
 from gateway.audit import format_time
 from gateway.contracts import Decision
-from gateway.errors import AuditError, GatewayError, PolicyError, ProofRefused, QueueError
+from gateway.errors import AuditError, DatabaseError, GatewayError, PolicyError, ProofRefused, QueueError
 from gateway.ports import ActionState, AuditSink, CallRunner, ParkedAction
-from gateway.queue._execution import HEARTBEAT_SECONDS
 from gateway.queue._rows import action_event
 from gateway.queue.proofs import ApprovalProofs
 from gateway.queue.reevaluation import PolicyEvaluator, reevaluate
@@ -52,7 +50,7 @@ class Executor:
         proofs: ApprovalProofs | None = None,
         poll_seconds: float = DEFAULT_POLL_SECONDS,
         checkpoint_seconds: float = DEFAULT_CHECKPOINT_SECONDS,
-        heartbeat_seconds: float = HEARTBEAT_SECONDS,
+        heartbeat_seconds: float | None = None,
     ) -> None:
         self._store = store
         self._runner = runner
@@ -61,7 +59,8 @@ class Executor:
         self._audit = audit
         self._poll_seconds = poll_seconds
         self._checkpoint_seconds = checkpoint_seconds
-        self._heartbeat_seconds = heartbeat_seconds
+        # Six renewals per lease: a replica that misses a few still holds its execution.
+        self._heartbeat_seconds = heartbeat_seconds or store.lease_seconds / 6
         # asyncio.Event, not anyio.Event: an executor may be built before the loop runs.
         self._stopping = asyncio.Event()
 
@@ -178,7 +177,7 @@ class Executor:
     async def _checkpoint(self) -> None:
         try:
             await self._store.db.checkpoint()
-        except (sqlite3.Error, ValueError) as exc:  # busy, or closed under us: try again later
+        except DatabaseError as exc:  # busy, or closed under us: try again later
             _log.warning("WAL checkpoint skipped: %s", exc)
 
     async def _fail(self, action: ParkedAction, error: str) -> ParkedAction:

@@ -1,9 +1,12 @@
-"""``QueueStore``: the approval queue over SQLite, and every guarded state transition.
+"""``QueueStore``: the approval queue over the gateway's database (``gateway.db``: SQLite or
+PostgreSQL), and every guarded state transition.
 
 Each transition is one ``UPDATE actions SET state = ? … WHERE id = ? AND state = ?``
-whose row count is checked, inside the same ``BEGIN IMMEDIATE`` transaction as its
-audit record: two approvers, cancellers or executors racing (in one process or several)
-produce exactly one transition, and no transition exists without its audit row.
+whose row count is checked, inside the same write transaction as its audit record: two
+approvers, cancellers or executors racing (in one process, several, or several replicas)
+produce exactly one transition, and no transition exists without its audit row. A
+transition that depends on what it read of the row first locks the row
+(``Connection.lock_row``).
 Live rows (pending, approved) past ``expires_at`` read as expired and are never
 approvable or claimable, whether or not a sweep has written the expiry yet.
 """
@@ -11,27 +14,26 @@ approvable or claimable, whether or not a sweep has written the expiry yet.
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
-
 from gateway.audit import AuditLog, format_time
 from gateway.contracts import Approval, Decision, PlannedCall, Principal, canonical_json
-from gateway.db import Database
+from gateway.db import Connection, Database
 from gateway.errors import (
     ApprovalRefused,
     CorruptAction,
+    DatabaseError,
+    DuplicateKey,
     InvalidTransition,
     QueueError,
     StaleApprovals,
     UnknownAction,
 )
 from gateway.ports import ActionState, AuditKind, ParkedAction
-from gateway.queue._base import storage_errors
+from gateway.queue._base import LEASE_SECONDS, storage_errors
 from gateway.queue._execution import ExecutionTransitions
 from gateway.queue._rows import (
     SUMMARY_COLUMNS,
@@ -46,6 +48,7 @@ from gateway.queue._rows import (
 )
 from gateway.queue.proofs import StoredApproval, proof_digests
 from gateway.queue.sealing import Sealer
+from gateway.settings import Settings
 
 __all__ = ["DEFAULT_LIST_LIMIT", "ActionSummary", "QueueStore", "StoredProof"]
 
@@ -70,18 +73,62 @@ class QueueStore(ExecutionTransitions):
 
     @classmethod
     async def open(
-        cls, path: Path, *, clock: Clock = system_clock, sealer: Sealer | None = None
+        cls,
+        target: Path | str,
+        *,
+        clock: Clock = system_clock,
+        sealer: Sealer | None = None,
+        instance: str | None = None,
+        lease_seconds: float = LEASE_SECONDS,
+        require_schema: bool = False,
+        pool_size: int = 10,
+        connect_timeout_seconds: float = 10.0,
     ) -> QueueStore:
-        """Open the database at ``path`` and mark executions whose process died as interrupted.
-        ``sealer`` seals the calls parked from now on and opens sealed ones."""
-        db = await Database.open(path)
-        store = cls(db, AuditLog(db, clock=clock), clock=clock, sealer=sealer)
+        """Open the database at ``target`` (a SQLite path or a ``postgresql://`` URL; see
+        ``Database.open``) and mark executions whose process died, or whose lease lapsed,
+        as interrupted. ``sealer`` seals the calls parked from now on and opens sealed ones."""
+        db = await Database.open(
+            target,
+            require_schema=require_schema,
+            pool_size=pool_size,
+            connect_timeout_seconds=connect_timeout_seconds,
+        )
+        store = cls(
+            db,
+            AuditLog(db, clock=clock),
+            clock=clock,
+            sealer=sealer,
+            instance=instance,
+            lease_seconds=lease_seconds,
+        )
         try:
             await store.recover_interrupted()
         except BaseException:
             await db.close()
             raise
         return store
+
+    @classmethod
+    async def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        sealer: Sealer | None = None,
+        require_schema: bool = False,
+        clock: Clock = system_clock,
+    ) -> QueueStore:
+        """The store ``settings`` configure: ``database_url`` or else ``db_path``, this
+        replica's ``instance`` name and execution lease, the pool size and connect timeout."""
+        return await cls.open(
+            settings.database(),
+            clock=clock,
+            sealer=sealer,
+            instance=settings.instance,
+            lease_seconds=settings.execution_lease_seconds,
+            require_schema=require_schema,
+            pool_size=settings.database_pool_size,
+            connect_timeout_seconds=settings.database_connect_timeout_seconds,
+        )
 
     async def close(self) -> None:
         await self.db.close()
@@ -90,7 +137,7 @@ class QueueStore(ExecutionTransitions):
         """The full id for ``ref``, an id or a unique prefix of at least four characters."""
         with storage_errors():
             async with self.db.read() as conn:
-                rows = await conn.execute_fetchall(
+                rows = await conn.fetchall(
                     "SELECT id FROM actions WHERE id >= ? AND id < ? LIMIT 2", [ref, ref + "\U0010ffff"]
                 )
         ids = [str(r[0]) for r in rows]
@@ -119,7 +166,7 @@ class QueueStore(ExecutionTransitions):
             sql, params = f"{base} WHERE state = ? {order}", [state.value, limit]
         with storage_errors():
             async with self.db.read() as conn:
-                rows = await conn.execute_fetchall(sql, params)
+                rows = await conn.fetchall(sql, params)
         return [summary_from_row(r, now) for r in rows]
 
     async def count_by_state(self) -> dict[str, int]:
@@ -130,7 +177,7 @@ class QueueStore(ExecutionTransitions):
         )
         with storage_errors():
             async with self.db.read() as conn:
-                rows = await conn.execute_fetchall(sql, [self._now()])
+                rows = await conn.fetchall(sql, [self._now()])
         return {str(state): int(count) for state, count in rows}
 
     async def park(self, call: PlannedCall, decision: Decision, requester: Principal) -> ParkedAction:
@@ -168,12 +215,20 @@ class QueueStore(ExecutionTransitions):
                 detail = {"expires_at": expires, "min_approvals": needs.min_approvals}
                 detail["approver_groups"] = list(needs.approver_groups)
                 await self.audit.append(conn, action_event("parked", parked, detail=detail))
-        except sqlite3.IntegrityError as exc:
+            # The caller may wait for the approval next: hear of it from now on.
+            self.db.watch(call.id)
+        except DuplicateKey as exc:
             raise QueueError(f"call {call.id} is already parked") from exc
-        except sqlite3.Error as exc:
+        except DatabaseError as exc:
             raise QueueError(f"the queue database failed: {exc}; nothing was changed") from exc
         self._emit("parked", parked, requester.subject)
         return parked
+
+    async def wait_for_change(self, action_id: str, seconds: float) -> bool:
+        """Until the action changes (true: read it again) or ``seconds`` pass. PostgreSQL
+        wakes the caller when any replica commits a transition of it (``LISTEN/NOTIFY``);
+        SQLite sleeps ``seconds`` (the caller polls)."""
+        return await self.db.wait_for_change(action_id, seconds)
 
     async def record_approval(
         self,
@@ -196,13 +251,13 @@ class QueueStore(ExecutionTransitions):
         expired = False
         with storage_errors():
             async with self.db.write() as conn:
+                await conn.lock_row("actions", action.id)
                 # Only the columns the guard needs: the payload was parsed when it was read.
-                rows = list(
-                    await conn.execute_fetchall(
-                        "SELECT state, expires_at, fingerprint, (SELECT json_group_array(subject) "
-                        "FROM approvals WHERE approvals.action_id = actions.id) FROM actions WHERE id = ?",
-                        [action.id],
-                    )
+                subjects_sql = self.db.dialect.json_list("subject")
+                rows = await conn.fetchall(
+                    f"SELECT state, expires_at, fingerprint, (SELECT {subjects_sql} "  # noqa: S608 - constants
+                    "FROM approvals WHERE approvals.action_id = actions.id) FROM actions WHERE id = ?",
+                    [action.id],
                 )
                 if not rows:
                     raise UnknownAction(f"no parked action has id {action.id!r}")
@@ -249,7 +304,7 @@ class QueueStore(ExecutionTransitions):
 
     async def _after_approval(
         self,
-        conn: aiosqlite.Connection,
+        conn: Connection,
         action: ParkedAction,
         approval: Approval,
         approver: Principal,
@@ -326,7 +381,7 @@ class QueueStore(ExecutionTransitions):
         sql = f"SELECT {columns} FROM approvals {where} ORDER BY action_id, approved_at, subject"  # noqa: S608
         with storage_errors():
             async with self.db.read() as conn:
-                rows = await conn.execute_fetchall(sql, params)
+                rows = await conn.fetchall(sql, params)
         try:
             return [
                 (
@@ -381,7 +436,7 @@ class QueueStore(ExecutionTransitions):
         expired = False
         with storage_errors():
             async with self.db.write() as conn:
-                action = await self._load(conn, action_id)
+                action = await self._load_locked(conn, action_id)
                 if action.state is ActionState.EXPIRED and await self._expire_in(conn, action):
                     expired = True
                 else:

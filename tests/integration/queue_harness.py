@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from http_support import serving_in_thread
@@ -33,6 +33,9 @@ from gateway.runtime import CheckFn, RuntimeSlot, ToolSource
 from gateway.server import build_server
 from gateway.settings import Settings
 from gateway.tools import ExecutionContext, Prepared, ToolRegistry, ToolSpec
+
+if TYPE_CHECKING:  # queue_worker.py imports this module from tests/integration alone
+    from storage_fixtures import Backend
 
 TOOL = "queuetest_append"
 ALICE = Principal(subject="alice", groups=("dev",), transport="stdio", authenticated=True)
@@ -112,9 +115,9 @@ def queue_opa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpaServer]:
         server.stop()
 
 
-def settings_for(db: Path, opa: OpaServer, policy: str, **extra: Any) -> Settings:
-    return Settings(
-        db_path=db,
+def settings_for(db: Backend, opa: OpaServer, policy: str, **extra: Any) -> Settings:
+    """A gateway on ``db`` (either backend) judged by the test policy ``policy``."""
+    return db.settings(
         opa_url=opa.url,
         decision_path=f"queuetest/{policy}/decision",
         opa_timeout_seconds=5.0,
@@ -194,7 +197,7 @@ async def gateway_stack(
     registry = ToolRegistry()
     registry.register(append_tool(log))
     store = await (
-        QueueStore.open(settings.db_path, clock=clock) if clock else QueueStore.open(settings.db_path)
+        QueueStore.from_settings(settings, clock=clock) if clock else QueueStore.from_settings(settings)
     )
     try:
         async with PolicyClient(settings) as policy:
@@ -207,12 +210,11 @@ async def gateway_stack(
 
 
 def cli_env(
-    db: Path, opa: OpaServer, policy: str, subject: str, groups: tuple[str, ...] = ("sre",)
+    db: Backend, opa: OpaServer, policy: str, subject: str, groups: tuple[str, ...] = ("sre",)
 ) -> dict[str, str]:
     """Environment for a ``gateway`` CLI process acting as ``subject``."""
     return {
-        **os.environ,
-        "GATEWAY_DB_PATH": str(db),
+        **db.environ(),
         "GATEWAY_OPA_URL": opa.url,
         "GATEWAY_DECISION_PATH": f"queuetest/{policy}/decision",
         "GATEWAY_OPA_TIMEOUT_SECONDS": "5",

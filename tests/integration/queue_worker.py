@@ -1,6 +1,6 @@
 """A gateway process for the multi-process queue suites (run as a script).
 
-    python queue_worker.py DB OPA_URL POLICY LOG MODE [GO_FILE]
+    GATEWAY_DB_PATH=… | GATEWAY_DATABASE_URL=… python queue_worker.py OPA_URL POLICY LOG MODE [GO_FILE]
 
 MODE ``once``: wait until GO_FILE exists (so several workers start together), then one
 executor pass. MODE ``forever``: run the executor until killed.
@@ -18,9 +18,10 @@ from queue_harness import gateway_stack
 from gateway.settings import Settings
 
 
-async def main(db: Path, opa_url: str, policy: str, log: Path, mode: str, go: Path | None) -> None:
+async def main(opa_url: str, policy: str, log: Path, mode: str, go: Path | None) -> None:
+    # The database (either backend) and the executor's lease come from the environment.
     settings = Settings(
-        db_path=db, opa_url=opa_url, decision_path=f"queuetest/{policy}/decision", opa_timeout_seconds=5.0
+        opa_url=opa_url, decision_path=f"queuetest/{policy}/decision", opa_timeout_seconds=5.0
     )
     async with gateway_stack(settings, log) as stack:
         print("ready", flush=True)
@@ -39,5 +40,5 @@ def _wait_for(go: Path) -> None:
 
 
 if __name__ == "__main__":
-    _, db, url, policy, log, mode, *rest = sys.argv
-    asyncio.run(main(Path(db), url, policy, Path(log), mode, Path(rest[0]) if rest else None))
+    _, url, policy, log, mode, *rest = sys.argv
+    asyncio.run(main(url, policy, Path(log), mode, Path(rest[0]) if rest else None))

@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from queue_harness import ALICE, BOB, TOOL, cli_env, gateway_stack, queue_opa, settings_for
+from storage_fixtures import Backend
 from typer.testing import CliRunner
 
 from gateway.cli import app
@@ -28,9 +28,9 @@ GATEWAY_CLI = Path(sys.executable).with_name("gateway")
 
 
 @pytest.fixture
-def audited_db(tmp_path: Path, queue_opa: OpaServer) -> Path:
-    """A database whose audit log holds a full park → approve → execute history."""
-    db = tmp_path / "g.db"
+def audited_db(tmp_path: Path, backend: Backend, queue_opa: OpaServer) -> Backend:
+    """A database (either backend) whose audit log holds a full park → approve → execute history."""
+    db = backend
 
     async def work() -> None:
         async with gateway_stack(settings_for(db, queue_opa, "one"), tmp_path / "x.log") as stack:
@@ -42,12 +42,12 @@ def audited_db(tmp_path: Path, queue_opa: OpaServer) -> Path:
     return db
 
 
-def invoke(db: Path, opa: OpaServer, *args: str) -> tuple[int, str, str]:
+def invoke(db: Backend, opa: OpaServer, *args: str) -> tuple[int, str, str]:
     result = runner.invoke(app, list(args), env=cli_env(db, opa, "one", "bob"))
     return result.exit_code, result.stdout, result.stderr
 
 
-def test_list_and_show_read_the_records_the_gateway_wrote(audited_db: Path, queue_opa: OpaServer) -> None:
+def test_list_and_show_read_the_records_the_gateway_wrote(audited_db: Backend, queue_opa: OpaServer) -> None:
     code, out, _ = invoke(audited_db, queue_opa, "audit", "list", "--json")
     assert code == 0
     records = json.loads(out)
@@ -68,16 +68,15 @@ def test_list_and_show_read_the_records_the_gateway_wrote(audited_db: Path, queu
     assert invoke(audited_db, queue_opa, "audit", "show", "99")[0] == 3
 
 
-def test_verify_passes_on_an_untouched_log(audited_db: Path, queue_opa: OpaServer) -> None:
+def test_verify_passes_on_an_untouched_log(audited_db: Backend, queue_opa: OpaServer) -> None:
     code, out, _ = invoke(audited_db, queue_opa, "audit", "verify", "--json")
     assert code == 0
     assert json.loads(out)["intact"] is True
     assert json.loads(out)["rows"] == 6
 
 
-def test_verify_names_the_first_edited_row_and_exits_1(audited_db: Path, queue_opa: OpaServer) -> None:
-    with sqlite3.connect(audited_db) as conn:
-        conn.execute("UPDATE audit SET subject = 'mallory' WHERE seq = 3")
+def test_verify_names_the_first_edited_row_and_exits_1(audited_db: Backend, queue_opa: OpaServer) -> None:
+    audited_db.execute_sync("UPDATE audit SET subject = 'mallory' WHERE seq = 3")
     completed = subprocess.run(
         [str(GATEWAY_CLI), "audit", "verify"],
         env=cli_env(audited_db, queue_opa, "one", "bob"),
@@ -91,7 +90,7 @@ def test_verify_names_the_first_edited_row_and_exits_1(audited_db: Path, queue_o
 
 
 def test_export_writes_every_record_so_the_chain_can_be_checked_elsewhere(
-    audited_db: Path, queue_opa: OpaServer, tmp_path: Path
+    audited_db: Backend, queue_opa: OpaServer, tmp_path: Path
 ) -> None:
     out_file = tmp_path / "audit.jsonl"
     code, _, err = invoke(audited_db, queue_opa, "audit", "export", "--jsonl", "--output", str(out_file))

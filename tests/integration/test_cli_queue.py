@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from queue_harness import ALICE, TOOL, api_env, api_gateway, cli_env, gateway_stack, queue_opa, settings_for
 from queue_support import needs_approval, secret_apply_call
+from storage_fixtures import Backend
 from typer.testing import CliRunner
 
 from gateway.auth import append_token
@@ -25,9 +26,9 @@ _ = queue_opa
 runner = CliRunner()
 
 
-def park(db: Path, opa: OpaServer, policy: str = "one", line: str = "hello") -> str:
+def park(db: Backend, opa: OpaServer, policy: str = "one", line: str = "hello") -> str:
     async def work() -> str:
-        async with gateway_stack(settings_for(db, opa, policy), db.with_suffix(".log")) as stack:
+        async with gateway_stack(settings_for(db, opa, policy), db.workdir / "g.log") as stack:
             outcome = await stack.gateway.call(TOOL, {"line": line}, ALICE, wait_seconds=0)
             return outcome.action_id
 
@@ -43,35 +44,35 @@ class Cli:
         self.mode, self.tmp, self.opa, self.stack = mode, tmp, opa, stack
         self.tokens_file = tmp / "tokens.jsonl"
         self._tokens: dict[tuple[str, tuple[str, ...]], str] = {}
-        self._servers: dict[tuple[Path, str, str], str] = {}
+        self._servers: dict[tuple[str, str, str], str] = {}
 
     def token(self, subject: str, groups: tuple[str, ...] = ("sre",)) -> str:
         if (subject, groups) not in self._tokens:
             self._tokens[subject, groups] = append_token(self.tokens_file, subject=subject, groups=groups)
         return self._tokens[subject, groups]
 
-    def server(self, db: Path, policy: str, opa_url: str | None = None) -> str:
-        key = (db, policy, opa_url or self.opa.url)
+    def server(self, db: Backend, policy: str, opa_url: str | None = None) -> str:
+        key = (str(db.target), policy, opa_url or self.opa.url)
         if key not in self._servers:
             settings = settings_for(db, self.opa, policy, transport="http", tokens_file=self.tokens_file)
             if opa_url is not None:
                 settings = settings.model_copy(update={"opa_url": opa_url})
-            served = self.stack.enter_context(api_gateway(settings, db.with_suffix(".api.log")))
+            served = self.stack.enter_context(api_gateway(settings, db.workdir / "g.api.log"))
             self._servers[key] = served.url
         return self._servers[key]
 
     def env(
-        self, db: Path, subject: str, policy: str, groups: tuple[str, ...], opa_url: str | None = None
+        self, db: Backend, subject: str, policy: str, groups: tuple[str, ...], opa_url: str | None = None
     ) -> dict[str, str]:
         if self.mode == "local":
             env = cli_env(db, self.opa, policy, subject, groups)
             return env | ({"GATEWAY_OPA_URL": opa_url} if opa_url else {})
         url = self.server(db, policy, opa_url)
-        return api_env(url, self.token(subject, groups), GATEWAY_DB_PATH=str(db))
+        return api_env(url, self.token(subject, groups), **db.env())
 
     def __call__(
         self,
-        db: Path,
+        db: Backend,
         *args: str,
         subject: str = "bob",
         policy: str = "one",
@@ -90,9 +91,9 @@ def gateway(request: pytest.FixtureRequest, tmp_path: Path, queue_opa: OpaServer
 
 
 def test_list_shows_pending_actions_as_a_table_and_as_json(
-    tmp_path: Path, queue_opa: OpaServer, gateway: Cli
+    tmp_path: Path, backend: Backend, queue_opa: OpaServer, gateway: Cli
 ) -> None:
-    db = tmp_path / "g.db"
+    db = backend
     action_id = park(db, queue_opa)
 
     code, out, _ = gateway(db, "queue", "list")
@@ -123,13 +124,13 @@ def test_list_shows_pending_actions_as_a_table_and_as_json(
 
 
 def test_show_redacts_secret_values_and_diffs_the_change(
-    tmp_path: Path, queue_opa: OpaServer, gateway: Cli
+    tmp_path: Path, backend: Backend, queue_opa: OpaServer, gateway: Cli
 ) -> None:
-    db = tmp_path / "g.db"
+    db = backend
     call = secret_apply_call()
 
     async def put() -> None:
-        store = await QueueStore.open(db)
+        store = await QueueStore.open(db.target)
         await store.park(call, needs_approval(), ALICE)
         await store.close()
 
@@ -150,9 +151,9 @@ def test_show_redacts_secret_values_and_diffs_the_change(
 
 
 def test_approve_records_the_approver_and_the_action_becomes_approved(
-    tmp_path: Path, queue_opa: OpaServer, gateway: Cli
+    tmp_path: Path, backend: Backend, queue_opa: OpaServer, gateway: Cli
 ) -> None:
-    db = tmp_path / "g.db"
+    db = backend
     action_id = park(db, queue_opa)
 
     code, out, _ = gateway(db, "queue", "approve", action_id, "--reason", "checked", "--json")
@@ -173,9 +174,9 @@ def test_approve_records_the_approver_and_the_action_becomes_approved(
 
 
 def test_refusals_have_distinct_exit_codes_and_change_nothing(
-    tmp_path: Path, queue_opa: OpaServer, gateway: Cli
+    tmp_path: Path, backend: Backend, queue_opa: OpaServer, gateway: Cli
 ) -> None:
-    db = tmp_path / "g.db"
+    db = backend
     action_id = park(db, queue_opa, policy="two")
 
     assert gateway(db, "queue", "approve", action_id, subject="alice")[0] == 1  # four-eyes
@@ -202,9 +203,9 @@ def test_refusals_have_distinct_exit_codes_and_change_nothing(
 
 
 def test_approving_under_a_policy_that_now_denies_denies_the_action(
-    tmp_path: Path, queue_opa: OpaServer, gateway: Cli
+    tmp_path: Path, backend: Backend, queue_opa: OpaServer, gateway: Cli
 ) -> None:
-    db = tmp_path / "g.db"
+    db = backend
     action_id = park(db, queue_opa)
     code, _, err = gateway(db, "queue", "approve", action_id, policy="freeze")
     assert code == 1
@@ -212,8 +213,10 @@ def test_approving_under_a_policy_that_now_denies_denies_the_action(
     assert "change freeze" in err
 
 
-def test_deny_and_cancel_are_final_and_recorded(tmp_path: Path, queue_opa: OpaServer, gateway: Cli) -> None:
-    db = tmp_path / "g.db"
+def test_deny_and_cancel_are_final_and_recorded(
+    tmp_path: Path, backend: Backend, queue_opa: OpaServer, gateway: Cli
+) -> None:
+    db = backend
     first, second = park(db, queue_opa, line="a"), park(db, queue_opa, line="b")
 
     code, out, _ = gateway(db, "queue", "deny", first, "--reason", "not today", "--json")
@@ -231,26 +234,42 @@ def test_deny_and_cancel_are_final_and_recorded(tmp_path: Path, queue_opa: OpaSe
 def test_a_missing_database_is_a_settings_error_not_an_empty_queue(
     tmp_path: Path, queue_opa: OpaServer
 ) -> None:
-    result = runner.invoke(
-        app, ["queue", "list", "--local"], env=cli_env(tmp_path / "typo.db", queue_opa, "one", "bob")
-    )
+    typo = Backend("sqlite", tmp_path / "typo")
+    result = runner.invoke(app, ["queue", "list", "--local"], env=cli_env(typo, queue_opa, "one", "bob"))
     code, err = result.exit_code, result.stderr
     assert code == 2
     assert "no gateway database" in err
-    assert not (tmp_path / "typo.db").exists()
+    assert not typo.db_path.exists()
 
 
-def test_the_db_option_overrides_the_environment(tmp_path: Path, queue_opa: OpaServer) -> None:
-    db = tmp_path / "g.db"
-    action_id = park(db, queue_opa)
-    env = cli_env(tmp_path / "elsewhere.db", queue_opa, "one", "bob")
-    result = runner.invoke(app, ["queue", "list", "--local", "--json", "--db", str(db)], env=env)
+@pytest.mark.postgres
+def test_a_postgresql_database_without_the_gateways_tables_is_a_settings_error(
+    postgres_backend: Backend, queue_opa: OpaServer
+) -> None:
+    result = runner.invoke(
+        app, ["queue", "list", "--local"], env=cli_env(postgres_backend, queue_opa, "one", "bob")
+    )
+    assert result.exit_code == 2
+    assert "holds no gateway tables" in result.stderr
+    assert postgres_backend.execute_sync("SELECT to_regclass('actions') IS NULL") == [(True,)]
+
+
+def test_the_db_option_overrides_the_environment(
+    tmp_path: Path, backend: Backend, queue_opa: OpaServer
+) -> None:
+    file = Backend("sqlite", tmp_path / "file")
+    action_id = park(file, queue_opa)
+    # whatever the environment names, SQLite elsewhere or a PostgreSQL database
+    env = cli_env(backend, queue_opa, "one", "bob")
+    result = runner.invoke(app, ["queue", "list", "--local", "--json", "--db", str(file.db_path)], env=env)
     assert result.exit_code == 0
     assert [r["id"] for r in json.loads(result.stdout)] == [action_id]
 
 
-def test_local_approvers_groups_may_be_given_comma_separated(tmp_path: Path, queue_opa: OpaServer) -> None:
-    db = tmp_path / "g.db"
+def test_local_approvers_groups_may_be_given_comma_separated(
+    tmp_path: Path, backend: Backend, queue_opa: OpaServer
+) -> None:
+    db = backend
     action_id = park(db, queue_opa)
     env = cli_env(db, queue_opa, "one", "carol") | {"GATEWAY_GROUPS": "dev, sre"}
     result = runner.invoke(app, ["queue", "approve", action_id, "--local", "--json"], env=env)
@@ -259,9 +278,9 @@ def test_local_approvers_groups_may_be_given_comma_separated(tmp_path: Path, que
 
 
 def test_unusable_settings_are_a_usage_error_without_a_traceback(
-    tmp_path: Path, queue_opa: OpaServer, gateway: Cli
+    tmp_path: Path, backend: Backend, queue_opa: OpaServer, gateway: Cli
 ) -> None:
-    db = tmp_path / "g.db"
+    db = backend
     park(db, queue_opa)
     env = gateway.env(db, "bob", "one", ("sre",)) | {
         "GATEWAY_GROUPS": "[not json",
@@ -278,13 +297,15 @@ def test_unusable_settings_are_a_usage_error_without_a_traceback(
 
 
 @pytest.fixture
-def api(tmp_path: Path, queue_opa: OpaServer) -> Iterator[Cli]:
+def api(tmp_path: Path, backend: Backend, queue_opa: OpaServer) -> Iterator[Cli]:
     with contextlib.ExitStack() as stack:
         yield Cli("api", tmp_path, queue_opa, stack)
 
 
-def test_the_approver_is_the_tokens_principal_never_the_environments(tmp_path: Path, api: Cli) -> None:
-    db = tmp_path / "g.db"
+def test_the_approver_is_the_tokens_principal_never_the_environments(
+    tmp_path: Path, backend: Backend, api: Cli
+) -> None:
+    db = backend
     action_id = park(db, api.opa)
     env = api.env(db, "mallory", "one", ("dev",)) | {"GATEWAY_SUBJECT": "bob", "GATEWAY_GROUPS": "sre"}
     result = runner.invoke(app, ["queue", "approve", action_id], env=env)
@@ -294,8 +315,8 @@ def test_the_approver_is_the_tokens_principal_never_the_environments(tmp_path: P
     assert json.loads(out)["approvals"] == []
 
 
-def test_client_errors_name_what_is_wrong(tmp_path: Path, api: Cli) -> None:
-    db = tmp_path / "g.db"
+def test_client_errors_name_what_is_wrong(tmp_path: Path, backend: Backend, api: Cli) -> None:
+    db = backend
     park(db, api.opa)
     url = api.server(db, "one")
     base = api_env(url, "pgw_not-a-token")
@@ -329,8 +350,8 @@ def test_client_errors_name_what_is_wrong(tmp_path: Path, api: Cli) -> None:
     assert len(json.loads(result.stdout)) == 1
 
 
-def test_watch_prints_each_state_change_once(tmp_path: Path, api: Cli) -> None:
-    db = tmp_path / "g.db"
+def test_watch_prints_each_state_change_once(tmp_path: Path, backend: Backend, api: Cli) -> None:
+    db = backend
     action_id = park(db, api.opa)
     code, out, _ = api(db, "queue", "watch", "--count", "1")
     assert code == 0

@@ -3,7 +3,6 @@ re-evaluation turning into deny, tampering, and the whole park → approve → e
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from queue_harness import (
     settings_for,
 )
 from queue_support import FakeClock
+from storage_fixtures import Backend
 
 from gateway.contracts import Principal
 from gateway.errors import ApprovalRefused, InvalidTransition, PolicyUnavailable
@@ -34,10 +34,10 @@ DAVE_DEV = Principal(subject="dave", groups=("dev",), transport="cli", authentic
 
 
 async def test_a_parked_call_runs_once_after_approval_with_every_step_audited(
-    tmp_path: Path, queue_opa: OpaServer
+    tmp_path: Path, backend: Backend, queue_opa: OpaServer
 ) -> None:
     log = tmp_path / "executions.log"
-    async with gateway_stack(settings_for(tmp_path / "g.db", queue_opa, "one"), log) as stack:
+    async with gateway_stack(settings_for(backend, queue_opa, "one"), log) as stack:
         outcome = await stack.gateway.call(TOOL, {"line": "hello"}, ALICE, wait_seconds=0)
         assert outcome.status == "pending"
         parked = await stack.store.get(outcome.action_id)
@@ -66,9 +66,9 @@ async def test_a_parked_call_runs_once_after_approval_with_every_step_audited(
 
 
 async def test_the_requester_approving_their_own_call_is_refused(
-    tmp_path: Path, queue_opa: OpaServer
+    tmp_path: Path, backend: Backend, queue_opa: OpaServer
 ) -> None:
-    async with gateway_stack(settings_for(tmp_path / "g.db", queue_opa, "one"), tmp_path / "x.log") as stack:
+    async with gateway_stack(settings_for(backend, queue_opa, "one"), tmp_path / "x.log") as stack:
         outcome = await stack.gateway.call(TOOL, {"line": "mine"}, ALICE, wait_seconds=0)
         alice_at_cli = ALICE.model_copy(update={"groups": ("sre",), "transport": "cli"})
         with pytest.raises(ApprovalRefused, match="someone else"):
@@ -78,19 +78,19 @@ async def test_the_requester_approving_their_own_call_is_refused(
 
 
 async def test_an_approver_outside_the_policys_groups_is_refused(
-    tmp_path: Path, queue_opa: OpaServer
+    tmp_path: Path, backend: Backend, queue_opa: OpaServer
 ) -> None:
-    async with gateway_stack(settings_for(tmp_path / "g.db", queue_opa, "one"), tmp_path / "x.log") as stack:
+    async with gateway_stack(settings_for(backend, queue_opa, "one"), tmp_path / "x.log") as stack:
         outcome = await stack.gateway.call(TOOL, {"line": "x"}, ALICE, wait_seconds=0)
         with pytest.raises(ApprovalRefused, match="sre"):
             await approve(stack.store, stack.policy, outcome.action_id, DAVE_DEV)
 
 
 async def test_a_quorum_of_two_runs_only_after_the_second_approval(
-    tmp_path: Path, queue_opa: OpaServer
+    tmp_path: Path, backend: Backend, queue_opa: OpaServer
 ) -> None:
     log = tmp_path / "executions.log"
-    async with gateway_stack(settings_for(tmp_path / "g.db", queue_opa, "two"), log) as stack:
+    async with gateway_stack(settings_for(backend, queue_opa, "two"), log) as stack:
         outcome = await stack.gateway.call(TOOL, {"line": "two"}, ALICE, wait_seconds=0)
 
         first = await approve(stack.store, stack.policy, outcome.action_id, BOB)
@@ -107,9 +107,9 @@ async def test_a_quorum_of_two_runs_only_after_the_second_approval(
 
 
 async def test_a_change_freeze_declared_before_approval_denies_the_action(
-    tmp_path: Path, queue_opa: OpaServer
+    tmp_path: Path, backend: Backend, queue_opa: OpaServer
 ) -> None:
-    db, log = tmp_path / "g.db", tmp_path / "executions.log"
+    db, log = backend, tmp_path / "executions.log"
     async with gateway_stack(settings_for(db, queue_opa, "one"), log) as stack:
         outcome = await stack.gateway.call(TOOL, {"line": "frozen"}, ALICE, wait_seconds=0)
     async with gateway_stack(settings_for(db, queue_opa, "freeze"), log) as stack:
@@ -121,9 +121,9 @@ async def test_a_change_freeze_declared_before_approval_denies_the_action(
 
 
 async def test_a_change_freeze_declared_after_approval_stops_the_execution(
-    tmp_path: Path, queue_opa: OpaServer
+    tmp_path: Path, backend: Backend, queue_opa: OpaServer
 ) -> None:
-    db, log = tmp_path / "g.db", tmp_path / "executions.log"
+    db, log = backend, tmp_path / "executions.log"
     async with gateway_stack(settings_for(db, queue_opa, "one"), log) as stack:
         outcome = await stack.gateway.call(TOOL, {"line": "late"}, ALICE, wait_seconds=0)
         await approve(stack.store, stack.policy, outcome.action_id, BOB)
@@ -135,11 +135,11 @@ async def test_a_change_freeze_declared_after_approval_stops_the_execution(
 
 
 async def test_an_action_past_its_ttl_can_neither_be_approved_nor_run(
-    tmp_path: Path, queue_opa: OpaServer
+    tmp_path: Path, backend: Backend, queue_opa: OpaServer
 ) -> None:
     clock = FakeClock()
     log = tmp_path / "executions.log"
-    async with gateway_stack(settings_for(tmp_path / "g.db", queue_opa, "one"), log, clock=clock) as stack:
+    async with gateway_stack(settings_for(backend, queue_opa, "one"), log, clock=clock) as stack:
         pending = await stack.gateway.call(TOOL, {"line": "p"}, ALICE, wait_seconds=0)
         approved = await stack.gateway.call(TOOL, {"line": "a"}, ALICE, wait_seconds=0)
         await approve(stack.store, stack.policy, approved.action_id, BOB, clock=clock)
@@ -154,17 +154,16 @@ async def test_an_action_past_its_ttl_can_neither_be_approved_nor_run(
 
 
 async def test_a_call_edited_in_the_database_after_approval_is_never_executed(
-    tmp_path: Path, queue_opa: OpaServer
+    tmp_path: Path, backend: Backend, queue_opa: OpaServer
 ) -> None:
-    db, log = tmp_path / "g.db", tmp_path / "executions.log"
+    db, log = backend, tmp_path / "executions.log"
     async with gateway_stack(settings_for(db, queue_opa, "one"), log) as stack:
         outcome = await stack.gateway.call(TOOL, {"line": "original"}, ALICE, wait_seconds=0)
         await approve(stack.store, stack.policy, outcome.action_id, BOB)
-        with sqlite3.connect(db) as conn:
-            conn.execute(
-                "UPDATE actions SET call_json = replace(call_json, 'original', 'tampered') WHERE id = ?",
-                [outcome.action_id],
-            )
+        await db.execute(
+            "UPDATE actions SET call_json = replace(call_json, 'original', 'tampered') WHERE id = ?",
+            [outcome.action_id],
+        )
         [done] = await stack.executor.run_once()
     assert done.call.call_args["line"] == "tampered"
     assert done.state is ActionState.FAILED
@@ -172,8 +171,10 @@ async def test_a_call_edited_in_the_database_after_approval_is_never_executed(
     assert executions(log) == []
 
 
-async def test_an_unreachable_policy_engine_records_no_approval(tmp_path: Path, queue_opa: OpaServer) -> None:
-    db = tmp_path / "g.db"
+async def test_an_unreachable_policy_engine_records_no_approval(
+    tmp_path: Path, backend: Backend, queue_opa: OpaServer
+) -> None:
+    db = backend
     async with gateway_stack(settings_for(db, queue_opa, "one"), tmp_path / "x.log") as stack:
         outcome = await stack.gateway.call(TOOL, {"line": "x"}, ALICE, wait_seconds=0)
         dead = stack.settings.model_copy(update={"opa_url": f"http://127.0.0.1:{free_port()}"})

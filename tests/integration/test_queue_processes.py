@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import sqlite3
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,6 +23,7 @@ from queue_harness import (
     settings_for,
     started,
 )
+from storage_fixtures import Backend
 
 from gateway.errors import InvalidTransition
 from gateway.local.opa import OpaServer
@@ -39,7 +39,7 @@ GATEWAY_CLI = Path(sys.executable).with_name("gateway")
 
 
 async def park_and_approve(
-    db: Path, opa: OpaServer, log: Path, lines: list[str], sleep: float = 0.0
+    db: Backend, opa: OpaServer, log: Path, lines: list[str], sleep: float = 0.0
 ) -> list[str]:
     """Park one call per line through the real gateway and real OPA; bob approves each."""
     ids = []
@@ -56,7 +56,7 @@ async def park_and_approve(
 
 
 @contextlib.asynccontextmanager
-async def worker(*args: str) -> AsyncIterator[asyncio.subprocess.Process]:
+async def worker(db: Backend, *args: str) -> AsyncIterator[asyncio.subprocess.Process]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         str(WORKER),
@@ -64,6 +64,7 @@ async def worker(*args: str) -> AsyncIterator[asyncio.subprocess.Process]:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         cwd=WORKER.parent,
+        env=db.environ(),
     )
     try:
         assert proc.stdout is not None
@@ -77,14 +78,14 @@ async def worker(*args: str) -> AsyncIterator[asyncio.subprocess.Process]:
 
 
 async def test_three_executor_processes_racing_run_each_action_exactly_once(
-    tmp_path: Path, queue_opa: OpaServer
+    tmp_path: Path, backend: Backend, queue_opa: OpaServer
 ) -> None:
-    db, log, go = tmp_path / "gateway.db", tmp_path / "executions.log", tmp_path / "go"
+    db, log, go = backend, tmp_path / "executions.log", tmp_path / "go"
     ids = await park_and_approve(db, queue_opa, log, ["a", "b", "c"])
 
     async with contextlib.AsyncExitStack() as stack:
         procs = [
-            await stack.enter_async_context(worker(str(db), queue_opa.url, "one", str(log), "once", str(go)))
+            await stack.enter_async_context(worker(db, queue_opa.url, "one", str(log), "once", str(go)))
             for _ in range(3)
         ]
         go.touch()
@@ -92,7 +93,7 @@ async def test_three_executor_processes_racing_run_each_action_exactly_once(
     assert [p.returncode for p in procs] == [0, 0, 0], outputs
 
     assert sorted(line.split()[1] for line in executions(log)) == ["a", "b", "c"]
-    store = await QueueStore.open(db)
+    store = await QueueStore.open(db.target)
     try:
         assert {(await store.get(i)).state for i in ids} == {ActionState.SUCCEEDED}
         claims = [r for r in await store.audit.recent(limit=200) if r.detail.get("step") == "claimed"]
@@ -103,9 +104,9 @@ async def test_three_executor_processes_racing_run_each_action_exactly_once(
 
 
 async def test_two_approvers_racing_from_the_cli_produce_one_approval_and_one_execution(
-    tmp_path: Path, queue_opa: OpaServer
+    tmp_path: Path, backend: Backend, queue_opa: OpaServer
 ) -> None:
-    db, log = tmp_path / "gateway.db", tmp_path / "executions.log"
+    db, log = backend, tmp_path / "executions.log"
     async with gateway_stack(settings_for(db, queue_opa, "one"), log) as stack:
         outcome = await stack.gateway.call(TOOL, {"line": "race"}, ALICE, wait_seconds=0)
         action_id = outcome.action_id
@@ -137,12 +138,12 @@ async def test_two_approvers_racing_from_the_cli_produce_one_approval_and_one_ex
 
 
 async def test_a_gateway_killed_during_execution_leaves_the_action_interrupted_for_good(
-    tmp_path: Path, queue_opa: OpaServer
+    tmp_path: Path, backend: Backend, queue_opa: OpaServer
 ) -> None:
-    db, log = tmp_path / "gateway.db", tmp_path / "executions.log"
+    db, log = backend, tmp_path / "executions.log"
     [action_id] = await park_and_approve(db, queue_opa, log, ["slow"], sleep=30)
 
-    async with worker(str(db), queue_opa.url, "one", str(log), "forever") as proc:
+    async with worker(db, queue_opa.url, "one", str(log), "forever") as proc:
         for _ in range(600):
             if started(log):
                 break
@@ -151,8 +152,7 @@ async def test_a_gateway_killed_during_execution_leaves_the_action_interrupted_f
         os.kill(proc.pid, signal.SIGKILL)
         await proc.wait()
 
-    with sqlite3.connect(db) as conn:
-        [(raw_state,)] = conn.execute("SELECT state FROM actions WHERE id = ?", [action_id]).fetchall()
+    [(raw_state,)] = await db.execute("SELECT state FROM actions WHERE id = ?", [action_id])
     assert raw_state == "executing"  # nothing could record the crash
 
     async with gateway_stack(settings_for(db, queue_opa, "one"), log) as stack:

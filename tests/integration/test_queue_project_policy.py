@@ -3,11 +3,11 @@ Deployment in production needs two approvers other than the requester, then runs
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import BaseModel, ConfigDict
+from storage_fixtures import Backend
 
 from gateway.contracts import PlannedCall, Principal, ProposedAction, Target
 from gateway.errors import ApprovalRefused
@@ -16,7 +16,6 @@ from gateway.pipeline import Gateway
 from gateway.policy import PolicyClient
 from gateway.ports import ActionState
 from gateway.queue import Executor, QueueStore, approve
-from gateway.settings import Settings
 from gateway.tools import ExecutionContext, Prepared, ToolRegistry, ToolSpec
 
 pytestmark = pytest.mark.integration
@@ -87,10 +86,10 @@ def counting_delete(ran: list[dict[str, Any]]) -> ToolSpec[DeleteArgs]:
 
 
 async def test_a_production_delete_needs_two_approvals_under_the_project_policy(
-    tmp_path: Path, opa_server: OpaServer
+    backend: Backend, opa_server: OpaServer
 ) -> None:
-    settings = Settings(db_path=tmp_path / "g.db", opa_url=opa_server.url, opa_timeout_seconds=5.0)
-    store = await QueueStore.open(settings.db_path)
+    settings = backend.settings(opa_url=opa_server.url, opa_timeout_seconds=5.0)
+    store = await QueueStore.from_settings(settings)
     ran: list[dict[str, Any]] = []
     try:
         async with PolicyClient(settings) as policy:

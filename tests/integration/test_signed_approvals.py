@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from queue_harness import (
     queue_opa,
     settings_for,
 )
+from storage_fixtures import Backend
 from typer.testing import CliRunner
 
 from gateway.auth import append_token
@@ -46,8 +46,8 @@ def keygen(path: Path, comment: str) -> Path:
 
 
 class Signed:
-    def __init__(self, tmp: Path, opa: OpaServer, stack: contextlib.ExitStack) -> None:
-        self.tmp, self.db = tmp, tmp / "g.db"
+    def __init__(self, tmp: Path, db: Backend, opa: OpaServer, stack: contextlib.ExitStack) -> None:
+        self.tmp, self.db = tmp, db
         self.keys = {name: keygen(tmp / f"{name}_ed25519", name) for name in ("bob", "carol", "mallory")}
         self.allowed = tmp / "allowed_signers"
         self.revoked = tmp / "revoked_signers"
@@ -83,7 +83,7 @@ class Signed:
         env = api_env(
             self.url,
             self.tokens[who],
-            GATEWAY_DB_PATH=str(self.db),
+            **self.db.env(),
             GATEWAY_ALLOWED_SIGNERS_FILE=str(self.allowed),
             GATEWAY_REVOKED_SIGNERS_FILE=str(self.revoked),
         )
@@ -93,8 +93,8 @@ class Signed:
         return result.exit_code, result.stdout, result.stderr
 
     def state(self, action_id: str) -> str:
-        with sqlite3.connect(self.db) as conn:
-            return str(conn.execute("SELECT state FROM actions WHERE id = ?", [action_id]).fetchone()[0])
+        [(state,)] = self.db.execute_sync("SELECT state FROM actions WHERE id = ?", [action_id])
+        return str(state)
 
     def wait_for(self, action_id: str, *states: str) -> str:
         deadline = time.monotonic() + 15
@@ -105,9 +105,9 @@ class Signed:
 
 
 @pytest.fixture
-def signed(tmp_path: Path, queue_opa: OpaServer) -> Iterator[Signed]:
+def signed(tmp_path: Path, backend: Backend, queue_opa: OpaServer) -> Iterator[Signed]:
     with contextlib.ExitStack() as stack:
-        yield Signed(tmp_path, queue_opa, stack)
+        yield Signed(tmp_path, backend, queue_opa, stack)
 
 
 def test_two_approvers_sign_with_ssh_keygen_and_the_action_runs_once(signed: Signed) -> None:
@@ -123,10 +123,9 @@ def test_two_approvers_sign_with_ssh_keygen_and_the_action_runs_once(signed: Sig
     assert len(executions(signed.log)) == 1
 
     # The stored signature is one ssh-keygen itself accepts for bob.
-    with sqlite3.connect(signed.db) as conn:
-        statement, signature = conn.execute(
-            "SELECT statement, signature FROM approvals WHERE action_id = ? AND subject = 'bob'", [action_id]
-        ).fetchone()
+    [(statement, signature)] = signed.db.execute_sync(
+        "SELECT statement, signature FROM approvals WHERE action_id = ? AND subject = 'bob'", [action_id]
+    )
     (signed.tmp / "bob.sig").write_text(signature)
     verify = ["ssh-keygen", "-Y", "verify", "-f", str(signed.allowed), "-I", "bob"]
     check = subprocess.run(
@@ -141,12 +140,11 @@ def test_two_approvers_sign_with_ssh_keygen_and_the_action_runs_once(signed: Sig
     assert "2 SSH signature(s) and 2 gateway attestation(s) verified" in out
 
     # An approval whose signature is swapped afterwards no longer verifies.
-    with sqlite3.connect(signed.db) as conn:
-        conn.execute(
-            "UPDATE approvals SET signature = (SELECT signature FROM approvals WHERE action_id = ? AND "
-            "subject = 'carol') WHERE action_id = ? AND subject = 'bob'",
-            [action_id, action_id],
-        )
+    signed.db.execute_sync(
+        "UPDATE approvals SET signature = (SELECT signature FROM approvals WHERE action_id = ? AND "
+        "subject = 'carol') WHERE action_id = ? AND subject = 'bob'",
+        [action_id, action_id],
+    )
     code, _, err = signed.cli("bob", "audit", "verify")
     assert code == 1
     assert f"approval of {action_id} by bob" in err
@@ -201,7 +199,6 @@ def test_the_gateway_refuses_approvals_written_with_local(signed: Signed) -> Non
         result = runner.invoke(app, ["queue", "approve", action_id, "--local"], env=env)
         assert result.exit_code == 0, result.stderr
     assert signed.wait_for(action_id, "failed", "succeeded") == "failed"
-    with sqlite3.connect(signed.db) as conn:
-        error = conn.execute("SELECT error FROM actions WHERE id = ?", [action_id]).fetchone()[0]
+    [(error,)] = signed.db.execute_sync("SELECT error FROM actions WHERE id = ?", [action_id])
     assert "not proven" in error
     assert executions(signed.log) == []

@@ -5,7 +5,6 @@ suite signs with ``ssh-keygen`` itself)."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from queue_support import ALICE, BOB, CAROL, FakeClock, allow, needs_approval, scale_call
+from storage_fixtures import Backend
 
 from gateway.audit import format_time
 from gateway.contracts import Decision, PlannedCall, Principal, ProposedAction
@@ -73,8 +73,8 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def store(tmp_path: Path, clock: FakeClock) -> AsyncIterator[QueueStore]:
-    opened = await QueueStore.open(tmp_path / "gateway.db", clock=clock)
+async def store(backend: Backend, clock: FakeClock) -> AsyncIterator[QueueStore]:
+    opened = await QueueStore.open(backend.target, clock=clock)
     yield opened
     await opened.close()
 
@@ -146,16 +146,16 @@ async def test_two_signed_approvals_approve_and_the_executor_runs_the_action(
 
 
 async def test_a_row_inserted_straight_into_the_database_is_refused_at_execution(
-    tmp_path: Path, store: QueueStore, keys: Keys, proofs: ApprovalProofs
+    backend: Backend, store: QueueStore, keys: Keys, proofs: ApprovalProofs
 ) -> None:
     parked = await store.park(scale_call(), needs_approval(), ALICE)
-    with sqlite3.connect(tmp_path / "gateway.db") as conn:  # someone with write access to the file
-        conn.execute(
-            "INSERT INTO approvals (action_id, subject, groups_json, approved_at, reason, fingerprint) "
-            "VALUES (?, 'bob', '[\"sre\"]', '2026-01-05T09:00:01.000000Z', 'trust me', ?)",
-            [parked.id, parked.fingerprint],
-        )
-        conn.execute("UPDATE actions SET state = 'approved' WHERE id = ?", [parked.id])
+    # someone with write access to the database
+    await backend.execute(
+        "INSERT INTO approvals (action_id, subject, groups_json, approved_at, reason, fingerprint) "
+        "VALUES (?, 'bob', '[\"sre\"]', '2026-01-05T09:00:01.000000Z', 'trust me', ?)",
+        [parked.id, parked.fingerprint],
+    )
+    await backend.execute("UPDATE actions SET state = 'approved' WHERE id = ?", [parked.id])
     policy = Quorum()
     done = await run_executor(store, policy, proofs)
     assert done.state is ActionState.FAILED
@@ -165,7 +165,7 @@ async def test_a_row_inserted_straight_into_the_database_is_refused_at_execution
 
 
 async def test_a_valid_signature_for_another_actions_fingerprint_is_refused(
-    tmp_path: Path, store: QueueStore, clock: FakeClock, keys: Keys, proofs: ApprovalProofs
+    backend: Backend, store: QueueStore, clock: FakeClock, keys: Keys, proofs: ApprovalProofs
 ) -> None:
     reviewed = await store.park(scale_call(replicas=3), needs_approval(), ALICE)
     other = await store.park(scale_call(replicas=30), needs_approval(), ALICE)
@@ -177,14 +177,14 @@ async def test_a_valid_signature_for_another_actions_fingerprint_is_refused(
     # The same, copied into the database by hand with the gateway's own attestation.
     real = await approve(store, Quorum(), reviewed.id, HTTP_BOB, proofs=proofs, signed=signed, clock=clock)
     assert real.action.state is ActionState.APPROVED
-    with sqlite3.connect(tmp_path / "gateway.db") as conn:
-        conn.execute("UPDATE actions SET state = 'cancelled' WHERE id = ?", [reviewed.id])
-        conn.execute(
-            "INSERT INTO approvals SELECT ?, subject, groups_json, approved_at, reason, ?, statement, "
-            "signature, attestation FROM approvals WHERE action_id = ?",
-            [other.id, other.fingerprint, reviewed.id],
-        )
-        conn.execute("UPDATE actions SET state = 'approved' WHERE id = ?", [other.id])
+    await backend.execute("UPDATE actions SET state = 'cancelled' WHERE id = ?", [reviewed.id])
+    await backend.execute(
+        "INSERT INTO approvals (action_id, subject, groups_json, approved_at, reason, fingerprint, "
+        "statement, signature, attestation) SELECT ?, subject, groups_json, approved_at, reason, ?, "
+        "statement, signature, attestation FROM approvals WHERE action_id = ?",
+        [other.id, other.fingerprint, reviewed.id],
+    )
+    await backend.execute("UPDATE actions SET state = 'approved' WHERE id = ?", [other.id])
     policy = Quorum()
     done = await run_executor(store, policy, proofs)
     assert (done.id, done.state) == (other.id, ActionState.FAILED)

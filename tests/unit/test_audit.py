@@ -1,13 +1,13 @@
-"""The hash-chained audit log over a real SQLite file: chaining, verification, scrubbing."""
+"""The hash-chained audit log over a real database (SQLite and PostgreSQL, fixture ``backend``):
+chaining, verification, scrubbing."""
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
+from storage_fixtures import Backend
 
 from gateway.audit import GENESIS_HASH, AuditLog, scrub
 from gateway.db import Database
@@ -16,8 +16,8 @@ from gateway.ports import AuditEvent
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    opened = await Database.open(tmp_path / "gateway.db")
+async def db(backend: Backend) -> AsyncIterator[Database]:
+    opened = await Database.open(backend.target)
     yield opened
     await opened.close()
 
@@ -72,33 +72,32 @@ async def test_an_empty_log_verifies(db: Database) -> None:
     ids=["edited-outcome", "edited-detail", "reformatted-json", "deleted-row", "garbage"],
 )
 async def test_any_edit_breaks_the_chain_at_the_edited_row(
-    tmp_path: Path, db: Database, sql: str, seq: int
+    backend: Backend, db: Database, sql: str, seq: int
 ) -> None:
     log = AuditLog(db)
     await fill(log, 5)
-    with sqlite3.connect(tmp_path / "gateway.db") as conn:
-        conn.execute(sql)
+    await backend.execute(sql)
     with pytest.raises(ChainBroken) as caught:
         await log.verify()
     assert caught.value.seq == seq
     assert str(seq) in str(caught.value)
 
 
-async def test_recomputing_one_rows_hash_still_breaks_the_next_link(tmp_path: Path, db: Database) -> None:
+async def test_recomputing_one_rows_hash_still_breaks_the_next_link(backend: Backend, db: Database) -> None:
     log = AuditLog(db)
     await fill(log, 3)
-    with sqlite3.connect(tmp_path / "gateway.db") as conn:
-        conn.execute("UPDATE audit SET hash = ? WHERE seq = 2", ["f" * 64])
+    await backend.execute("UPDATE audit SET hash = ? WHERE seq = 2", ["f" * 64])
     with pytest.raises(ChainBroken) as caught:
         await log.verify()
     assert caught.value.seq == 2
 
 
-async def test_two_connections_appending_at_once_never_fork_the_chain(tmp_path: Path) -> None:
-    one = await Database.open(tmp_path / "gateway.db")
-    two = await Database.open(tmp_path / "gateway.db")
+async def test_two_connections_appending_at_once_never_fork_the_chain(backend: Backend) -> None:
+    one = await Database.open(backend.target)
+    two = await Database.open(backend.target)
     try:
-        await asyncio.gather(fill(AuditLog(one), 40), fill(AuditLog(two), 40))
+        # On PostgreSQL each log appends from several pooled connections at once, too.
+        await asyncio.gather(*(fill(AuditLog(db), 10) for db in (one, two) for _ in range(4)))
         assert (await AuditLog(one).verify()).rows == 80
     finally:
         await one.close()

@@ -1,4 +1,5 @@
-"""The approve flow over a real SQLite file, with a scripted stand-in for the policy client.
+"""The approve flow over a real database (SQLite and PostgreSQL, fixture ``backend``), with a
+scripted stand-in for the policy client.
 
 The stand-in implements the same rule the test Rego policies do (distinct approvers other
 than the requester, counted against ``min_approvals``); the integration suite runs the
@@ -8,10 +9,10 @@ flow against real OPA.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
-from pathlib import Path
 
 import pytest
 from queue_support import ALICE, BOB, CAROL, DAVE, FakeClock, allow, deny, needs_approval, scale_call
+from storage_fixtures import Backend
 
 from gateway.contracts import Decision, ProposedAction
 from gateway.errors import ApprovalRefused, InvalidTransition, PolicyUnavailable, UnknownAction
@@ -48,8 +49,8 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def store(tmp_path: Path, clock: FakeClock) -> AsyncIterator[QueueStore]:
-    opened = await QueueStore.open(tmp_path / "gateway.db", clock=clock)
+async def store(backend: Backend, clock: FakeClock) -> AsyncIterator[QueueStore]:
+    opened = await QueueStore.open(backend.target, clock=clock)
     yield opened
     await opened.close()
 

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from queue_support import ALICE, BOB, FakeClock, needs_approval, scale_call
+from storage_fixtures import Backend
 
 from gateway.queue import QueueStore
 
 
-async def test_counts_actions_by_their_effective_state(tmp_path: Path) -> None:
+async def test_counts_actions_by_their_effective_state(backend: Backend) -> None:
     clock = FakeClock()
-    store = await QueueStore.open(tmp_path / "gateway.db", clock=clock)
+    store = await QueueStore.open(backend.target, clock=clock)
     try:
         assert await store.count_by_state() == {}
         await store.park(scale_call(replicas=3), needs_approval(ttl_seconds=900), ALICE)

@@ -1,9 +1,9 @@
-"""The executor over a real SQLite file, with an in-memory runner standing in for the pipeline."""
+"""The executor over a real database (SQLite and PostgreSQL, fixture ``backend``), with an
+in-memory runner standing in for the pipeline."""
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -11,6 +11,7 @@ from typing import Any
 import anyio
 import pytest
 from queue_support import ALICE, BOB, FakeClock, allow, deny, needs_approval, scale_call
+from storage_fixtures import Backend
 
 from gateway.contracts import Approval, Decision, PlannedCall, ProposedAction
 from gateway.errors import AuditError, Forbidden, PolicyUnavailable
@@ -54,8 +55,8 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def store(tmp_path: Path, clock: FakeClock) -> AsyncIterator[QueueStore]:
-    opened = await QueueStore.open(tmp_path / "gateway.db", clock=clock)
+async def store(backend: Backend, clock: FakeClock) -> AsyncIterator[QueueStore]:
+    opened = await QueueStore.open(backend.target, clock=clock)
     yield opened
     await opened.close()
 
@@ -89,12 +90,11 @@ async def test_an_approved_action_runs_once_and_its_result_is_stored(
 
 
 async def test_a_call_edited_after_approval_is_refused_and_never_runs(
-    tmp_path: Path, store: QueueStore, clock: FakeClock
+    backend: Backend, store: QueueStore, clock: FakeClock
 ) -> None:
     action = await approved(store, clock)
-    with sqlite3.connect(tmp_path / "gateway.db") as conn:
-        edit = "UPDATE actions SET call_json = replace(call_json, '\"replicas\":5', '\"replicas\":50')"
-        conn.execute(f"{edit} WHERE id = ?", [action.id])
+    edit = "UPDATE actions SET call_json = replace(call_json, '\"replicas\":5', '\"replicas\":50')"
+    await backend.execute(f"{edit} WHERE id = ?", [action.id])
     runner = RecordingRunner()
 
     [done] = await Executor(store, runner, store.audit, policy=runner).run_once()
@@ -108,15 +108,14 @@ async def test_a_call_edited_after_approval_is_refused_and_never_runs(
 
 
 async def test_a_fingerprint_column_rewritten_to_match_still_fails_the_approval_binding(
-    tmp_path: Path, store: QueueStore, clock: FakeClock
+    backend: Backend, store: QueueStore, clock: FakeClock
 ) -> None:
     action = await approved(store, clock)
     edited = action.call.model_copy(update={"call_args": {**action.call.call_args, "replicas": 50}})
-    with sqlite3.connect(tmp_path / "gateway.db") as conn:
-        conn.execute(
-            "UPDATE actions SET call_json = ?, fingerprint = ? WHERE id = ?",
-            [edited.model_dump_json(), edited.fingerprint(), action.id],
-        )
+    await backend.execute(
+        "UPDATE actions SET call_json = ?, fingerprint = ? WHERE id = ?",
+        [edited.model_dump_json(), edited.fingerprint(), action.id],
+    )
     runner = RecordingRunner()
     [done] = await Executor(store, runner, store.audit, policy=runner).run_once()
     assert done.state is ActionState.FAILED
@@ -208,12 +207,13 @@ async def test_run_forever_executes_what_gets_approved_and_stops_when_asked(
 
 async def autocheckpoint(store: QueueStore) -> int:
     async with store.db.read() as conn:
-        row = await (await conn.execute("PRAGMA wal_autocheckpoint")).fetchone()
+        row = await conn.fetchone("PRAGMA wal_autocheckpoint")
     assert row is not None
     return int(row[0])
 
 
-async def test_while_running_the_executor_owns_wal_checkpoints(store: QueueStore) -> None:
+async def test_while_running_the_executor_owns_sqlite_wal_checkpoints(tmp_path: Path) -> None:
+    store = await QueueStore.open(tmp_path / "gateway.db")
     executor = Executor(
         store,
         RecordingRunner(),
@@ -229,9 +229,12 @@ async def test_while_running_the_executor_owns_wal_checkpoints(store: QueueStore
         assert await autocheckpoint(store) == 0  # commits no longer pay for checkpoints
         executor.stop()
     assert await autocheckpoint(store) == 1000
+    await store.close()
 
 
-async def test_a_long_execution_renews_its_lease(tmp_path: Path, store: QueueStore, clock: FakeClock) -> None:
+async def test_a_long_execution_renews_its_lease(
+    backend: Backend, store: QueueStore, clock: FakeClock
+) -> None:
     action = await approved(store, clock)
     runner = RecordingRunner()
     runner.block = asyncio.Event()
@@ -240,8 +243,7 @@ async def test_a_long_execution_renews_its_lease(tmp_path: Path, store: QueueSto
     await runner.started.wait()
     clock.advance(30)
     await asyncio.sleep(0.1)
-    with sqlite3.connect(tmp_path / "gateway.db") as conn:
-        [(beat,)] = conn.execute("SELECT heartbeat_at FROM actions WHERE id = ?", [action.id]).fetchall()
+    [(beat,)] = await backend.execute("SELECT heartbeat_at FROM actions WHERE id = ?", [action.id])
     assert beat == "2026-01-05T09:00:30.000000Z"
     runner.block.set()
     [done] = await task

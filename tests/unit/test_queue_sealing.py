@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
 from queue_support import ALICE, needs_approval, secret_apply_call
+from storage_fixtures import Backend
 
 from gateway.contracts import PlannedCall
 from gateway.errors import ConfigError, SealError
@@ -20,20 +20,20 @@ def secret_call() -> PlannedCall:
     return secret_apply_call()
 
 
-def raw_call(db: Path, action_id: str) -> str:
-    with sqlite3.connect(db) as conn:
-        return str(conn.execute("SELECT call_json FROM actions WHERE id = ?", [action_id]).fetchone()[0])
+async def raw_call(backend: Backend, action_id: str) -> str:
+    [(call_json,)] = await backend.execute("SELECT call_json FROM actions WHERE id = ?", [action_id])
+    return str(call_json)
 
 
-async def test_a_parked_secret_is_sealed_at_rest_and_shown_redacted(tmp_path: Path) -> None:
-    settings = Settings(db_path=tmp_path / "gateway.db")
+async def test_a_parked_secret_is_sealed_at_rest_and_shown_redacted(backend: Backend, tmp_path: Path) -> None:
+    settings = backend.settings()
     sealer = Sealer.from_settings(settings, create=True)
     assert (tmp_path / "queue.keys").stat().st_mode & 0o777 == 0o600
-    store = await QueueStore.open(settings.db_path, sealer=sealer)
+    store = await QueueStore.open(backend.target, sealer=sealer)
     try:
         call = secret_call()
         await store.park(call, needs_approval(), ALICE)
-        stored = raw_call(settings.db_path, call.id)
+        stored = await raw_call(backend, call.id)
         assert stored.startswith("sealed:v1:k1:")
         assert "hunter2" not in stored
         assert "Secret" not in stored
@@ -47,27 +47,29 @@ async def test_a_parked_secret_is_sealed_at_rest_and_shown_redacted(tmp_path: Pa
         await store.close()
 
 
-async def test_after_rotation_old_rows_stay_readable_and_new_rows_use_the_new_key(tmp_path: Path) -> None:
-    settings = Settings(db_path=tmp_path / "gateway.db")
-    store = await QueueStore.open(settings.db_path, sealer=Sealer.from_settings(settings, create=True))
+async def test_after_rotation_old_rows_stay_readable_and_new_rows_use_the_new_key(
+    backend: Backend, tmp_path: Path
+) -> None:
+    settings = backend.settings()
+    store = await QueueStore.open(backend.target, sealer=Sealer.from_settings(settings, create=True))
     old = secret_call()
     await store.park(old, needs_approval(), ALICE)
     await store.close()
 
     keys = tmp_path / "queue.keys"
     keys.write_text(new_key_line("k2") + "\n" + keys.read_text())  # the new key first
-    store = await QueueStore.open(settings.db_path, sealer=Sealer.from_settings(settings, create=True))
+    store = await QueueStore.open(backend.target, sealer=Sealer.from_settings(settings, create=True))
     try:
         new = secret_call()
         await store.park(new, needs_approval(), ALICE)
-        assert raw_call(settings.db_path, new.id).startswith("sealed:v1:k2:")
+        assert (await raw_call(backend, new.id)).startswith("sealed:v1:k2:")
         assert (await store.get(old.id)).call == old
         assert (await store.get(new.id)).call == new
     finally:
         await store.close()
 
     keys.write_text(keys.read_text().splitlines()[0] + "\n")  # the old key dropped too early
-    store = await QueueStore.open(settings.db_path, sealer=Sealer.from_settings(settings, create=False))
+    store = await QueueStore.open(backend.target, sealer=Sealer.from_settings(settings, create=False))
     try:
         with pytest.raises(SealError, match="sealed with key 'k1', which this process does not hold"):
             await store.get(old.id)
@@ -75,18 +77,17 @@ async def test_after_rotation_old_rows_stay_readable_and_new_rows_use_the_new_ke
         await store.close()
 
 
-async def test_a_sealed_call_moved_to_another_row_does_not_open(tmp_path: Path) -> None:
-    settings = Settings(db_path=tmp_path / "gateway.db")
-    store = await QueueStore.open(settings.db_path, sealer=Sealer.from_settings(settings, create=True))
+async def test_a_sealed_call_moved_to_another_row_does_not_open(backend: Backend) -> None:
+    settings = backend.settings()
+    store = await QueueStore.open(backend.target, sealer=Sealer.from_settings(settings, create=True))
     try:
         first, second = secret_call(), secret_call()
         await store.park(first, needs_approval(), ALICE)
         await store.park(second, needs_approval(), ALICE)
-        with sqlite3.connect(settings.db_path) as conn:
-            conn.execute(
-                "UPDATE actions SET call_json = (SELECT call_json FROM actions WHERE id = ?) WHERE id = ?",
-                [first.id, second.id],
-            )
+        await backend.execute(
+            "UPDATE actions SET call_json = (SELECT call_json FROM actions WHERE id = ?) WHERE id = ?",
+            [first.id, second.id],
+        )
         with pytest.raises(SealError, match="does not open"):
             await store.get(second.id)
     finally:

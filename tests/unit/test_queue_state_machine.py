@@ -5,12 +5,16 @@ most once, and the audit chain stays intact."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from queue_support import ALICE, BOB, CAROL, FakeClock, allow, deny, needs_approval, scale_call
+from storage_fixtures import BACKENDS, Backend, make_backend
 
 from gateway.contracts import Approval, Decision
 from gateway.errors import QueueError
@@ -55,9 +59,9 @@ operation = st.sampled_from(KINDS).flatmap(lambda kind: BY_KIND[kind])
 VERDICTS: dict[str, Decision] = {"allow": allow(), "more": needs_approval(min_approvals=2), "deny": deny()}
 
 
-async def play(path: Path, ops: list[tuple[object, ...]]) -> None:
+async def play(target: Path | str, ops: list[tuple[object, ...]]) -> None:
     clock = FakeClock()
-    store = await QueueStore.open(path, clock=clock)
+    store = await QueueStore.open(target, clock=clock)
     # Two actions exist from the start, so every operation has something to act on.
     ids = [(await store.park(scale_call(), needs_approval(ttl_seconds=600), ALICE)).id for _ in range(2)]
     seen: dict[str, ActionState] = {}
@@ -105,8 +109,25 @@ async def play(path: Path, ops: list[tuple[object, ...]]) -> None:
         await store.close()
 
 
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(operation, min_size=12, max_size=40))
-def test_any_sequence_of_operations_follows_the_state_machine(ops: list[tuple[object, ...]]) -> None:
+@contextlib.contextmanager
+def fresh_database(request: pytest.FixtureRequest, name: str) -> Iterator[Backend]:
+    """One new database per example (a Hypothesis example must not see the last one's rows)."""
     with tempfile.TemporaryDirectory() as tmp:
-        asyncio.run(play(Path(tmp) / "gateway.db", ops))
+        backends = make_backend(request, name, Path(tmp))
+        try:
+            yield next(backends)
+        finally:
+            backends.close()
+
+
+@pytest.mark.parametrize("backend_name", BACKENDS)
+def test_any_sequence_of_operations_follows_the_state_machine(
+    request: pytest.FixtureRequest, backend_name: str
+) -> None:
+    @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.lists(operation, min_size=12, max_size=40))
+    def example(ops: list[tuple[object, ...]]) -> None:
+        with fresh_database(request, backend_name) as backend:
+            asyncio.run(play(backend.target, ops))
+
+    example()

@@ -1,4 +1,5 @@
-"""QueueStore over a real SQLite file: parking, reading, guarded transitions, expiry, recovery."""
+"""QueueStore over a real database (SQLite file and PostgreSQL, fixture ``backend``): parking,
+reading, guarded transitions, expiry, recovery."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ from pathlib import Path
 
 import pytest
 from queue_support import ALICE, BOB, CAROL, FakeClock, allow, deny, needs_approval, scale_call
+from storage_fixtures import Backend
 
 from gateway.contracts import Approval, Decision
-from gateway.db import SCHEMA_VERSION
 from gateway.errors import (
     ApprovalRefused,
     ConfigError,
@@ -28,6 +29,7 @@ from gateway.errors import (
 )
 from gateway.ports import ActionState, ParkedAction
 from gateway.queue import QueueStore
+from gateway.storage.sqlite_schema import SCHEMA_VERSION
 
 
 @pytest.fixture
@@ -36,8 +38,8 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def store(tmp_path: Path, clock: FakeClock) -> AsyncIterator[QueueStore]:
-    opened = await QueueStore.open(tmp_path / "gateway.db", clock=clock)
+async def store(backend: Backend, clock: FakeClock) -> AsyncIterator[QueueStore]:
+    opened = await QueueStore.open(backend.target, clock=clock)
     yield opened
     await opened.close()
 
@@ -215,10 +217,9 @@ async def test_deny_and_cancel_are_guarded_transitions(store: QueueStore, clock:
     assert await kinds(store) == ["parked", "parked", "denial", "approval", "cancellation"]
 
 
-async def test_two_connections_racing_to_claim_produce_one_claim(tmp_path: Path, clock: FakeClock) -> None:
-    path = tmp_path / "gateway.db"
-    one = await QueueStore.open(path, clock=clock)
-    two = await QueueStore.open(path, clock=clock)
+async def test_two_connections_racing_to_claim_produce_one_claim(backend: Backend, clock: FakeClock) -> None:
+    one = await QueueStore.open(backend.target, clock=clock)
+    two = await QueueStore.open(backend.target, clock=clock)
     try:
         parked = await one.park(scale_call(), needs_approval(), ALICE)
         await approve_with(one, parked, "bob", allow(), clock)
@@ -239,10 +240,9 @@ async def test_an_expired_approved_action_cannot_be_claimed(store: QueueStore, c
 
 
 async def test_an_execution_whose_process_died_is_marked_interrupted_on_open(
-    tmp_path: Path, clock: FakeClock
+    backend: Backend, clock: FakeClock
 ) -> None:
-    path = tmp_path / "gateway.db"
-    store = await QueueStore.open(path, clock=clock)
+    store = await QueueStore.open(backend.target, clock=clock)
     parked = await store.park(scale_call(), needs_approval(), ALICE)
     await approve_with(store, parked, "bob", allow(), clock)
     await store.claim(parked.id)
@@ -253,10 +253,9 @@ async def test_an_execution_whose_process_died_is_marked_interrupted_on_open(
     dead = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
     await dead.wait()
     owner = json.dumps({"host": socket.gethostname(), "pid": dead.pid, "start": "1"})
-    with sqlite3.connect(path) as conn:
-        conn.execute("UPDATE actions SET claimed_by = ? WHERE id = ?", [owner, parked.id])
+    await backend.execute("UPDATE actions SET claimed_by = ? WHERE id = ?", [owner, parked.id])
 
-    reopened = await QueueStore.open(path, clock=clock)
+    reopened = await QueueStore.open(backend.target, clock=clock)
     try:
         action = await reopened.get(parked.id)
         assert action.state is ActionState.INTERRUPTED
@@ -266,38 +265,37 @@ async def test_an_execution_whose_process_died_is_marked_interrupted_on_open(
         await reopened.close()
 
 
-async def test_a_row_edited_into_garbage_reads_as_corrupt(tmp_path: Path, store: QueueStore) -> None:
+async def test_a_row_edited_into_garbage_reads_as_corrupt(backend: Backend, store: QueueStore) -> None:
     parked = await store.park(scale_call(), needs_approval(), ALICE)
-    with sqlite3.connect(tmp_path / "gateway.db") as conn:
-        conn.execute("UPDATE actions SET call_json = '{\"tool\": 1}' WHERE id = ?", [parked.id])
+    await backend.execute("UPDATE actions SET call_json = '{\"tool\": 1}' WHERE id = ?", [parked.id])
     with pytest.raises(CorruptAction, match="unreadable"):
         await store.get(parked.id)
 
 
-async def test_the_database_file_is_private_to_its_owner(tmp_path: Path, store: QueueStore) -> None:
+async def test_the_sqlite_database_file_is_private_to_its_owner(tmp_path: Path, clock: FakeClock) -> None:
+    await (await QueueStore.open(tmp_path / "gateway.db", clock=clock)).close()
     assert (tmp_path / "gateway.db").stat().st_mode & 0o077 == 0
 
 
-async def claimed_elsewhere(tmp_path: Path, clock: FakeClock) -> tuple[Path, str]:
-    """An action executing under a claim by another host (a container sharing the volume)."""
-    path = tmp_path / "gateway.db"
-    store = await QueueStore.open(path, clock=clock)
+async def claimed_elsewhere(backend: Backend, clock: FakeClock) -> str:
+    """An action executing under a claim by another host (a container sharing the volume,
+    another replica on the same PostgreSQL)."""
+    store = await QueueStore.open(backend.target, clock=clock)
     parked = await store.park(scale_call(), needs_approval(ttl_seconds=3600), ALICE)
     await approve_with(store, parked, "bob", allow(), clock)
     await store.claim(parked.id)
     await store.close()
     owner = json.dumps({"host": "another-container", "pid": 1, "start": "1"})
-    with sqlite3.connect(path) as conn:
-        conn.execute("UPDATE actions SET claimed_by = ? WHERE id = ?", [owner, parked.id])
-    return path, parked.id
+    await backend.execute("UPDATE actions SET claimed_by = ? WHERE id = ?", [owner, parked.id])
+    return parked.id
 
 
 async def test_a_claim_from_another_host_stands_while_its_lease_is_fresh(
-    tmp_path: Path, clock: FakeClock
+    backend: Backend, clock: FakeClock
 ) -> None:
-    path, action_id = await claimed_elsewhere(tmp_path, clock)
+    action_id = await claimed_elsewhere(backend, clock)
     clock.advance(59)
-    store = await QueueStore.open(path, clock=clock)
+    store = await QueueStore.open(backend.target, clock=clock)
     try:
         assert (await store.get(action_id)).state is ActionState.EXECUTING
     finally:
@@ -305,18 +303,18 @@ async def test_a_claim_from_another_host_stands_while_its_lease_is_fresh(
 
 
 async def test_a_claim_from_another_host_whose_lease_lapsed_is_interrupted(
-    tmp_path: Path, clock: FakeClock
+    backend: Backend, clock: FakeClock
 ) -> None:
-    path, action_id = await claimed_elsewhere(tmp_path, clock)
+    action_id = await claimed_elsewhere(backend, clock)
     clock.advance(61)
-    store = await QueueStore.open(path, clock=clock)
+    store = await QueueStore.open(backend.target, clock=clock)
     try:
         assert (await store.get(action_id)).state is ActionState.INTERRUPTED
     finally:
         await store.close()
 
 
-async def test_a_version_1_database_is_migrated_in_place(tmp_path: Path, clock: FakeClock) -> None:
+async def test_a_version_1_sqlite_database_is_migrated_in_place(tmp_path: Path, clock: FakeClock) -> None:
     path = tmp_path / "gateway.db"
     store = await QueueStore.open(path, clock=clock)
     parked = await store.park(scale_call(), needs_approval(), ALICE)
@@ -346,22 +344,36 @@ async def test_a_version_1_database_is_migrated_in_place(tmp_path: Path, clock: 
         await reopened.close()
 
 
-async def _database_from_a_newer_gateway(tmp_path: Path) -> Path:
-    path = tmp_path / "gateway.db"
-    await (await QueueStore.open(path)).close()
-    with sqlite3.connect(path) as conn:
-        conn.execute("PRAGMA user_version = 99")
-    return path
+async def _database_from_a_newer_gateway(backend: Backend) -> None:
+    await (await QueueStore.open(backend.target)).close()
+    if backend.name == "sqlite":  # without a worker thread: the next tests count threads
+        backend.execute_sync("PRAGMA user_version = 99")
+    else:
+        await backend.execute("UPDATE gateway_schema SET version = 99")
 
 
-async def test_a_database_from_a_newer_gateway_is_refused(tmp_path: Path) -> None:
-    path = await _database_from_a_newer_gateway(tmp_path)
+async def test_a_database_from_a_newer_gateway_is_refused(backend: Backend) -> None:
+    await _database_from_a_newer_gateway(backend)
+    with pytest.raises(ConfigError, match="schema version 99, newer than this gateway's"):
+        await QueueStore.open(backend.target)
+
+
+@pytest.mark.postgres
+async def test_a_refused_postgresql_database_leaves_no_connection_behind(postgres_backend: Backend) -> None:
+    backend = postgres_backend
+    await _database_from_a_newer_gateway(backend)
+    others = (
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
     with pytest.raises(ConfigError, match="newer"):
-        await QueueStore.open(path)
+        await QueueStore.open(backend.target)
+    assert await backend.execute(others) == [(0,)]
 
 
-async def test_a_refused_database_leaves_no_connection_behind(tmp_path: Path) -> None:
-    path = await _database_from_a_newer_gateway(tmp_path)
+async def test_a_refused_sqlite_database_leaves_no_connection_behind(tmp_path: Path) -> None:
+    sqlite = Backend("sqlite", tmp_path)
+    await _database_from_a_newer_gateway(sqlite)
+    path = sqlite.target
     threads = threading.active_count()
     # The error is kept, as a caller logging it would: its traceback holds the refused
     # connection, so only an explicit close ends that connection's worker thread (one
@@ -380,12 +392,10 @@ async def test_a_refused_database_leaves_no_connection_behind(tmp_path: Path) ->
 
 
 async def test_an_approval_of_a_call_that_changed_since_it_was_read_is_refused(
-    tmp_path: Path, store: QueueStore, clock: FakeClock
+    backend: Backend, store: QueueStore, clock: FakeClock
 ) -> None:
     parked = await store.park(scale_call(), needs_approval(), ALICE)
-    with sqlite3.connect(tmp_path / "gateway.db") as conn:
-        conn.execute("UPDATE actions SET fingerprint = ? WHERE id = ?", ["0" * 64, parked.id])
+    await backend.execute("UPDATE actions SET fingerprint = ? WHERE id = ?", ["0" * 64, parked.id])
     with pytest.raises(InvalidTransition, match="changed"):
         await approve_with(store, parked, "bob", allow(), clock)
-    with sqlite3.connect(tmp_path / "gateway.db") as conn:
-        assert conn.execute("SELECT count(*) FROM approvals").fetchone() == (0,)
+    assert await backend.execute("SELECT count(*) FROM approvals") == [(0,)]

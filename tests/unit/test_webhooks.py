@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from queue_support import ALICE, BOB, CAROL, FakeClock, allow, needs_approval, scale_call
+from storage_fixtures import Backend
 
 from gateway.audit import format_time
 from gateway.contracts import Approval
@@ -59,8 +60,8 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[QueueStore]:
-    opened = await QueueStore.open(tmp_path / "gateway.db", clock=FakeClock())
+async def store(backend: Backend) -> AsyncIterator[QueueStore]:
+    opened = await QueueStore.open(backend.target, clock=FakeClock())
     yield opened
     await opened.close()
 

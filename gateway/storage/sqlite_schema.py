@@ -1,0 +1,92 @@
+"""The SQLite backend's schema history: ``MIGRATIONS[i]`` takes a database from version
+``i`` to ``i + 1`` (``PRAGMA user_version``). Never edit a released entry; append one, and
+append its PostgreSQL counterpart to ``gateway/storage/postgres_schema.py``."""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION"]
+
+MIGRATIONS: Final[tuple[str, ...]] = (
+    """
+    CREATE TABLE actions (
+        id              TEXT PRIMARY KEY,
+        state           TEXT NOT NULL CHECK (state IN ('pending', 'approved', 'executing',
+                            'succeeded', 'failed', 'denied', 'expired', 'cancelled', 'interrupted')),
+        tool            TEXT NOT NULL,
+        call_json       TEXT NOT NULL,
+        fingerprint     TEXT NOT NULL,
+        decision_json   TEXT NOT NULL,
+        bundle_revision TEXT,
+        decision_id     TEXT,
+        requester       TEXT NOT NULL,
+        requester_json  TEXT NOT NULL,
+        target_json     TEXT NOT NULL,
+        min_approvals   INTEGER NOT NULL,
+        created_at      TEXT NOT NULL,
+        updated_at      TEXT NOT NULL,
+        expires_at      TEXT NOT NULL,
+        last_decision_json TEXT,
+        claimed_by      TEXT,
+        result_json     TEXT,
+        error           TEXT
+    );
+    -- `queue list [--state S]`: newest first, optionally by state
+    CREATE INDEX actions_by_state ON actions (state, created_at);
+    CREATE INDEX actions_by_created ON actions (created_at);
+    -- the executor's sweep: live rows past their expiry
+    CREATE INDEX actions_by_expiry ON actions (state, expires_at);
+
+    CREATE TABLE approvals (
+        action_id   TEXT NOT NULL REFERENCES actions (id),
+        subject     TEXT NOT NULL,
+        groups_json TEXT NOT NULL,
+        approved_at TEXT NOT NULL,
+        reason      TEXT,
+        fingerprint TEXT NOT NULL,
+        PRIMARY KEY (action_id, subject)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE audit (
+        seq             INTEGER PRIMARY KEY,
+        time            TEXT NOT NULL,
+        kind            TEXT NOT NULL,
+        action_id       TEXT,
+        tool            TEXT,
+        subject         TEXT,
+        transport       TEXT,
+        target          TEXT NOT NULL,
+        outcome         TEXT,
+        reasons         TEXT NOT NULL,
+        bundle_revision TEXT,
+        decision_id     TEXT,
+        fingerprint     TEXT,
+        detail          TEXT NOT NULL,
+        prev_hash       TEXT NOT NULL,
+        hash            TEXT NOT NULL
+    );
+    CREATE INDEX audit_by_action ON audit (action_id);
+    """,
+    # 2: executions renew a lease, so a claim by a process on another host (a container
+    # sharing the volume) can be told dead without a pid to look at.
+    """
+    ALTER TABLE actions ADD COLUMN heartbeat_at TEXT;
+    """,
+    # 3: who denied a denied action ('policy' on re-evaluation, or 'approver'), and the
+    # proofs of an approval: the statement approved (canonical JSON), the approver's SSH
+    # signature over it, and the gateway's attestation that it came through the API.
+    """
+    ALTER TABLE actions ADD COLUMN denied_by TEXT;
+    ALTER TABLE approvals ADD COLUMN statement TEXT;
+    ALTER TABLE approvals ADD COLUMN signature TEXT;
+    ALTER TABLE approvals ADD COLUMN attestation TEXT;
+    """,
+    # 4: audit rows say how their hash was computed (gateway.audit): rows already written
+    # keep format 1 and verify as they were; new rows use RFC 8785 canonical JSON.
+    """
+    ALTER TABLE audit ADD COLUMN hash_format INTEGER NOT NULL DEFAULT 1;
+    """,
+)
+
+SCHEMA_VERSION: Final[int] = len(MIGRATIONS)
