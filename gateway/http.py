@@ -221,6 +221,7 @@ def build_app(
         streamable_http_path=MCP_PATH,
         transport_security=security,
         host=settings.host,
+        stateless_http=settings.stateless_http,
         max_request_body_size=body_limit,
     )
     probes = _Probes(settings, metrics, queue_depth)

@@ -18,6 +18,7 @@ from typing import Any
 
 import anyio
 
+from gateway.db import Database
 from gateway.errors import ConfigError
 from gateway.pipeline import Gateway
 from gateway.policy import PolicyClient
@@ -29,7 +30,15 @@ from gateway.settings import Settings
 from gateway.tools import ToolRegistry, ToolSpec
 from gateway.webhooks import WebhookNotifier
 
-__all__ = ["CheckFn", "Runtime", "RuntimeSlot", "ToolSource", "open_runtime", "require_shared_keys"]
+__all__ = [
+    "CheckFn",
+    "Runtime",
+    "RuntimeSlot",
+    "ToolSource",
+    "open_runtime",
+    "preflight",
+    "require_shared_keys",
+]
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +90,20 @@ def require_shared_keys(settings: Settings) -> None:
             + " and ".join(missing)
             + " to files all replicas mount (docs/deployment.md, 'Several replicas')"
         )
+
+
+async def preflight(settings: Settings) -> None:
+    """What must hold before a gateway starts serving, checked once so that a refusal is a
+    one-line ``ConfigError`` (``gateway serve`` exits 2) rather than a failed server start:
+    shared keys when replicas share a database, and a database that opens at this code's
+    schema (reachable, credentials accepted, not newer; migrated if older)."""
+    require_shared_keys(settings)
+    db = await Database.open(
+        settings.database(),
+        pool_size=1,
+        connect_timeout_seconds=settings.database_connect_timeout_seconds,
+    )
+    await db.close()
 
 
 @asynccontextmanager

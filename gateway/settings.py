@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     anonymous: Literal["reject", "read-only"] = "reject"
     allowed_hosts: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()
+    # Streamable HTTP without MCP sessions: every request stands alone, so any replica behind
+    # a load balancer can answer it (docs/deployment.md, "Several replicas").
+    stateless_http: bool = False
 
     # Limits
     max_argument_bytes: Annotated[int, Field(ge=1024)] = 256 * 1024

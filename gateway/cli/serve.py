@@ -66,11 +66,15 @@ def register(root: typer.Typer) -> None:
 
 def run(settings: Settings) -> None:
     """Build the server and run it on the configured transport until interrupted."""
-    from gateway.runtime import RuntimeSlot  # imported late: `gateway --help` stays fast
+    from gateway.runtime import (
+        RuntimeSlot,  # imported late: `gateway --help` stays fast
+        preflight,
+    )
     from gateway.server import build_server
     from gateway.webhooks import WebhookNotifier
 
     WebhookNotifier(settings)  # a bad webhook URL or secret is a configuration error, before anything starts
+    anyio.run(preflight, settings)  # so is a database that cannot be used (unreachable, refused, newer)
     slot = RuntimeSlot()
     server = build_server(settings, slot=slot)
     if settings.transport == "stdio":

@@ -23,7 +23,6 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -133,24 +132,38 @@ class PostgresServer:
             os.chown(path, self._user.pw_uid, self._user.pw_gid)
 
     def start(self, timeout: float = 60.0) -> None:
+        """initdb in a new temp dir, start the server, create the role and database ``gateway``."""
         self.base = Path(tempfile.mkdtemp(prefix="gateway-postgres-"))
-        self._own(self.base)
+        try:
+            self._initdb()
+            self.resume(timeout)
+            self.sql(f"CREATE ROLE {self.ROLE} LOGIN CREATEDB PASSWORD '{self.password}'")
+            self.create_database("gateway")
+        except BaseException:
+            self.stop()
+            raise
+
+    def _initdb(self) -> None:
+        self._own(self._dir)
         self.socket_dir.mkdir()
         self._own(self.socket_dir)
-        pwfile = self.base / "admin-password"
+        pwfile = self._dir / "admin-password"
         pwfile.write_text(secrets.token_urlsafe(18) + "\n")
         self._own(pwfile)
         initdb = [
             str(self.bin / "initdb"),
-            "--pgdata", str(self.base / "data"), "--username", "postgres_admin",
+            "--pgdata", str(self._dir / "data"), "--username", "postgres_admin",
             "--pwfile", str(pwfile), "--auth-local", "trust", "--auth-host", "scram-sha-256",
             "--encoding", "UTF8", "--locale", "C", "--no-sync", "--no-instructions",
         ]  # fmt: skip
         done = subprocess.run(initdb, capture_output=True, text=True, check=False, **self._run_as())
         if done.returncode != 0:
             raise RuntimeError(f"initdb failed:\n{done.stderr.strip() or done.stdout.strip()}")
+
+    def resume(self, timeout: float = 60.0) -> None:
+        """Start the server on the cluster ``start()`` made (again, after ``halt()``)."""
         argv = [
-            str(self.bin / "postgres"), "-D", str(self.base / "data"), "-p", str(self.port),
+            str(self.bin / "postgres"), "-D", str(self._dir / "data"), "-p", str(self.port),
             "-k", str(self.socket_dir), "-c", "listen_addresses=127.0.0.1",
         ]  # fmt: skip
         for name, value in self._settings.items():
@@ -161,13 +174,7 @@ class PostgresServer:
                 argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True, **self._run_as(),
             )  # fmt: skip
-        try:
-            wait_until(self._ready, timeout=timeout, what=f"PostgreSQL on port {self.port}")
-            self.sql(f"CREATE ROLE {self.ROLE} LOGIN CREATEDB PASSWORD '{self.password}'")
-            self.create_database("gateway")
-        except BaseException:
-            self.stop()
-            raise
+        wait_until(self._ready, timeout=timeout, what=f"PostgreSQL on port {self.port}")
 
     def _ready(self) -> bool:
         if self._proc is None or self._proc.poll() is not None:
@@ -205,8 +212,9 @@ class PostgresServer:
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
-    def stop(self, grace: float = 10.0) -> None:
-        """Fast shutdown by pid (SIGINT), SIGKILL after ``grace``; then remove the directory."""
+    def halt(self, grace: float = 10.0) -> None:
+        """Fast shutdown by pid (SIGINT: clients are disconnected, nothing is lost), SIGKILL
+        after ``grace``; the cluster stays for ``resume()``."""
         if self._proc is not None and self._proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self._proc.pid, signal.SIGINT)
@@ -216,6 +224,10 @@ class PostgresServer:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self._proc.pid, signal.SIGKILL)
                 self._proc.wait(timeout=grace)
+
+    def stop(self, grace: float = 10.0) -> None:
+        """``halt()``, then remove the directory."""
+        self.halt(grace)
         if self.base is not None:
             shutil.rmtree(self.base, ignore_errors=True)
             self.base = None
@@ -226,15 +238,3 @@ class PostgresServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def wait_for_port_closed(port: int, timeout: float = 10.0) -> None:
-    """Until nothing listens on ``port`` (a stopped server's port can be reused)."""
-    import socket
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) != 0:
-                return
-        time.sleep(0.05)

@@ -8,16 +8,17 @@ proofs ``ApprovalProofs`` requires (an SSH signature by an allowed, unrevoked ke
 gateway's attestation), and asks policy again with the approvals as proven (the same
 ``reevaluate`` the approve flow uses). Only then does it run the call. Anything doubtful
 fails the action without running it. A pass that is cancelled mid-execution marks the
-action interrupted; a process that dies leaves it executing until the next start-up marks
-it interrupted (``QueueStore.recover_interrupted``). Either way it is never re-run without
-a new approval.
+action interrupted; a process that dies leaves it executing until its lease lapses (another
+replica's pass) or the next start-up sees its pid gone, and either marks it interrupted
+(``QueueStore.recover_interrupted``). Either way it is never re-run without a new
+approval. An outcome the database cannot take right now is retried within the lease.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Final
+from typing import Any, Final
 
 import anyio
 
@@ -51,6 +52,7 @@ class Executor:
         poll_seconds: float = DEFAULT_POLL_SECONDS,
         checkpoint_seconds: float = DEFAULT_CHECKPOINT_SECONDS,
         heartbeat_seconds: float | None = None,
+        retry_seconds: float = 1.0,
     ) -> None:
         self._store = store
         self._runner = runner
@@ -61,6 +63,7 @@ class Executor:
         self._checkpoint_seconds = checkpoint_seconds
         # Six renewals per lease: a replica that misses a few still holds its execution.
         self._heartbeat_seconds = heartbeat_seconds or store.lease_seconds / 6
+        self._retry_seconds = retry_seconds
         # asyncio.Event, not anyio.Event: an executor may be built before the loop runs.
         self._stopping = asyncio.Event()
 
@@ -108,7 +111,8 @@ class Executor:
                 if action is not None:
                     finished.append(await self._run(action))
             except GatewayError as exc:  # the queue or the audit log failed: keep polling
-                # A claimed row left executing is marked interrupted at the next start-up.
+                # A claimed row left executing becomes interrupted when its lease lapses (another
+                # replica sees it) or at the next start-up: never re-run.
                 _log.error("executor could not finish action %s: %s", action_id, exc)
         return finished
 
@@ -140,7 +144,15 @@ class Executor:
             )
         beat = asyncio.create_task(self._heartbeat(action.id))
         try:
-            result = await self._runner.execute(action.call, decision)
+            state, result, error = await self._execute(action, decision)
+            return await self._record_outcome(action.id, state, result, error, decision)
+        finally:
+            beat.cancel()
+
+    async def _execute(self, action: ParkedAction, decision: Decision) -> tuple[ActionState, Any, str | None]:
+        """Run the call, once; what became of it. A cancelled run is recorded as interrupted."""
+        try:
+            return ActionState.SUCCEEDED, await self._runner.execute(action.call, decision), None
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True):
                 await self._store.finish(
@@ -151,15 +163,29 @@ class Executor:
                 )
             raise
         except GatewayError as exc:
-            error = str(exc)
-            return await self._store.finish(action.id, ActionState.FAILED, error=error, decision=decision)
+            return ActionState.FAILED, None, str(exc)
         except Exception as exc:  # noqa: BLE001 - a backend bug must fail the action, not the executor
             _log.error("execution of action %s raised %s", action.id, type(exc).__name__)
-            error = f"execution failed unexpectedly ({type(exc).__name__})"
-            return await self._store.finish(action.id, ActionState.FAILED, error=error, decision=decision)
-        finally:
-            beat.cancel()
-        return await self._store.finish(action.id, ActionState.SUCCEEDED, result=result, decision=decision)
+            return ActionState.FAILED, None, f"execution failed unexpectedly ({type(exc).__name__})"
+
+    async def _record_outcome(
+        self, action_id: str, state: ActionState, result: Any, error: str | None, decision: Decision
+    ) -> ParkedAction:
+        """``finish``, retried while the database cannot be written: the call ran, so what it
+        did must be recorded, and it must not run again. The lease is renewed meanwhile
+        (once the database answers); once it lapses, another replica or the next start-up
+        marks the action interrupted, and this gives up."""
+        deadline = anyio.current_time() + self._store.lease_seconds
+        while True:
+            try:
+                return await self._store.finish(
+                    action_id, state, result=result, error=error, decision=decision
+                )
+            except QueueError as exc:
+                if not isinstance(exc.__cause__, DatabaseError) or anyio.current_time() >= deadline:
+                    raise
+                _log.warning("could not record the outcome of action %s yet, retrying: %s", action_id, exc)
+                await anyio.sleep(self._retry_seconds)
 
     async def _record_reevaluation(self, action: ParkedAction, decision: Decision) -> None:
         detail = {"step": "re-evaluation before execution", "approvals": len(action.approvals)}
