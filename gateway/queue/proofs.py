@@ -22,7 +22,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from gateway.contracts import Approval, canonical_json
 from gateway.errors import ConfigError, ProofRefused
 from gateway.ports import ParkedAction
+from gateway.queue.sealing import publish_new_file
 from gateway.settings import Settings
 from gateway.signers import AllowedSigners
 
@@ -164,12 +164,8 @@ class Attestor:
                 pem = ed25519.Ed25519PrivateKey.generate().private_bytes(
                     Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()
                 )
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(fd, "wb") as out:
-                    out.write(pem)
+                publish_new_file(path, pem)  # another replica's, if it published first
             key = load_pem_private_key(path.read_bytes(), password=None)
-        except FileExistsError:
-            return cls.load_or_create(path)  # another process created it first
         except (OSError, ValueError, TypeError) as exc:
             raise ConfigError(f"cannot use the attestation key {path}: not an Ed25519 PEM key") from exc
         if not isinstance(key, ed25519.Ed25519PrivateKey):

@@ -22,6 +22,7 @@ import binascii
 import os
 import re
 import secrets
+import tempfile
 from pathlib import Path
 from typing import Final
 
@@ -31,7 +32,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from gateway.errors import ConfigError, SealError
 from gateway.settings import Settings
 
-__all__ = ["Sealer", "new_key_line", "unseal"]
+__all__ = ["Sealer", "new_key_line", "publish_new_file", "unseal"]
 
 _PREFIX: Final[str] = "sealed:v1:"
 _KID: Final[re.Pattern[str]] = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
@@ -120,13 +121,27 @@ def unseal(value: str, bound_to: str, sealer: Sealer | None) -> str:
 
 
 def _create(path: Path) -> None:
+    """Write a new keys file, published whole: replicas starting together on a shared
+    volume never read a half-written one, and the first to publish wins."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return
+        text = "# AES-256-GCM keys sealing parked calls; the first line seals. See docs/approvals.md.\n"
+        publish_new_file(path, (text + new_key_line("k1") + "\n").encode("utf-8"))
     except OSError as exc:
         raise ConfigError(f"cannot create the queue keys file {path}: {exc.strerror}") from exc
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write("# AES-256-GCM keys sealing parked calls; the first line seals. See docs/approvals.md.\n")
-        out.write(new_key_line("k1") + "\n")
+
+
+def publish_new_file(path: Path, content: bytes) -> bool:
+    """Create ``path`` (0600) holding ``content`` unless it exists; false if it did. Written
+    beside it first and linked into place, so no reader ever sees it partly written."""
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(content)
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        os.unlink(temporary)

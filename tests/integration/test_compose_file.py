@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import re
 import shutil
 import subprocess
+import sys
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +20,7 @@ import httpx
 import pytest
 import yaml
 from dockerfile_parse import DockerfileParser
+from storage_fixtures import Backend
 
 from gateway.local import deployment as dep
 from gateway.local.opa import OpaServer, find_opa
@@ -30,6 +33,7 @@ COMPOSE = ROOT / "docker-compose.yml"
 SIGNED_OVERRIDE = ROOT / "deploy" / "compose.signed.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 COMPOSE_BIN = shutil.which("docker-compose") or "/usr/bin/docker-compose"
+GATEWAY_CLI = Path(sys.executable).with_name("gateway")
 _SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL)", re.IGNORECASE)
 
 
@@ -419,3 +423,121 @@ def test_no_secret_is_baked_into_the_image(dockerfile: DockerfileParser) -> None
     rules = [line.strip() for line in ignore if line.strip() and not line.startswith("#")]
     assert rules[0] == "*", ".dockerignore must start by excluding everything"
     assert {r for r in rules if r.startswith("!")} <= {"!pyproject.toml", "!README.md", "!gateway/"}
+
+
+# --- profile `replicas`: PostgreSQL and two gateway replicas ---------------------------
+
+REPLICAS = ("gateway-replica-1", "gateway-replica-2")
+
+
+def test_the_replicas_profile_holds_postgres_and_two_replicas_and_nothing_else(
+    compose: dict[str, Any],
+) -> None:
+    profiled = {name for name, s in compose["services"].items() if "replicas" in s.get("profiles", [])}
+    assert profiled == {"postgres", *REPLICAS}
+    assert not compose["services"]["gateway"].get("profiles")  # `docker compose up` is unchanged
+    assert not compose["services"]["opa"].get("profiles")
+
+
+def test_postgres_is_pinned_private_and_checked(compose: dict[str, Any]) -> None:
+    postgres = compose["services"]["postgres"]
+    image = postgres["image"]
+    assert re.fullmatch(r"postgres:\d+\.\d+-\w+", image), image
+    assert "ports" not in postgres  # only the replicas reach it
+    assert postgres["environment"]["POSTGRES_PASSWORD"] is None  # from the operator's environment
+    assert postgres["healthcheck"]["test"][:2] == ["CMD", "pg_isready"]
+    assert _mounts(postgres)["/var/lib/postgresql/data"][0] in compose["volumes"]
+
+
+def test_replicas_share_one_database_and_the_keys_and_differ_only_in_name_and_port(
+    compose: dict[str, Any],
+) -> None:
+    one, two = (compose["services"][name] for name in REPLICAS)
+    for replica in (one, two):
+        env = replica["environment"]
+        url = env["GATEWAY_DATABASE_URL"]
+        assert url == "postgresql://gateway@postgres:5432/gateway"  # no password in the file
+        assert env["PGPASSWORD"] is None
+        assert env["GATEWAY_STATELESS_HTTP"] == "true"  # any replica answers any request
+        assert replica["depends_on"] == {
+            "opa": {"condition": "service_healthy"},
+            "postgres": {"condition": "service_healthy"},
+        }
+        volume, mode = _mounts(replica)[dep.CONTAINER_DATA_DIR]
+        assert (volume, mode) == ("gateway-replicas", "rw")
+        for name in ("GATEWAY_TOKENS_FILE", "GATEWAY_QUEUE_KEYS_FILE", "GATEWAY_ATTESTATION_KEY_FILE"):
+            assert Path(env[name]).parent == Path(dep.CONTAINER_DATA_DIR), name
+        assert "readyz" in " ".join(replica["healthcheck"]["test"])
+    differ = {k for k in one["environment"] if one["environment"][k] != two["environment"][k]}
+    assert differ == {"GATEWAY_INSTANCE"}
+    assert {one["environment"]["GATEWAY_INSTANCE"], two["environment"]["GATEWAY_INSTANCE"]} == {
+        "replica-1",
+        "replica-2",
+    }
+    assert (_ports(one), _ports(two)) == ({"127.0.0.1:8001:8000/tcp"}, {"127.0.0.1:8002:8000/tcp"})
+
+
+@pytest.mark.postgres
+def test_the_replicas_as_composed_run_natively_on_one_postgres(
+    compose: dict[str, Any], opa_server: OpaServer, postgres_backend: Backend, tmp_path: Path
+) -> None:
+    """Each replica's compose environment, container paths mapped to a shared temp dir and
+    the service names to this machine: both start, and a token made by one is taken by both."""
+    data = tmp_path / "shared-volume"
+    data.mkdir()
+    server = postgres_backend.server
+    assert server is not None
+    assert postgres_backend.url is not None
+    database = postgres_backend.url.rsplit("/", 1)[1]
+    started: list[ManagedProcess] = []
+    try:
+        urls = []
+        for name in REPLICAS:
+            env = {k: v for k, v in compose["services"][name]["environment"].items() if v is not None}
+            env = {k: v.replace(dep.CONTAINER_DATA_DIR, str(data)) for k, v in env.items()}
+            port = free_port()
+            composed = env["GATEWAY_DATABASE_URL"]
+            assert composed.endswith("@postgres:5432/gateway")
+            env |= {
+                "GATEWAY_DATABASE_URL": composed.replace(
+                    "@postgres:5432/gateway", f"@127.0.0.1:{server.port}/{database}"
+                ),
+                "PGPASSWORD": server.password,
+                "GATEWAY_OPA_URL": opa_server.url,
+                "GATEWAY_HOST": "127.0.0.1",
+                "GATEWAY_PORT": str(port),
+                "GATEWAY_KUBECONFIG": str(tmp_path / "no-cluster"),
+                "GATEWAY_ALLOWED_SIGNERS_FILE": str(ROOT / "deploy" / "allowed_signers"),
+            }
+            process = ManagedProcess(
+                [str(GATEWAY_CLI), "serve"], log_path=tmp_path / f"{name}.log", env=_clean_env() | env
+            )
+            process.start_and_wait(
+                lambda p=port: _answers(f"http://127.0.0.1:{p}/readyz"), timeout=60, what=name
+            )
+            started.append(process)
+            urls.append((f"http://127.0.0.1:{port}", env))
+        created = subprocess.run(
+            [str(GATEWAY_CLI), "token", "create", "--subject", "alice", "--group", "sre"],
+            env=_clean_env() | urls[0][1], capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        token = created.stdout.strip().splitlines()[-1]
+        for url, _ in urls:
+            who = httpx.get(f"{url}/api/v1/whoami", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+            assert who.status_code == 200, who.text
+            assert who.json()["subject"] == "alice"
+        assert {p.name for p in data.iterdir()} >= {"tokens.jsonl", "queue.keys", "attestation.key"}
+    finally:
+        for process in started:
+            process.stop()
+
+
+def _clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "PALETTE_", "PG"))}
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from gateway.contracts import PlannedCall
 from gateway.errors import ConfigError, SealError
 from gateway.queue import QueueStore
 from gateway.queue.display import action_view
+from gateway.queue.proofs import Attestor
 from gateway.queue.sealing import Sealer, new_key_line
 from gateway.settings import Settings
 
@@ -102,3 +104,27 @@ def test_a_key_from_the_environment_seals_and_a_bad_key_is_a_config_error(tmp_pa
     assert not (tmp_path / "queue.keys").exists()
     with pytest.raises(ConfigError, match="32 bytes"):
         Sealer.from_settings(Settings(db_path=tmp_path / "g.db", queue_key="k9:c2hvcnQ="), create=False)
+
+
+def test_replicas_creating_the_keys_together_all_get_the_same_whole_keys(tmp_path: Path) -> None:
+    """Replicas starting at once on a shared volume: one creates each file, none reads it half written."""
+    settings = Settings(
+        db_path=tmp_path / "g.db", queue_keys_file=tmp_path / "keys" / "queue.keys",
+        attestation_key_file=tmp_path / "keys" / "attestation.key",
+    )  # fmt: skip
+
+    def start() -> tuple[bytes, str]:
+        sealer = Sealer.from_settings(settings, create=True)
+        assert sealer is not None
+        # every replica's key opens what any other sealed
+        assert Sealer.from_settings(settings, create=False).opener("k1") is not None  # type: ignore[union-attr]
+        attestor = Attestor.load_or_create(settings.data_file(settings.attestation_key_file, "x"))
+        return sealer.seal("probe", "a")[:18].encode(), attestor.public_key()
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        started = list(pool.map(lambda _: start(), range(32)))
+    assert len({public for _, public in started}) == 1
+    assert all(prefix.startswith(b"sealed:v1:k1:") for prefix, _ in started)
+    lines = (tmp_path / "keys" / "queue.keys").read_text().splitlines()
+    assert len([line for line in lines if line.startswith("k1 ")]) == 1
+    assert sorted(p.name for p in (tmp_path / "keys").iterdir()) == ["attestation.key", "queue.keys"]
