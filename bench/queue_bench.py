@@ -1,8 +1,9 @@
-"""Benchmark: the approval queue at 100,000 rows.
+"""Benchmark: the approval queue at 100,000 rows, on SQLite and on PostgreSQL in one run.
 
-Fills a fresh SQLite database (WAL, the gateway's own schema) with 100,000 parked actions,
-most of them terminal and ``--pending`` of them pending, plus three audit records per
-action, then measures through ``QueueStore``:
+Fills a fresh database per backend (``--backends``: SQLite in WAL mode, and a real
+PostgreSQL server started for the run, each with the gateway's own schema) with 100,000
+parked actions, most of them terminal and ``--pending`` of them pending, plus three audit
+records per action, then measures through ``QueueStore``:
 
 - ``list pending``: ``list_actions(state=pending)`` with the CLI's default limit, the query
   behind ``gateway queue list --state pending``;
@@ -23,12 +24,15 @@ action, then measures through ``QueueStore``:
 As in the gateway, automatic WAL checkpoints are deferred and a background task
 checkpoints every ``DEFAULT_CHECKPOINT_SECONDS`` (the executor's job).
 
-Each is measured in ``--rounds`` rounds of ``--runs`` calls; p50 and p99 of every round
-are printed. Targets on a 2-core machine: list p99 <= 10 ms, approve p99 <= 5 ms, approve
-through the API with signature verification p99 <= 20 ms, judged on the best round (exit 1
-if every round missed).
+Each is measured in ``--rounds`` rounds of ``--runs`` calls, the backends taking turns
+within every round (which goes first alternates); p50 and p99 of every round are printed,
+then PostgreSQL's figures as a ratio of SQLite's from the same rounds. Targets on a 2-core
+machine, for either backend: list p99 <= 10 ms, approve p99 <= 5 ms, approve through the
+API with signature verification p99 <= 20 ms, judged on the best round (exit 1 if every
+round missed).
 
-    .venv/bin/python -m bench.queue_bench [--rows 100000] [--pending 1500] [--runs 500] [--rounds 3]
+    .venv/bin/python -m bench.queue_bench [--rows 100000] [--pending 3000] [--runs 500] [--rounds 3]
+        [--backends sqlite,postgresql]
 """
 
 from __future__ import annotations
@@ -44,11 +48,13 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -70,6 +76,7 @@ from gateway.contracts import (
 from gateway.db import Database
 from gateway.http import build_app
 from gateway.local.opa import OpaServer, build_bundle
+from gateway.local.postgres import PostgresServer
 from gateway.local.process import free_port
 from gateway.ports import ActionState, AuditEvent
 from gateway.queue import DEFAULT_LIST_LIMIT, QueueStore
@@ -142,9 +149,37 @@ def _decision(outcome: str = "needs_approval") -> Decision:
     )
 
 
-async def _fill(path: Path, rows: int, pending: int) -> list[str]:
+_ACTION_COLUMNS = (
+    "id, state, tool, call_json, fingerprint, decision_json, bundle_revision, decision_id, requester, "
+    "requester_json, target_json, min_approvals, created_at, updated_at, expires_at"
+)
+_AUDIT_COLUMNS = "seq, time, kind, action_id, tool, target, reasons, detail, prev_hash, hash"
+
+
+async def _fill(target: Path | str, rows: int, pending: int) -> list[str]:
     """Create the schema with the gateway's own migrations, then bulk-load rows."""
-    await (await Database.open(path)).close()
+    await (await Database.open(target)).close()
+    actions, audit, pending_ids = _rows(rows, pending)
+    if isinstance(target, Path):
+        with sqlite3.connect(target) as conn:
+            conn.executemany(
+                f"INSERT INTO actions ({_ACTION_COLUMNS}) VALUES ({', '.join('?' * 15)})", actions
+            )
+            conn.executemany(f"INSERT INTO audit ({_AUDIT_COLUMNS}) VALUES ({', '.join('?' * 10)})", audit)
+            conn.execute("ANALYZE")
+        return pending_ids
+    conn = await asyncpg.connect(target)
+    try:
+        await conn.copy_records_to_table("actions", records=actions, columns=_ACTION_COLUMNS.split(", "))
+        await conn.copy_records_to_table("audit", records=audit, columns=_AUDIT_COLUMNS.split(", "))
+        await conn.execute("ANALYZE")
+    finally:
+        await conn.close()
+    return pending_ids
+
+
+def _rows(rows: int, pending: int) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[str]]:
+    """The same kind of rows for both backends: actions, three audit records each, pending ids."""
     template = _call()
     # One serialisation, ids swapped in: pydantic per row would dominate the fill.
     marker = template.id
@@ -175,22 +210,23 @@ async def _fill(path: Path, rows: int, pending: int) -> list[str]:
         )  # fmt: skip
         stamp = format_time(created)
         for kind in ("decision", "parked", "execution"):
-            audit.append((stamp, kind, action_id, "k8s_scale", target_json, "[]", "{}", "0" * 64))
-    with sqlite3.connect(path) as conn:
-        conn.executemany(
-            "INSERT INTO actions (id, state, tool, call_json, fingerprint, decision_json, bundle_revision, "
-            "decision_id, requester, requester_json, target_json, min_approvals, created_at, updated_at, "
-            "expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            actions,
-        )
-        # Hashes of the bulk rows are placeholders: an append reads only the newest row.
-        conn.executemany(
-            "INSERT INTO audit (time, kind, action_id, tool, target, reasons, detail, prev_hash, hash) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, lower(hex(randomblob(32))))",
-            audit,
-        )
-        conn.execute("ANALYZE")
-    return pending_ids
+            # Hashes of the bulk rows are placeholders: an append reads only the newest row.
+            seq = len(audit) + 1
+            audit.append(
+                (
+                    seq,
+                    stamp,
+                    kind,
+                    action_id,
+                    "k8s_scale",
+                    target_json,
+                    "[]",
+                    "{}",
+                    "0" * 64,
+                    rng.randbytes(32).hex(),
+                )
+            )
+    return actions, audit, pending_ids
 
 
 _POLICY = """package queuebench
@@ -220,21 +256,22 @@ decision := {
 
 
 @contextlib.asynccontextmanager
-async def _approvals_api(path: Path, tmp: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Ed25519PrivateKey]]:
-    """The gateway serving HTTP over the bench database, with OPA, bob's token and his key."""
+async def _approvals_api(
+    target: Path | str, tmp: Path, opa: OpaServer
+) -> AsyncIterator[tuple[httpx.AsyncClient, Ed25519PrivateKey]]:
+    """The gateway serving HTTP over one bench database, with OPA, bob's token and his key."""
     for noisy in ("httpx", "mcp", "gateway", "uvicorn"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    rego = tmp / "rego"
-    rego.mkdir()
-    (rego / "bench.rego").write_text(_POLICY)
-    opa = OpaServer(build_bundle(rego, tmp / "bench.tar.gz", revision="bench"), log_path=tmp / "opa.log")
-    opa.start()
+    await asyncio.to_thread(tmp.mkdir, parents=True, exist_ok=True)
     key = Ed25519PrivateKey.generate()
     public = key.public_key().public_bytes(Encoding.OpenSSH, PublicFormat.OpenSSH).decode()
     (tmp / "allowed_signers").write_text(f"bob {public}\n")
     token = append_token(tmp / "tokens.jsonl", subject="bob", groups=("sre",))
     settings = Settings(
-        db_path=path,
+        db_path=target if isinstance(target, Path) else tmp / "unused.db",
+        database_url=target if isinstance(target, str) else None,
+        queue_keys_file=tmp / "queue.keys",
+        attestation_key_file=tmp / "attestation.key",
         opa_url=opa.url,
         decision_path="queuebench/decision",
         opa_timeout_seconds=5.0,
@@ -263,6 +300,19 @@ async def _approvals_api(path: Path, tmp: Path) -> AsyncIterator[tuple[httpx.Asy
     finally:
         server.should_exit = True
         await task
+
+
+@contextlib.contextmanager
+def _bench_opa(tmp: Path) -> Iterator[OpaServer]:
+    """OPA serving the small quorum-of-two policy the API approvals are judged by."""
+    rego = tmp / "rego"
+    rego.mkdir()
+    (rego / "bench.rego").write_text(_POLICY)
+    opa = OpaServer(build_bundle(rego, tmp / "bench.tar.gz", revision="bench"), log_path=tmp / "opa.log")
+    opa.start()
+    try:
+        yield opa
+    finally:
         opa.stop()
 
 
@@ -287,128 +337,145 @@ def _percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
-async def run(rows: int, pending: int, runs: int, rounds: int) -> int:
-    with tempfile.TemporaryDirectory(prefix="queue-bench-") as tmp:
-        async with contextlib.AsyncExitStack() as stack:
-            return await _run_in(Path(tmp), stack, rows, pending, runs, rounds)
+@dataclass
+class _Side:
+    """One backend's store, gateway and ids, and the operations measured on it."""
 
+    name: str
+    store: QueueStore
+    http: httpx.AsyncClient
+    key: Ed25519PrivateKey
+    direct: Iterator[str]
+    api: Iterator[str]
 
-# Long on purpose: every operation is measured in the same interleaved rounds over one open
-# store and one running gateway, so each round's figures share the machine's load.
-async def _run_in(
-    tmp: Path, stack: contextlib.AsyncExitStack, rows: int, pending: int, runs: int, rounds: int
-) -> int:
-    path = tmp / "gateway.db"
-    started = time.perf_counter()
-    pending_ids = await _fill(path, rows, pending)
-    print(f"filled {rows:,} actions ({pending:,} pending), {3 * rows:,} audit rows "
-          f"in {time.perf_counter() - started:.1f}s; {path.stat().st_size / 1e6:.0f} MB")  # fmt: skip
-    with sqlite3.connect(path) as conn:
-        plan = conn.execute(
-            "EXPLAIN QUERY PLAN SELECT id FROM actions WHERE state = 'pending' AND expires_at > '' "
-            "ORDER BY created_at DESC LIMIT 50"
-        ).fetchall()
-    print("list query plan:", "; ".join(str(step[-1]) for step in plan))
-
-    direct_ids, api_ids = pending_ids[: len(pending_ids) // 2], pending_ids[len(pending_ids) // 2 :]
-    http, key = await stack.enter_async_context(_approvals_api(path, tmp))
-    api_queue = iter(api_ids)
-    api_timings: dict[str, list[float]] = {"api statement": [], "api approve": []}
-
-    async def approve_through_api() -> None:
-        action_id = next(api_queue)
-        start = time.perf_counter()
-        offered = await http.post(f"/api/v1/actions/{action_id}/statement", json={"reason": "bench"})
-        api_timings["api statement"].append((time.perf_counter() - start) * 1000)
-        statement = offered.json()["statement"]
-        body = {"statement": statement, "signature": sign(statement, key)}
-        start = time.perf_counter()
-        resp = await http.post(f"/api/v1/actions/{action_id}/approve", json=body)
-        api_timings["api approve"].append((time.perf_counter() - start) * 1000)
-        assert resp.status_code == 200, resp.text
-        assert resp.json()["state"] == "pending"
-
-    store = await QueueStore.open(path)
-    # As in the gateway process: the executor checkpoints the WAL between its passes.
-    await store.db.defer_checkpoints()
-    checkpointer = asyncio.create_task(_checkpoints(store))
-    queue = iter(direct_ids)
-    verdict = _decision("allow")
-    timings: list[float] = []
-
-    async def approve_next() -> None:
-        action = await store.get(next(queue))
+    async def approve_next(self, timings: list[float]) -> None:
+        action = await self.store.get(next(self.direct))
         stamp = format_time(datetime.now(UTC))
         approval = Approval(subject="bob", groups=("sre",), approved_at=stamp, reason="bench")
         start = time.perf_counter()
-        updated = await store.record_approval(action, approval, BOB, verdict)
+        updated = await self.store.record_approval(action, approval, BOB, _decision("allow"))
         timings.append((time.perf_counter() - start) * 1000)
         assert updated.state is ActionState.APPROVED
 
-    event = AuditEvent(
-        kind="decision",
-        tool="k8s_get",
-        subject="alice",
-        transport="stdio",
-        target={"cluster": "prod-eu", "namespace": "payments", "kind": "Deployment", "name": "api"},
-        outcome="allow",
-        fingerprint="ab" * 32,
-    )
-    results: dict[str, list[list[float]]] = {
-        "list pending": [],
-        "claimable": [],
-        "approve": [],
-        "api statement": [],
-        "api approve": [],
-        "audit append": [],
+    async def approve_through_api(self, timings: dict[str, list[float]]) -> None:
+        action_id = next(self.api)
+        start = time.perf_counter()
+        offered = await self.http.post(f"/api/v1/actions/{action_id}/statement", json={"reason": "bench"})
+        timings["api statement"].append((time.perf_counter() - start) * 1000)
+        assert offered.status_code == 200, offered.text
+        statement = offered.json()["statement"]
+        body = {"statement": statement, "signature": sign(statement, self.key)}
+        start = time.perf_counter()
+        resp = await self.http.post(f"/api/v1/actions/{action_id}/approve", json=body)
+        timings["api approve"].append((time.perf_counter() - start) * 1000)
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["state"] == "pending"
+
+
+_EVENT = AuditEvent(
+    kind="decision",
+    tool="k8s_get",
+    subject="alice",
+    transport="stdio",
+    target={"cluster": "prod-eu", "namespace": "payments", "kind": "Deployment", "name": "api"},
+    outcome="allow",
+    fingerprint="ab" * 32,
+)
+_OPERATIONS = ("list pending", "claimable", "approve", "api statement", "api approve", "audit append")
+
+
+async def run(rows: int, pending: int, runs: int, rounds: int, backends: list[str]) -> int:
+    with tempfile.TemporaryDirectory(prefix="queue-bench-") as tmp:
+        async with contextlib.AsyncExitStack() as stack:
+            sides = [await _side(Path(tmp) / name, name, stack, rows, pending) for name in backends]
+            return await _rounds(sides, runs, rounds, pending // 2)
+
+
+async def _side(tmp: Path, name: str, stack: contextlib.AsyncExitStack, rows: int, pending: int) -> _Side:
+    """One backend filled, its store open, and a gateway serving the approvals API over it."""
+    await asyncio.to_thread(tmp.mkdir)
+    target: Path | str = tmp / "gateway.db"
+    if name == "postgresql":
+        server = stack.enter_context(PostgresServer())
+        target = server.url()
+    started = time.perf_counter()
+    pending_ids = await _fill(target, rows, pending)
+    print(f"{name}: filled {rows:,} actions ({pending:,} pending), {3 * rows:,} audit rows "
+          f"in {time.perf_counter() - started:.1f}s")  # fmt: skip
+    opa = stack.enter_context(_bench_opa(tmp))
+    http, key = await stack.enter_async_context(_approvals_api(target, tmp / "api", opa))
+    store = await QueueStore.open(target)
+    stack.push_async_callback(store.close)
+    # As in the gateway process: the executor checkpoints SQLite's WAL between its passes.
+    await store.db.defer_checkpoints()
+    checkpointer = asyncio.create_task(_checkpoints(store))
+    stack.callback(checkpointer.cancel)
+    half = len(pending_ids) // 2
+    return _Side(name, store, http, key, iter(pending_ids[:half]), iter(pending_ids[half:]))
+
+
+# Long on purpose: every operation of every backend is measured in the same interleaved
+# rounds, so each round's figures share the machine's load.
+async def _rounds(sides: list[_Side], runs: int, rounds: int, pending_each: int) -> int:
+    results: dict[tuple[str, str], list[list[float]]] = {
+        (s.name, op): [] for s in sides for op in _OPERATIONS
     }
-    per_round = min(runs, len(direct_ids) // rounds)
-    try:
-        for _ in range(rounds):
-            results["list pending"].append(
+    per_round = min(runs, pending_each // rounds)
+    for number in range(rounds):
+        for side in sides if number % 2 == 0 else list(reversed(sides)):
+            store = side.store
+            results[side.name, "list pending"].append(
                 await _measure(
-                    runs, lambda: store.list_actions(state=ActionState.PENDING, limit=DEFAULT_LIST_LIMIT)
+                    runs, lambda s=store: s.list_actions(state=ActionState.PENDING, limit=DEFAULT_LIST_LIMIT)
                 )
             )
-            results["claimable"].append(await _measure(runs, store.claimable))
-            timings = []
+            results[side.name, "claimable"].append(await _measure(runs, store.claimable))
+            timings: list[float] = []
             for _ in range(per_round):
-                await approve_next()
-            results["approve"].append(timings)
-            for name in api_timings:
-                api_timings[name] = []
+                await side.approve_next(timings)
+            results[side.name, "approve"].append(timings)
+            api: dict[str, list[float]] = {"api statement": [], "api approve": []}
             for _ in range(per_round):
-                await approve_through_api()
-            for name, values in api_timings.items():
-                results[name].append(values)
-            results["audit append"].append(await _measure(runs, lambda: store.audit.record(event)))
-    finally:
-        checkpointer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await checkpointer
-        await store.close()
-    return _report(results)
+                await side.approve_through_api(api)
+            for name, values in api.items():
+                results[side.name, name].append(values)
+            results[side.name, "audit append"].append(
+                await _measure(runs, lambda s=store: s.audit.record(_EVENT))
+            )
+    return _report(results, [s.name for s in sides])
 
 
-def _report(results: dict[str, list[list[float]]]) -> int:
+def _report(results: dict[tuple[str, str], list[list[float]]], backends: list[str]) -> int:
     """Every round's p50/p99, and the best round judged against the target: on a shared
     machine, other processes only ever add latency, so the quietest round is the code's."""
     header = f"{'p50 ms (rounds)':>24} {'p99 ms (rounds)':>24} {'best p99':>9} {'ops/s':>7} {'target':>8}"
-    print(f"\n  {'operation':<14} {'runs':>6} {header}")
+    print(f"\n  {'operation':<14} {'backend':<10} {'runs':>6} {header}")
     missed = []
-    for name, rounds in results.items():
-        p50s = [statistics.median(r) for r in rounds]
-        p99s = [_percentile(r, 99) for r in rounds]
-        target = TARGETS_MS.get(name)
-        mark = f"{target:>6.1f}ms" if target else f"{'-':>8}"
-        fifties = " ".join(f"{v:.2f}" for v in p50s)
-        nineties = " ".join(f"{v:.2f}" for v in p99s)
-        rate = max(len(r) / sum(r) * 1000 for r in rounds)
-        cells = f"{fifties:>24} {nineties:>24} {min(p99s):>9.2f} {rate:>7.0f} {mark}"
-        print(f"  {name:<14} {len(rounds[0]):>6} {cells}")
-        if target is not None and min(p99s) > target:
-            missed.append(f"{name} p99 {min(p99s):.2f} ms > {target} ms in every round")
-    _ratios(results, "api approve", "approve")
+    for operation in _OPERATIONS:
+        for backend in backends:
+            rounds = results[backend, operation]
+            p50s = [statistics.median(r) for r in rounds]
+            p99s = [_percentile(r, 99) for r in rounds]
+            target = TARGETS_MS.get(operation)
+            mark = f"{target:>6.1f}ms" if target else f"{'-':>8}"
+            fifties = " ".join(f"{v:.2f}" for v in p50s)
+            nineties = " ".join(f"{v:.2f}" for v in p99s)
+            rate = max(len(r) / sum(r) * 1000 for r in rounds)
+            cells = f"{fifties:>24} {nineties:>24} {min(p99s):>9.2f} {rate:>7.0f} {mark}"
+            print(f"  {operation:<14} {backend:<10} {len(rounds[0]):>6} {cells}")
+            if target is not None and min(p99s) > target:
+                missed.append(
+                    f"{operation} on {backend}: p99 {min(p99s):.2f} ms > {target} ms in every round"
+                )
+    print()
+    for backend in backends:
+        _ratios(
+            results[backend, "api approve"], results[backend, "approve"], f"{backend}: api approve vs approve"
+        )
+    if {"sqlite", "postgresql"} <= set(backends):
+        for operation in _OPERATIONS:
+            pg, lite = results["postgresql", operation], results["sqlite", operation]
+            _ratios(pg, lite, f"postgresql vs sqlite, {operation}")
     if missed:
         print("\nMISSED: " + "; ".join(missed), file=sys.stderr)
         return 1
@@ -416,15 +483,15 @@ def _report(results: dict[str, list[list[float]]]) -> int:
     return 0
 
 
-def _ratios(results: dict[str, list[list[float]]], name: str, baseline: str) -> None:
-    """``name`` against ``baseline`` measured in the same rounds (interleaved), round by round."""
+def _ratios(ours: list[list[float]], base: list[list[float]], label: str) -> None:
+    """``ours`` against ``base`` measured in the same rounds (interleaved), round by round."""
     parts = []
-    for ours, base in zip(results[name], results[baseline], strict=True):
-        p50 = statistics.median(ours) / statistics.median(base)
-        p99 = _percentile(ours, 99) / _percentile(base, 99)
-        rate = (len(ours) / sum(ours)) / (len(base) / sum(base))
+    for mine, theirs in zip(ours, base, strict=True):
+        p50 = statistics.median(mine) / statistics.median(theirs)
+        p99 = _percentile(mine, 99) / _percentile(theirs, 99)
+        rate = (len(mine) / sum(mine)) / (len(theirs) / sum(theirs))
         parts.append(f"p50 x{p50:.1f}, p99 x{p99:.1f}, throughput x{rate:.2f}")
-    print(f"\n  {name} vs {baseline} (same rounds): " + " | ".join(parts))
+    print(f"  {label} (same rounds): " + " | ".join(parts))
 
 
 def main() -> int:
@@ -433,8 +500,12 @@ def main() -> int:
     parser.add_argument("--pending", type=int, default=3_000)
     parser.add_argument("--runs", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--backends", default="sqlite,postgresql", help="comma-separated: sqlite, postgresql")
     options = parser.parse_args()
-    return asyncio.run(run(options.rows, options.pending, options.runs, options.rounds))
+    backends = [b.strip() for b in options.backends.split(",") if b.strip()]
+    if not backends or not set(backends) <= {"sqlite", "postgresql"}:
+        parser.error("--backends takes sqlite and/or postgresql")
+    return asyncio.run(run(options.rows, options.pending, options.runs, options.rounds, backends))
 
 
 if __name__ == "__main__":

@@ -18,9 +18,9 @@ once, against this interface:
   depending on what it read (PostgreSQL: ``SELECT … FOR UPDATE``; SQLite's write lock
   already serialises writers); ``conn.lock_named(name)`` serialises every transaction that
   takes it until they commit (the audit chain's head).
-- ``conn.notify(key)`` inside a write announces a change when it commits;
-  ``db.wait_for_change(key, timeout)`` returns when one arrives (PostgreSQL, on any
-  replica) or when ``timeout`` passes (SQLite polls).
+- ``db.wait_for_change(action_id, seconds)`` returns when a transition of that action
+  commits (PostgreSQL: the schema's trigger announces it, on any replica) or when
+  ``seconds`` pass (SQLite: the caller polls).
 - Every driver error is a ``gateway.errors.DatabaseError`` (``DuplicateKey`` for a key
   that exists); opening refuses, with ``ConfigError`` saying which, a database that cannot
   be reached, credentials that are refused, or a schema newer than this code.
@@ -116,10 +116,6 @@ class Connection(ABC):
     async def lock_named(self, name: str) -> None:
         """Serialise every transaction that takes ``name`` until it ends."""
 
-    @abstractmethod
-    async def notify(self, key: str) -> None:
-        """Announce a change of ``key`` to ``Database.wait_for_change`` once this commits."""
-
 
 class Database(ABC):
     """An open gateway database: ``await Database.open(path_or_url)``; ``close()`` (or ``async with``)."""
@@ -170,7 +166,7 @@ class Database(ABC):
 
     @abstractmethod
     async def wait_for_change(self, key: str, seconds: float) -> bool:
-        """Until a committed ``notify(key)`` arrives (true) or ``seconds`` pass (false)."""
+        """Until a transition of action ``key`` commits (true) or ``seconds`` pass (false)."""
 
     @abstractmethod
     def watch(self, key: str) -> None:

@@ -139,7 +139,6 @@ class StoreBase:
         )
         if changed != 1:
             return False
-        await conn.notify(action.id)
         detail = {"expires_at": action.expires_at}
         await self.audit.append(
             conn, action_event("expiry", action, subject="gateway", transport="internal", detail=detail)
@@ -161,7 +160,7 @@ class StoreBase:
         """The one guarded statement behind every transition. Returns the ``updated_at`` it
         wrote if this call made the transition, ``None`` if the row was not in ``source``
         (or, with ``owner``, claimed by someone else; with ``stale_before``, its lease was
-        renewed since). Waiters on the action hear of it when the transaction commits."""
+        renewed since)."""
         now = self._now()
         sets = "".join(f", {column} = ?" for column in updates)
         sql = f"UPDATE actions SET state = ?, updated_at = ?{sets} WHERE id = ? AND state = ?"  # noqa: S608
@@ -177,7 +176,6 @@ class StoreBase:
             params.append(stale_before)
         if await conn.execute(sql, params) != 1:
             return None
-        await conn.notify(action_id)
         return now
 
     @staticmethod

@@ -68,7 +68,6 @@ class ExecutionTransitions(StoreBase):
                 )
                 if claimed != 1:
                     return None
-                await conn.notify(action_id)
                 try:
                     action = await self._load(conn, action_id)
                 except CorruptAction as exc:

@@ -9,10 +9,11 @@
   transaction-level advisory lock (``pg_advisory_xact_lock``) taken before the head is
   read, held until the appending transaction commits, so appends are serialised by the
   database and the chain never forks.
-- ``notify`` is ``pg_notify`` inside the transaction: PostgreSQL delivers it at commit,
-  to every replica ``LISTEN``-ing on one dedicated connection; ``wait_for_change`` wakes
-  the waiting call at once. If that connection is lost, waiters fall back to polling
-  until it is back, and a reconnection wakes them all (they may have missed something).
+- A trigger on ``actions`` (``postgres_schema``) calls ``pg_notify`` for every transition:
+  PostgreSQL delivers it at commit, to every replica ``LISTEN``-ing on one dedicated
+  connection; ``wait_for_change`` wakes the waiting call at once. If that connection is
+  lost, waiters fall back to polling until it is back, and a reconnection wakes them all
+  (they may have missed something).
 - Opening migrates under an advisory lock (replicas starting together migrate once) and
   refuses, naming which: an unreachable server, refused credentials, a missing database,
   a schema newer than this code.
@@ -48,7 +49,7 @@ DIALECT = Dialect(
     json_tuple_template="json_build_array({})",
     as_json_template="({})::json",
 )
-CHANNEL: Final[str] = "policy_gateway_actions"
+CHANNEL: Final[str] = "policy_gateway_actions"  # the schema's trigger notifies on it
 # Bounds on what one statement may wait for: a row or advisory lock held by a stuck
 # transaction (SQLite's busy_timeout plays this part there), a transaction left open.
 _SERVER_SETTINGS: Final[dict[str, str]] = {
@@ -76,6 +77,13 @@ def numbered(sql: str) -> str:
         else:
             out.append(char)
     return "".join(out)
+
+
+async def _reset(conn: asyncpg.Connection[Any]) -> None:
+    """What a connection needs before it goes back to the pool, beyond the rollback of an
+    interrupted transaction that asyncpg does first: nothing. The gateway leaves no session
+    state behind (transaction-level locks only, no SET, LISTEN on its own connection), and
+    asyncpg's default reset (RESET ALL, UNLISTEN *, …) costs a round trip per checkout."""
 
 
 def _lock_key(name: str) -> int:
@@ -131,9 +139,6 @@ class _PgConnection(Connection):
     async def lock_named(self, name: str) -> None:
         await self.fetchall("SELECT pg_advisory_xact_lock(?)", [_lock_key(name)])
 
-    async def notify(self, key: str) -> None:
-        await self.fetchall("SELECT pg_notify(?, ?)", [CHANNEL, key])
-
 
 @dataclass
 class _Watch:
@@ -181,6 +186,7 @@ class PostgresDatabase(Database):
                 timeout=connect_timeout_seconds,
                 command_timeout=_COMMAND_TIMEOUT_SECONDS,
                 server_settings=_SERVER_SETTINGS,
+                reset=_reset,
             )
         except (*_DRIVER_ERRORS, ValueError) as exc:
             raise ConfigError(_refusal(url, exc, connect_timeout_seconds)) from exc

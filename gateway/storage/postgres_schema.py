@@ -79,6 +79,18 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         hash_format     integer NOT NULL DEFAULT 1
     );
     CREATE INDEX audit_by_action ON audit (action_id);
+
+    -- Every committed transition of an action is announced to the replicas LISTEN-ing
+    -- (delivered at commit, never for a rolled-back one): a parked call waiting for its
+    -- approval wakes on whichever replica it waits. Heartbeats do not set state.
+    CREATE FUNCTION gateway_announce_action() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM pg_notify('policy_gateway_actions', NEW.id);
+        RETURN NULL;
+    END
+    $$;
+    CREATE TRIGGER actions_announce AFTER UPDATE OF state ON actions
+        FOR EACH ROW EXECUTE FUNCTION gateway_announce_action();
     """,
 )
 

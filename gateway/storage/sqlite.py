@@ -68,9 +68,6 @@ class _SqliteConnection(Connection):
     async def lock_named(self, name: str) -> None:
         pass
 
-    async def notify(self, key: str) -> None:
-        pass  # nobody listens: waiters poll (SqliteDatabase.wait_for_change)
-
 
 class SqliteDatabase(Database):
     """``Database`` over one SQLite file."""

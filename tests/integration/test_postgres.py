@@ -75,8 +75,7 @@ async def test_a_transition_rolled_back_wakes_nobody(postgres_backend: Backend) 
 
 async def _abandoned_denial(store: QueueStore, action_id: str) -> None:
     async with store.db.write() as conn:
-        await conn.execute("UPDATE actions SET state = 'denied' WHERE id = ?", [action_id])
-        await conn.notify(action_id)
+        assert await conn.execute("UPDATE actions SET state = 'denied' WHERE id = ?", [action_id]) == 1
         raise RuntimeError("abandoned")
 
 
