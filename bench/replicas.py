@@ -29,7 +29,6 @@ import statistics
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -41,7 +40,7 @@ from gateway.auth import append_token
 from gateway.local.kube import KubeApiServer
 from gateway.local.opa import OpaServer, build_bundle
 from gateway.local.postgres import PostgresServer
-from gateway.local.process import ManagedProcess, free_port, wait_until
+from gateway.local.process import ManagedProcess, answers_200, free_port, wait_until
 from gateway.local.sandbox_seed import seed_sandbox
 from gateway.queue.proofs import Attestor
 from gateway.queue.sealing import Sealer
@@ -49,14 +48,6 @@ from gateway.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = {"kind": "deploy", "name": "api", "namespace": "payments"}
-
-
-def _ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/readyz", timeout=1) as resp:
-            return bool(resp.status == 200)
-    except OSError:
-        return False
 
 
 @contextlib.asynccontextmanager
@@ -144,7 +135,7 @@ async def run(clients: int, seconds: float, rounds: int) -> None:
             for process in processes:
                 process.start()
             for name, url in urls.items():
-                wait_until(lambda u=url: _ready(u), timeout=90, what=name)
+                wait_until(lambda u=url: answers_200(f"{u}/readyz"), timeout=90, what=name)
             await _measure(urls, token, clients, seconds, rounds)
         finally:
             for process in processes:

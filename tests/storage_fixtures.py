@@ -105,12 +105,8 @@ class Backend:
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """One real PostgreSQL for the session, started on first use, stopped by pid at the end."""
-    server = PostgresServer()
-    server.start()
-    try:
+    with PostgresServer() as server:
         yield server
-    finally:
-        server.stop()
 
 
 def make_backend(request: pytest.FixtureRequest, name: str, workdir: Path) -> Iterator[Backend]:

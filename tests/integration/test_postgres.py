@@ -183,12 +183,8 @@ def test_an_invalid_database_url_is_a_settings_error() -> None:
 @pytest.fixture
 def own_server() -> Iterator[PostgresServer]:
     """A server of this test's own: it is stopped and started again."""
-    server = PostgresServer()
-    server.start()
-    try:
+    with PostgresServer() as server:
         yield server
-    finally:
-        server.stop()
 
 
 def _own_backend(server: PostgresServer, tmp_path: Path) -> Backend:
