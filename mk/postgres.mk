@@ -4,7 +4,7 @@
 BENCH_TARGETS += bench-replicas
 .PHONY: bench-replicas bench-pg-drivers
 
-bench-replicas: python-env kube-apiserver bundle ## decisions/s with 1 and 3 gateway replicas on PostgreSQL (and 1 on SQLite), interleaved rounds
+bench-replicas: setup bundle ## decisions/s with 1 and 3 gateway replicas on PostgreSQL (and 1 on SQLite), interleaved rounds
 	$(PY) -m bench.replicas
 
 bench-pg-drivers: python-env ## psycopg 3 vs asyncpg on the queue's statements (installs psycopg into the venv first)
