@@ -512,11 +512,11 @@ def test_the_replicas_as_composed_run_natively_on_one_postgres(
             process = ManagedProcess(
                 [str(GATEWAY_CLI), "serve"], log_path=tmp_path / f"{name}.log", env=_clean_env() | env
             )
-            process.start_and_wait(
-                lambda p=port: _answers(f"http://127.0.0.1:{p}/readyz"), timeout=60, what=name
-            )
+            process.start()
             started.append(process)
             urls.append((f"http://127.0.0.1:{port}", env))
+        for process, (url, _) in zip(started, urls, strict=True):
+            wait_until(lambda p=process, u=url: _started(p, u), timeout=60, what=url)
         created = subprocess.run(
             [str(GATEWAY_CLI), "token", "create", "--subject", "alice", "--group", "sre"],
             env=_clean_env() | urls[0][1], capture_output=True, text=True, check=True,
@@ -534,6 +534,12 @@ def test_the_replicas_as_composed_run_natively_on_one_postgres(
 
 def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "PALETTE_", "PG"))}
+
+
+def _started(process: ManagedProcess, url: str) -> bool:
+    if not process.alive():
+        raise AssertionError(f"a replica exited during start-up:\n{process.tail()}")
+    return _answers(f"{url}/readyz")
 
 
 def _answers(url: str) -> bool:
