@@ -1,5 +1,5 @@
 """In-memory stand-ins for the queue and the audit log, for unit tests only (integration
-tests use the real SQLite store)."""
+tests use the real store, on SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 

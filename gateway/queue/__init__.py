@@ -1,8 +1,9 @@
-"""The approval queue: parked calls in SQLite, the approve flow, and the executor.
+"""The approval queue: parked calls in the gateway's database (SQLite, or PostgreSQL shared
+by replicas; ``gateway.db``), the approve flow, and the executor.
 
 Start-up (server lifespan)::
 
-    store = await QueueStore.open(settings.db_path)   # also marks dead executions interrupted
+    store = await QueueStore.from_settings(settings)  # also marks dead executions interrupted
     executor = Executor(store, gateway, store.audit, policy=policy)  # gateway: a CallRunner
     task_group.start_soon(executor.run_forever)
     ...
