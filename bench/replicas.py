@@ -26,7 +26,6 @@ import argparse
 import asyncio
 import contextlib
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -36,11 +35,10 @@ import httpx2
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from gateway.auth import append_token
+from bench.k8s_support import ServedGateway, percentile
 from gateway.local.kube import KubeApiServer
 from gateway.local.opa import OpaServer, build_bundle
 from gateway.local.postgres import PostgresServer
-from gateway.local.process import ManagedProcess, answers_200, free_port, wait_until
 from gateway.local.sandbox_seed import seed_sandbox
 from gateway.queue.proofs import Attestor
 from gateway.queue.sealing import Sealer
@@ -78,16 +76,6 @@ async def _load(clients: list[Client], seconds: float) -> tuple[list[float], flo
     return latencies, time.perf_counter() - started
 
 
-def _gateway(tmp: Path, name: str, env: dict[str, str]) -> tuple[ManagedProcess, str]:
-    port = free_port()
-    process = ManagedProcess(
-        [sys.executable, "-m", "gateway", "serve", "--log-level", "WARNING"],
-        log_path=tmp / f"{name}.log",
-        env={**env, "GATEWAY_PORT": str(port), "GATEWAY_INSTANCE": name},
-    )
-    return process, f"http://127.0.0.1:{port}"
-
-
 # Long on purpose: the whole topology is started, measured in interleaved rounds and
 # stopped in one place, so nothing outlives the run.
 async def run(clients: int, seconds: float, rounds: int) -> None:
@@ -98,48 +86,36 @@ async def run(clients: int, seconds: float, rounds: int) -> None:
         )
         kube = KubeApiServer(tmp / "kube")
         postgres = PostgresServer()
-        token = append_token(tmp / "tokens", subject="bench", groups=("sre",))
-        shared = Settings(
-            db_path=tmp / "unused.db",
-            queue_keys_file=tmp / "queue.keys",
-            attestation_key_file=tmp / "attestation.key",
-        )
-        Sealer.from_settings(shared, create=True)
+        shared = {
+            "GATEWAY_STATELESS_HTTP": "true",
+            "GATEWAY_QUEUE_KEYS_FILE": str(tmp / "queue.keys"),
+            "GATEWAY_ATTESTATION_KEY_FILE": str(tmp / "attestation.key"),
+        }
+        keys = Settings(db_path=tmp / "unused.db", queue_keys_file=tmp / "queue.keys")
+        Sealer.from_settings(keys, create=True)
         Attestor.load_or_create(tmp / "attestation.key")
-        processes: list[ManagedProcess] = []
+        gateways: dict[str, ServedGateway] = {}
         try:
             opa.start()
             kube.start()
             postgres.start()
-            seed_sandbox(kube.kubeconfig_path)
-            base = {
-                "GATEWAY_TRANSPORT": "http",
-                "GATEWAY_OPA_URL": opa.url,
-                "GATEWAY_KUBECONFIG": str(kube.kubeconfig_path),
-                "GATEWAY_KUBE_CONTEXT": "sandbox",
-                "GATEWAY_TOKENS_FILE": str(tmp / "tokens"),
-                "GATEWAY_STATELESS_HTTP": "true",
-                "GATEWAY_QUEUE_KEYS_FILE": str(tmp / "queue.keys"),
-                "GATEWAY_ATTESTATION_KEY_FILE": str(tmp / "attestation.key"),
-            }
-            urls: dict[str, str] = {}
-            for n in (1, 2, 3):
-                process, urls[f"pg-{n}"] = _gateway(
-                    tmp, f"pg-{n}", base | {"GATEWAY_DATABASE_URL": postgres.url()}
+            seed_sandbox(kube.kubeconfig_path, nodes_within=None)  # no kwok here: nodes stay down
+            for name in ("pg-1", "pg-2", "pg-3", "sqlite"):
+                (tmp / name).mkdir()
+                settings = dict(shared, GATEWAY_INSTANCE=name)
+                if name != "sqlite":
+                    settings["GATEWAY_DATABASE_URL"] = postgres.url()
+                if name != "pg-1":  # one tokens file: the bench's token works on every gateway
+                    settings["GATEWAY_TOKENS_FILE"] = str(tmp / "pg-1" / "tokens")
+                gateways[name] = ServedGateway(
+                    tmp / name, opa_url=opa.url, kubeconfig=kube.kubeconfig_path, **settings
                 )
-                processes.append(process)
-            process, urls["sqlite"] = _gateway(
-                tmp, "sqlite", base | {"GATEWAY_DB_PATH": str(tmp / "gateway.db")}
-            )
-            processes.append(process)
-            for process in processes:
-                process.start()
-            for name, url in urls.items():
-                wait_until(lambda u=url: answers_200(f"{u}/readyz"), timeout=90, what=name)
-            await _measure(urls, token, clients, seconds, rounds)
+                gateways[name].start()
+            urls = {name: gateway.url for name, gateway in gateways.items()}
+            await _measure(urls, gateways["pg-1"].token, clients, seconds, rounds)
         finally:
-            for process in processes:
-                process.stop()
+            for gateway in gateways.values():
+                gateway.stop()
             postgres.stop()
             kube.stop()
             opa.stop()
@@ -170,9 +146,7 @@ async def _measure(urls: dict[str, str], token: str, clients: int, seconds: floa
 
 
 def _row(latencies: list[float], wall: float) -> tuple[float, float, float]:
-    ordered = sorted(latencies)
-    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
-    return len(latencies) / wall, statistics.median(latencies) * 1000, p99 * 1000
+    return len(latencies) / wall, statistics.median(latencies) * 1000, percentile(latencies, 0.99) * 1000
 
 
 def _report(results: dict[str, list[tuple[list[float], float]]]) -> None:
