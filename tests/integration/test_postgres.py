@@ -172,6 +172,26 @@ def test_serve_refuses_keys_its_replicas_would_not_share(serve_env: dict[str, st
     assert "every replica must use the same keys: set GATEWAY_ATTESTATION_KEY_FILE" in done.stderr
 
 
+def test_the_cli_names_an_unusable_database_too(
+    serve_env: dict[str, str], postgres_server: PostgresServer
+) -> None:
+    dead = serve_env | {
+        "GATEWAY_DATABASE_URL": postgres_server.url(port=free_port()),
+        "GATEWAY_DATABASE_CONNECT_TIMEOUT_SECONDS": "3",
+    }
+    done = subprocess.run(
+        [str(GATEWAY_CLI), "audit", "verify"],
+        env=dead,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: cannot reach PostgreSQL at postgresql://gateway@127.0.0.1:")
+    assert postgres_server.password not in done.stderr
+
+
 def test_an_invalid_database_url_is_a_settings_error() -> None:
     with pytest.raises(ValueError, match="must be a postgresql:// URL"):
         Settings(database_url="mysql://gateway:secret@db/gateway")
