@@ -61,7 +61,9 @@ _COMMAND_TIMEOUT_SECONDS: Final[float] = 30.0
 _CLEANUP_SECONDS: Final[float] = 5.0
 _LISTEN_RETRY_SECONDS: Final[float] = 2.0
 _WATCH_IDLE_SECONDS: Final[float] = 120.0
-_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)  # TimeoutError is an OSError
+# TimeoutError is an OSError; InternalClientError is what a connection left mid-operation
+# (its query cancelled while the server was gone) raises at its next use.
+_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -251,12 +253,18 @@ class PostgresDatabase(Database):
                 yield _PgConnection(conn)
             except BaseException:
                 # The connection may be gone with the server: then there is nothing to undo.
+                rolled_back = False
                 with (
                     anyio.CancelScope(shield=True),
                     anyio.move_on_after(_CLEANUP_SECONDS),
                     contextlib.suppress(*_DRIVER_ERRORS),
                 ):
                     await tx.rollback()
+                    rolled_back = True
+                if not rolled_back:
+                    # A rollback cut short leaves the connection inside an operation: closed, the
+                    # pool replaces it instead of handing it out again.
+                    conn.terminate()
                 raise
             with _translated():
                 await tx.commit()
