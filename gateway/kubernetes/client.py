@@ -1,10 +1,18 @@
-"""The only module that talks to the Kubernetes API.
+"""The only module that talks to the Kubernetes API, and reads kubeconfigs.
 
-One long-lived ``ApiClient`` (from ``Settings.kubeconfig``/``kube_context``, the default
-kubeconfig, or in-cluster config) drives the dynamic client for every kind, built-in or
-custom. The client is synchronous, so each call runs in a worker thread with an explicit
-``_request_timeout``. Connection errors are retried once at the transport (nothing was
-sent); reads and writes are never retried after a request reached the server.
+``load_catalog`` reads, once at start-up, which contexts exist (kubeconfig contexts, the
+pod's service account) and hands them to ``gateway.kubernetes.contexts`` to decide which
+may be used. ``KubeClient.connect`` builds the long-lived ``ApiClient`` of one context
+(``gateway.kubernetes.clusters`` calls it on first use and keeps the client); it drives the
+dynamic client for every kind, built-in or custom. The client is synchronous, so each call
+runs in a worker thread with explicit timeouts: ``kube_connect_timeout_seconds`` to connect
+(TCP and TLS), ``kube_timeout_seconds`` to read. Connection errors are retried once at the
+transport (nothing was sent); reads and writes are never retried after a request reached
+the server.
+
+No message built here carries a credential: the library's configuration errors print whole
+kubeconfig entries (tokens included) into their text, so they are reduced to what is
+missing, never quoted.
 
 Every method returns decoded JSON and raises the ``BackendError`` family.
 """
@@ -14,6 +22,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -22,16 +31,18 @@ import anyio.to_thread
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.config.config_exception import ConfigException
-from kubernetes.config.kube_config import KUBE_CONFIG_DEFAULT_LOCATION
+from kubernetes.config.incluster_config import InClusterConfigLoader
+from kubernetes.config.kube_config import KUBE_CONFIG_DEFAULT_LOCATION, KubeConfigMerger
 from kubernetes.dynamic import DynamicClient, Resource
 from urllib3.util.retry import Retry
 
 from gateway.errors import ConfigError
+from gateway.kubernetes.contexts import ClusterCatalog, ClusterContext, display_server
 from gateway.kubernetes.failures import translate
 from gateway.kubernetes.kinds import ResourceKind
 from gateway.settings import Settings
 
-__all__ = ["AGGREGATED_DISCOVERY", "KubeClient", "PatchType"]
+__all__ = ["AGGREGATED_DISCOVERY", "KubeClient", "PatchType", "load_catalog"]
 
 T = TypeVar("T")
 JSON = dict[str, Any]
@@ -47,7 +58,7 @@ _PATCH_CONTENT_TYPES: dict[PatchType, str] = {
     "strategic": "application/strategic-merge-patch+json",
     "json": "application/json-patch+json",
 }
-_IN_CLUSTER = "in-cluster"
+_EXPECTED_KEY = re.compile(r"Expected key ([\w.-]+)")
 
 
 class _NoDiscovery:
@@ -59,38 +70,50 @@ class _NoDiscovery:
 
 
 class KubeClient:
-    """Async facade over the dynamic client. ``cluster`` names the cluster in proposed
-    actions (the kube context, or ``in-cluster``)."""
+    """Async facade over the dynamic client of one context. ``cluster`` names the cluster
+    in proposed actions (the context's name); ``server`` is its URL without credentials."""
 
-    def __init__(self, api_client: Any, *, cluster: str, timeout: float) -> None:
+    def __init__(
+        self, api_client: Any, *, cluster: str, timeout: float, connect_timeout: float | None = None
+    ) -> None:
         self._api = api_client
         self._dynamic = DynamicClient(api_client, discoverer=_NoDiscovery)  # type: ignore[no-untyped-call]
         self.cluster = cluster
-        self.server: str = api_client.configuration.host
-        self._timeout = timeout
+        self.server: str = display_server(api_client.configuration.host)
+        self._timeout: float | tuple[float, float] = (
+            timeout if connect_timeout is None else (connect_timeout, timeout)
+        )
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> KubeClient | None:
-        """Load credentials once: ``Settings.kubeconfig``/``kube_context`` when set, else
-        in-cluster config, else the default kubeconfig. None when none of these exists;
-        ``ConfigError`` when one exists but cannot be used."""
+    def connect(cls, context: ClusterContext, settings: Settings, *, kubeconfig: Path | None) -> KubeClient:
+        """Load the credentials of ``context`` (from ``kubeconfig``, or the pod's service
+        account) into a new client; nothing is sent. May run a kubeconfig's exec plugin:
+        call it off the event loop. Raises ``ConfigError`` naming what is wrong, never
+        quoting the kubeconfig."""
+        if context.server == "-":
+            # The library would fall back to http://localhost, credentials and all.
+            raise ConfigError(f"cluster {context.name!r} cannot be used: its kubeconfig names no server URL")
         configuration = k8s.Configuration()
         try:
-            if settings.kubeconfig is not None or settings.kube_context is not None:
-                cluster = _load_kubeconfig(settings.kubeconfig, settings.kube_context, configuration)
+            if context.in_cluster:
+                _service_account_loader(settings).load_and_set(configuration)  # type: ignore[no-untyped-call]
             else:
-                try:
-                    k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-                    cluster = _IN_CLUSTER
-                except ConfigException:
-                    if not _default_kubeconfig_exists():
-                        return None
-                    cluster = _load_kubeconfig(None, None, configuration)
-        except (ConfigException, OSError, ValueError) as exc:
-            raise ConfigError(f"no usable Kubernetes configuration: {_short(exc)}") from exc
+                k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
+                    config_file=_file(kubeconfig),
+                    context=context.name,
+                    client_configuration=configuration,
+                    persist_config=False,
+                )
+        except (ConfigException, OSError, ValueError, TypeError, KeyError) as exc:
+            raise ConfigError(f"cluster {context.name!r} cannot be used: {_config_problem(exc)}") from exc
         # Retry connection set-up only: once a request reached the server it is not resent.
         configuration.retries = Retry(total=1, connect=1, read=0, status=0, redirect=0)
-        return cls(k8s.ApiClient(configuration), cluster=cluster, timeout=settings.kube_timeout_seconds)
+        return cls(
+            k8s.ApiClient(configuration),
+            cluster=context.name,
+            timeout=settings.kube_timeout_seconds,
+            connect_timeout=settings.kube_connect_timeout_seconds,
+        )
 
     def close(self) -> None:
         self._api.close()
@@ -219,7 +242,7 @@ class KubeClient:
         try:
             decoded = json.loads(raw)
         except ValueError as exc:
-            raise translate(exc, server=self.server) from exc
+            raise translate(exc, server=self.server, cluster=self.cluster) from exc
         return decoded if isinstance(decoded, dict) else {"value": decoded}
 
     async def _call(self, method: str, path: str, **params: Any) -> bytes:
@@ -238,7 +261,7 @@ class KubeClient:
         try:
             return await anyio.to_thread.run_sync(work)
         except Exception as exc:
-            raise translate(exc, server=self.server) from exc
+            raise translate(exc, server=self.server, cluster=self.cluster) from exc
 
 
 def _path(kind: ResourceKind, name: str | None, namespace: str | None, subresource: str | None = None) -> str:
@@ -256,17 +279,95 @@ def _path(kind: ResourceKind, name: str | None, namespace: str | None, subresour
     return f"{path}/{subresource}" if subresource and name else path
 
 
-def _load_kubeconfig(path: Path | None, context: str | None, configuration: Any) -> str:
-    file = str(path) if path is not None else None
-    contexts, active = k8s_config.list_kube_config_contexts(file)  # type: ignore[no-untyped-call]
-    chosen = context or (active or {}).get("name")
-    if chosen is None or chosen not in {c.get("name") for c in contexts or ()}:
-        names = ", ".join(sorted(str(c.get("name")) for c in contexts or ())) or "none"
-        raise ConfigException(f"context {chosen!r} is not in the kubeconfig (contexts: {names})")
-    k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
-        config_file=file, context=chosen, client_configuration=configuration, persist_config=False
+def load_catalog(settings: Settings, warn: list[str] | None = None) -> ClusterCatalog | None:
+    """The contexts the gateway may use (``ClusterCatalog.select``), from the configured or
+    default kubeconfig and the pod's service account. None when there is no configuration
+    at all; ``ConfigError`` when one exists but cannot be used. Reads files only."""
+    explicit = settings.kubeconfig is not None or settings.kube_context is not None
+    in_cluster = _in_cluster_context(settings)
+    kubeconfig = None
+    if explicit or (in_cluster is None and _default_kubeconfig_exists()):
+        kubeconfig = _kubeconfig_contexts(settings.kubeconfig)
+    return ClusterCatalog.select(settings, kubeconfig=kubeconfig, in_cluster=in_cluster, warn=warn)
+
+
+def _kubeconfig_contexts(path: Path | None) -> tuple[list[ClusterContext], str | None]:
+    """Every context of the kubeconfig (the library's merge of ``KUBECONFIG`` when ``path``
+    is None) with its server, and the current context. Users are never read."""
+    file = _file(path)
+    if path is not None and not path.is_file():
+        raise ConfigError(f"no usable Kubernetes configuration: {path} is not a file")
+    try:
+        merged = KubeConfigMerger(file).config  # type: ignore[no-untyped-call]
+    except (ConfigException, OSError, ValueError) as exc:
+        raise ConfigError(f"no usable Kubernetes configuration: {_config_problem(exc)}") from exc
+    document = _plain(merged)
+    if not isinstance(document, dict):
+        raise ConfigError("no usable Kubernetes configuration: the kubeconfig is not a mapping")
+    servers = {
+        c.get("name"): (c.get("cluster") or {}).get("server") for c in _entries(document.get("clusters"))
+    }
+    contexts = []
+    for entry in _entries(document.get("contexts")):
+        body = entry.get("context") or {}
+        if not isinstance(body, dict):
+            continue
+        namespace, name = body.get("namespace"), entry.get("name")
+        contexts.append(
+            ClusterContext(
+                name=name if isinstance(name, str) else "",  # checked by the catalog
+                server=display_server(servers.get(body.get("cluster"))),
+                namespace=namespace if isinstance(namespace, str) else None,
+            )
+        )
+    current = document.get("current-context")
+    return contexts, current if isinstance(current, str) and current else None
+
+
+def _in_cluster_context(settings: Settings) -> ClusterContext | None:
+    """The pod's service account as a context, when the gateway runs in a pod (the
+    service host and port are set and the token is mounted)."""
+    host, port = settings.kubernetes_service_host, settings.kubernetes_service_port
+    account = settings.kube_service_account_dir
+    if not host or not port or not (account / "token").is_file():
+        return None
+    namespace_file = account / "namespace"
+    try:
+        namespace = namespace_file.read_text().strip() or None if namespace_file.is_file() else None
+    except OSError:
+        namespace = None
+    server = f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
+    return ClusterContext(
+        name=settings.kube_in_cluster_context,
+        server=display_server(server),
+        namespace=namespace,
+        in_cluster=True,
     )
-    return str(chosen)
+
+
+def _service_account_loader(settings: Settings) -> InClusterConfigLoader:
+    account = settings.kube_service_account_dir
+    environ = {
+        "KUBERNETES_SERVICE_HOST": settings.kubernetes_service_host or "",
+        "KUBERNETES_SERVICE_PORT": settings.kubernetes_service_port or "",
+    }
+    return InClusterConfigLoader(  # type: ignore[no-untyped-call]
+        token_filename=str(account / "token"), cert_filename=str(account / "ca.crt"), environ=environ
+    )
+
+
+def _plain(node: Any) -> Any:
+    """The library's merged ``ConfigNode`` tree as plain dicts and lists."""
+    value = getattr(node, "value", node)
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _entries(value: Any) -> list[JSON]:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
 
 
 def _default_kubeconfig_exists() -> bool:
@@ -275,6 +376,20 @@ def _default_kubeconfig_exists() -> bool:
     return any(Path(p).expanduser().is_file() for p in paths if p)
 
 
-def _short(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text[:200]
+def _file(path: Path | None) -> str:
+    return str(path) if path is not None else str(KUBE_CONFIG_DEFAULT_LOCATION)
+
+
+def _config_problem(exc: BaseException) -> str:
+    """What is wrong with a context's configuration, without quoting it: the library's
+    messages about kubeconfig entries embed the whole entry, tokens and keys included."""
+    text = str(exc)
+    missing = _EXPECTED_KEY.search(text)
+    if missing:
+        return f"its kubeconfig entry has no {missing.group(1)!r}"
+    if isinstance(exc, ConfigException) and text.startswith(("Service ", "Cert file")):
+        # The service-account loader's own sentences (host/port unset, token or CA missing).
+        return text.splitlines()[0][:200]
+    if isinstance(exc, OSError):
+        return f"a file it names cannot be read ({exc.strerror or type(exc).__name__})"
+    return f"its configuration is malformed ({type(exc).__name__})"
