@@ -4,9 +4,15 @@ the arguments, ``prepare`` into proposed actions, then ``execute`` with a decisi
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
+
+import yaml
 
 from gateway.contracts import Decision, Obligations, PlannedCall, Principal
 from gateway.tools import ExecutionContext, ToolSpec
@@ -48,3 +54,38 @@ async def eventually(check: Callable[[], Awaitable[T | None]], *, what: str, wit
             return found
         assert time.monotonic() < deadline, f"never happened within {within:.0f}s: {what}"
         await asyncio.sleep(0.5)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where one kubeconfig context points, and as whom."""
+
+    server: str
+    ca_file: Path
+    token: str
+
+
+def write_kubeconfig(path: Path, contexts: Mapping[str, Endpoint], *, current: str) -> Path:
+    """One kubeconfig with a cluster and a user of its own per context (owner-only: it holds
+    tokens)."""
+    document = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": f"{name}-cluster", "cluster": {
+                "server": e.server,
+                "certificate-authority-data": base64.b64encode(e.ca_file.read_bytes()).decode("ascii"),
+            }}
+            for name, e in contexts.items()
+        ],
+        "users": [{"name": f"{name}-user", "user": {"token": e.token}} for name, e in contexts.items()],
+        "contexts": [
+            {"name": name, "context": {"cluster": f"{name}-cluster", "user": f"{name}-user"}}
+            for name in contexts
+        ],
+        "current-context": current,
+    }  # fmt: skip
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        yaml.safe_dump(document, out, sort_keys=False)
+    return path
