@@ -41,3 +41,11 @@ test_allow_cluster_environment_is_undefined_without_data if {
 	not lib.cluster_environment("sandbox") with data.params.clusters as _clusters
 	lib.cluster_environment("uid-edge-1") == "staging" with data.params.clusters as _clusters
 }
+
+test_allow_palette_target_is_production_by_its_linked_context_glob if {
+	clusters := {"prod-*": {"environment": "production"}, "prod-eu": {"palette_uid": "uid-eu"}}
+	lib.production with input as {"backend": "palette", "target": {"cluster": "uid-eu"}}
+		with data.params.clusters as clusters
+	not lib.production with input as {"backend": "palette", "target": {"cluster": "uid-us"}}
+		with data.params.clusters as clusters
+}

@@ -17,17 +17,22 @@ import re
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kube_support import Endpoint, ToolRunner, write_kubeconfig
+from kube_support import (
+    Endpoint,
+    ToolRunner,
+    approve_and_wait,
+    connected,
+    reply_body,
+    reply_text,
+    write_kubeconfig,
+)
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
-from mcp import Client
-from mcp_types import CallToolResult
 from typer.testing import CliRunner
 
 from gateway.cli import app
@@ -37,11 +42,6 @@ from gateway.kubernetes.tools import open_backend
 from gateway.local.kube import KubeApiServer
 from gateway.local.opa import OpaServer
 from gateway.local.process import free_port
-from gateway.policy import PolicyClient
-from gateway.queue.approvals import approve
-from gateway.queue.sealing import Sealer
-from gateway.queue.store import QueueStore
-from gateway.server import build_server
 from gateway.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.kube]
@@ -234,25 +234,6 @@ async def test_an_evicted_client_still_serves_the_call_holding_it(settings: Sett
 # -- through the gateway, with the project's policy --------------------------------------
 
 
-def _kube_source(settings: Settings, policy: Any) -> Any:
-    return open_backend(settings, policy)
-
-
-@asynccontextmanager
-async def _connected(settings: Settings) -> AsyncIterator[Client]:
-    async with Client(build_server(settings, backends=[_kube_source])) as client:
-        yield client
-
-
-def _text(result: CallToolResult) -> str:
-    return "\n".join(c.text for c in result.content if c.type == "text")
-
-
-def _body(result: CallToolResult) -> dict[str, Any]:
-    assert result.structured_content is not None, _text(result)
-    return result.structured_content
-
-
 @pytest.fixture
 def judged(settings: Settings, opa_server: OpaServer) -> Settings:
     return settings.model_copy(update={"opa_url": opa_server.url, "opa_timeout_seconds": 5.0})
@@ -262,14 +243,14 @@ async def test_production_by_policy_data_parks_the_write_the_other_cluster_allow
     judged: Settings, shop: str, quiet_seeded: KubeApiServer, quiet_prod_eu: KubeApiServer
 ) -> None:
     scale = {"kind": "deploy", "name": "shop", "namespace": shop, "replicas": 3}
-    async with _connected(judged) as mcp:
+    async with connected(judged) as mcp:
         allowed = await mcp.call_tool("k8s_scale", {**scale, "cluster": "sandbox"})
         parked = await mcp.call_tool("k8s_scale", {**scale, "cluster": "prod-eu"})
-        listing = _body(await mcp.call_tool("k8s_clusters", {}))
-    assert not allowed.is_error, _text(allowed)
-    assert _body(allowed)["cluster"] == "sandbox"
-    assert _body(parked)["outcome"] == "needs_approval", _text(parked)
-    assert "writes to production (policy data makes cluster 'prod-eu' production)" in _text(parked)
+        listing = reply_body(await mcp.call_tool("k8s_clusters", {}))
+    assert not allowed.is_error, reply_text(allowed)
+    assert reply_body(allowed)["cluster"] == "sandbox"
+    assert reply_body(parked)["outcome"] == "needs_approval", reply_text(parked)
+    assert "writes to production (policy data makes cluster 'prod-eu' production)" in reply_text(parked)
     assert (_replicas(quiet_seeded, "sandbox", shop), _replicas(quiet_prod_eu, "prod-eu", shop)) == (3, 2)
     environments = {c["name"]: c["environment"] for c in listing["clusters"]}
     assert environments == {name: "production" if name == "prod-eu" else None for name in CONTEXTS}
@@ -278,7 +259,7 @@ async def test_production_by_policy_data_parks_the_write_the_other_cluster_allow
 async def test_an_unknown_or_hidden_cluster_is_refused_alike_and_nothing_else_is_affected(
     judged: Settings, shop: str
 ) -> None:
-    async with _connected(judged) as mcp:
+    async with connected(judged) as mcp:
         replies = [
             await mcp.call_tool(
                 "k8s_get", {"kind": "cm", "name": "whoami", "namespace": shop, "cluster": name}
@@ -288,14 +269,14 @@ async def test_an_unknown_or_hidden_cluster_is_refused_alike_and_nothing_else_is
         fine = await mcp.call_tool(
             "k8s_get", {"kind": "cm", "name": "whoami", "namespace": shop, "cluster": "prod-eu"}
         )
-    messages = {_text(r) for r in replies}
+    messages = {reply_text(r) for r in replies}
     assert all(r.is_error for r in replies)
     assert messages == {
         "invalid arguments for k8s_get: cluster: Value error, not a cluster the gateway may use; "
         f"use one of: {', '.join(CONTEXTS)}"
     }
     assert not fine.is_error
-    assert _body(fine)["data"] == {"cluster": "prod-eu"}
+    assert reply_body(fine)["data"] == {"cluster": "prod-eu"}
 
 
 async def test_a_parked_call_runs_on_the_cluster_policy_judged_after_a_restart_with_another_default(
@@ -303,24 +284,14 @@ async def test_a_parked_call_runs_on_the_cluster_policy_judged_after_a_restart_w
 ) -> None:
     # Proposed without a cluster while prod-eu is the default: parked for approval.
     prod_default = judged.model_copy(update={"kube_context": "prod-eu"})
-    async with _connected(prod_default) as mcp:
-        parked = _body(await mcp.call_tool("k8s_scale", {"kind": "deploy", "name": "shop", "namespace": shop,
-                                                         "replicas": 4}))  # fmt: skip
+    async with connected(prod_default) as mcp:
+        scale = {"kind": "deploy", "name": "shop", "namespace": shop, "replicas": 4}
+        parked = reply_body(await mcp.call_tool("k8s_scale", scale))
     assert parked["outcome"] == "needs_approval"
 
     # Another gateway process, whose default is the sandbox, approves and executes it.
-    async with _connected(judged) as mcp:
-        store = await QueueStore.open(judged.db_path, sealer=Sealer.from_settings(judged, create=False))
-        try:
-            async with PolicyClient(judged) as policy:
-                await approve(store, policy, parked["action_id"], BOB)
-        finally:
-            await store.close()
-        for _ in range(100):
-            state = _body(await mcp.call_tool("gateway_action", {"action_id": parked["action_id"]}))
-            if state["state"] in ("succeeded", "failed"):
-                break
-            await asyncio.sleep(0.1)
+    async with connected(judged) as mcp:
+        state = await approve_and_wait(mcp, judged, parked["action_id"], BOB)
     assert state["state"] == "succeeded", state
     assert (_replicas(quiet_prod_eu, "prod-eu", shop), _replicas(quiet_seeded, "sandbox", shop)) == (4, 2)
 
@@ -331,10 +302,10 @@ async def test_the_queue_shows_the_cluster_of_each_parked_action(
     with k8s_config.new_client_from_config(str(quiet_seeded.kubeconfig_path), context="sandbox") as api:
         k8s.CoreV1Api(api).patch_namespace(shop, {"metadata": {"labels": {"environment": "production"}}})
     ids = {}
-    async with _connected(judged) as mcp:
+    async with connected(judged) as mcp:
         for cluster in ("sandbox", "prod-eu"):
             restart = {"kind": "deploy", "name": "shop", "namespace": shop, "cluster": cluster}
-            reply = _body(await mcp.call_tool("k8s_restart", restart))
+            reply = reply_body(await mcp.call_tool("k8s_restart", restart))
             assert reply["outcome"] == "needs_approval", reply
             ids[cluster] = reply["action_id"]
     local = ["--local", "--db", str(judged.db_path)]
