@@ -3,18 +3,22 @@ and the pool of clients (built once, bounded, reused, closed; judged cluster on 
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import anyio
 import pytest
+import yaml
 
 from gateway.arguments import validate_model
 from gateway.contracts import Decision, PlannedCall, Principal, ProposedAction, Target
 from gateway.errors import BackendError, BackendUnavailable, ConfigError, InvalidArguments, PolicyUnavailable
 from gateway.kubernetes.args import GetArgs, ListArgs, for_clusters
+from gateway.kubernetes.client import KubeClient, load_catalog
 from gateway.kubernetes.clusters import ClusterPool
 from gateway.kubernetes.contexts import ClusterCatalog, ClusterContext
 from gateway.kubernetes.tools import build_specs
@@ -350,3 +354,35 @@ async def test_k8s_clusters_says_when_policy_could_not_be_asked() -> None:
     assert result["environments_note"] == (
         "environments unknown: policy could not be asked (OPA could not be reached (ClientConnectorError))"
     )
+
+
+async def test_k8s_clusters_shows_nothing_of_a_kubeconfigs_credentials(tmp_path: Any) -> None:
+    secrets = ["EXEC-ARG-SECRET", "ID-TOKEN-SECRET", "S0VZLVNFQ1JFVA==", "TOKEN-SECRET", "PASS-SECRET"]
+    users = {
+        "exec": {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": "false",
+                          "args": [f"--token={secrets[0]}"], "env": [{"name": "T", "value": secrets[3]}]}},
+        "oidc": {"auth-provider": {"name": "oidc", "config": {"id-token": secrets[1],
+                                                              "refresh-token": secrets[3]}}},
+        "certs": {"client-certificate-data": "Zm9v", "client-key-data": secrets[2]},
+        "basic": {"username": "u", "password": secrets[4], "token": secrets[3]},
+    }  # fmt: skip
+    config = tmp_path / "kubeconfig"
+    config.write_text(
+        yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config",
+            "clusters": [{"name": "c", "cluster": {"server": f"https://admin:{secrets[4]}@127.0.0.1:1"}}],
+            "users": [{"name": name, "user": user} for name, user in users.items()],
+            "contexts": [{"name": name, "context": {"cluster": "c", "user": name}} for name in users],
+            "current-context": "exec",
+        })
+    )  # fmt: skip
+    settings = Settings(kubeconfig=config, kube_connect_timeout_seconds=0.5)
+    catalog = load_catalog(settings)
+    assert catalog is not None
+    pool = ClusterPool(catalog, settings, partial(KubeClient.connect, settings=settings, kubeconfig=config))
+    listing = await _listing(pool)
+    assert [c["name"] for c in listing["clusters"]] == list(users)
+    assert {c["server"] for c in listing["clusters"]} == {"https://127.0.0.1:1"}
+    text = json.dumps(listing)
+    assert not [s for s in secrets if s in text]
+    pool.close()
