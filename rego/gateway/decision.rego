@@ -16,20 +16,75 @@ _violations contains violation if {
 	some violation in data.rules[name].violation
 }
 
-# A reason whose effect is not a known mode is treated as a denial: fail closed.
+# Pre-existing findings. A blocking finding of a rule whose pre-existing findings only
+# warn for this operation (data.params.preexisting[rule][operation] == "warn") is
+# pre-existing when the live object (input.current) gets the same reason from the same
+# rule, and the write leaves the object's pod specs as they were apart from container
+# resources (what k8s_set_resources changes). It then counts as a warning that says so.
+# Anything the write introduces or changes is judged as it is: a new reason, a reason
+# whose message differs (a higher count, another image), or any other change to a pod
+# spec (an image, a command, a volume) makes every reason count. Only the rules with
+# such findings are evaluated again, against the before-image, and only when there are
+# such findings: the common path pays one lookup per reason.
+_downgradable contains v if {
+	input.operation in _warn_operations
+	is_object(input.current)
+	some v in _violations
+	_preexisting_modes[v.rule][input.operation] == "warn"
+	v.effect in {"deny", "needs_approval"}
+	not v.rule in lib.guards
+}
+
+# The operations any rule's pre-existing findings may warn for: folded at build time,
+# so that every other operation (an apply) stops at one membership test.
+_warn_operations contains operation if {
+	some operations in _preexisting_modes
+	some operation, setting in operations
+	setting == "warn"
+}
+
+default _preexisting_modes := {}
+
+_preexisting_modes := data.params.preexisting if is_object(data.params.preexisting)
+
+_before contains [name, before.message] if {
+	lib.pod_shape(input.object) == lib.pod_shape(input.current)
+	some name in {v.rule | some v in _downgradable}
+	some before in data.rules[name].violation with input.object as input.current
+}
+
+_preexisting contains v if {
+	some v in _downgradable
+	[v.rule, v.message] in _before
+}
+
+_as_preexisting(v) := object.union(v, {
+	"effect": "warn",
+	"message": sprintf("pre-existing, unchanged by this %s: %s", [input.tool, v.message]),
+})
+
+# A reason whose effect is not a known mode is treated as a denial: fail closed. A
+# pre-existing reason counts as a warning instead; the membership tests below run
+# only for blocking reasons, of which a decision has few.
 _denials contains _public(v) if {
 	some v in _violations
 	not v.effect in {"needs_approval", "warn", "dryrun"}
+	not v in _preexisting
 }
 
 _approval_violations contains v if {
 	some v in _violations
 	v.effect == "needs_approval"
+	not v in _preexisting
 }
 
 _warnings contains _public(v) if {
 	some v in _violations
 	v.effect == "warn"
+}
+
+_warnings contains _public(_as_preexisting(v)) if {
+	some v in _preexisting
 }
 
 _dryruns contains _public(v) if {
@@ -172,6 +227,15 @@ _redact_paths contains path if {
 
 _redact := sort(_redact_paths)
 
+# What this read returns that the cluster's users or workloads control (rules'
+# `untrusted` sets): the gateway marks the session that read it.
+_untrusted_contents contains content if {
+	some name
+
+	# regal ignore:mixed-iteration
+	some content in data.rules[name].untrusted
+}
+
 _line_caps contains lines if {
 	some name
 	lines := data.rules[name].max_log_lines
@@ -209,7 +273,7 @@ default decision := {
 		"effect": "deny",
 		"message": "the policy could not evaluate this action",
 	}],
-	"obligations": {"redact": [], "max_log_lines": null},
+	"obligations": {"redact": [], "max_log_lines": null, "untrusted": []},
 	"warnings": [],
 	"dryrun": [],
 }
@@ -218,7 +282,7 @@ decision := object.union(
 	{
 		"outcome": _outcome,
 		"reasons": _reasons,
-		"obligations": {"redact": _redact, "max_log_lines": _max_log_lines},
+		"obligations": {"redact": _redact, "max_log_lines": _max_log_lines, "untrusted": sort(_untrusted_contents)},
 		"warnings": sort(_warnings),
 		"dryrun": sort(_dryruns),
 	},

@@ -18,7 +18,7 @@ test_allow_clean_write if {
 	d == {
 		"outcome": "allow",
 		"reasons": [],
-		"obligations": {"redact": [], "max_log_lines": null},
+		"obligations": {"redact": [], "max_log_lines": null, "untrusted": []},
 		"warnings": [],
 		"dryrun": [],
 	}

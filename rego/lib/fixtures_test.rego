@@ -1,14 +1,19 @@
 package lib_test
 
-# Fixtures the rule tests share: well-formed proposed actions that pass every rule,
-# which a test then bends in exactly one way.
+# Fixtures the rule tests share: well-formed proposed actions that pass every rule (the
+# restricted Pod Security profile included), which a test then bends in exactly one way.
 
 sre := {"subject": "alice", "groups": ["sre"], "transport": "stdio", "authenticated": true}
 
 good_container(name) := {
 	"name": name,
 	"image": "registry.example.com/team/app:1.2.3",
-	"securityContext": {"runAsNonRoot": true, "allowPrivilegeEscalation": false},
+	"securityContext": {
+		"runAsNonRoot": true,
+		"allowPrivilegeEscalation": false,
+		"capabilities": {"drop": ["ALL"]},
+		"seccompProfile": {"type": "RuntimeDefault"},
+	},
 	"resources": {
 		"requests": {"cpu": "250m", "memory": "128Mi"},
 		"limits": {"cpu": "500m", "memory": "256Mi"},

@@ -8,6 +8,11 @@ package lib
 # The modes a rule may run in; an unknown override falls back to the strictest.
 modes := {"deny", "needs_approval", "warn", "dryrun"}
 
+# The guard rules (custom.guard: true in their METADATA; a test holds the two together):
+# they keep the policy itself sound, so they deny whatever data.params.modes says, and
+# their findings never count as pre-existing.
+guards := {"known_action", "policy_data"}
+
 # METADATA
 # scope: document
 # description: |
@@ -24,7 +29,7 @@ reason_template(chain) := {
 	"code": meta.annotations.custom.code,
 	"rule": name,
 	"severity": meta.annotations.custom.severity,
-	"effect": mode(name, meta.annotations.custom.mode),
+	"effect": _effect(name, meta.annotations.custom),
 } if {
 	meta := _rule_meta(chain)
 	name := meta.path[count(meta.path) - 1]
@@ -62,6 +67,13 @@ _rule_meta(chain) := [entry |
 	some entry in chain
 	entry.annotations.custom.code
 ][0]
+
+# A guard (custom.guard: true: known_action, policy_data) keeps the policy itself sound:
+# it denies whatever data.params.modes says, since a guard in warn or dryrun would let
+# malformed actions or data through to rules that cannot judge them.
+_effect(name, custom) := "deny" if custom.guard == true
+
+else := mode(name, custom.mode)
 
 # METADATA
 # scope: document

@@ -58,3 +58,12 @@ test_allow_approval_reason_merges_defaults if {
 test_allow_approval_reason_ignores_non_object_overrides if {
 	lib.approval_template(_chain, null).approval == data.params.approval
 }
+
+_guard_chain := json.patch(_chain, [{"op": "add", "path": "/1/annotations/custom/guard", "value": true}])
+
+test_deny_guard_rules_deny_whatever_the_modes_say if {
+	lib.reason_template(_guard_chain).effect == "deny"
+	lib.reason_template(_guard_chain).effect == "deny" with data.params.modes as {"demo": "warn"}
+	lib.reason_template(_guard_chain).effect == "deny" with data.params.modes as {"demo": "dryrun"}
+	lib.reason_template(_guard_chain).effect == "deny" with data.params.modes as {"demo": "needs_approval"}
+}

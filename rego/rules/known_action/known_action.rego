@@ -6,12 +6,14 @@
 #   operation or effect that differs from the catalog's for that tool, a version other
 #   than 1, a missing principal or target, a Kubernetes change without a kind or a
 #   write without its object, a Palette change without its cluster, an object whose
-#   kind contradicts the target's, or a written pod spec whose container list is not a
-#   list of objects.
+#   kind contradicts the target's, or a written pod spec with a container, volume or
+#   port list that is not a list of objects or a securityContext that is not an object.
+#   A guard: it denies whatever data.params.modes says.
 # custom:
 #   code: GW-INPUT-001
 #   severity: critical
 #   mode: deny
+#   guard: true
 package rules.known_action
 
 import data.lib
@@ -66,8 +68,8 @@ _problems contains "a Kubernetes write needs the object as it would be written" 
 	not _given.object
 }
 
-_problems contains sprintf("%s in the object's pod spec must be a list of objects", [field]) if {
-	some field in lib.malformed_container_lists
+_problems contains problem if {
+	some problem in lib.malformed_pod_fields
 }
 
 _problems contains "creating a Palette cluster needs the cluster definition" if {
@@ -142,7 +144,7 @@ _well_formed if {
 	input.backend == "kubernetes"
 	input.effect == "write"
 	_k8s_change_ok
-	count(lib.malformed_container_lists) == 0
+	count(lib.malformed_pod_fields) == 0
 }
 
 _well_formed if {

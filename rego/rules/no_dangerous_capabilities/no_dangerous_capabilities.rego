@@ -1,9 +1,12 @@
 # METADATA
-# title: No dangerous added capabilities
+# title: Only default capabilities may be added
 # description: >-
-#   Linux capabilities such as SYS_ADMIN or NET_ADMIN (list in data) give a container
-#   near-root power over the node; ALL adds every one of them. Names are compared
-#   case-insensitively and with or without the CAP_ prefix.
+#   Pod Security Standards baseline, Capabilities: a container may add only capabilities
+#   in allowed_capabilities (data: the runtime's default set, AUDIT_WRITE, CHOWN, ...,
+#   SYS_CHROOT). Anything else, such as SYS_ADMIN, NET_ADMIN or NET_RAW, gives it power
+#   over the node or its network; ALL adds every one. Names are compared
+#   case-insensitively and with or without the CAP_ prefix. Containers, init and
+#   ephemeral containers; capabilities or add of the wrong type are refused too.
 # custom:
 #   code: K8S-CAP-001
 #   severity: high
@@ -14,7 +17,7 @@ import data.lib
 
 _reason := lib.reason_template(rego.metadata.chain())
 
-_dangerous contains _normalised(cap) if some cap in data.params.rules.no_dangerous_capabilities.capabilities
+_allowed contains _normalised(cap) if some cap in data.params.rules.no_dangerous_capabilities.allowed_capabilities
 
 _normalised(cap) := trim_prefix(upper(cap), "CAP_")
 
@@ -25,7 +28,42 @@ violation contains reason if {
 	input.effect == "write"
 	some entry in lib.write_containers
 	some cap in entry.container.securityContext.capabilities.add
-	_normalised(cap) in _dangerous
-	msg := sprintf("%s '%s' adds capability %s", [entry.field, entry.name, _normalised(cap)])
+	not _normalised(cap) in _allowed
+	msg := sprintf("%s '%s' adds capability %s, which is not in allowed_capabilities", [
+		entry.field,
+		entry.name,
+		_normalised(cap),
+	])
 	reason := object.union(_reason, {"message": msg})
+}
+
+# Shapes are judged on the distinct contexts (one for most workloads); the containers
+# that carry a misshapen one are named only then.
+violation contains reason if {
+	input.backend == "kubernetes"
+	input.effect == "write"
+	some context in lib.container_contexts
+	problem := _shape_problem(context.capabilities)
+	some entry in lib.write_containers
+	object.get(entry.container, "securityContext", {}) == context
+	msg := sprintf("%s '%s' %s", [entry.field, entry.name, problem])
+	reason := object.union(_reason, {"message": msg})
+}
+
+# A capabilities object whose add (or drop) list cannot be read as a list of names.
+_shape_problem(capabilities) := "sets capabilities, which must be an object" if {
+	not is_object(capabilities)
+	capabilities != null
+} else := sprintf("sets capabilities.%s, which must be a list of names", [field]) if {
+	some field in ["add", "drop"]
+	list := capabilities[field]
+	list != null
+	not _names(list)
+}
+
+_names(list) if {
+	is_array(list)
+	every name in list {
+		is_string(name)
+	}
 }

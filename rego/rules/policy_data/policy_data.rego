@@ -6,11 +6,14 @@
 #   approval defaults, the tool catalog, the production environments, the clusters
 #   (an environment or Palette uid per cluster name, possibly none) and every
 #   parameter each rule reads, of the right type (lists of strings, valid regular
-#   expressions, numbers in range), and the refusal names each parameter that is not.
+#   expressions, numbers in range), every mode override a mode (and none on a guard
+#   rule), every pre-existing setting warn or enforce, and the refusal names each
+#   parameter that is not. A guard: it denies whatever data.params.modes says.
 # custom:
 #   code: GW-DATA-001
 #   severity: critical
 #   mode: deny
+#   guard: true
 package rules.policy_data
 
 import data.lib
@@ -35,11 +38,17 @@ _schema := {
 	"cluster_scoped_writes": {"kinds": "strings"},
 	"critical_workloads": {"name_patterns": "strings"},
 	"destructive_actions": {"approval": "approval"},
-	"external_services": {"internal_annotations": "annotations"},
+	"external_services": {"internal_annotations": "annotations", "internal_ingress_classes": "strings"},
 	"gpu_resources": {"resources": "strings", "instance_type_prefixes": "strings"},
-	"no_dangerous_capabilities": {"capabilities": "strings"},
+	"no_dangerous_capabilities": {"allowed_capabilities": "strings"},
 	"no_latest_tag": {"disallowed_tags": "strings"},
 	"no_root": {"require_explicit_non_root": "boolean"},
+	"pod_security_baseline": {
+		"allowed_host_ports": "ports",
+		"allowed_selinux_types": "strings",
+		"allowed_sysctls": "strings",
+	},
+	"pod_security_restricted": {"allowed_volume_types": "strings", "allowed_added_capabilities": "strings"},
 	"palette_clusters": {
 		"max_nodes": "count",
 		"delete_approval": "approval",
@@ -50,6 +59,7 @@ _schema := {
 	"rbac_escalation": {"privileged_roles": "strings", "escalation_verbs": "strings"},
 	"resource_limits": {"resources": "strings", "container_fields": "strings"},
 	"secrets": {"kinds": "strings", "redact": "strings"},
+	"untrusted_content": {"sources": "sources"},
 }
 
 _expected := {
@@ -62,6 +72,8 @@ _expected := {
 	"annotations": "an object of strings",
 	"scope": "an object with effects, namespaces and clusters, each a list of strings",
 	"scopes": "an object of scopes, each with effects, namespaces and clusters as lists of strings",
+	"ports": "a list of port numbers, 1 to 65535",
+	"sources": "a list of objects, each with tool and content as text and optionally kinds as a list of strings",
 }
 
 _problems contains "params.approval must set min_approvals, ttl_seconds, approver_groups and allow_self_approval" if {
@@ -83,6 +95,28 @@ _problems contains concat("", [
 	not _clusters_ok
 }
 
+_problems contains sprintf("params.modes.%s must be one of deny, needs_approval, warn or dryrun", [name]) if {
+	some name, value in _modes
+	not value in lib.modes
+}
+
+_problems contains sprintf("params.modes.%s cannot be set: a guard rule always denies", [name]) if {
+	some name, value in _modes
+	name in lib.guards
+	value != "deny"
+}
+
+_problems contains "params.modes must be an object of rule names and modes" if not is_object(_modes)
+
+_problems contains "params.preexisting must be an object of rule names and {operation: warn or enforce} objects" if {
+	not _preexisting_ok
+}
+
+_problems contains sprintf("params.preexisting.%s cannot be set: a guard rule's findings always count", [name]) if {
+	some name, _ in object.get(data.params, "preexisting", {})
+	name in lib.guards
+}
+
 _problems contains sprintf("params.rules.%s is missing", [name]) if {
 	some name, _ in _schema
 	not is_object(object.get(_rules, name, null))
@@ -102,6 +136,21 @@ _problems contains sprintf("params.rules.%s.%s must be %s", [rule, name, expecte
 default _rules := {}
 
 _rules := data.params.rules if is_object(data.params.rules)
+
+default _modes := {}
+
+_modes := data.params.modes
+
+_preexisting_ok if {
+	settings := object.get(data.params, "preexisting", {})
+	is_object(settings)
+	every _, operations in settings {
+		is_object(operations)
+		every _, setting in operations {
+			setting in {"warn", "enforce"}
+		}
+	}
+}
 
 # The defaults must set every setting a rule's override may set, by the same measure.
 _approval_ok if {
@@ -177,6 +226,28 @@ _valid("annotations", value) if {
 
 _valid("scope", value) if _scope(value)
 
+_valid("ports", value) if {
+	is_array(value)
+	every port in value {
+		_count(port)
+		port >= 1
+		port <= 65535
+	}
+}
+
+_valid("sources", value) if {
+	is_array(value)
+	every source in value {
+		is_object(source)
+		is_string(source.tool)
+		is_string(source.content)
+		_strings(object.get(source, "kinds", []))
+		every field, _ in source {
+			field in {"tool", "content", "kinds"}
+		}
+	}
+}
+
 _valid("scopes", value) if {
 	is_object(value)
 	every _, scope in value {
@@ -215,6 +286,10 @@ _approval_setting("ttl_seconds", value) if {
 
 _approval_setting("allow_self_approval", value) if is_boolean(value)
 
+_guard_mode_ok(name, _) if not name in lib.guards
+
+_guard_mode_ok(_, "deny")
+
 violation contains reason if {
 	not _complete
 	some problem in _problems
@@ -229,6 +304,15 @@ _complete if {
 	_catalog_ok
 	_production_ok
 	_clusters_ok
+	_preexisting_ok
+	is_object(_modes)
+	every name, value in _modes {
+		value in lib.modes
+		_guard_mode_ok(name, value)
+	}
+	every name, _ in object.get(data.params, "preexisting", {}) {
+		not name in lib.guards
+	}
 	every rule, parameters in _schema {
 		every name, kind in parameters {
 			_valid(kind, object.get(_rules, [rule, name], null))

@@ -59,7 +59,7 @@ test_deny_invalid_regular_expression if {
 }
 
 test_deny_list_with_an_entry_that_is_not_a_string if {
-	count(_messages) == 1 with data.params.rules.no_dangerous_capabilities.capabilities as ["SYS_ADMIN", 7]
+	count(_messages) == 1 with data.params.rules.no_dangerous_capabilities.allowed_capabilities as ["CHOWN", 7]
 }
 
 test_deny_unknown_approval_setting if {
@@ -88,7 +88,7 @@ test_deny_missing_environment_label if {
 test_deny_rule_parameters_that_are_not_an_object if {
 	messages := _messages with data.params.rules as ["no_root"]
 	"policy data is incomplete: params.rules.no_root is missing" in messages
-	count(messages) == 18
+	count(messages) == 21
 }
 
 test_allow_empty_lists_and_optional_approval_settings if {
@@ -129,4 +129,66 @@ test_deny_missing_or_malformed_clusters if {
 test_deny_misspelt_cluster_field if {
 	# "enviroment" would leave prod-eu unprotected while looking configured.
 	count(_messages) == 1 with data.params.clusters as {"prod-eu": {"enviroment": "production"}}
+}
+
+test_deny_a_mode_that_is_not_a_mode if {
+	messages := _messages with data.params.modes as {"no_latest_tag": "off", "no_root": "warn"}
+	messages == {"policy data is incomplete: params.modes.no_latest_tag must be one of deny, needs_approval, warn or dryrun"}
+}
+
+test_deny_modes_that_are_not_an_object if {
+	_messages == {"policy data is incomplete: params.modes must be an object of rule names and modes"} with data.params.modes as ["warn"]
+}
+
+test_deny_weakening_a_guard_rule if {
+	# A guard in warn or dryrun would let malformed actions or data through.
+	messages := _messages with data.params.modes as {"known_action": "warn", "policy_data": "dryrun"}
+	messages == {
+		"policy data is incomplete: params.modes.known_action cannot be set: a guard rule always denies",
+		"policy data is incomplete: params.modes.policy_data cannot be set: a guard rule always denies",
+	}
+}
+
+test_allow_a_guard_rule_set_to_deny if {
+	count(_messages) == 0 with data.params.modes as {"known_action": "deny"}
+}
+
+test_deny_malformed_preexisting_settings if {
+	expected := {concat("", [
+		"policy data is incomplete: params.preexisting must be an object of rule names and ",
+		"{operation: warn or enforce} objects",
+	])}
+	_messages == expected with data.params.preexisting as {"no_root": {"scale": "ignore"}}
+	_messages == expected with data.params.preexisting as {"no_root": "warn"}
+	_messages == expected with data.params.preexisting as ["no_root"]
+}
+
+test_deny_preexisting_setting_on_a_guard_rule if {
+	_messages == {"policy data is incomplete: params.preexisting.known_action cannot be set: a guard rule's findings always count"} with data.params.preexisting as {"known_action": {"apply": "warn"}}
+}
+
+test_allow_without_preexisting_settings if {
+	# Everything is enforced then: the safe default.
+	count(_messages) == 0 with data.params.preexisting as {}
+}
+
+test_deny_host_ports_out_of_range if {
+	message := "policy data is incomplete: params.rules.pod_security_baseline.allowed_host_ports must be a list of port numbers, 1 to 65535"
+	_messages == {message} with data.params.rules.pod_security_baseline.allowed_host_ports as [80, 0]
+	_messages == {message} with data.params.rules.pod_security_baseline.allowed_host_ports as [65536]
+	_messages == {message} with data.params.rules.pod_security_baseline.allowed_host_ports as ["80"]
+	_messages == {message} with data.params.rules.pod_security_baseline.allowed_host_ports as [80.5]
+	count(_messages) == 0 with data.params.rules.pod_security_baseline.allowed_host_ports as [80, 443]
+}
+
+test_deny_malformed_untrusted_sources if {
+	message := concat("", [
+		"policy data is incomplete: params.rules.untrusted_content.sources must be a list of objects, ",
+		"each with tool and content as text and optionally kinds as a list of strings",
+	])
+	_messages == {message} with data.params.rules.untrusted_content.sources as [{"tool": "k8s_logs"}]
+	_messages == {message} with data.params.rules.untrusted_content.sources as [{"tool": "k8s_get", "content": "x", "kinds": "ConfigMap"}]
+	_messages == {message} with data.params.rules.untrusted_content.sources as [{"tool": "k8s_get", "content": "x", "kind": ["ConfigMap"]}]
+	_messages == {message} with data.params.rules.untrusted_content.sources as ["k8s_logs"]
+	count(_messages) == 0 with data.params.rules.untrusted_content.sources as [{"tool": "k8s_get", "content": "x", "kinds": ["ConfigMap"]}]
 }

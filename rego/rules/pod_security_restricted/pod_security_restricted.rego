@@ -1,0 +1,122 @@
+# METADATA
+# title: Pod Security Standards restricted
+# description: >-
+#   The restricted controls of the Kubernetes Pod Security Standards, on top of the
+#   baseline ones: volumes only of the types in allowed_volume_types (configMap, csi,
+#   downwardAPI, emptyDir, ephemeral, persistentVolumeClaim, projected, secret);
+#   allowPrivilegeEscalation false on every container; runAsNonRoot true, on the pod or on
+#   every container; seccomp RuntimeDefault or Localhost, on the pod or on every
+#   container; every container drops ALL capabilities and adds none but
+#   allowed_added_capabilities (NET_BIND_SERVICE). runAsUser 0 is refused by no_root.
+#   Pods with spec.os.name windows are exempt from the privilege escalation, seccomp
+#   and capabilities controls, as in the standard. Ships in warn mode: one line of data,
+#   "modes": {"pod_security_restricted": "deny"}, enforces it. A value of the wrong type
+#   never satisfies a control. Each message starts with the control it breaks.
+# custom:
+#   code: K8S-PSS-002
+#   severity: medium
+#   mode: warn
+package rules.pod_security_restricted
+
+import data.lib
+
+_params := data.params.rules.pod_security_restricted
+
+_reason := lib.reason_template(rego.metadata.chain())
+
+_profiles := {"RuntimeDefault", "Localhost"}
+
+_allowed_volume_types := {kind | some kind in _params.allowed_volume_types}
+
+_allowed_added := {cap | some cap in _params.allowed_added_capabilities}
+
+# The common compliant workload: hardened containers and pods (lib.hardened, the
+# restricted profile's own form) and volumes of allowed types only. The findings, one
+# body per control, are listed only for any other workload.
+_compliant if {
+	lib.hardened
+	count(_volume_kinds - _allowed_volume_keys) == 0
+}
+
+# The keys of every volume of the written pod specs: the volume types and "name".
+_volume_kinds contains kind if {
+	some spec in lib.write_pod_specs
+	some volume in spec.volumes
+	some kind, _ in volume
+}
+
+_allowed_volume_keys := _allowed_volume_types | {"name"}
+
+# The leading input equalities let OPA's rule index skip this body for every action
+# that is not a Kubernetes write; a compliant workload stops at _compliant.
+violation contains reason if {
+	input.backend == "kubernetes"
+	input.effect == "write"
+	not _compliant
+	some msg in _findings
+	reason := object.union(_reason, {"message": msg})
+}
+
+_findings contains msg if {
+	some spec in lib.write_pod_specs
+	some volume in spec.volumes
+	some kind, _ in volume
+	kind != "name"
+	not kind in _allowed_volume_types
+	msg := sprintf("Volume Types: volume '%s' is of type %s, not one of allowed_volume_types", [
+		object.get(volume, "name", "<unnamed>"),
+		kind,
+	])
+}
+
+_findings contains msg if {
+	some entry in lib.write_containers
+	not entry.container.securityContext.allowPrivilegeEscalation == false
+	not _windows(entry.pod)
+	msg := sprintf("Privilege Escalation: %s '%s' must set allowPrivilegeEscalation: false", [entry.field, entry.name])
+}
+
+_findings contains msg if {
+	some entry in lib.write_containers
+	entry.run_as_non_root != true
+	msg := sprintf("Running as Non-root: %s '%s' must run with runAsNonRoot: true (on the pod or the container)", [
+		entry.field,
+		entry.name,
+	])
+}
+
+_findings contains msg if {
+	some entry in lib.write_containers
+	not _seccomp_profile(entry) in _profiles
+	not _windows(entry.pod)
+	msg := sprintf("Seccomp: %s '%s' must run with seccompProfile type RuntimeDefault or Localhost (on the pod or the container)", [
+		entry.field,
+		entry.name,
+	])
+}
+
+_findings contains msg if {
+	some entry in lib.write_containers
+	not "ALL" in entry.container.securityContext.capabilities.drop
+	not _windows(entry.pod)
+	msg := sprintf("Capabilities: %s '%s' must drop ALL capabilities", [entry.field, entry.name])
+}
+
+_findings contains msg if {
+	some entry in lib.write_containers
+	some cap in entry.container.securityContext.capabilities.add
+	not cap in _allowed_added
+	not _windows(entry.pod)
+	msg := sprintf("Capabilities: %s '%s' adds %v; only allowed_added_capabilities may be added", [
+		entry.field,
+		entry.name,
+		cap,
+	])
+}
+
+_windows(pod) if pod.os.name == "windows"
+
+# The container's seccomp profile type, else the pod's.
+_seccomp_profile(entry) := profile if {
+	profile := entry.container.securityContext.seccompProfile.type
+} else := object.get(entry.pod, ["securityContext", "seccompProfile", "type"], null)
