@@ -50,6 +50,10 @@ _preexisting_modes := data.params.preexisting if is_object(data.params.preexisti
 _before contains [name, before.message] if {
 	lib.pod_shape(input.object) == lib.pod_shape(input.current)
 	some name in {v.rule | some v in _downgradable}
+
+	# The rules judge the before-image in place of the object: the one use of `with`
+	# outside tests, and the point of this rule.
+	# regal ignore:with-outside-test-context
 	some before in data.rules[name].violation with input.object as input.current
 }
 

@@ -186,3 +186,159 @@ test_deny_by_default_when_policy_cannot_evaluate if {
 	d.outcome == "deny"
 	_codes(d.reasons) == {"GW-EVAL-001"}
 }
+
+# -- pre-existing findings ---------------------------------------------------------------
+
+# A container without limits: resource_limits finds it, in the live object and after.
+_unlimited := object.remove(lib_test.good_container("app"), ["resources"])
+
+_privileged := object.union(lib_test.good_container("app"), {"securityContext": {"privileged": true}})
+
+# A write of `after` over the live `before`, by tool/operation.
+_change(tool, operation, before, after) := json.patch(
+	lib_test.k8s_write(tool, operation, lib_test.deployment("web", lib_test.pod_spec([after]))),
+	[{"op": "replace", "path": "/current", "value": lib_test.deployment("web", lib_test.pod_spec([before]))}],
+)
+
+_scale(container, replicas) := json.patch(
+	_change("k8s_scale", "scale", container, container),
+	[{"op": "replace", "path": "/object/spec/replicas", "value": replicas}],
+)
+
+test_allow_scale_of_a_workload_with_preexisting_findings_warns if {
+	d := gateway.decision with input as _scale(_unlimited, 3)
+	d.outcome == "allow"
+	d.reasons == []
+	{w.message | some w in d.warnings} == {
+		"pre-existing, unchanged by this k8s_scale: containers 'app' has no cpu limit",
+		"pre-existing, unchanged by this k8s_scale: containers 'app' has no memory limit",
+	}
+}
+
+test_allow_restart_of_a_privileged_workload_warns if {
+	restart := json.patch(_change("k8s_restart", "restart", _privileged, _privileged), [{
+		"op": "add", "path": "/object/spec/template/metadata/annotations",
+		"value": {"kubectl.kubernetes.io/restartedAt": "2026-01-01T12:00:00Z"},
+	}])
+	d := gateway.decision with input as restart
+	d.outcome == "allow"
+	_codes(d.warnings) == {"K8S-PRIV-001"}
+}
+
+test_deny_apply_keeps_enforcing_preexisting_findings if {
+	# Same object before and after: an apply is judged as it always was.
+	d := gateway.decision with input as _change("k8s_apply", "apply", _unlimited, _unlimited)
+	d.outcome == "deny"
+	_codes(d.reasons) == {"K8S-RES-001"}
+}
+
+test_deny_apply_changing_the_image_of_a_privileged_container if {
+	newer := object.union(_privileged, {"image": "registry.example.com/team/app:1.2.4"})
+	d := gateway.decision with input as _change("k8s_apply", "apply", _privileged, newer)
+	d.outcome == "deny"
+	"K8S-PRIV-001" in _codes(d.reasons)
+}
+
+test_deny_image_change_even_where_apply_would_warn if {
+	# A team that lets applies warn on pre-existing findings: a changed pod spec still
+	# makes every finding count, since the same message may hide a new container.
+	newer := object.union(_privileged, {"image": "registry.example.com/team/app:1.2.4"})
+	d := gateway.decision with input as _change("k8s_apply", "apply", _privileged, newer)
+		with data.params.preexisting as {"no_privileged": {"apply": "warn"}}
+	d.outcome == "deny"
+	"K8S-PRIV-001" in _codes(d.reasons)
+	same := gateway.decision with input as _change("k8s_apply", "apply", _privileged, _privileged)
+		with data.params.preexisting as {"no_privileged": {"apply": "warn"}}
+	same.outcome == "allow"
+}
+
+test_deny_scale_that_also_brings_a_new_finding if {
+	# The live object lacks limits (pre-existing); the written one also runs as root.
+	rooted := object.union(_unlimited, {"securityContext": {"runAsUser": 0}})
+	scale := {"op": "replace", "path": "/object/spec/replicas", "value": 3}
+	inp := json.patch(_change("k8s_scale", "scale", _unlimited, rooted), [scale])
+	d := gateway.decision with input as inp
+	d.outcome == "deny"
+	"K8S-ROOT-001" in _codes(d.reasons)
+}
+
+test_deny_scale_that_worsens_a_finding if {
+	# max_replicas: 50. Already above it, a scale further up changes the message: judged.
+	inp := _scale(lib_test.good_container("app"), 80)
+	current_above := json.patch(inp, [{"op": "replace", "path": "/current/spec/replicas", "value": 60}])
+	d := gateway.decision with input as current_above
+	d.outcome == "deny"
+	_codes(d.reasons) == {"OPS-CHANGE-001"}
+}
+
+test_deny_set_resources_keeps_findings_about_the_resources_it_sets if {
+	# The live container has no memory limit; set_resources raises its CPU 100-fold.
+	before := object.union(_unlimited, {"resources": {"limits": {"cpu": "100m"}}})
+	after := object.union(_unlimited, {"resources": {"limits": {"cpu": "10"}}})
+	d := gateway.decision with input as _change("k8s_set_resources", "set_resources", before, after)
+	d.outcome == "deny"
+	_codes(d.reasons) == {"OPS-CHANGE-001"}
+	expected := {"pre-existing, unchanged by this k8s_set_resources: containers 'app' has no memory limit"}
+	{w.message | some w in d.warnings} == expected
+}
+
+test_deny_preexisting_setting_enforce_for_a_rule if {
+	d := gateway.decision with input as _scale(_unlimited, 3)
+		with data.params.preexisting as {"resource_limits": {"scale": "enforce"}}
+	d.outcome == "deny"
+}
+
+test_deny_guard_findings_are_never_preexisting if {
+	malformed := object.union(lib_test.good_container("app"), {"ports": "8080"})
+	inp := _scale(malformed, 3)
+	d := gateway.decision with input as inp with data.params.preexisting as {"known_action": {"scale": "warn"}}
+	d.outcome == "deny"
+	"GW-INPUT-001" in _codes(d.reasons)
+}
+
+# -- guards -------------------------------------------------------------------------------
+
+test_deny_guards_ignore_modes_that_would_weaken_them if {
+	inp := json.patch(_clean, [{"op": "replace", "path": "/version", "value": 2}])
+	d := gateway.decision with input as inp with data.params.modes as {"known_action": "warn"}
+	d.outcome == "deny"
+	some r in d.reasons
+	r.code == "GW-INPUT-001"
+	r.effect == "deny"
+	dry := gateway.decision with input as inp with data.params.modes as {"known_action": "dryrun", "policy_data": "dryrun"}
+	dry.outcome == "deny"
+}
+
+# -- untrusted content --------------------------------------------------------------------
+
+test_allow_log_read_names_its_untrusted_content if {
+	read := lib_test.k8s_read("k8s_logs", "logs", "Pod")
+	d := gateway.decision with input as read
+	d.outcome == "allow"
+	d.obligations.untrusted == ["pod logs"]
+	plain := gateway.decision with input as lib_test.k8s_read("k8s_get", "get", "Pod")
+	plain.obligations.untrusted == []
+}
+
+test_deny_write_after_untrusted_read_needs_approval if {
+	tainted := json.patch(_clean, [{"op": "add", "path": "/session", "value": {
+		"id": "s-1",
+		"untrusted_reads": [{
+			"tool": "k8s_logs",
+			"content": "pod logs",
+			"target": {"namespace": "dev", "name": "worker"},
+			"at": "2026-01-01T11:59:00Z",
+		}],
+	}}])
+	d := gateway.decision with input as tainted
+	d.outcome == "needs_approval"
+	_codes(d.reasons) == {"GW-TAINT-001"}
+	off := gateway.decision with input as tainted with data.params.modes as {"untrusted_content": "warn"}
+	off.outcome == "allow"
+	_codes(off.warnings) == {"GW-TAINT-001"}
+}
+
+test_deny_malformed_preexisting_settings_enforce_everything if {
+	d := gateway.decision with input as _scale(_unlimited, 3) with data.params.preexisting as "warn"
+	d.outcome == "deny"
+}

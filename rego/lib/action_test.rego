@@ -46,3 +46,12 @@ test_deny_any_of_no_patterns_matches_nothing if {
 	not regex.match(pattern, "")
 	not regex.match(pattern, "anything")
 }
+
+test_allow_pod_shape_ignores_resources_only if {
+	container := {"name": "a", "image": "x", "resources": {"limits": {"cpu": "1"}}}
+	before := {"kind": "Pod", "spec": {"containers": [container, "malformed"]}}
+	after := json.patch(before, [{"op": "replace", "path": "/spec/containers/0/resources/limits/cpu", "value": "2"}])
+	lib.pod_shape(before) == lib.pod_shape(after)
+	renamed := json.patch(before, [{"op": "replace", "path": "/spec/containers/0/image", "value": "y"}])
+	lib.pod_shape(before) != lib.pod_shape(renamed)
+}

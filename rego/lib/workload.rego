@@ -81,7 +81,7 @@ containers(obj) := [entry |
 # the rule that reads them. Few comprehensions, each over a table of fields: every
 # written workload pays for this check.
 # regal ignore:prefer-set-or-object-rule
-malformed_pod_fields := (({sprintf("%s in the object's pod spec must be %s", [field, _shape_words[want]]) |
+malformed_pod_fields := ((((({sprintf("%s in the object's pod spec must be %s", [field, _shape_words[want]]) |
 	some spec in write_pod_specs
 	some field, want in _pod_shapes
 	value := spec[field]
@@ -94,6 +94,30 @@ malformed_pod_fields := (({sprintf("%s in the object's pod spec must be %s", [fi
 	some spec in write_pod_specs
 	some item in spec.volumes
 	not is_object(item)
+}) | {sprintf("%s in the object's pod spec must be %s", [name, _shape_words[want]]) |
+	# Host namespaces: lib.hardened says nothing about them.
+	some spec in write_pod_specs
+	some name, want in _pod_setting_types
+	value := object.get(spec, name, null)
+	type_name(value) != want
+	value != null
+}) | {sprintf("%s of %s '%s' must be %s", [name, entry.field, entry.name, _shape_words[want]]) |
+	# The settings the container rules compare with true, false or 0, of another type
+	# (text where a boolean belongs): they would compare unequal and pass unseen. A
+	# hardened workload (lib.hardened) has none.
+	not hardened
+	some entry in write_containers
+	some name, want in _setting_types
+	value := entry.container.securityContext[name]
+	type_name(value) != want
+	value != null
+}) | {sprintf("%s of the object's pod securityContext must be %s", [name, _shape_words[want]]) |
+	not hardened
+	some spec in write_pod_specs
+	some name, want in _setting_types
+	value := spec.securityContext[name]
+	type_name(value) != want
+	value != null
 }) | {sprintf("%s of %s '%s' must be %s", [field, entry.field, entry.name, _shape_words[want]]) |
 	# Per container only when a distinct profile is misshapen (almost never).
 	count(_misshapen_profiles) > 0
@@ -135,7 +159,16 @@ _pod_shapes := {
 
 _container_shapes := {"securityContext": "object", "ports": "array"}
 
-_shape_words := {"array": "a list of objects", "object": "an object"}
+_shape_words := {"array": "a list of objects", "object": "an object", "boolean": "true or false", "number": "a number"}
+
+_setting_types := {
+	"privileged": "boolean",
+	"allowPrivilegeEscalation": "boolean",
+	"runAsNonRoot": "boolean",
+	"runAsUser": "number",
+}
+
+_pod_setting_types := {"hostNetwork": "boolean", "hostPID": "boolean", "hostIPC": "boolean"}
 
 # METADATA
 # scope: document
@@ -218,16 +251,6 @@ hardened if {
 	]) == count(write_pod_specs)
 }
 
-_hardened_context(context) if {
-	count(object.keys(context) - _hardened_context_fields) == 0
-	context.allowPrivilegeEscalation == false
-	context.capabilities == {"drop": ["ALL"]}
-	object.get(context, "runAsNonRoot", true) == true
-	_non_root_user(object.get(context, "runAsUser", 1))
-	seccomp := object.get(context, "seccompProfile", {"type": "RuntimeDefault"})
-	seccomp.type in {"RuntimeDefault", "Localhost"}
-}
-
 _hardened_context_fields := {
 	"allowPrivilegeEscalation",
 	"capabilities",
@@ -236,13 +259,6 @@ _hardened_context_fields := {
 	"runAsGroup",
 	"readOnlyRootFilesystem",
 	"seccompProfile",
-}
-
-_hardened_pod(context) if {
-	count(object.keys(context) - _hardened_pod_fields) == 0
-	context.runAsNonRoot == true
-	context.seccompProfile.type in {"RuntimeDefault", "Localhost"}
-	_non_root_user(object.get(context, "runAsUser", 1))
 }
 
 _hardened_pod_fields := {
@@ -254,11 +270,6 @@ _hardened_pod_fields := {
 	"supplementalGroups",
 	"supplementalGroupsPolicy",
 	"seccompProfile",
-}
-
-_non_root_user(user) if {
-	is_number(user)
-	user > 0
 }
 
 # METADATA

@@ -96,9 +96,9 @@ _node_ports contains port.nodePort if {
 	port.nodePort != 0
 }
 
-_node_ports_text := concat(", ", [sprintf("%v", [port]) | some port in _node_ports]) if count(_node_ports) > 0
+default _node_ports_text := "its ports"
 
-else := "its ports"
+_node_ports_text := concat(", ", [sprintf("%v", [port]) | some port in _node_ports]) if count(_node_ports) > 0
 
 # -- Ingress and Gateway API -------------------------------------------------------
 

@@ -50,7 +50,8 @@ test_deny_node_port_service_needs_approval if {
 
 test_deny_node_port_service_without_allocated_ports if {
 	inp := _service({"type": "NodePort", "ports": [{"port": 80}]}, {})
-	{r.message | some r in external_services.violation} == {"Service 'web' of type NodePort opens its ports on every node"} with input as inp
+	expected := {"Service 'web' of type NodePort opens its ports on every node"}
+	{r.message | some r in external_services.violation} == expected with input as inp
 }
 
 test_deny_explicit_node_port_on_another_type if {
@@ -74,7 +75,9 @@ _ingress(rules, spec) := lib_test.apply({
 	"spec": object.union({"rules": rules}, spec),
 })
 
-_rule(host) := {"host": host, "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}
+_backend := {"service": {"name": "web", "port": {"number": 80}}}
+
+_rule(host) := {"host": host, "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": _backend}]}}
 
 test_deny_ingress_publishing_a_new_host if {
 	reasons := external_services.violation with input as _ingress([_rule("shop.example.com")], {})
@@ -83,7 +86,8 @@ test_deny_ingress_publishing_a_new_host if {
 
 test_deny_ingress_rule_without_host_publishes_every_host if {
 	rule := object.remove(_rule("x"), ["host"])
-	{r.message | some r in external_services.violation} == {"Ingress 'web' publishes new host(s) *"} with input as _ingress([rule], {})
+	expected := {"Ingress 'web' publishes new host(s) *"}
+	{r.message | some r in external_services.violation} == expected with input as _ingress([rule], {})
 }
 
 test_deny_ingress_default_backend_publishes_every_host if {
@@ -102,10 +106,10 @@ test_allow_ingress_changing_paths_of_a_published_host if {
 
 test_deny_ingress_adding_a_host_to_published_ones if {
 	before := _ingress([_rule("shop.example.com")], {})
-	after := json.patch(_ingress([_rule("shop.example.com"), _rule("admin.example.com")], {}), [
-		{"op": "replace", "path": "/current", "value": before.object},
-	])
-	{r.message | some r in external_services.violation} == {"Ingress 'web' publishes new host(s) admin.example.com"} with input as after
+	both := _ingress([_rule("shop.example.com"), _rule("admin.example.com")], {})
+	after := json.patch(both, [{"op": "replace", "path": "/current", "value": before.object}])
+	expected := {"Ingress 'web' publishes new host(s) admin.example.com"}
+	{r.message | some r in external_services.violation} == expected with input as after
 }
 
 test_allow_ingress_of_an_internal_class if {
@@ -136,12 +140,14 @@ test_deny_gateway_listener_hostnames if {
 			{"name": "http", "port": 80, "protocol": "HTTP"},
 		],
 	})
-	{r.message | some r in external_services.violation} == {"Gateway 'web' publishes new host(s) *, shop.example.com"} with input as inp
+	expected := {"Gateway 'web' publishes new host(s) *, shop.example.com"}
+	{r.message | some r in external_services.violation} == expected with input as inp
 }
 
 test_deny_http_route_hostnames if {
 	inp := _gateway_api("HTTPRoute", {"parentRefs": [{"name": "public"}], "hostnames": ["shop.example.com"]})
-	{r.message | some r in external_services.violation} == {"HTTPRoute 'web' publishes new host(s) shop.example.com"} with input as inp
+	expected := {"HTTPRoute 'web' publishes new host(s) shop.example.com"}
+	{r.message | some r in external_services.violation} == expected with input as inp
 }
 
 test_deny_route_without_hostnames_when_created if {
@@ -160,8 +166,7 @@ test_allow_route_update_that_keeps_its_hostnames if {
 
 test_allow_gateway_of_another_api_group if {
 	# Only Gateway API objects are judged here; other meshes' Gateways are out of scope.
-	istio := json.patch(_gateway_api("Gateway", {"servers": []}), [
-		{"op": "replace", "path": "/object/apiVersion", "value": "networking.istio.io/v1"},
-	])
+	patch := {"op": "replace", "path": "/object/apiVersion", "value": "networking.istio.io/v1"}
+	istio := json.patch(_gateway_api("Gateway", {"servers": []}), [patch])
 	count(external_services.violation) == 0 with input as istio
 }

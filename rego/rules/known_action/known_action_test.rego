@@ -202,3 +202,75 @@ test_allow_null_and_empty_container_lists if {
 	})
 	count(known_action.violation) == 0 with input as lib_test.apply(lib_test.pod("web", spec))
 }
+
+_with_context(context) := object.union(lib_test.good_container("app"), {"securityContext": context})
+
+_apply_spec(spec) := lib_test.apply(lib_test.deployment("web", spec))
+
+test_deny_container_security_context_that_is_not_an_object if {
+	bare := object.remove(lib_test.good_container("app"), ["securityContext"])
+	container := object.union(bare, {"securityContext": "privileged"})
+	expected := {"securityContext of containers 'app' must be an object"}
+	_messages(known_action.violation) == expected with input as _apply_spec(lib_test.pod_spec([container]))
+}
+
+test_deny_pod_security_context_that_is_not_an_object if {
+	spec := {"securityContext": ["runAsNonRoot"], "containers": [lib_test.good_container("app")]}
+	expected := {"securityContext in the object's pod spec must be an object"}
+	_messages(known_action.violation) == expected with input as _apply_spec(spec)
+}
+
+test_deny_volumes_that_are_not_a_list_of_objects if {
+	expected := {"volumes in the object's pod spec must be a list of objects"}
+	listed := {"containers": [lib_test.good_container("app")], "volumes": ["hostPath:/"]}
+	_messages(known_action.violation) == expected with input as _apply_spec(listed)
+	keyed := {"containers": [lib_test.good_container("app")], "volumes": {"root": {"hostPath": {"path": "/"}}}}
+	_messages(known_action.violation) == expected with input as _apply_spec(keyed)
+}
+
+test_deny_ports_that_are_not_a_list_of_objects if {
+	expected := {"ports of containers 'app' must be a list of objects"}
+	listed := object.union(lib_test.good_container("app"), {"ports": ["8080:80"]})
+	_messages(known_action.violation) == expected with input as _apply_spec(lib_test.pod_spec([listed]))
+	single := object.union(lib_test.good_container("app"), {"ports": {"containerPort": 80, "hostPort": 80}})
+	_messages(known_action.violation) == expected with input as _apply_spec(lib_test.pod_spec([single]))
+}
+
+test_deny_security_settings_of_the_wrong_type if {
+	# Each would compare unequal to true, false or 0 in its rule and pass unseen.
+	expected := {"privileged of containers 'app' must be true or false"}
+	privileged := _apply_spec(lib_test.pod_spec([_with_context({"privileged": "true"})]))
+	_messages(known_action.violation) == expected with input as privileged
+	expected2 := {"allowPrivilegeEscalation of containers 'app' must be true or false"}
+	escalation := _apply_spec(lib_test.pod_spec([_with_context({"allowPrivilegeEscalation": 1})]))
+	_messages(known_action.violation) == expected2 with input as escalation
+	expected3 := {"runAsUser of containers 'app' must be a number"}
+	user := _apply_spec(lib_test.pod_spec([_with_context({"runAsUser": "0"})]))
+	_messages(known_action.violation) == expected3 with input as user
+	expected4 := {"runAsNonRoot of the object's pod securityContext must be true or false"}
+	non_root := _apply_spec({"securityContext": {"runAsNonRoot": "false"}, "containers": [lib_test.good_container("app")]})
+	_messages(known_action.violation) == expected4 with input as non_root
+	expected5 := {"hostNetwork in the object's pod spec must be true or false"}
+	network := _apply_spec({"hostNetwork": "true", "containers": [lib_test.good_container("app")]})
+	_messages(known_action.violation) == expected5 with input as network
+}
+
+test_deny_wrong_types_of_a_hardened_looking_workload if {
+	# A pod that is otherwise hardened still gets its host namespaces checked.
+	spec := {
+		"hostPID": "yes",
+		"securityContext": {"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}},
+		"containers": [lib_test.good_container("app")],
+	}
+	expected := {"hostPID in the object's pod spec must be true or false"}
+	_messages(known_action.violation) == expected with input as _apply_spec(spec)
+}
+
+test_allow_security_settings_of_the_right_type if {
+	spec := {
+		"hostNetwork": false,
+		"securityContext": {"runAsNonRoot": true, "runAsUser": 1000},
+		"containers": [_with_context({"privileged": false, "runAsUser": 1000})],
+	}
+	count(known_action.violation) == 0 with input as _apply_spec(spec)
+}

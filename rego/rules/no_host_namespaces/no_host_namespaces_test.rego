@@ -1,5 +1,6 @@
 package rules.no_host_namespaces_test
 
+import data.gateway
 import data.lib_test
 import data.rules.no_host_namespaces
 
@@ -23,4 +24,12 @@ test_deny_host_pid_and_ipc if {
 test_deny_host_network_in_cronjob_template if {
 	inp := lib_test.apply(lib_test.cronjob("nightly", _spec({"hostNetwork": true})))
 	count(no_host_namespaces.violation) == 1 with input as inp
+}
+
+test_deny_host_namespace_of_the_wrong_type if {
+	spec := {"hostIPC": "true", "containers": [lib_test.good_container("app")]}
+	d := gateway.decision with input as lib_test.apply(lib_test.pod("web", spec))
+	d.outcome == "deny"
+	expected := {["GW-INPUT-001", "hostIPC in the object's pod spec must be true or false"]}
+	{[r.code, r.message] | some r in d.reasons} == expected
 }

@@ -1,5 +1,6 @@
 package rules.no_host_path_test
 
+import data.gateway
 import data.lib_test
 import data.rules.no_host_path
 
@@ -25,4 +26,15 @@ test_deny_unnamed_host_path_volume if {
 	inp := lib_test.apply(lib_test.pod("web", _spec([{"hostPath": {"path": "/etc"}}])))
 	some v in no_host_path.violation with input as inp
 	contains(v.message, "<unnamed>")
+}
+
+test_deny_host_path_volume_of_the_wrong_type if {
+	# Any hostPath value counts, text included; a volume list that is not a list of
+	# objects is refused by the shape guard.
+	spec := {"containers": [lib_test.good_container("app")], "volumes": [{"name": "root", "hostPath": "/"}]}
+	count(no_host_path.violation) == 1 with input as lib_test.apply(lib_test.pod("web", spec))
+	listed := {"containers": [lib_test.good_container("app")], "volumes": "hostPath:/"}
+	d := gateway.decision with input as lib_test.apply(lib_test.pod("web", listed))
+	expected := {["GW-INPUT-001", "volumes in the object's pod spec must be a list of objects"]}
+	{[r.code, r.message] | some r in d.reasons} == expected
 }

@@ -1,5 +1,6 @@
 package rules.no_privileged_test
 
+import data.gateway
 import data.lib_test
 import data.rules.no_privileged
 
@@ -42,4 +43,13 @@ test_allow_reads_are_not_inspected if {
 		lib_test.k8s_read("k8s_get", "get", "Pod"),
 		{"object": lib_test.pod("web", lib_test.pod_spec([_bad]))},
 	)
+}
+
+test_deny_privileged_of_the_wrong_type if {
+	# Text where a boolean belongs compares unequal to true here: the shape guard refuses it.
+	c := object.union(lib_test.good_container("app"), {"securityContext": {"privileged": "true"}})
+	d := gateway.decision with input as lib_test.apply(lib_test.deployment("web", lib_test.pod_spec([c])))
+	d.outcome == "deny"
+	expected := {["GW-INPUT-001", "privileged of containers 'app' must be true or false"]}
+	{[r.code, r.message] | some r in d.reasons} == expected
 }

@@ -1,5 +1,6 @@
 package rules.no_root_test
 
+import data.gateway
 import data.lib_test
 import data.rules.no_root
 
@@ -55,4 +56,21 @@ test_allow_missing_security_context_when_not_required if {
 test_deny_root_init_container_in_cronjob if {
 	spec := {"initContainers": [_container({"runAsUser": 0})], "containers": [lib_test.good_container("app")]}
 	count(no_root.violation) == 1 with input as lib_test.apply(lib_test.cronjob("nightly", spec))
+}
+
+test_deny_run_as_user_of_the_wrong_type if {
+	# "0" would compare unequal to 0 here: the shape guard refuses it.
+	c := object.union(lib_test.good_container("app"), {"securityContext": {"runAsUser": "0"}})
+	d := gateway.decision with input as lib_test.apply(lib_test.deployment("web", lib_test.pod_spec([c])))
+	d.outcome == "deny"
+	{[r.code, r.message] | some r in d.reasons} == {["GW-INPUT-001", "runAsUser of containers 'app' must be a number"]}
+}
+
+test_deny_run_as_non_root_of_the_wrong_type if {
+	container := object.remove(lib_test.good_container("app"), ["securityContext"])
+	spec := {"securityContext": {"runAsNonRoot": "true"}, "containers": [container]}
+	d := gateway.decision with input as lib_test.apply(lib_test.deployment("web", spec))
+	d.outcome == "deny"
+	expected := ["GW-INPUT-001", "runAsNonRoot of the object's pod securityContext must be true or false"]
+	expected in {[r.code, r.message] | some r in d.reasons}
 }

@@ -51,19 +51,6 @@ _suspects contains "pod context" if {
 	_context_suspect(object.get(spec, "securityContext", {}))
 }
 
-# A context that sets a judged setting, a seccomp profile that is not allowed, or that is
-# not an object at all.
-_context_suspect(context) if {
-	count(object.keys(context) & {"windowsOptions", "seLinuxOptions", "appArmorProfile", "procMount", "sysctls"}) > 0
-}
-
-_context_suspect(context) if {
-	profile := context.seccompProfile
-	not profile.type in _profiles
-}
-
-_context_suspect(context) if not is_object(context)
-
 _suspects contains "hostPort" if {
 	some ports in lib.container_ports
 	some port in ports
@@ -81,6 +68,23 @@ _suspects contains "annotations" if {
 	annotations := metadata.annotations
 	_annotations_suspect(annotations)
 }
+
+# A context that sets a judged setting, a seccomp profile that is not allowed, or that is
+# not an object at all.
+_context_suspect(context) if {
+	count(object.keys(context) & {"windowsOptions", "seLinuxOptions", "appArmorProfile", "procMount", "sysctls"}) > 0
+}
+
+_context_suspect(context) if {
+	profile := context.seccompProfile
+	not _allowed_profile(profile)
+}
+
+_context_suspect(context) if not is_object(context)
+
+# A helper, not `not profile.type in _profiles`: OPA evaluates the field before the
+# negation, so a profile without a type (or one that is text) would not be suspect.
+_allowed_profile(profile) if profile.type in _profiles
 
 _annotations_suspect(annotations) if {
 	some key, _ in annotations
@@ -144,7 +148,10 @@ _problem("windowsOptions", value) := "sets windowsOptions, which must be an obje
 	not is_object(value)
 } else := "sets windowsOptions.hostProcess: true" if {
 	value.hostProcess == true
-} else := sprintf("sets windowsOptions.hostProcess to %v, which must be true or false", [value.hostProcess]) if {
+} else := sprintf(
+	"sets windowsOptions.hostProcess to %s, which must be true or false",
+	[_shown(value.hostProcess)],
+) if {
 	not is_boolean(value.hostProcess)
 	value.hostProcess != null
 }
@@ -168,7 +175,7 @@ _problem("seLinuxOptions", value) := "sets seLinuxOptions, which must be an obje
 _problem("sysctls", value) := "sets sysctls, which must be a list of {name, value} objects" if {
 	not _named_list(value)
 } else := sprintf("sets sysctls %s, outside the safe set in allowed_sysctls", [concat(", ", names)]) if {
-	names := [name | some sysctl in value; name := sysctl.name; not name in _allowed_sysctls]
+	names := [sysctl.name | some sysctl in value; not sysctl.name in _allowed_sysctls]
 	count(names) > 0
 }
 
@@ -249,7 +256,10 @@ _handler_problem(handler) := "must be an object" if {
 
 _action_problem(action, settings) := sprintf("%s must be an object", [action]) if {
 	not is_object(settings)
-} else := sprintf("%s sets host %v; probes and hooks may only reach the pod itself", [action, _shown(settings.host)]) if {
+} else := sprintf(
+	"%s sets host %v; probes and hooks may only reach the pod itself",
+	[action, _shown(settings.host)],
+) if {
 	settings.host != ""
 	settings.host != null
 }

@@ -89,15 +89,16 @@ _findings contains msg if {
 	some entry in lib.write_containers
 	not _seccomp_profile(entry) in _profiles
 	not _windows(entry.pod)
-	msg := sprintf("Seccomp: %s '%s' must run with seccompProfile type RuntimeDefault or Localhost (on the pod or the container)", [
+	msg := sprintf("Seccomp: %s '%s' must run with seccompProfile type %s", [
 		entry.field,
 		entry.name,
+		"RuntimeDefault or Localhost (on the pod or the container)",
 	])
 }
 
 _findings contains msg if {
 	some entry in lib.write_containers
-	not "ALL" in entry.container.securityContext.capabilities.drop
+	not _drops_all(entry.container)
 	not _windows(entry.pod)
 	msg := sprintf("Capabilities: %s '%s' must drop ALL capabilities", [entry.field, entry.name])
 }
@@ -115,6 +116,10 @@ _findings contains msg if {
 }
 
 _windows(pod) if pod.os.name == "windows"
+
+# Helpers, not `not "ALL" in ...drop`: OPA evaluates the field before the negation, so a
+# container without a drop list would not be reported.
+_drops_all(container) if "ALL" in container.securityContext.capabilities.drop
 
 # The container's seccomp profile type, else the pod's.
 _seccomp_profile(entry) := profile if {

@@ -137,9 +137,7 @@ default _rules := {}
 
 _rules := data.params.rules if is_object(data.params.rules)
 
-default _modes := {}
-
-_modes := data.params.modes
+_modes := object.get(data.params, "modes", {})
 
 _preexisting_ok if {
 	settings := object.get(data.params, "preexisting", {})

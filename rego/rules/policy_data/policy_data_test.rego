@@ -133,11 +133,16 @@ test_deny_misspelt_cluster_field if {
 
 test_deny_a_mode_that_is_not_a_mode if {
 	messages := _messages with data.params.modes as {"no_latest_tag": "off", "no_root": "warn"}
-	messages == {"policy data is incomplete: params.modes.no_latest_tag must be one of deny, needs_approval, warn or dryrun"}
+	expected := {concat("", [
+		"policy data is incomplete: params.modes.no_latest_tag must be one of ",
+		"deny, needs_approval, warn or dryrun",
+	])}
+	messages == expected
 }
 
 test_deny_modes_that_are_not_an_object if {
-	_messages == {"policy data is incomplete: params.modes must be an object of rule names and modes"} with data.params.modes as ["warn"]
+	expected := {"policy data is incomplete: params.modes must be an object of rule names and modes"}
+	_messages == expected with data.params.modes as ["warn"]
 }
 
 test_deny_weakening_a_guard_rule if {
@@ -164,7 +169,11 @@ test_deny_malformed_preexisting_settings if {
 }
 
 test_deny_preexisting_setting_on_a_guard_rule if {
-	_messages == {"policy data is incomplete: params.preexisting.known_action cannot be set: a guard rule's findings always count"} with data.params.preexisting as {"known_action": {"apply": "warn"}}
+	expected := {concat("", [
+		"policy data is incomplete: params.preexisting.known_action cannot be ",
+		"set: a guard rule's findings always count",
+	])}
+	_messages == expected with data.params.preexisting as {"known_action": {"apply": "warn"}}
 }
 
 test_allow_without_preexisting_settings if {
@@ -173,7 +182,10 @@ test_allow_without_preexisting_settings if {
 }
 
 test_deny_host_ports_out_of_range if {
-	message := "policy data is incomplete: params.rules.pod_security_baseline.allowed_host_ports must be a list of port numbers, 1 to 65535"
+	message := concat("", [
+		"policy data is incomplete: params.rules.pod_security_baseline.allowed_host_ports ",
+		"must be a list of port numbers, 1 to 65535",
+	])
 	_messages == {message} with data.params.rules.pod_security_baseline.allowed_host_ports as [80, 0]
 	_messages == {message} with data.params.rules.pod_security_baseline.allowed_host_ports as [65536]
 	_messages == {message} with data.params.rules.pod_security_baseline.allowed_host_ports as ["80"]
@@ -187,8 +199,11 @@ test_deny_malformed_untrusted_sources if {
 		"each with tool and content as text and optionally kinds as a list of strings",
 	])
 	_messages == {message} with data.params.rules.untrusted_content.sources as [{"tool": "k8s_logs"}]
-	_messages == {message} with data.params.rules.untrusted_content.sources as [{"tool": "k8s_get", "content": "x", "kinds": "ConfigMap"}]
-	_messages == {message} with data.params.rules.untrusted_content.sources as [{"tool": "k8s_get", "content": "x", "kind": ["ConfigMap"]}]
+	text_kinds := [{"tool": "k8s_get", "content": "x", "kinds": "ConfigMap"}]
+	_messages == {message} with data.params.rules.untrusted_content.sources as text_kinds
+	misspelt := [{"tool": "k8s_get", "content": "x", "kind": ["ConfigMap"]}]
+	_messages == {message} with data.params.rules.untrusted_content.sources as misspelt
 	_messages == {message} with data.params.rules.untrusted_content.sources as ["k8s_logs"]
-	count(_messages) == 0 with data.params.rules.untrusted_content.sources as [{"tool": "k8s_get", "content": "x", "kinds": ["ConfigMap"]}]
+	listed := [{"tool": "k8s_get", "content": "x", "kinds": ["ConfigMap"]}]
+	count(_messages) == 0 with data.params.rules.untrusted_content.sources as listed
 }

@@ -21,15 +21,9 @@ import data.lib
 _reason := lib.approval_template(rego.metadata.chain(), {})
 
 # Changes only: reads never escalate, whatever the session read before.
-violation contains reason if {
-	input.effect == "write"
-	reason := _escalation
-}
+violation contains _escalation if input.effect == "write"
 
-violation contains reason if {
-	input.effect == "delete"
-	reason := _escalation
-}
+violation contains _escalation if input.effect == "delete"
 
 _escalation := object.union(_reason, {"message": msg}) if {
 	reads := input.session.untrusted_reads
