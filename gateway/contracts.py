@@ -18,7 +18,7 @@ from functools import cached_property
 from typing import Annotated, Any, Literal, Self
 
 import rfc8785
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 __all__ = [
     "ACTION_VERSION",
@@ -33,9 +33,11 @@ __all__ = [
     "Principal",
     "ProposedAction",
     "Reason",
+    "SessionFacts",
     "Severity",
     "Target",
     "Transport",
+    "UntrustedRead",
     "canonical_json",
     "canonical_json_v1",
     "fingerprint",
@@ -160,6 +162,24 @@ class Approval(_Contract):
     reason: str | None = None
 
 
+class UntrustedRead(_Contract):
+    """One read in an MCP session that returned content the cluster's users or workloads
+    control (the decision's ``obligations.untrusted`` named it): what, from where, when."""
+
+    tool: str
+    content: str
+    target: Target
+    at: str
+
+
+class SessionFacts(_Contract):
+    """What the gateway knows about the MCP session an action comes from, never taken from
+    the client: a gateway-made id for the session and its untrusted reads, oldest first."""
+
+    id: str
+    untrusted_reads: tuple[UntrustedRead, ...] = ()
+
+
 class ProposedAction(_Contract):
     """Exactly what OPA sees as ``input``.
 
@@ -167,7 +187,8 @@ class ProposedAction(_Contract):
     replaces bulky or secret-bearing arguments (a manifest's text) by a digest, since
     ``object`` carries the parsed content. ``object`` is the after-image, ``current`` the
     before-image; Secret values in both are replaced by ``sha256:<hex>`` digests, so no
-    secret ever reaches OPA or its decision log.
+    secret ever reaches OPA or its decision log. ``session`` is set (by
+    ``gateway.session``) only for an action from an MCP session that read untrusted content.
     """
 
     version: Literal[1] = 1
@@ -183,6 +204,16 @@ class ProposedAction(_Contract):
     principal: Principal
     approvals: tuple[Approval, ...] = ()
     time: str = Field(default_factory=utc_now)
+    session: SessionFacts | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_empty_session(self, handler: SerializerFunctionWrapHandler) -> JSONObject:
+        # Without session facts the action serialises as it always has: its input, its
+        # fingerprint and the calls stored in the queue stay the same bytes.
+        data: JSONObject = handler(self)
+        if data.get("session", 0) is None:
+            del data["session"]
+        return data
 
     def as_input(self) -> JSONObject:
         """The JSON document posted to OPA as ``input``."""
@@ -256,6 +287,9 @@ class Obligations(_PolicyDocument):
 
     redact: list[str] = Field(default_factory=list)
     max_log_lines: Annotated[int, Field(ge=0)] | None = None
+    untrusted: list[str] = Field(default_factory=list)
+    """What a read returns that the cluster's users or workloads control: the gateway marks
+    the MCP session that read it (``gateway.session``)."""
 
 
 class Decision(_PolicyDocument):

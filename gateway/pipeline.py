@@ -60,6 +60,7 @@ from gateway.metrics import METRICS, Metrics
 from gateway.outcome import CallOutcome, outcome_of_parked
 from gateway.ports import TERMINAL_STATES, ApprovalQueue, AuditEvent, AuditSink, ParkedAction
 from gateway.redaction import redact, redact_text
+from gateway.session import attach, remember
 from gateway.settings import Settings
 from gateway.tools import ExecutionContext, ToolRegistry, ToolSpec
 
@@ -187,8 +188,8 @@ class Gateway:
                 parked = await self._park(planned, decision, principal)
                 if isinstance(parked, CallOutcome):
                     return parked
-                return await self._wait(parked, decision, wait_seconds, progress)
-            return await self._run(admitted, planned, decision, principal)
+                return remember(planned, await self._wait(parked, decision, wait_seconds, progress))
+            return remember(planned, await self._run(admitted, planned, decision, principal))
         finally:
             _caller.reset(token)
 
@@ -260,7 +261,8 @@ class Gateway:
         """
         spec, args = admitted.spec, admitted.args
         try:
-            planned = spec.plan(args, await spec.prepare(args), principal)
+            # With the MCP session's untrusted reads, if it made any (gateway.session).
+            planned = attach(spec.plan(args, await spec.prepare(args), principal))
         except (BackendError, InvalidArguments, PayloadTooLarge):
             raise
         except Exception as exc:

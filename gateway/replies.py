@@ -54,6 +54,7 @@ def outcome_reply(outcome: CallOutcome) -> CallToolResult:
             **_decision_facts(decision),
         }
         text = _reason_lines(f"Denied by policy: {outcome.tool} was not executed", decision.reasons)
+        text += _warning_lines(decision)
         return CallToolResult(
             content=[TextContent(type="text", text=text)], structured_content=body, is_error=True
         )
@@ -81,7 +82,7 @@ def decision_reply(tool: str, decision: Decision) -> CallToolResult:
         "deny": "would be denied",
         "needs_approval": "would need approval",
     }
-    text = _reason_lines(f"{tool} {verdict[decision.outcome]}", decision.reasons)
+    text = _reason_lines(f"{tool} {verdict[decision.outcome]}", decision.reasons) + _warning_lines(decision)
     return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=body)
 
 
@@ -138,7 +139,7 @@ def _pending(outcome: CallOutcome) -> CallToolResult:
         f"Ask for its state and result with gateway_action(action_id={outcome.action_id!r}).",
     ]
     if decision is not None:
-        lines.append(_reason_lines("Reasons", decision.reasons))
+        lines.append(_reason_lines("Reasons", decision.reasons) + _warning_lines(decision))
     return CallToolResult(content=[TextContent(type="text", text="\n".join(lines))], structured_content=body)
 
 
@@ -161,6 +162,14 @@ def _reason_lines(title: str, reasons: list[Reason]) -> str:
         return f"{title}."
     lines = [f"- {r.code} ({r.severity}): {r.message}" for r in reasons]
     return f"{title}:\n" + "\n".join(lines)
+
+
+def _warning_lines(decision: Decision) -> str:
+    """The warnings after the reasons, so a model that reads only text learns them too (a
+    finding the live object already had is one: it says "pre-existing")."""
+    if not decision.warnings:
+        return ""
+    return "\n" + _reason_lines("Policy warnings", decision.warnings)
 
 
 def _dumps(value: Any) -> str:

@@ -60,6 +60,7 @@ from gateway.palette.tools import open_backend as palette_backend
 from gateway.ports import BackendPolicy
 from gateway.replies import decision_reply, error_reply, outcome_reply, parked_reply
 from gateway.runtime import Runtime, RuntimeSlot, ToolSource, open_runtime
+from gateway.session import SessionLedger
 from gateway.settings import Settings
 from gateway.tools import ToolRegistry, ToolSpec
 
@@ -126,7 +127,7 @@ def build_server(
         lifespan=lifespan,
     )
     if backends is None and palette_configured(settings):
-        register_resources(server, read=_resource_reader(settings))
+        register_resources(server, read=_resource_reader(settings, server.sessions))
     return server
 
 
@@ -158,13 +159,14 @@ def _optional(name: str, source: ToolSource) -> ToolSource:
     return open_backend
 
 
-def _resource_reader(settings: Settings) -> ReadFn:
+def _resource_reader(settings: Settings, sessions: SessionLedger) -> ReadFn:
     """Resources are reads: they run through ``Gateway.call`` like the tool they summarise."""
 
     async def read(tool: str, arguments: dict[str, Any], ctx: Context[Any, Any]) -> Any:
         runtime, principal, _ = _request(ctx, settings)
         try:
-            outcome = await runtime.gateway.call(tool, arguments, principal)
+            with sessions.bound(ctx.request_context, principal):
+                outcome = await runtime.gateway.call(tool, arguments, principal)
         except (UnknownTool, InvalidArguments, PayloadTooLarge) as exc:
             raise ResourceError(str(exc)) from None
         if outcome.status == "executed":
@@ -188,6 +190,8 @@ class _GatewayServer(MCPServer[Runtime]):
     def __init__(self, settings: Settings, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._settings = settings
+        # Which MCP sessions read untrusted content (gateway.session), for this server's life.
+        self.sessions = SessionLedger()
         self._listed: dict[str, ListedTool] = {
             name: ListedTool(
                 name=name,
@@ -215,6 +219,18 @@ class _GatewayServer(MCPServer[Runtime]):
         if context is None or not isinstance(context.request_context.lifespan_context, Runtime):
             raise MCPError(code=INTERNAL_ERROR, message="the gateway is not ready; nothing was run")
         runtime, principal, params = _request(context, self._settings)
+        with self.sessions.bound(context.request_context, principal):
+            return await self._call(runtime, principal, params, name, arguments, context)
+
+    async def _call(
+        self,
+        runtime: Runtime,
+        principal: Principal,
+        params: Mapping[str, Any],
+        name: str,
+        arguments: dict[str, Any],
+        context: Context[Runtime, Any],
+    ) -> CallToolResult:
         gateway = runtime.gateway
         try:
             if name in META_TOOLS:
