@@ -11,13 +11,14 @@ _pod_spec_paths := [
 	["spec", "jobTemplate", "spec", "template", "spec"],
 ]
 
-# The metadata beside each pod spec (a Pod's own, or its template's): where the pod's
-# annotations live.
-_pod_metadata_paths := [
-	["metadata"],
-	["template", "metadata"],
-	["spec", "template", "metadata"],
-	["spec", "jobTemplate", "spec", "template", "metadata"],
+# Where a pod's annotations live: a Pod's own, or its template's. The object's own
+# metadata is read whatever its kind: a Deployment's annotations are judged as if they
+# were its pods' (a finding there would at worst be a false one, never a miss).
+_pod_annotation_paths := [
+	["metadata", "annotations"],
+	["template", "metadata", "annotations"],
+	["spec", "template", "metadata", "annotations"],
+	["spec", "jobTemplate", "spec", "template", "metadata", "annotations"],
 ]
 
 _container_fields := ["containers", "initContainers", "ephemeralContainers"]
@@ -39,13 +40,13 @@ pod_specs(obj) := [spec |
 # METADATA
 # scope: document
 # description: |
-#   The metadata beside every pod spec of an object (a Pod's own, a template's), where
-#   annotations that configure the pod live; {} where there is none.
-pod_metadata(obj) := [object.get(obj, _pod_metadata_paths[i], {}) |
-	some i, path in _pod_spec_paths
-	spec := object.get(obj, path, null)
-	is_object(spec)
-	count(object.keys(spec) & _container_field_set) > 0
+#   The annotations of the written object's pods (see _pod_annotation_paths), as they
+#   are: one object each, or whatever else stands there.
+write_pod_annotations := [annotations |
+	k8s_object_write
+	some path in _pod_annotation_paths
+	annotations := object.get(input.object, path, null)
+	annotations != null
 ]
 
 # METADATA
@@ -81,7 +82,7 @@ containers(obj) := [entry |
 # the rule that reads them. Few comprehensions, each over a table of fields: every
 # written workload pays for this check.
 # regal ignore:prefer-set-or-object-rule
-malformed_pod_fields := ((((({sprintf("%s in the object's pod spec must be %s", [field, _shape_words[want]]) |
+malformed_pod_fields := (((({sprintf("%s in the object's pod spec must be %s", [field, _shape_words[want]]) |
 	some spec in write_pod_specs
 	some field, want in _pod_shapes
 	value := spec[field]
@@ -94,25 +95,18 @@ malformed_pod_fields := ((((({sprintf("%s in the object's pod spec must be %s", 
 	some spec in write_pod_specs
 	some item in spec.volumes
 	not is_object(item)
-}) | {sprintf("%s in the object's pod spec must be %s", [name, _shape_words[want]]) |
-	# Host namespaces: lib.hardened says nothing about them.
-	some spec in write_pod_specs
-	some name, want in _pod_setting_types
-	value := object.get(spec, name, null)
-	type_name(value) != want
-	value != null
 }) | {sprintf("%s of %s '%s' must be %s", [name, entry.field, entry.name, _shape_words[want]]) |
 	# The settings the container rules compare with true, false or 0, of another type
 	# (text where a boolean belongs): they would compare unequal and pass unseen. A
 	# hardened workload (lib.hardened) has none.
-	not hardened
+	soft
 	some entry in write_containers
 	some name, want in _setting_types
 	value := entry.container.securityContext[name]
 	type_name(value) != want
 	value != null
 }) | {sprintf("%s of the object's pod securityContext must be %s", [name, _shape_words[want]]) |
-	not hardened
+	soft
 	some spec in write_pod_specs
 	some name, want in _setting_types
 	value := spec.securityContext[name]
@@ -127,15 +121,15 @@ malformed_pod_fields := ((((({sprintf("%s in the object's pod spec must be %s", 
 	not _shaped(value, want)
 }
 
-_misshapen_profiles contains context if {
-	not hardened
-	some context in container_contexts
-	not is_object(context)
+_misshapen_profiles contains profile if {
+	soft
+	some profile in container_profiles
+	not is_object(object.get(profile, "securityContext", {}))
 }
 
-_misshapen_profiles contains ports if {
-	some ports in container_ports
-	not _shaped(ports, "array")
+_misshapen_profiles contains profile if {
+	some profile in container_profiles
+	not _shaped(object.get(profile, "ports", []), "array")
 }
 
 _shaped(null, _)
@@ -149,12 +143,16 @@ _shaped(value, "array") if {
 	}
 }
 
+# Host namespaces included: lib.hardened says nothing about them.
 _pod_shapes := {
 	"containers": "array",
 	"initContainers": "array",
 	"ephemeralContainers": "array",
 	"securityContext": "object",
 	"volumes": "array",
+	"hostNetwork": "boolean",
+	"hostPID": "boolean",
+	"hostIPC": "boolean",
 }
 
 _container_shapes := {"securityContext": "object", "ports": "array"}
@@ -167,8 +165,6 @@ _setting_types := {
 	"runAsNonRoot": "boolean",
 	"runAsUser": "number",
 }
-
-_pod_setting_types := {"hostNetwork": "boolean", "hostPID": "boolean", "hostIPC": "boolean"}
 
 # METADATA
 # scope: document
@@ -202,14 +198,18 @@ write_pod_specs := pod_specs(input.object) if k8s_object_write
 # METADATA
 # scope: document
 # description: |
-#   The distinct securityContexts of the written containers ({} for a container with
-#   none). Workloads repeat one hardened context on every container, so a check that
-#   holds for each of these holds for every container, at a fraction of the cost of
-#   checking each container: most workloads have one or two.
-container_contexts contains context if {
+#   The distinct security profiles of the written containers: each container's
+#   securityContext, ports, probes and lifecycle handlers, nothing else. Workloads repeat
+#   one hardened context and one port layout on every container, so a check that holds
+#   for each profile holds for every container, at a fraction of the cost of checking
+#   each container: most workloads have one or two. A container that is not an object
+#   has none (known_action refuses it).
+container_profiles contains profile if {
 	some entry in write_containers
-	context := object.get(entry.container, "securityContext", {})
+	profile := object.filter(entry.container, _profile_fields)
 }
+
+_profile_fields := ["securityContext", "ports", "livenessProbe", "readinessProbe", "startupProbe", "lifecycle"]
 
 # METADATA
 # scope: document
@@ -228,7 +228,8 @@ container_contexts contains context if {
 hardened if {
 	count(write_containers) > 0
 	count([1 |
-		some context in container_contexts
+		some profile in container_profiles
+		context := object.get(profile, "securityContext", {})
 		count(object.keys(context) - _hardened_context_fields) == 0
 		context.allowPrivilegeEscalation == false
 		context.capabilities == {"drop": ["ALL"]}
@@ -238,7 +239,7 @@ hardened if {
 		user > 0
 		seccomp := object.get(context, "seccompProfile", {"type": "RuntimeDefault"})
 		seccomp.type in {"RuntimeDefault", "Localhost"}
-	]) == count(container_contexts)
+	]) == count(container_profiles)
 	count([1 |
 		some spec in write_pod_specs
 		context := spec.securityContext
@@ -250,6 +251,15 @@ hardened if {
 		user > 0
 	]) == count(write_pod_specs)
 }
+
+# METADATA
+# scope: document
+# description: |
+#   Not hardened (see hardened), as a fact of its own: rules gate their slow paths on it
+#   with a lookup, where `not hardened` would cost a negation each.
+default soft := true
+
+soft := false if hardened
 
 _hardened_context_fields := {
 	"allowPrivilegeEscalation",
@@ -270,14 +280,6 @@ _hardened_pod_fields := {
 	"supplementalGroups",
 	"supplementalGroupsPolicy",
 	"seccompProfile",
-}
-
-# METADATA
-# scope: document
-# description: The distinct port lists of the written containers ([] for none), likewise.
-container_ports contains ports if {
-	some entry in write_containers
-	ports := object.get(entry.container, "ports", [])
 }
 
 # The securityContext settings that Pod Security Standards controls judge one by one,

@@ -37,15 +37,17 @@ violation contains reason if {
 	reason := object.union(_reason, {"message": msg})
 }
 
-# Shapes are judged on the distinct contexts (one for most workloads); the containers
-# that carry a misshapen one are named only then.
+# Shapes are judged on the distinct profiles (one for most workloads), and not at all
+# for a hardened workload (capabilities exactly {"drop": ["ALL"]}); the containers that
+# carry a misshapen one are named only then.
 violation contains reason if {
 	input.backend == "kubernetes"
 	input.effect == "write"
-	some context in lib.container_contexts
-	problem := _shape_problem(context.capabilities)
+	lib.soft
+	some profile in lib.container_profiles
+	problem := _shape_problem(profile.securityContext.capabilities)
 	some entry in lib.write_containers
-	object.get(entry.container, "securityContext", {}) == context
+	object.get(entry.container, "securityContext", {}) == profile.securityContext
 	msg := sprintf("%s '%s' %s", [entry.field, entry.name, problem])
 	reason := object.union(_reason, {"message": msg})
 }

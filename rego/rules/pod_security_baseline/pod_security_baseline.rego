@@ -39,33 +39,35 @@ _control := {
 # suspect workload (a test holds the two together).
 _clean if count(_suspects) == 0
 
+# The same, positively: the violation body looks it up rather than negating _clean.
+_suspect if count(_suspects) > 0
+
 _suspects contains "context" if {
-	not lib.hardened
-	some context in lib.container_contexts
-	_context_suspect(context)
+	lib.soft
+	some profile in lib.container_profiles
+	_context_suspect(object.get(profile, "securityContext", {}))
 }
 
 _suspects contains "pod context" if {
-	not lib.hardened
+	lib.soft
 	some spec in lib.write_pod_specs
 	_context_suspect(object.get(spec, "securityContext", {}))
 }
 
 _suspects contains "hostPort" if {
-	some ports in lib.container_ports
-	some port in ports
+	some profile in lib.container_profiles
+	some port in profile.ports
 	host_port := port.hostPort
 	not host_port in _allowed_host_ports
 }
 
 _suspects contains "handlers" if {
-	some entry in lib.write_containers
-	count(object.keys(entry.container) & {"livenessProbe", "readinessProbe", "startupProbe", "lifecycle"}) > 0
+	some profile in lib.container_profiles
+	count(object.keys(profile) & {"livenessProbe", "readinessProbe", "startupProbe", "lifecycle"}) > 0
 }
 
 _suspects contains "annotations" if {
-	some metadata in lib.pod_metadata(input.object)
-	annotations := metadata.annotations
+	some annotations in lib.write_pod_annotations
 	_annotations_suspect(annotations)
 }
 
@@ -99,7 +101,7 @@ _annotations_suspect(annotations) if not is_object(annotations)
 violation contains reason if {
 	input.backend == "kubernetes"
 	input.effect == "write"
-	not _clean
+	_suspect
 	some msg in _findings
 	reason := object.union(_reason, {"message": msg})
 }
@@ -123,17 +125,15 @@ _findings contains msg if {
 }
 
 _findings contains msg if {
-	some metadata in lib.pod_metadata(input.object)
-	some key, value in metadata.annotations
+	some annotations in lib.write_pod_annotations
+	some key, value in annotations
 	problem := _annotation_problem(key, value)
 	msg := sprintf("%s: pod annotation %s: %s", array.concat(problem, [key, _shown(value)]))
 }
 
 _findings contains "AppArmor: pod annotations must be an object of strings" if {
-	some metadata in lib.pod_metadata(input.object)
-	annotations := metadata.annotations
+	some annotations in lib.write_pod_annotations
 	not is_object(annotations)
-	annotations != null
 }
 
 # -- securityContext settings ------------------------------------------------------------

@@ -20,18 +20,17 @@ import data.lib
 
 _reason := lib.approval_template(rego.metadata.chain(), {})
 
-# Changes only: reads never escalate, whatever the session read before.
-violation contains _escalation if input.effect == "write"
-
-violation contains _escalation if input.effect == "delete"
-
-_escalation := object.union(_reason, {"message": msg}) if {
+# Changes only: reads never escalate, whatever the session read before. The session
+# first: an action without one (nearly all) stops at that lookup.
+violation contains reason if {
 	reads := input.session.untrusted_reads
 	count(reads) > 0
+	input.effect in {"write", "delete"}
 	msg := sprintf("this session read content the cluster's users or workloads control (%s); %s", [
 		concat("; ", [_read_text(read) | some read in array.slice(reads, count(reads) - 3, count(reads))]),
 		"instructions planted there must not steer a change without a human",
 	])
+	reason := object.union(_reason, {"message": msg})
 }
 
 _read_text(read) := sprintf("%s from %s at %s", [read.content, _what(read), read.at])
