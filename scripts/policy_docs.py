@@ -21,6 +21,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from gateway.session import MAX_READS, MAX_SESSIONS  # noqa: E402 - the repository on the path first
+
 REGO_DIR = ROOT / "rego"
 DOC = ROOT / "docs" / "policies.md"
 MODES = ("deny", "needs_approval", "warn", "dryrun")
@@ -42,8 +46,11 @@ Every tool call becomes a *proposed action* that OPA judges with `data.gateway.d
   rule's METADATA, its `effect` from the rule's enforcement **mode**.
 - Modes: `deny` (refused), `needs_approval` (parked for humans), `warn` (allowed, listed in
   `warnings`), `dryrun` (allowed, listed in `dryrun` only). The default mode is in the
-  table; `data.params.modes` overrides it per rule, e.g. `{"no_latest_tag": "warn"}`. An
-  override that is not a mode counts as `deny`.
+  table; `data.params.modes` overrides it per rule, e.g. `{{"no_latest_tag": "warn"}}`. An
+  override that is not a mode is refused with the rest of the data (`GW-DATA-001`).
+- The two guards, `known_action` and `policy_data`, keep the policy itself sound: they
+  deny whatever `data.params.modes` says, and an override that would weaken one is
+  refused with the rest of the data.
 - Any deny wins; else any approval reason gives `needs_approval`; else `allow`.
 - The `approval` block is the strictest of all approval reasons: the most approvals, the
   shortest TTL, self-approval only if every reason allows it, approver groups from
@@ -61,6 +68,47 @@ Every tool call becomes a *proposed action* that OPA judges with `data.gateway.d
   `current` (`rego/system/log/mask.rego`).
 - Empty lists in data mean what they say: no approved registries approves no image, no
   shell patterns checks no text for shell syntax.
+
+## What a change changes (pre-existing findings)
+
+A write is judged on the object as it would be written (`object`), and most findings
+are about that object. When the live object (`current`) already has a finding, unchanged,
+a write that does not touch it should not be refused for it: scaling a Deployment whose
+containers have no limits changes nothing about the limits. A blocking finding is
+**pre-existing** when
+
+- the rule's setting in `data.params.preexisting` for this operation is `warn` (table
+  below; a rule or operation not listed enforces, and guards always do),
+- the rule reports the same reason (same message) for the live object, and
+- the write leaves every pod spec as it was, apart from container resources (what
+  `k8s_set_resources` sets): any other change to a pod spec, a new image above all, makes
+  every finding count as new.
+
+A pre-existing finding counts as a warning: the call runs and the reply lists it as
+"pre-existing, unchanged by this k8s_scale: ...". Anything the write introduces or makes
+worse (another message: a higher count, another container) is judged as it always was.
+`k8s_apply` enforces by default: an apply may change anything, and a finding in a
+manifest is the manifest author's to fix. Set an operation to `enforce` to turn this off
+for a rule, e.g. `{{"no_privileged": {{"scale": "enforce"}}}}`.
+
+## Untrusted content in a session
+
+Pod logs, events and diagnostics carry text that the cluster's users and workloads write,
+and text an attacker plants there can carry instructions for the model (prompt
+injection). A read of such content (`untrusted_content.sources` in data: a tool, optionally
+limited to target kinds, and what it returns) marks the MCP session that made it: the
+decision names the content in `obligations.untrusted`, the gateway remembers the read for
+that session (at most {max_reads} per session and {max_sessions} sessions, the oldest
+forgotten first), and
+every later write or delete of the session carries the reads in
+`input.session.untrusted_reads` (tool, content, target, time). `untrusted_content`
+(`GW-TAINT-001`) makes such a change need a human's approval. A session is the MCP session
+of streamable HTTP, the authenticated principal where there is none (stateless HTTP and
+the 2026 protocol), and the whole process over stdio.
+
+Off switch: `"modes": {{"untrusted_content": "warn"}}` lets such changes run with a
+warning, `"dryrun"` only records them; removing a source from
+`untrusted_content.sources` stops its reads from marking sessions.
 
 ## Who may act where (principal scope)
 
@@ -105,14 +153,42 @@ function it evaluates, and 0.3 µs per plain comparison.
   from data with one alternation built by `lib.regex_literal`.
 - Bind the reason's fixed part once per package,
   `_reason := lib.reason_template(rego.metadata.chain())` (or `lib.approval_template` with
-  the approval overrides), and report `object.union(_reason, {"message": msg})`: the
+  the approval overrides), and report `object.union(_reason, {{"message": msg}})`: the
   template depends on METADATA and data only, so the build evaluates it and a reason costs
   one union. A rule whose METADATA carries no `custom.code` reports its findings as
   `GW-META-001` (critical, deny) rather than losing them. Build messages only after the
   conditions hold. A rule with many
   independent checks can prove the common case in one body and list the details only when
   that fails (`known_action`, `policy_data`), with a test that holds the two together.
+- Workload rules share one fast path: `lib.hardened` holds when every distinct container
+  securityContext (`lib.container_profiles`) and every pod's is the restricted profile's own
+  form. A rule whose findings such a workload cannot have gates its slow path on
+  `lib.soft` (not hardened), a lookup; a negation costs several times more.
 """
+
+# The Pod Security Standards controls, as the upstream page lists them
+# (https://kubernetes.io/docs/concepts/security/pod-security-standards/): every one must be
+# mapped by a rule's METADATA (custom.pss) to the tests that show it denied.
+PSS_CONTROLS = (
+    "baseline/HostProcess",
+    "baseline/Host Namespaces",
+    "baseline/Privileged Containers",
+    "baseline/Capabilities",
+    "baseline/HostPath Volumes",
+    "baseline/Host Ports",
+    "baseline/AppArmor",
+    "baseline/SELinux",
+    "baseline//proc Mount Type",
+    "baseline/Seccomp",
+    "baseline/Sysctls",
+    "baseline/Host Probes / Lifecycle Hooks",
+    "restricted/Volume Types",
+    "restricted/Privilege Escalation",
+    "restricted/Running as Non-root",
+    "restricted/Running as Non-root user",
+    "restricted/Seccomp",
+    "restricted/Capabilities",
+)
 
 
 def find_opa() -> str:
@@ -141,12 +217,36 @@ def annotations(opa: str, rego_dir: Path = REGO_DIR) -> dict[str, dict[str, Any]
     return rules
 
 
+def pss_controls(rules: dict[str, dict[str, Any]]) -> dict[str, list[tuple[str, list[str]]]]:
+    """Each Pod Security Standards control and the (rule, tests) that cover it."""
+    covered: dict[str, list[tuple[str, list[str]]]] = {control: [] for control in PSS_CONTROLS}
+    for name, meta in sorted(rules.items()):
+        for entry in meta["custom"].get("pss", []):
+            covered.setdefault(entry["control"], []).append((name, list(entry.get("tests", []))))
+    return covered
+
+
+def pss_problems(rules: dict[str, dict[str, Any]]) -> list[str]:
+    """A Pod Security Standards control that no rule covers with tests, or a control that is
+    not one of the standard's."""
+    found: list[str] = []
+    for control, covering in pss_controls(rules).items():
+        if control not in PSS_CONTROLS:
+            found.append(f"{control}: not a Pod Security Standards control")
+        elif not any(tests for _, tests in covering):
+            found.append(f"{control}: no rule with tests covers this Pod Security Standards control")
+    return found
+
+
 def problems(rules: dict[str, dict[str, Any]]) -> list[str]:
-    """What is wrong with the METADATA: missing fields, unknown severity or mode, reused codes."""
+    """What is wrong with the METADATA: missing fields, unknown severity or mode, reused codes,
+    a rule that says neither which tools reach it nor why none does."""
     found: list[str] = []
     codes: dict[str, str] = {}
     for name, meta in sorted(rules.items()):
         custom = meta["custom"]
+        if ("reached_by" in custom) == ("defence_in_depth" in custom):
+            found.append(f"{name}: needs either reached_by (tools) or defence_in_depth (why none)")
         for field in ("title", "description"):
             if not meta.get(field):
                 found.append(f"{name}: no {field}")
@@ -164,18 +264,102 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def _mode_cell(name: str, custom: dict[str, Any], overrides: dict[str, str]) -> str:
+    if custom.get("guard"):
+        return f"`{custom['mode']}` (guard)"
+    return f"`{custom['mode']}`" + (f" (data: `{overrides[name]}`)" if name in overrides else "")
+
+
+def _reach_cell(custom: dict[str, Any]) -> str:
+    if "defence_in_depth" in custom:
+        return "defence in depth"
+    tools = custom.get("reached_by", [])
+    return "every tool" if tools == ["*"] else ", ".join(f"`{tool}`" for tool in tools)
+
+
+def _pss_table(rules: dict[str, dict[str, Any]], overrides: dict[str, str]) -> list[str]:
+    lines = [
+        "## Pod Security Standards",
+        "",
+        "Every control of the [Pod Security Standards]"
+        "(https://kubernetes.io/docs/concepts/security/pod-security-standards/) baseline and "
+        "restricted profiles, for every place a pod spec lives (Pod, every workload template, "
+        "CronJob job templates, init and ephemeral containers, a custom resource with a pod "
+        "template), and the tests that show it denied (a test fails if one is missing or would "
+        "pass without the rule: tests/integration/test_policy_docs.py). Baseline controls deny; "
+        'restricted ones warn until `"modes": {"pod_security_restricted": "deny"}`. Some '
+        "controls are stricter here than the standard: `no_privilege_escalation` denies "
+        "allowPrivilegeEscalation true and `no_root` runAsNonRoot false at every level. Not "
+        "applied: the standard's relaxations for user namespaces (hostUsers false).",
+        "",
+        "| Profile | Control | Rule | Code | Default mode | Tests |",
+        "|---|---|---|---|---|---|",
+    ]
+    for control, covering in pss_controls(rules).items():
+        profile, _, title = control.partition("/")
+        for name, tests in covering:
+            custom = rules[name]["custom"]
+            cells = [
+                profile,
+                title,
+                f"[`{name}`](#{name})",
+                custom["code"],
+                _mode_cell(name, custom, overrides),
+                "<br>".join(f"`{test}`" for test in tests),
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def _preexisting_table(params: dict[str, Any]) -> list[str]:
+    settings: dict[str, dict[str, str]] = params.get("preexisting", {})
+    lines = [
+        "## Pre-existing findings by rule",
+        "",
+        "`data.params.preexisting`: the operations for which a rule's pre-existing findings "
+        "only warn (see above). Every other rule and operation enforces.",
+        "",
+        "| Rule | Warn for | Enforce for |",
+        "|---|---|---|",
+    ]
+    for name, operations in sorted(settings.items()):
+        warn = ", ".join(f"`{op}`" for op, setting in sorted(operations.items()) if setting == "warn")
+        enforce = ", ".join(f"`{op}`" for op, setting in sorted(operations.items()) if setting != "warn")
+        lines.append(f"| [`{name}`](#{name}) | {warn or '-'} | {enforce or 'every other operation'} |")
+    return [*lines, ""]
+
+
 def render(rules: dict[str, dict[str, Any]], params: dict[str, Any]) -> str:
     rule_params: dict[str, Any] = params.get("rules", {})
     overrides: dict[str, str] = params.get("modes", {})
-    lines = [INTRO, "## Rules", ""]
-    lines += ["| Code | Rule | Title | Severity | Default mode | Parameters |", "|---|---|---|---|---|---|"]
+    lines = [INTRO.format(max_reads=MAX_READS, max_sessions=MAX_SESSIONS), "## Rules", ""]
+    lines += [
+        "| Code | Rule | Title | Severity | Default mode | Reached by | Parameters |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, meta in sorted(rules.items(), key=lambda item: item[1]["custom"]["code"]):
         custom = meta["custom"]
         where = f"`data.params.rules.{name}`" if name in rule_params else "-"
-        mode = f"`{custom['mode']}`" + (f" (data: `{overrides[name]}`)" if name in overrides else "")
-        cells = [custom["code"], f"[`{name}`](#{name})", meta["title"], custom["severity"], mode, where]
+        cells = [
+            custom["code"],
+            f"[`{name}`](#{name})",
+            meta["title"],
+            custom["severity"],
+            _mode_cell(name, custom, overrides),
+            _reach_cell(custom),
+            where,
+        ]
         lines.append("| " + " | ".join(cells) + " |")
-    lines.append("")
+    lines += [
+        "",
+        "*Reached by* names the tools whose calls the rule judges; a rule that no tool can "
+        "trigger today is kept as **defence in depth**, with Rego tests that feed it the "
+        "actions directly (each says why in its section).",
+        "",
+    ]
+    lines += _pss_table(rules, overrides)
+    lines += _preexisting_table(params)
+    lines += ["## Rule reference", ""]
     for name, meta in sorted(rules.items()):
         custom = meta["custom"]
         lines += [f"### {name}", ""]
@@ -185,11 +369,13 @@ def render(rules: dict[str, dict[str, Any]], params: dict[str, Any]) -> str:
             "",
         ]
         lines += [_one_line(meta["description"]), ""]
+        if "defence_in_depth" in custom:
+            lines += [f"Defence in depth: {_one_line(custom['defence_in_depth'])}", ""]
         if name in rule_params:
             lines += ["Parameters (`data.params.rules." + name + "`):", "", "```json"]
             lines += [json.dumps(rule_params[name], indent=2, sort_keys=True), "```", ""]
     lines += ["## Shared parameters", ""]
-    for key in ("approval", "production", "clusters", "modes"):
+    for key in ("approval", "production", "clusters", "modes", "preexisting"):
         value = json.dumps(params.get(key), indent=2, sort_keys=True)
         lines += [f"`data.params.{key}`:", "", "```json", value, "```", ""]
     catalog: dict[str, dict[str, str]] = params.get("catalog", {})
@@ -202,7 +388,7 @@ def render(rules: dict[str, dict[str, Any]], params: dict[str, Any]) -> str:
 
 def generate(opa: str) -> str:
     rules = annotations(opa)
-    wrong = problems(rules)
+    wrong = problems(rules) + pss_problems(rules)
     if wrong:
         raise SystemExit("METADATA problems:\n" + "\n".join(wrong))
     params = json.loads((REGO_DIR / "data.json").read_text())["params"]

@@ -192,6 +192,7 @@ _shortfalls contains sprintf("approvals expire after %vs or had an invalid time"
 #   code: GW-APPROVAL-001
 #   severity: medium
 #   mode: needs_approval
+#   reached_by: ["*"]
 approval_quorum contains reason if {
 	count(_approval_violations) > 0
 	count(_approvals) > 0
@@ -268,6 +269,10 @@ _approval_block := {} if count(_approval_violations) + count(_approvals) == 0
 #   code: GW-EVAL-001
 #   severity: critical
 #   mode: deny
+#   defence_in_depth: >-
+#     Only an input the policy cannot evaluate at all reaches it; the gateway always sends a
+#     well-formed action. Its Rego test and the garbage-input tests of the samples suite
+#     send such inputs directly.
 default decision := {
 	"outcome": "deny",
 	"reasons": [{

@@ -29,6 +29,10 @@ _REMOVED = object()
 OTHER_TYPES: list[Any] = ["text", 7, True, None, [], {}]
 # The numbers that need not be whole: a percentage and a TTL in seconds.
 FRACTIONS_ALLOWED = {"max_change_percent", "ttl_seconds"}
+# Lists of numbers rather than strings: each entry a port, 1 to 65535.
+PORT_LISTS = {"allowed_host_ports"}
+# Lists of objects: an entry without a field the rule reads.
+OBJECT_LISTS = {"sources": {"tool": "k8s_logs"}}
 
 ParamPath = tuple[str, ...]
 
@@ -46,15 +50,26 @@ def _wrong_for(name: str, value: Any) -> list[Any]:
     that is not a string, an object with an unexpected entry, a negative number, and a
     fraction where a whole number is counted."""
     wrong = [v for v in OTHER_TYPES if _json_type(v) != _json_type(value)]
-    if isinstance(value, list):
+    if name in PORT_LISTS:
+        wrong += [["80"], [0], [65536], [80.5]]
+    elif name in OBJECT_LISTS:
+        wrong += [[7], [OBJECT_LISTS[name]]]
+    elif isinstance(value, list):
         wrong.append([7])
     if isinstance(value, dict):
         wrong.append({"key": 7})
+    if path_is_setting(name, value):
+        wrong.append("ignore")
     if _json_type(value) == "number":
         wrong.append(-1)
         if name not in FRACTIONS_ALLOWED:
             wrong.append(2.5)
     return wrong
+
+
+def path_is_setting(name: str, value: Any) -> bool:
+    """A pre-existing setting (warn or enforce): another word is as wrong as another type."""
+    return value in ("warn", "enforce")
 
 
 def _parameters(params: dict[str, Any]) -> Iterator[tuple[ParamPath, Any]]:
@@ -70,6 +85,9 @@ def _parameters(params: dict[str, Any]) -> Iterator[tuple[ParamPath, Any]]:
     for tool, entry in params["catalog"].items():
         for name, value in entry.items():
             yield ("catalog", tool, name), value
+    for rule, operations in params["preexisting"].items():
+        for operation, setting in operations.items():
+            yield ("preexisting", rule, operation), setting
 
 
 def _with(params: dict[str, Any], path: ParamPath, value: Any) -> dict[str, Any]:
@@ -105,7 +123,8 @@ def test_every_missing_or_mistyped_parameter_refuses_every_action() -> None:
     cases = [
         (path, wrong)
         for path, value in _parameters(params)
-        for wrong in [_REMOVED, *_wrong_for(path[-1], value)]
+        # A pre-existing setting may be left out (the rule then enforces); any other may not.
+        for wrong in [*([] if path[0] == "preexisting" else [_REMOVED]), *_wrong_for(path[-1], value)]
     ]
     shipped, *decisions = _decide_with_each([params] + [_with(params, path, wrong) for path, wrong in cases])
 
@@ -133,3 +152,26 @@ def test_the_refusal_names_the_parameter() -> None:
         "policy data is incomplete: params.rules.production_protection.write_approval must be an object of"
         " min_approvals, ttl_seconds (each 1 or more) and allow_self_approval",
     ]
+
+
+def test_mode_overrides_and_preexisting_settings_are_checked_too() -> None:
+    params = json.loads((REGO_DIR / "data.json").read_text())["params"]
+    broken = [
+        _with(params, ("modes",), {"no_latest_tag": "off"}),
+        _with(params, ("modes",), "warn"),
+        # A guard in warn or dryrun would let malformed actions or data through.
+        _with(params, ("modes",), {"known_action": "warn"}),
+        _with(params, ("modes",), {"policy_data": "dryrun"}),
+        _with(params, ("preexisting",), "warn"),
+        _with(params, ("preexisting",), {"no_root": "warn"}),
+        _with(params, ("preexisting",), {"known_action": {"apply": "warn"}}),
+    ]
+    fine = [
+        _with(params, ("modes",), {"known_action": "deny", "no_latest_tag": "warn"}),
+        _with(params, ("preexisting",), {}),
+    ]
+    decisions = _decide_with_each(broken + fine)
+    for decision in decisions[: len(broken)]:
+        assert decision["outcome"] == "deny", decision
+        assert {r["code"] for r in decision["reasons"]} == {"GW-DATA-001"}, decision
+    assert [d["outcome"] for d in decisions[len(broken) :]] == ["allow", "allow"]

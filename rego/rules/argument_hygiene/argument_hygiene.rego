@@ -12,6 +12,7 @@
 #   code: GW-ARGS-001
 #   severity: high
 #   mode: deny
+#   reached_by: ["*"]
 package rules.argument_hygiene
 
 import data.lib

@@ -8,6 +8,7 @@
 #   code: OPS-LOGS-001
 #   severity: info
 #   mode: warn
+#   reached_by: [k8s_logs]
 package rules.bounded_logs
 
 import data.lib

@@ -7,6 +7,7 @@
 #   code: OPS-DESTRUCT-001
 #   severity: high
 #   mode: needs_approval
+#   reached_by: [k8s_delete, k8s_scale, palette_delete_cluster]
 package rules.destructive_actions
 
 import data.lib

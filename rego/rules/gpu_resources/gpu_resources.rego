@@ -8,6 +8,7 @@
 #   code: GPU-001
 #   severity: medium
 #   mode: needs_approval
+#   reached_by: [k8s_apply, k8s_set_resources, palette_create_cluster]
 package rules.gpu_resources
 
 import data.lib

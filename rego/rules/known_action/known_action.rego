@@ -14,6 +14,10 @@
 #   severity: critical
 #   mode: deny
 #   guard: true
+#   defence_in_depth: >-
+#     The gateway builds every action from the catalog and validated arguments, so only a
+#     malformed object reaches it: a custom resource whose schema lets a pod template
+#     through untyped (k8s_apply). Its Rego tests feed it each malformed shape directly.
 package rules.known_action
 
 import data.lib

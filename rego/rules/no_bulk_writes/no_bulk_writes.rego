@@ -7,6 +7,10 @@
 #   code: OPS-BULK-001
 #   severity: high
 #   mode: deny
+#   defence_in_depth: >-
+#     No tool writes or deletes by label selector, across namespaces or without a name:
+#     every write names one object. Kept for the day one does; its Rego tests feed it such
+#     actions directly.
 package rules.no_bulk_writes
 
 import data.lib

@@ -11,6 +11,17 @@
 #   code: K8S-CAP-001
 #   severity: high
 #   mode: deny
+#   reached_by: [k8s_apply, k8s_scale, k8s_restart, k8s_set_resources]
+#   pss:
+#     - control: "baseline/Capabilities"
+#       tests:
+#         - test_deny_sys_admin
+#         - test_deny_all_capabilities
+#         - test_deny_capability_outside_the_default_set
+#         - test_deny_capability_in_init_container
+#         - test_deny_capability_in_ephemeral_container
+#         - test_deny_capabilities_of_the_wrong_type
+#         - test_deny_added_capabilities_that_are_not_a_list
 package rules.no_dangerous_capabilities
 
 import data.lib

@@ -7,6 +7,14 @@
 #   code: K8S-HOST-001
 #   severity: high
 #   mode: deny
+#   reached_by: [k8s_apply, k8s_scale, k8s_restart, k8s_set_resources]
+#   pss:
+#     - control: "baseline/Host Namespaces"
+#       tests:
+#         - test_deny_host_network
+#         - test_deny_host_pid_and_ipc
+#         - test_deny_host_network_in_cronjob_template
+#         - test_deny_host_namespace_of_the_wrong_type
 package rules.no_host_namespaces
 
 import data.lib

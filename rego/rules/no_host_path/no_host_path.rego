@@ -7,6 +7,13 @@
 #   code: K8S-HOST-002
 #   severity: high
 #   mode: deny
+#   reached_by: [k8s_apply, k8s_scale, k8s_restart, k8s_set_resources]
+#   pss:
+#     - control: "baseline/HostPath Volumes"
+#       tests:
+#         - test_deny_host_path_volume
+#         - test_deny_host_path_in_cronjob_template
+#         - test_deny_host_path_volume_of_the_wrong_type
 package rules.no_host_path
 
 import data.lib

@@ -8,6 +8,15 @@
 #   code: K8S-PRIV-001
 #   severity: critical
 #   mode: deny
+#   reached_by: [k8s_apply, k8s_scale, k8s_restart, k8s_set_resources]
+#   pss:
+#     - control: "baseline/Privileged Containers"
+#       tests:
+#         - test_deny_privileged_container
+#         - test_deny_privileged_init_container
+#         - test_deny_privileged_ephemeral_container
+#         - test_deny_privileged_in_cronjob_template
+#         - test_deny_privileged_of_the_wrong_type
 package rules.no_privileged
 
 import data.lib

@@ -9,6 +9,14 @@
 #   code: K8S-ROOT-001
 #   severity: high
 #   mode: deny
+#   reached_by: [k8s_apply, k8s_scale, k8s_restart, k8s_set_resources]
+#   pss:
+#     - control: "restricted/Running as Non-root user"
+#       tests:
+#         - test_deny_run_as_user_zero
+#         - test_deny_pod_level_root_user
+#         - test_deny_root_init_container_in_cronjob
+#         - test_deny_run_as_user_of_the_wrong_type
 package rules.no_root
 
 import data.lib

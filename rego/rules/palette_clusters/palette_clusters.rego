@@ -9,6 +9,7 @@
 #   code: PAL-001
 #   severity: high
 #   mode: needs_approval
+#   reached_by: [palette_create_cluster, palette_update_cluster_profiles, palette_delete_cluster]
 package rules.palette_clusters
 
 import data.lib

@@ -15,6 +15,51 @@
 #   code: K8S-PSS-001
 #   severity: high
 #   mode: deny
+#   reached_by: [k8s_apply, k8s_scale, k8s_restart, k8s_set_resources]
+#   pss:
+#     - control: "baseline/HostProcess"
+#       tests:
+#         - test_deny_host_process_container
+#         - test_deny_host_process_pod
+#         - test_deny_host_process_of_the_wrong_type
+#     - control: "baseline/Host Ports"
+#       tests:
+#         - test_deny_host_port
+#         - test_deny_host_port_in_init_container
+#         - test_deny_host_port_of_the_wrong_type
+#     - control: "baseline/AppArmor"
+#       tests:
+#         - test_deny_unconfined_apparmor_profile
+#         - test_deny_unconfined_apparmor_profile_on_the_pod
+#         - test_deny_unconfined_apparmor_annotation
+#         - test_deny_apparmor_profile_of_the_wrong_type
+#         - test_deny_pod_annotations_of_the_wrong_type
+#     - control: "baseline/SELinux"
+#       tests:
+#         - test_deny_custom_selinux_type
+#         - test_deny_selinux_user_and_role
+#         - test_deny_selinux_options_of_the_wrong_type
+#     - control: "baseline//proc Mount Type"
+#       tests:
+#         - test_deny_unmasked_proc_mount
+#         - test_deny_unmasked_proc_mount_in_ephemeral_container
+#         - test_deny_proc_mount_of_the_wrong_type
+#     - control: "baseline/Seccomp"
+#       tests:
+#         - test_deny_unconfined_seccomp_container
+#         - test_deny_unconfined_seccomp_pod
+#         - test_deny_unconfined_seccomp_annotation
+#         - test_deny_unconfined_container_seccomp_annotation
+#         - test_deny_seccomp_profile_of_the_wrong_type
+#     - control: "baseline/Sysctls"
+#       tests:
+#         - test_deny_unsafe_sysctl
+#         - test_deny_sysctls_of_the_wrong_type
+#     - control: "baseline/Host Probes / Lifecycle Hooks"
+#       tests:
+#         - test_deny_probe_host
+#         - test_deny_lifecycle_hook_host
+#         - test_deny_probe_of_the_wrong_type
 package rules.pod_security_baseline
 
 import data.lib

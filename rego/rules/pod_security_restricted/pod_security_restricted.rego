@@ -16,6 +16,32 @@
 #   code: K8S-PSS-002
 #   severity: medium
 #   mode: warn
+#   reached_by: [k8s_apply, k8s_scale, k8s_restart, k8s_set_resources]
+#   pss:
+#     - control: "restricted/Volume Types"
+#       tests:
+#         - test_deny_volume_type_outside_the_list
+#         - test_deny_host_path_volume_as_a_restricted_type
+#         - test_deny_hardened_pod_with_a_restricted_volume_type
+#     - control: "restricted/Privilege Escalation"
+#       tests:
+#         - test_deny_privilege_escalation_not_set_to_false
+#         - test_deny_privilege_escalation_of_the_wrong_type
+#     - control: "restricted/Running as Non-root"
+#       tests:
+#         - test_deny_run_as_non_root_not_set
+#         - test_deny_run_as_non_root_in_init_container
+#         - test_deny_run_as_non_root_of_the_wrong_type
+#     - control: "restricted/Seccomp"
+#       tests:
+#         - test_deny_seccomp_not_set
+#         - test_deny_seccomp_unconfined_in_ephemeral_container
+#         - test_deny_seccomp_of_the_wrong_type
+#     - control: "restricted/Capabilities"
+#       tests:
+#         - test_deny_capabilities_not_dropped
+#         - test_deny_added_capability_other_than_net_bind_service
+#         - test_deny_capabilities_of_the_wrong_type
 package rules.pod_security_restricted
 
 import data.lib

@@ -14,6 +14,9 @@
 #   severity: critical
 #   mode: deny
 #   guard: true
+#   defence_in_depth: >-
+#     Bundle data, not a tool call, breaks it: a bad rego/data.json or a data update. Its
+#     Rego tests and tests/integration/test_policy_data_guard.py break every parameter.
 package rules.policy_data
 
 import data.lib

@@ -11,6 +11,7 @@
 #   code: GW-SCOPE-001
 #   severity: high
 #   mode: deny
+#   reached_by: ["*"]
 package rules.principal_scope
 
 import data.lib

@@ -14,6 +14,7 @@
 #   code: GW-TAINT-001
 #   severity: high
 #   mode: needs_approval
+#   reached_by: [k8s_logs, k8s_events, k8s_diagnose, palette_cluster_events]
 package rules.untrusted_content
 
 import data.lib
