@@ -213,3 +213,21 @@ async def test_reading_events_makes_the_sessions_next_apply_wait_for_a_human(
         d.metadata.name for d in k8s.AppsV1Api(kube_admin).list_namespaced_deployment(kube_namespace).items
     ]
     assert names == []
+
+
+async def test_scaling_a_workload_without_limits_warns_about_them_and_runs(
+    settings: Settings, kube_admin: Any, kube_namespace: str
+) -> None:
+    # The live Deployment has no limits (written behind the gateway's back). A scale
+    # changes nothing about them: it runs, and the reply says what was already wrong. (An
+    # apply is judged in full: the Rego tests of gateway.decision show that.)
+    body = yaml.safe_load(_compliant_deployment(kube_namespace, name="legacy"))
+    del body["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+    apps = k8s.AppsV1Api(kube_admin)
+    apps.create_namespaced_deployment(kube_namespace, body)
+    arguments = {"kind": "deploy", "name": "legacy", "namespace": kube_namespace, "replicas": 3}
+    async with _connected(settings) as mcp:
+        scaled = await mcp.call_tool("k8s_scale", arguments)
+    assert not scaled.is_error, _text(scaled)
+    assert "pre-existing, unchanged by this k8s_scale: containers 'web' has no cpu limit" in _text(scaled)
+    assert apps.read_namespaced_deployment("legacy", kube_namespace).spec.replicas == 3
