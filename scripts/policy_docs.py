@@ -161,7 +161,7 @@ function it evaluates, and 0.3 µs per plain comparison.
   independent checks can prove the common case in one body and list the details only when
   that fails (`known_action`, `policy_data`), with a test that holds the two together.
 - Workload rules share one fast path: `lib.hardened` holds when every distinct container
-  securityContext (`lib.container_profiles`) and every pod's is the restricted profile's own
+  securityContext (`lib.container_contexts`) and every pod's is the restricted profile's own
   form. A rule whose findings such a workload cannot have gates its slow path on
   `lib.soft` (not hardened), a lookup; a negation costs several times more.
 """

@@ -289,7 +289,7 @@ test_deny_preexisting_setting_enforce_for_a_rule if {
 }
 
 test_deny_guard_findings_are_never_preexisting if {
-	malformed := object.union(lib_test.good_container("app"), {"ports": "8080"})
+	malformed := object.union(lib_test.good_container("app"), {"securityContext": "privileged"})
 	inp := _scale(malformed, 3)
 	d := gateway.decision with input as inp with data.params.preexisting as {"known_action": {"scale": "warn"}}
 	d.outcome == "deny"

@@ -26,13 +26,29 @@ test_allow_glob_matches if {
 
 test_allow_unnamed_container_is_still_inspected if {
 	obj := {"kind": "Pod", "spec": {"containers": [{"image": "x"}]}}
-	{c.name | some c in lib.containers(obj)} == {"<unnamed>"}
+	names := {c.name | some c in lib.write_containers} with input as _write(obj)
+	names == {"<unnamed>"}
 }
 
 test_allow_pod_template_kind if {
 	obj := {"kind": "PodTemplate", "template": {"spec": {"containers": [{"name": "a"}]}}}
-	{c.name | some c in lib.containers(obj)} == {"a"}
+	names := {c.name | some c in lib.write_containers} with input as _write(obj)
+	names == {"a"}
 }
+
+test_allow_images_parsed_as_image_parses_them if {
+	# lib.images inlines lib.image: the two agree on every reference, invalid ones too.
+	refs := [
+		"nginx", "nginx:1.27", "library/nginx@sha256:0123456789abcdef0123456789abcdef", "ghcr.io/acme/app:v1",
+		"Registry.Example.com:5000/team/app:1.2.3", "localhost/app", "index.docker.io/team/app", "bad image", 7,
+	]
+	containers := [{"name": sprintf("c%d", [i]), "image": ref} | some i, ref in refs]
+	images := lib.images with input as _write({"kind": "Pod", "spec": {"containers": containers}})
+	images == {ref: parsed | some ref in refs; parsed := lib.image(ref)}
+	count(images) == 7
+}
+
+_write(obj) := {"backend": "kubernetes", "effect": "write", "object": obj}
 
 test_allow_any_of_matches_where_one_pattern_does if {
 	pattern := lib.any_of(["^a", "b$"])

@@ -11,54 +11,112 @@ _pod_spec_paths := [
 	["spec", "jobTemplate", "spec", "template", "spec"],
 ]
 
-# Where a pod's annotations live: a Pod's own, or its template's. The object's own
-# metadata is read whatever its kind: a Deployment's annotations are judged as if they
-# were its pods' (a finding there would at worst be a false one, never a miss).
-_pod_annotation_paths := [
-	["metadata", "annotations"],
-	["template", "metadata", "annotations"],
-	["spec", "template", "metadata", "annotations"],
-	["spec", "jobTemplate", "spec", "template", "metadata", "annotations"],
-]
-
 _container_fields := ["containers", "initContainers", "ephemeralContainers"]
 
 # METADATA
 # scope: document
 # description: |
 #   Every pod spec inside an object, wherever its kind keeps it: an object at one of
-#   the paths above, whatever the kind (so a custom resource with a pod template is
-#   inspected too), that has a container list (containers, initContainers or
-#   ephemeralContainers, of any type: known_action refuses one that is not a list).
+#   the paths above, whatever the kind, so a custom resource with a pod template is
+#   inspected too. A controller's own spec (a Deployment's) is one of them: it has no
+#   containers, so the container rules find nothing in it (write_pod_specs leaves it out).
 pod_specs(obj) := [spec |
 	some path in _pod_spec_paths
 	spec := object.get(obj, path, null)
 	is_object(spec)
-	count(object.keys(spec) & _container_field_set) > 0
 ]
 
 # METADATA
 # scope: document
 # description: |
-#   The annotations of the written object's pods (see _pod_annotation_paths), as they
-#   are: one object each, or whatever else stands there.
-write_pod_annotations := [annotations |
-	k8s_object_write
-	some path in _pod_annotation_paths
-	annotations := object.get(input.object, path, null)
-	annotations != null
-]
+#   The annotations of the written object's pods, as they are: one object each, or
+#   whatever else stands there (null included). A Pod's own or its template's; the
+#   object's own metadata is read whatever its kind, so a Deployment's annotations are
+#   judged as if they were its pods' (a finding there would at worst be a false one,
+#   never a miss). One body per place, each a plain reference: cheaper than a loop over
+#   paths. Its rules are all Kubernetes write rules; for any other action it is empty.
+write_pod_annotations contains input.object.metadata.annotations
+
+write_pod_annotations contains input.object.template.metadata.annotations
+
+write_pod_annotations contains input.object.spec.template.metadata.annotations
+
+write_pod_annotations contains input.object.spec.jobTemplate.spec.template.metadata.annotations
+
+# What in the written object's pod specs has the wrong shape, as messages: a container
+# or volume list that is not a list of objects, a securityContext (pod or container) that
+# is not an object, a setting the container rules compare with true, false or 0 of
+# another type. The apiserver refuses such an object, but a custom resource without a
+# schema may carry one, and the rules that read these fields would find nothing to judge
+# in it and let it pass: known_action refuses it first. Fields below these (a
+# seLinuxOptions that is text, a hostPort that is not a number, a hostNetwork that is not
+# a boolean) are judged by the rule that reads them. Few comprehensions: every written
+# workload pays for this check, and a hardened one (lib.hardened) only for the lists.
+# regal ignore:prefer-set-or-object-rule
+malformed_pod_fields := ({sprintf("%s in the object's pod spec must be a list of objects", [field]) |
+	some spec in write_pod_specs
+	some field in _listed_pod_fields
+	value := spec[field]
+	type_name(value) != "array"
+	value != null
+} | {sprintf("%s in the object's pod spec must be a list of objects", [field]) |
+	some spec in write_pod_specs
+	some field in _listed_pod_fields
+	some item in spec[field]
+	type_name(item) != "object"
+}) | _soft_malformed_fields
+
+_listed_pod_fields := ["containers", "initContainers", "ephemeralContainers", "volumes"]
+
+# The contexts and settings, only for a workload that is not hardened: a hardened one
+# has object contexts and settings of the right types.
+default _soft_malformed_fields := set()
+
+# regal ignore:prefer-set-or-object-rule
+_soft_malformed_fields := (({sprintf("securityContext of %s '%s' must be an object", [entry.field, entry.name]) |
+	some entry in write_containers
+	context := entry.container.securityContext
+	not type_name(context) in {"object", "null"}
+} | {"securityContext in the object's pod spec must be an object" |
+	some spec in write_pod_specs
+	context := spec.securityContext
+	not type_name(context) in {"object", "null"}
+}) | {sprintf("%s of %s '%s' must be %s", [name, entry.field, entry.name, _shape_words[want]]) |
+	some entry in write_containers
+	some name, want in _setting_types
+	value := entry.container.securityContext[name]
+	type_name(value) != want
+	value != null
+}) | {sprintf("%s of the object's pod securityContext must be %s", [name, _shape_words[want]]) |
+	some spec in write_pod_specs
+	some name, want in _setting_types
+	value := spec.securityContext[name]
+	type_name(value) != want
+	value != null
+} if {
+	soft
+}
+
+_shape_words := {"boolean": "true or false", "number": "a number"}
+
+_setting_types := {
+	"privileged": "boolean",
+	"allowPrivilegeEscalation": "boolean",
+	"runAsNonRoot": "boolean",
+	"runAsUser": "number",
+}
 
 # METADATA
 # scope: document
 # description: |
-#   Every container of an object, init and ephemeral ones included, as {field, name,
-#   container, pod, run_as_user, run_as_non_root}: the pod spec it is in, and two
-#   security settings as they take effect, the container's own value when set, else
-#   the pod's. One comprehension and builtins only: every workload rule iterates these
-#   entries, and a helper call costs ten times an expression in OPA's evaluator.
-containers(obj) := [entry |
-	some spec in pod_specs(obj)
+#   Every container of the written object's pod specs (write_pod_specs), init and
+#   ephemeral ones included, as {field, name, container, pod, run_as_user,
+#   run_as_non_root}: the pod spec it is in, and two security settings as they take
+#   effect, the container's own value when set, else the pod's. One comprehension and
+#   builtins only: every workload rule iterates these entries, and a helper call costs
+#   ten times an expression in OPA's evaluator.
+write_containers := [entry |
+	some spec in write_pod_specs
 	pod_user := object.get(spec, ["securityContext", "runAsUser"], null)
 	pod_non_root := object.get(spec, ["securityContext", "runAsNonRoot"], null)
 	some field in _container_fields
@@ -71,105 +129,9 @@ containers(obj) := [entry |
 		"run_as_user": object.get(spec, [field, i, "securityContext", "runAsUser"], pod_user),
 		"run_as_non_root": object.get(spec, [field, i, "securityContext", "runAsNonRoot"], pod_non_root),
 	}
-]
-
-# What in the written object's pod specs has the wrong shape, as messages: a container,
-# volume or port list that is not a list of objects, a securityContext (pod or container)
-# that is not an object. The apiserver refuses such an object, but a custom resource
-# without a schema may carry one, and the rules that read these fields would find
-# nothing to judge in it and let it pass: known_action refuses it first. Fields below
-# these (a seLinuxOptions that is text, a hostPort that is not a number) are judged by
-# the rule that reads them. Few comprehensions, each over a table of fields: every
-# written workload pays for this check.
-# regal ignore:prefer-set-or-object-rule
-malformed_pod_fields := (((({sprintf("%s in the object's pod spec must be %s", [field, _shape_words[want]]) |
-	some spec in write_pod_specs
-	some field, want in _pod_shapes
-	value := spec[field]
-	type_name(value) != want
-	value != null
-} | {sprintf("%s in the object's pod spec must be a list of objects", [entry.field]) |
-	some entry in write_containers
-	not is_object(entry.container)
-}) | {"volumes in the object's pod spec must be a list of objects" |
-	some spec in write_pod_specs
-	some item in spec.volumes
-	not is_object(item)
-}) | {sprintf("%s of %s '%s' must be %s", [name, entry.field, entry.name, _shape_words[want]]) |
-	# The settings the container rules compare with true, false or 0, of another type
-	# (text where a boolean belongs): they would compare unequal and pass unseen. A
-	# hardened workload (lib.hardened) has none.
-	soft
-	some entry in write_containers
-	some name, want in _setting_types
-	value := entry.container.securityContext[name]
-	type_name(value) != want
-	value != null
-}) | {sprintf("%s of the object's pod securityContext must be %s", [name, _shape_words[want]]) |
-	soft
-	some spec in write_pod_specs
-	some name, want in _setting_types
-	value := spec.securityContext[name]
-	type_name(value) != want
-	value != null
-}) | {sprintf("%s of %s '%s' must be %s", [field, entry.field, entry.name, _shape_words[want]]) |
-	# Per container only when a distinct profile is misshapen (almost never).
-	count(_misshapen_profiles) > 0
-	some entry in write_containers
-	some field, want in _container_shapes
-	value := object.get(entry.container, field, null)
-	not _shaped(value, want)
+] if {
+	k8s_object_write
 }
-
-_misshapen_profiles contains profile if {
-	soft
-	some profile in container_profiles
-	not is_object(object.get(profile, "securityContext", {}))
-}
-
-_misshapen_profiles contains profile if {
-	some profile in container_profiles
-	not _shaped(object.get(profile, "ports", []), "array")
-}
-
-_shaped(null, _)
-
-_shaped(value, "object") if is_object(value)
-
-_shaped(value, "array") if {
-	is_array(value)
-	every item in value {
-		is_object(item)
-	}
-}
-
-# Host namespaces included: lib.hardened says nothing about them.
-_pod_shapes := {
-	"containers": "array",
-	"initContainers": "array",
-	"ephemeralContainers": "array",
-	"securityContext": "object",
-	"volumes": "array",
-	"hostNetwork": "boolean",
-	"hostPID": "boolean",
-	"hostIPC": "boolean",
-}
-
-_container_shapes := {"securityContext": "object", "ports": "array"}
-
-_shape_words := {"array": "a list of objects", "object": "an object", "boolean": "true or false", "number": "a number"}
-
-_setting_types := {
-	"privileged": "boolean",
-	"allowPrivilegeEscalation": "boolean",
-	"runAsNonRoot": "boolean",
-	"runAsUser": "number",
-}
-
-# METADATA
-# scope: document
-# description: The object's own workload containers when this action writes one.
-write_containers := containers(input.object) if k8s_object_write
 
 # The live object's resources per container, keyed by [field, name], for rules that
 # compare before and after; empty without a live object.
@@ -183,33 +145,58 @@ current_resources := {[field, object.get(container, "name", "<unnamed>")]: objec
 
 # Every image reference of the written object, parsed once per decision (several
 # rules look at each image); an invalid reference has no entry. A comprehension, not
-# an object rule: OPA re-evaluates an object rule's body for every key looked up.
+# an object rule: OPA re-evaluates an object rule's body for every key looked up. The
+# body of image(ref), inline: a call per container costs more than the parse itself (a
+# test holds the two equal).
 # regal ignore:prefer-set-or-object-rule
-images := {entry.container.image: parsed |
+images := {entry.container.image: {
+	"registry": registry,
+	"repository": repository,
+	"tag": tag,
+	"digest": digest,
+	"location": concat("/", [registry, repository]),
+} |
 	some entry in write_containers
-	parsed := image(entry.container.image)
+	is_string(entry.container.image)
+	[_, host_text, path, tag, digest] := regex.find_all_string_submatch_n(_image_pattern, entry.container.image, 1)[0]
+	host := lower(host_text)
+	registry := object.get({"": "docker.io", "index.docker.io": "docker.io"}, host, host)
+	repository := concat("", [object.get({"docker.io": {false: "library/"}}, [registry, contains(path, "/")], ""), path])
 }
-
-# METADATA
-# scope: document
-# description: The pod specs of the object this action writes (undefined for other actions).
-write_pod_specs := pod_specs(input.object) if k8s_object_write
 
 # METADATA
 # scope: document
 # description: |
-#   The distinct security profiles of the written containers: each container's
-#   securityContext, ports, probes and lifecycle handlers, nothing else. Workloads repeat
-#   one hardened context and one port layout on every container, so a check that holds
-#   for each profile holds for every container, at a fraction of the cost of checking
-#   each container: most workloads have one or two. A container that is not an object
-#   has none (known_action refuses it).
-container_profiles contains profile if {
-	some entry in write_containers
-	profile := object.filter(entry.container, _profile_fields)
+#   The pod specs of the object this action writes (undefined for other actions): those
+#   with a container list (containers, initContainers or ephemeralContainers, of any
+#   type but null: known_action refuses one that is not a list), so that a controller's
+#   own spec is not judged as a pod's.
+write_pod_specs := [spec |
+	some spec in pod_specs(input.object)
+	lists := [object.get(spec, "containers", null), object.get(spec, "initContainers", null)]
+	[lists, object.get(spec, "ephemeralContainers", null)] != [[null, null], null]
+] if {
+	k8s_object_write
 }
 
-_profile_fields := ["securityContext", "ports", "livenessProbe", "readinessProbe", "startupProbe", "lifecycle"]
+# A pod spec, not a controller's own spec: it has a container list. Inline in
+# write_pod_specs, where a call would cost more than the three lookups.
+_with_containers(spec) if {
+	lists := [object.get(spec, "containers", null), object.get(spec, "initContainers", null)]
+	[lists, object.get(spec, "ephemeralContainers", null)] != [[null, null], null]
+}
+
+# METADATA
+# scope: document
+# description: |
+#   The distinct securityContexts of the written containers ({} for a container without
+#   one). Workloads repeat one hardened context on every container, so a check that holds
+#   for each distinct context holds for every container, at a fraction of the cost of
+#   checking each container: most workloads have one or two. A container that is not an
+#   object has none (known_action refuses it).
+container_contexts contains object.get(entry.container, "securityContext", {}) if {
+	some entry in write_containers
+}
 
 # METADATA
 # scope: document
@@ -226,10 +213,33 @@ _profile_fields := ["securityContext", "ports", "livenessProbe", "readinessProbe
 #   context, so those rules stop at this one fact instead of each looking at every
 #   container (a test holds each rule's findings equal with the fact forced off).
 hardened if {
+	# The common form first, without a comprehension: one distinct context, one pod spec.
+	# OPA stops at the first body that holds.
+	count(container_contexts) == 1
+	some context in container_contexts
+	count(object.keys(context) - _hardened_context_fields) == 0
+	context.allowPrivilegeEscalation == false
+	context.capabilities == {"drop": ["ALL"]}
+	object.get(context, "runAsNonRoot", true) == true
+	user := object.get(context, "runAsUser", 1)
+	is_number(user)
+	user > 0
+	seccomp := object.get(context, "seccompProfile", {"type": "RuntimeDefault"})
+	seccomp.type in {"RuntimeDefault", "Localhost"}
+	[spec] := write_pod_specs
+	pod := spec.securityContext
+	count(object.keys(pod) - _hardened_pod_fields) == 0
+	pod.runAsNonRoot == true
+	pod.seccompProfile.type in {"RuntimeDefault", "Localhost"}
+	pod_user := object.get(pod, "runAsUser", 1)
+	is_number(pod_user)
+	pod_user > 0
+}
+
+hardened if {
 	count(write_containers) > 0
 	count([1 |
-		some profile in container_profiles
-		context := object.get(profile, "securityContext", {})
+		some context in container_contexts
 		count(object.keys(context) - _hardened_context_fields) == 0
 		context.allowPrivilegeEscalation == false
 		context.capabilities == {"drop": ["ALL"]}
@@ -239,7 +249,7 @@ hardened if {
 		user > 0
 		seccomp := object.get(context, "seccompProfile", {"type": "RuntimeDefault"})
 		seccomp.type in {"RuntimeDefault", "Localhost"}
-	]) == count(container_profiles)
+	]) == count(container_contexts)
 	count([1 |
 		some spec in write_pod_specs
 		context := spec.securityContext
@@ -314,9 +324,10 @@ security_settings contains [name, sprintf("%s '%s'", [entry.field, entry.name]),
 #   removed: equal for two objects when a write changes nothing in the pods but
 #   replicas, template annotations or container resources. The decision compares the
 #   two images with it before it counts any finding as pre-existing.
-pod_shape(obj) := [_without_resources(spec) | some spec in pod_specs(obj)]
-
-_container_field_set := {field | some field in _container_fields}
+pod_shape(obj) := [_without_resources(spec) |
+	some spec in pod_specs(obj)
+	_with_containers(spec)
+]
 
 _without_resources(spec) := object.union(spec, {field: [_no_resources(container) | some container in list] |
 	some field in _container_fields

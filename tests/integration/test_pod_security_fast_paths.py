@@ -69,15 +69,19 @@ def _bend_once(spec: dict[str, Any], meta: dict[str, Any], rng: random.Random) -
         if context:
             del context[rng.choice(sorted(context))]
     elif kind == 4:
-        port = {"containerPort": 8080, "hostPort": rng.choice([0, 80, 8080, "80", None])}
-        _container(spec, rng)["ports"] = [port]
+        port = {"containerPort": 8080, "hostPort": rng.choice([0, 80, 8080, "80", None, False])}
+        # A list as it should be, or the one port given as an object.
+        _container(spec, rng)["ports"] = rng.choice([[port], port])
     elif kind == 5:
         probe = rng.choice(["livenessProbe", "readinessProbe", "startupProbe"])
         handler = rng.choice(["httpGet", "tcpSocket"])
         settings: dict[str, Any] = {"port": 8080}
         if rng.random() < 0.5:
             settings["host"] = rng.choice(["", "10.0.0.1"])
-        _container(spec, rng)[probe] = {handler: settings}
+        value = rng.choice([{handler: settings}, {handler: "x"}, False, "x"])
+        if rng.random() < 0.25:
+            probe, value = "lifecycle", rng.choice([{"postStart": value}, value])
+        _container(spec, rng)[probe] = value
     elif kind == 6:
         volume = rng.choice(
             [{"emptyDir": {}}, {"nfs": {"server": "s", "path": "/"}}, {"hostPath": {"path": "/"}}]
@@ -119,12 +123,14 @@ QUERY = """
         data.rules.pod_security_restricted.violation,
         data.rules.no_dangerous_capabilities.violation,
         data.rules.known_action.violation,
+        data.rules.no_host_namespaces.violation,
     ] with input as action
     forced := [
         data.rules.pod_security_baseline.violation,
         data.rules.pod_security_restricted.violation,
         data.rules.no_dangerous_capabilities.violation,
         data.rules.known_action.violation,
+        data.rules.no_host_namespaces.violation,
     ] with input as action
         with data.lib.hardened as false
         with data.lib.soft as true

@@ -48,17 +48,17 @@ violation contains reason if {
 	reason := object.union(_reason, {"message": msg})
 }
 
-# Shapes are judged on the distinct profiles (one for most workloads), and not at all
+# Shapes are judged on the distinct contexts (one for most workloads), and not at all
 # for a hardened workload (capabilities exactly {"drop": ["ALL"]}); the containers that
 # carry a misshapen one are named only then.
 violation contains reason if {
 	input.backend == "kubernetes"
 	input.effect == "write"
 	lib.soft
-	some profile in lib.container_profiles
-	problem := _shape_problem(profile.securityContext.capabilities)
+	some context in lib.container_contexts
+	problem := _shape_problem(context.capabilities)
 	some entry in lib.write_containers
-	object.get(entry.container, "securityContext", {}) == profile.securityContext
+	object.get(entry.container, "securityContext", {}) == context
 	msg := sprintf("%s '%s' %s", [entry.field, entry.name, problem])
 	reason := object.union(_reason, {"message": msg})
 }

@@ -2,7 +2,8 @@
 # title: No host namespaces
 # description: >-
 #   hostNetwork, hostPID and hostIPC share the node's network, process and IPC
-#   namespaces with the pod, which exposes every other workload on the node.
+#   namespaces with the pod, which exposes every other workload on the node. A value
+#   that is not true or false is refused too.
 # custom:
 #   code: K8S-HOST-001
 #   severity: high
@@ -15,6 +16,7 @@
 #         - test_deny_host_pid_and_ipc
 #         - test_deny_host_network_in_cronjob_template
 #         - test_deny_host_namespace_of_the_wrong_type
+#         - test_deny_host_namespace_of_the_wrong_type_in_a_hardened_workload
 package rules.no_host_namespaces
 
 import data.lib
@@ -31,7 +33,19 @@ violation contains reason if {
 	lib.k8s_object_write
 	some spec in lib.pod_specs(input.object)
 	some field in _host_fields
-	spec[field] == true
-	msg := sprintf("pod spec sets %s: true", [field])
+	value := spec[field]
+	value != false
+	msg := _message(field, value)
 	reason := object.union(_reason, {"message": msg})
+}
+
+_message(field, true) := sprintf("pod spec sets %s: true", [field])
+
+# Of the wrong type ("true"): refused, never skipped. Null means unset.
+_message(field, value) := sprintf("pod spec sets %s to %s, which must be true or false", [
+	field,
+	json.marshal(value),
+]) if {
+	not is_boolean(value)
+	value != null
 }

@@ -30,6 +30,20 @@ test_deny_host_namespace_of_the_wrong_type if {
 	spec := {"hostIPC": "true", "containers": [lib_test.good_container("app")]}
 	d := gateway.decision with input as lib_test.apply(lib_test.pod("web", spec))
 	d.outcome == "deny"
-	expected := {["GW-INPUT-001", "hostIPC in the object's pod spec must be true or false"]}
+	expected := {["K8S-HOST-001", `pod spec sets hostIPC to "true", which must be true or false`]}
 	{[r.code, r.message] | some r in d.reasons} == expected
+	unset := {"hostIPC": null, "hostPID": false, "containers": [lib_test.good_container("app")]}
+	count(no_host_namespaces.violation) == 0 with input as lib_test.apply(lib_test.pod("web", unset))
+}
+
+test_deny_host_namespace_of_the_wrong_type_in_a_hardened_workload if {
+	# A pod that is otherwise hardened (lib.hardened) still gets its host namespaces read.
+	spec := {
+		"hostPID": "yes",
+		"securityContext": {"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}},
+		"containers": [lib_test.good_container("app")],
+	}
+	expected := {`pod spec sets hostPID to "yes", which must be true or false`}
+	inp := lib_test.apply(lib_test.pod("web", spec))
+	{v.message | some v in no_host_namespaces.violation} == expected with input as inp
 }

@@ -32,6 +32,7 @@
 #         - test_deny_unconfined_apparmor_profile
 #         - test_deny_unconfined_apparmor_profile_on_the_pod
 #         - test_deny_unconfined_apparmor_annotation
+#         - test_deny_unconfined_apparmor_annotation_in_every_pod_template
 #         - test_deny_apparmor_profile_of_the_wrong_type
 #         - test_deny_pod_annotations_of_the_wrong_type
 #     - control: "baseline/SELinux"
@@ -82,38 +83,64 @@ _control := {
 # looked at; any other workload is looked at on its distinct container contexts and its
 # pods too. A suspect covers the findings of its controls, which are listed only for a
 # suspect workload (a test holds the two together).
-_clean if count(_suspects) == 0
+_clean if not _suspect
 
-# The same, positively: the violation body looks it up rather than negating _clean.
-_suspect if count(_suspects) > 0
-
-_suspects contains "context" if {
+# The same, positively: the violation body looks it up rather than negating _clean. A
+# boolean of several bodies, not a set: OPA stops at the first body that holds.
+_suspect if {
 	lib.soft
-	some profile in lib.container_profiles
-	_context_suspect(object.get(profile, "securityContext", {}))
+	some context in lib.container_contexts
+	_context_suspect(context)
 }
 
-_suspects contains "pod context" if {
+_suspect if {
 	lib.soft
 	some spec in lib.write_pod_specs
 	_context_suspect(object.get(spec, "securityContext", {}))
 }
 
-_suspects contains "hostPort" if {
-	some profile in lib.container_profiles
-	some port in profile.ports
-	host_port := port.hostPort
-	not host_port in _allowed_host_ports
+# A port with a hostPort (0 included), the ports given as one object with one, a probe or
+# a lifecycle handler: one body per place, each a lookup per container.
+_suspect if {
+	some entry in lib.write_containers
+	some port in entry.container.ports
+	port.hostPort != null
 }
 
-_suspects contains "handlers" if {
-	some profile in lib.container_profiles
-	count(object.keys(profile) & {"livenessProbe", "readinessProbe", "startupProbe", "lifecycle"}) > 0
+_suspect if {
+	some entry in lib.write_containers
+	entry.container.ports.hostPort != null
 }
 
-_suspects contains "annotations" if {
+_suspect if {
+	some entry in lib.write_containers
+	entry.container.livenessProbe != null
+}
+
+_suspect if {
+	some entry in lib.write_containers
+	entry.container.readinessProbe != null
+}
+
+_suspect if {
+	some entry in lib.write_containers
+	entry.container.startupProbe != null
+}
+
+_suspect if {
+	some entry in lib.write_containers
+	entry.container.lifecycle != null
+}
+
+_suspect if {
 	some annotations in lib.write_pod_annotations
-	_annotations_suspect(annotations)
+	some key, _ in annotations
+	contains(key, ".security.")
+}
+
+_suspect if {
+	some annotations in lib.write_pod_annotations
+	not type_name(annotations) in {"object", "null"}
 }
 
 # A context that sets a judged setting, a seccomp profile that is not allowed, or that is
@@ -132,13 +159,6 @@ _context_suspect(context) if not is_object(context)
 # A helper, not `not profile.type in _profiles`: OPA evaluates the field before the
 # negation, so a profile without a type (or one that is text) would not be suspect.
 _allowed_profile(profile) if profile.type in _profiles
-
-_annotations_suspect(annotations) if {
-	some key, _ in annotations
-	contains(key, ".security.")
-}
-
-_annotations_suspect(annotations) if not is_object(annotations)
 
 # The leading input equalities let OPA's rule index skip these bodies for every
 # action that is not a Kubernetes write, without evaluating them; a clean workload
@@ -178,7 +198,7 @@ _findings contains msg if {
 
 _findings contains "AppArmor: pod annotations must be an object of strings" if {
 	some annotations in lib.write_pod_annotations
-	not is_object(annotations)
+	not type_name(annotations) in {"object", "null"}
 }
 
 # -- securityContext settings ------------------------------------------------------------
@@ -256,6 +276,14 @@ _host_ports contains [entry, host_port] if {
 	some entry in lib.write_containers
 	some port in entry.container.ports
 	host_port := port.hostPort
+	not host_port in _allowed_host_ports
+}
+
+# Ports given as one object instead of a list: read as the one port it describes (a list
+# of anything else, or text, carries no host port to judge).
+_host_ports contains [entry, host_port] if {
+	some entry in lib.write_containers
+	host_port := entry.container.ports.hostPort
 	not host_port in _allowed_host_ports
 }
 

@@ -81,6 +81,13 @@ test_allow_host_port_zero_or_listed if {
 test_deny_host_port_of_the_wrong_type if {
 	expected := {"Host Ports: containers 'app' sets hostPort to '80', which must be a port number"}
 	_messages(_in_containers(_with_port({"containerPort": 80, "hostPort": "80"}))) == expected
+
+	# Ports given as one object instead of a list: its hostPort is read all the same.
+	single := object.union(_good, {"ports": {"containerPort": 80, "hostPort": 80}})
+	expected2 := {"Host Ports: containers 'app' binds host port 80, which is not in allowed_host_ports"}
+	_messages(_in_containers(single)) == expected2
+	keyed := object.union(_good, {"ports": {"http": {"containerPort": 80, "hostPort": 80}}})
+	_messages(_in_containers(keyed)) == expected2
 }
 
 # -- AppArmor -----------------------------------------------------------------------------
@@ -117,6 +124,27 @@ test_deny_unconfined_apparmor_annotation if {
 	}])
 	expected := {"AppArmor: pod annotation container.apparmor.security.beta.kubernetes.io/app: 'unconfined'"}
 	_messages(lib_test.apply(obj)) == expected
+}
+
+test_deny_unconfined_apparmor_annotation_in_every_pod_template if {
+	annotations := {"container.apparmor.security.beta.kubernetes.io/app": "unconfined"}
+	expected := {"AppArmor: pod annotation container.apparmor.security.beta.kubernetes.io/app: 'unconfined'"}
+	cron := lib_test.cronjob("nightly", lib_test.pod_spec([_good]))
+	in_cron := {"op": "add", "path": "/spec/jobTemplate/spec/template/metadata", "value": {"annotations": annotations}}
+	_messages(lib_test.apply(json.patch(cron, [in_cron]))) == expected
+	template := {
+		"apiVersion": "v1",
+		"kind": "PodTemplate",
+		"metadata": {"name": "web", "namespace": "dev"},
+		"template": {"metadata": {"annotations": annotations}, "spec": lib_test.pod_spec([_good])},
+	}
+	_messages(lib_test.apply(template)) == expected
+}
+
+test_allow_null_pod_annotations if {
+	patch := {"op": "add", "path": "/metadata/annotations", "value": null}
+	pod := json.patch(lib_test.pod("web", lib_test.pod_spec([_good])), [patch])
+	count(pod_security_baseline.violation) == 0 with input as lib_test.apply(pod)
 }
 
 test_allow_runtime_default_and_localhost_apparmor_annotations if {
@@ -318,6 +346,11 @@ test_allow_clean_only_when_nothing_is_suspect if {
 	not pod_security_baseline._clean with input as _in_containers(_with_context({"procMount": "Default"}))
 	not pod_security_baseline._clean with input as _in_containers(_with_port({"containerPort": 1, "hostPort": 1}))
 	not pod_security_baseline._clean with input as _in_pod({"sysctls": []})
+	single_port := object.union(_good, {"ports": {"hostPort": 1}})
+	not pod_security_baseline._clean with input as _in_containers(single_port)
+	every field in ["livenessProbe", "readinessProbe", "startupProbe", "lifecycle"] {
+		not pod_security_baseline._clean with input as _in_containers(object.union(_good, {field: {}}))
+	}
 }
 
 test_allow_clean_is_not_fooled_by_a_context_that_is_not_an_object if {

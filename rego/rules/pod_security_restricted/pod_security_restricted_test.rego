@@ -180,6 +180,14 @@ test_allow_compliant_only_for_the_hardened_form if {
 	not pod_security_restricted._compliant with input as _in_containers(_good)
 	undropped := _with_context(object.remove(_hardened, ["capabilities"]))
 	not pod_security_restricted._compliant with input as _hardened_pod(undropped)
+
+	# Two distinct hardened contexts: the general form of lib.hardened.
+	read_only := object.union(_with_context(object.union(_hardened, {"readOnlyRootFilesystem": true})), {"name": "ro"})
+	two := _hardened_pod(_good)
+	both := json.patch(two, [{"op": "add", "path": "/object/spec/template/spec/containers/-", "value": read_only}])
+	pod_security_restricted._compliant with input as both
+	mixed := json.patch(two, [{"op": "add", "path": "/object/spec/template/spec/containers/-", "value": undropped}])
+	not pod_security_restricted._compliant with input as mixed
 }
 
 test_deny_hardened_pod_with_a_restricted_volume_type if {

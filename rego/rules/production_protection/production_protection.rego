@@ -9,7 +9,14 @@
 #   code: OPS-PROD-001
 #   severity: high
 #   mode: needs_approval
-#   reached_by: [k8s_apply, k8s_scale, k8s_restart, k8s_set_resources, k8s_delete, palette_update_cluster_profiles, palette_delete_cluster]
+#   reached_by:
+#     - k8s_apply
+#     - k8s_scale
+#     - k8s_restart
+#     - k8s_set_resources
+#     - k8s_delete
+#     - palette_update_cluster_profiles
+#     - palette_delete_cluster
 package rules.production_protection
 
 import data.lib
