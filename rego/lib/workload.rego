@@ -16,10 +16,10 @@ _container_fields := ["containers", "initContainers", "ephemeralContainers"]
 # METADATA
 # scope: document
 # description: |
-#   Every pod spec inside an object, wherever its kind keeps it: an object at one of
-#   the paths above, whatever the kind, so a custom resource with a pod template is
-#   inspected too. A controller's own spec (a Deployment's) is one of them: it has no
-#   containers, so the container rules find nothing in it (write_pod_specs leaves it out).
+#   Every object at one of the paths above, whatever the kind, so a custom resource with
+#   a pod template is inspected too. A controller's own spec (a Deployment's) is one of
+#   them: pod_shape and write_pod_specs keep only those with a container list. The hot
+#   rules (write_pod_specs, current_resources) walk the paths inline: a call costs more.
 pod_specs(obj) := [spec |
 	some path in _pod_spec_paths
 	spec := object.get(obj, path, null)
@@ -138,7 +138,8 @@ write_containers := [entry |
 # regal ignore:prefer-set-or-object-rule
 current_resources := {[field, object.get(container, "name", "<unnamed>")]: object.get(container, "resources", null) |
 	k8s_object_write
-	some spec in pod_specs(input.current)
+	some path in _pod_spec_paths
+	spec := object.get(input.current, path, null)
 	some field in _container_fields
 	some container in spec[field]
 }
@@ -167,12 +168,14 @@ images := {entry.container.image: {
 # METADATA
 # scope: document
 # description: |
-#   The pod specs of the object this action writes (undefined for other actions): those
-#   with a container list (containers, initContainers or ephemeralContainers, of any
-#   type but null: known_action refuses one that is not a list), so that a controller's
-#   own spec is not judged as a pod's.
+#   The pod specs of the object this action writes (undefined for other actions): the
+#   objects at the pod spec paths with a container list (containers, initContainers or
+#   ephemeralContainers, of any type but null: known_action refuses one that is not a
+#   list), so that a controller's own spec is not judged as a pod's. Every workload rule
+#   reads pods through these.
 write_pod_specs := [spec |
-	some spec in pod_specs(input.object)
+	some path in _pod_spec_paths
+	spec := object.get(input.object, path, null)
 	lists := [object.get(spec, "containers", null), object.get(spec, "initContainers", null)]
 	[lists, object.get(spec, "ephemeralContainers", null)] != [[null, null], null]
 ] if {

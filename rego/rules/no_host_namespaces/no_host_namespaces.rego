@@ -31,7 +31,7 @@ violation contains reason if {
 	input.backend == "kubernetes"
 	input.effect == "write"
 	lib.k8s_object_write
-	some spec in lib.pod_specs(input.object)
+	some spec in lib.write_pod_specs
 	some field in _host_fields
 	value := spec[field]
 	value != false

@@ -26,7 +26,7 @@ violation contains reason if {
 	input.backend == "kubernetes"
 	input.effect == "write"
 	lib.k8s_object_write
-	some spec in lib.pod_specs(input.object)
+	some spec in lib.write_pod_specs
 	some volume in spec.volumes
 	"hostPath" in object.keys(volume)
 	msg := sprintf("volume '%s' is a hostPath volume", [object.get(volume, "name", "<unnamed>")])
