@@ -104,7 +104,10 @@ every later write or delete of the session carries the reads in
 `input.session.untrusted_reads` (tool, content, target, time). `untrusted_content`
 (`GW-TAINT-001`) makes such a change need a human's approval. A session is the MCP session
 of streamable HTTP, the authenticated principal where there is none (stateless HTTP and
-the 2026 protocol), and the whole process over stdio.
+the 2026 protocol), and the whole process over stdio. The marks live in the gateway
+process: with several replicas, a read answered by one replica does not mark the session
+on another, so route a principal's requests to one replica (docs/deployment.md) where
+this matters.
 
 Off switch: `"modes": {{"untrusted_content": "warn"}}` lets such changes run with a
 warning, `"dryrun"` only records them; removing a source from
