@@ -44,29 +44,27 @@ write_pod_annotations contains input.object.spec.template.metadata.annotations
 write_pod_annotations contains input.object.spec.jobTemplate.spec.template.metadata.annotations
 
 # What in the written object's pod specs has the wrong shape, as messages: a container
-# or volume list that is not a list of objects, a securityContext (pod or container) that
-# is not an object, a setting the container rules compare with true, false or 0 of
-# another type. The apiserver refuses such an object, but a custom resource without a
-# schema may carry one, and the rules that read these fields would find nothing to judge
-# in it and let it pass: known_action refuses it first. Fields below these (a
-# seLinuxOptions that is text, a hostPort that is not a number, a hostNetwork that is not
-# a boolean) are judged by the rule that reads them. Few comprehensions: every written
-# workload pays for this check, and a hardened one (lib.hardened) only for the lists.
+# list that is not a list of objects, a securityContext (pod or container) that is not an
+# object, a setting the container rules compare with true, false or 0 of another type.
+# The apiserver refuses such an object, but a custom resource without a schema may carry
+# one, and the rules that read these fields would find nothing to judge in it and let it
+# pass: known_action refuses it first. Fields below these (a seLinuxOptions that is text,
+# a hostPort that is not a number, a hostNetwork that is not a boolean) are judged by the
+# rule that reads them. Volumes are not checked here: the volume rules read a volume
+# list given as an object too, and a volume that is not an object has no type and mounts
+# nothing. Few comprehensions: every written workload pays for this check, and a
+# hardened one (lib.hardened) only for the container lists.
 # regal ignore:prefer-set-or-object-rule
 malformed_pod_fields := ({sprintf("%s in the object's pod spec must be a list of objects", [field]) |
 	some spec in write_pod_specs
-	some field in _listed_pod_fields
+	some field in _container_fields
 	value := spec[field]
 	type_name(value) != "array"
 	value != null
-} | {sprintf("%s in the object's pod spec must be a list of objects", [field]) |
-	some spec in write_pod_specs
-	some field in _listed_pod_fields
-	some item in spec[field]
-	type_name(item) != "object"
+} | {sprintf("%s in the object's pod spec must be a list of objects", [entry.field]) |
+	some entry in write_containers
+	type_name(entry.container) != "object"
 }) | _soft_malformed_fields
-
-_listed_pod_fields := ["containers", "initContainers", "ephemeralContainers", "volumes"]
 
 # The contexts and settings, only for a workload that is not hardened: a hardened one
 # has object contexts and settings of the right types.
