@@ -218,7 +218,7 @@ hardened if {
 	# OPA stops at the first body that holds.
 	count(container_contexts) == 1
 	some context in container_contexts
-	count(object.keys(context) - _hardened_context_fields) == 0
+	object.remove(context, _hardened_context_fields) == {}
 	context.allowPrivilegeEscalation == false
 	context.capabilities == {"drop": ["ALL"]}
 	object.get(context, "runAsNonRoot", true) == true
@@ -229,7 +229,7 @@ hardened if {
 	seccomp.type in {"RuntimeDefault", "Localhost"}
 	[spec] := write_pod_specs
 	pod := spec.securityContext
-	count(object.keys(pod) - _hardened_pod_fields) == 0
+	object.remove(pod, _hardened_pod_fields) == {}
 	pod.runAsNonRoot == true
 	pod.seccompProfile.type in {"RuntimeDefault", "Localhost"}
 	pod_user := object.get(pod, "runAsUser", 1)
@@ -241,7 +241,7 @@ hardened if {
 	count(write_containers) > 0
 	count([1 |
 		some context in container_contexts
-		count(object.keys(context) - _hardened_context_fields) == 0
+		object.remove(context, _hardened_context_fields) == {}
 		context.allowPrivilegeEscalation == false
 		context.capabilities == {"drop": ["ALL"]}
 		object.get(context, "runAsNonRoot", true) == true
@@ -254,7 +254,7 @@ hardened if {
 	count([1 |
 		some spec in write_pod_specs
 		context := spec.securityContext
-		count(object.keys(context) - _hardened_pod_fields) == 0
+		object.remove(context, _hardened_pod_fields) == {}
 		context.runAsNonRoot == true
 		context.seccompProfile.type in {"RuntimeDefault", "Localhost"}
 		user := object.get(context, "runAsUser", 1)
