@@ -10,7 +10,6 @@ protocol there is none, and the principal is the scope.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,8 +17,8 @@ from typing import Any
 
 import httpx2
 import pytest
-import uvicorn
 from gateway_support import settings_for
+from http_support import serving
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import CallToolResult
@@ -29,7 +28,6 @@ from gateway.auth import append_token
 from gateway.contracts import Principal, Target
 from gateway.http import build_app
 from gateway.local.opa import OpaServer
-from gateway.local.process import free_port
 from gateway.runtime import CheckFn
 from gateway.server import build_server
 from gateway.session import SessionLedger, session_key
@@ -162,20 +160,8 @@ async def test_a_read_that_was_not_untrusted_marks_nothing(opa_server: OpaServer
 
 @asynccontextmanager
 async def _serving(settings: Settings, workloads: Workloads) -> AsyncIterator[str]:
-    app = build_app(build_server(settings, backends=[workloads.source()]), settings)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_config=None))
-    task = asyncio.create_task(server.serve())
-    for _ in range(200):
-        if server.started:
-            break
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{settings.port}/mcp"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, timeout=15)
+    async with serving(build_app(build_server(settings, backends=[workloads.source()]), settings)) as base:
+        yield f"{base}/mcp"
 
 
 @asynccontextmanager
@@ -192,7 +178,7 @@ async def test_over_http_the_mark_stays_with_the_session_that_read(
 ) -> None:
     tokens = tmp_path / "tokens.jsonl"
     token = append_token(tokens, subject="carol", groups=("sre",))
-    settings = settings_for(opa_server.url, tmp_path, tokens_file=tokens, port=free_port())
+    settings = settings_for(opa_server.url, tmp_path, tokens_file=tokens)
     workloads = Workloads()
     async with (
         _serving(settings, workloads) as url,
@@ -216,7 +202,7 @@ async def test_without_http_sessions_the_principal_carries_the_mark(
     tokens = tmp_path / "tokens.jsonl"
     carol = append_token(tokens, subject="carol", groups=("sre",))
     dave = append_token(tokens, subject="dave", groups=("sre",))
-    settings = settings_for(opa_server.url, tmp_path, tokens_file=tokens, port=free_port())
+    settings = settings_for(opa_server.url, tmp_path, tokens_file=tokens)
     workloads = Workloads()
     async with _serving(settings, workloads) as url:
         async with _session(url, carol, "auto") as first:
