@@ -226,8 +226,9 @@ async def test_scaling_a_workload_without_limits_warns_about_them_and_runs(
     apps = k8s.AppsV1Api(kube_admin)
     apps.create_namespaced_deployment(kube_namespace, body)
     arguments = {"kind": "deploy", "name": "legacy", "namespace": kube_namespace, "replicas": 3}
-    async with _connected(settings) as mcp:
+    async with connected(settings) as mcp:
         scaled = await mcp.call_tool("k8s_scale", arguments)
-    assert not scaled.is_error, _text(scaled)
-    assert "pre-existing, unchanged by this k8s_scale: containers 'web' has no cpu limit" in _text(scaled)
+    assert not scaled.is_error, reply_text(scaled)
+    expected = "pre-existing, unchanged by this k8s_scale: containers 'web' has no cpu limit"
+    assert expected in reply_text(scaled)
     assert apps.read_namespaced_deployment("legacy", kube_namespace).spec.replicas == 3
