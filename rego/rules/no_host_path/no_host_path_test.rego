@@ -1,6 +1,5 @@
 package rules.no_host_path_test
 
-import data.gateway
 import data.lib_test
 import data.rules.no_host_path
 
