@@ -15,7 +15,8 @@
     │   ├── Conflict
     │   ├── Forbidden
     │   ├── Invalid
-    │   ├── RateLimited
+    │   ├── RateLimited          the backend (or the gateway's own client-side limit) says
+    │   │                        "not now"; ``retry_after`` says when, if known
     │   └── BackendUnavailable
     ├── QueueError               the approval queue refused a transition
     │   ├── UnknownAction
@@ -148,7 +149,13 @@ class Invalid(BackendError):
 
 
 class RateLimited(BackendError):
-    """The backend asked us to slow down and retries were exhausted."""
+    """The backend asked us to slow down and retries were exhausted, or the gateway's own
+    rate limit would hold the request longer than its budget. ``retry_after`` is the
+    number of seconds after which a retry can succeed, when known."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class BackendUnavailable(BackendError):

@@ -118,6 +118,13 @@ class Settings(BaseSettings):
     # objects per kind (more are reported as truncated): bounded time and memory at any size.
     kube_scan_page_size: Annotated[int, Field(ge=10, le=500)] = 500
     kube_scan_max_items: Annotated[int, Field(ge=10, le=100_000)] = 20_000
+    # Client-side rate limit towards the API server (client-go's QPS / burst; the Python
+    # client has none of its own), and how long one request may wait for it or for a 429's
+    # Retry-After before it fails with "rate limited, retry after N s". 0 QPS: unlimited.
+    kube_qps: Annotated[float, Field(ge=0, le=10_000)] = 100.0
+    kube_burst: Annotated[int, Field(ge=1, le=100_000)] = 200
+    kube_rate_limit_wait_seconds: Annotated[float, Field(ge=0, le=120)] = 5.0
+    kube_max_retries: Annotated[int, Field(ge=0, le=10)] = 3
 
     # Palette (Spectro Cloud's variable names, no GATEWAY_ prefix)
     palette_host: str | None = Field(default=None, validation_alias="PALETTE_HOST")
@@ -126,6 +133,16 @@ class Settings(BaseSettings):
     palette_timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 15.0
     palette_max_retries: Annotated[int, Field(ge=0, le=10)] = 3
     palette_max_backoff_seconds: Annotated[float, Field(ge=0, le=60)] = 10.0
+    # Client-side token buckets per endpoint class, inside Palette's documented limits
+    # (about 10 requests/s per IP, 50 for cluster profiles): rate + burst never exceeds
+    # the limit in any one-second window. A request that would wait longer than
+    # `palette_rate_limit_wait_seconds` (for the bucket or a 429's Retry-After) fails with
+    # "rate limited, retry after N s". 0 requests/s: unlimited.
+    palette_rate_per_second: Annotated[float, Field(ge=0, le=1000)] = 8.0
+    palette_burst: Annotated[int, Field(ge=1, le=1000)] = 2
+    palette_profiles_rate_per_second: Annotated[float, Field(ge=0, le=1000)] = 40.0
+    palette_profiles_burst: Annotated[int, Field(ge=1, le=1000)] = 10
+    palette_rate_limit_wait_seconds: Annotated[float, Field(ge=0, le=120)] = 5.0
 
     # Approvals: proofs (docs/approvals.md). `required`: every approval is signed with the
     # approver's SSH key, verified against the allowed signers file; `optional`: signatures
