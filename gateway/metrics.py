@@ -17,7 +17,7 @@ import logging
 import re
 from collections.abc import Iterable, Mapping
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.ports import ActionState
@@ -36,6 +36,11 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+# The client's ``*_created`` gauges (one timestamp per series, per counter and histogram)
+# double the exposition and no query here uses them; Prometheus's text format does not
+# need them. The switch is process-wide in prometheus_client.
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 # ``rejected``: a request error (bad size, unknown tool, invalid arguments), before policy.
 OUTCOMES = frozenset({"allow", "deny", "needs_approval", "error", "rejected"})

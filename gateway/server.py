@@ -54,6 +54,7 @@ from gateway.errors import (
     UnknownTool,
 )
 from gateway.identity import principal_for_request
+from gateway.instruments import Instruments
 from gateway.kubernetes.tools import open_backend as kubernetes_backend
 from gateway.palette.tools import ReadFn, palette_configured, register_resources
 from gateway.palette.tools import open_backend as palette_backend
@@ -104,15 +105,20 @@ META_TOOLS: Mapping[str, type[BaseModel]] = {"gateway_check": CheckArgs, "gatewa
 
 
 def build_server(
-    settings: Settings, *, backends: Sequence[ToolSource] | None = None, slot: RuntimeSlot | None = None
+    settings: Settings,
+    *,
+    backends: Sequence[ToolSource] | None = None,
+    slot: RuntimeSlot | None = None,
+    instruments: Instruments | None = None,
 ) -> MCPServer[Runtime]:
     """The gateway's MCP server. ``backends`` defaults to ``_backends(settings)``; tests pass
-    their own tool sources. ``slot`` receives the runtime while it is open (the approvals API)."""
+    their own tool sources. ``slot`` receives the runtime while it is open (the approvals API).
+    ``instruments`` replace the ones built from settings (tests with their own tracer)."""
     sources = list(backends) if backends is not None else _backends(settings)
 
     @asynccontextmanager
     async def lifespan(server: MCPServer[Runtime]) -> AsyncIterator[Runtime]:
-        async with open_runtime(settings, sources, slot=slot) as runtime:
+        async with open_runtime(settings, sources, slot=slot, instruments=instruments) as runtime:
             if isinstance(server, _GatewayServer):
                 server.publish(runtime.registry)
             yield runtime
@@ -215,28 +221,38 @@ class _GatewayServer(MCPServer[Runtime]):
             raise MCPError(code=INTERNAL_ERROR, message="the gateway is not ready; nothing was run")
         runtime, principal, params = _request(context, self._settings)
         gateway = runtime.gateway
-        try:
-            if name in META_TOOLS:
+        if name in META_TOOLS:
+            try:
                 args = await gateway.admit_own(name, META_TOOLS[name], arguments, principal)
-                return await _OWN_HANDLERS[name](runtime, principal, args)
-            admitted = await gateway.admit(name, arguments, principal)
-        except (UnknownTool, PayloadTooLarge) as exc:
-            raise MCPError(code=INVALID_PARAMS, message=str(exc)) from None
-        except InvalidArguments as exc:
-            return error_reply(str(exc))
-        try:
-            outcome = await gateway.run(
-                admitted, principal, wait_seconds=_wait_seconds(params), progress=context.report_progress
-            )
-        except (InvalidArguments, PayloadTooLarge) as exc:
-            # Admitted, but the backend found the arguments unusable while preparing
-            # (an unknown kind, a manifest above its limit): the model can fix them.
-            return error_reply(str(exc))
-        except AuditError as exc:
-            # Nothing runs unrecorded: the decision could not be written, so nothing ran.
-            log.error("%s refused: the audit log could not be written: %s", name, exc)  # noqa: TRY400
-            return error_reply(f"{name} was not run: the gateway's audit log is unavailable; try again later")
-        return outcome_reply(outcome)
+            except PayloadTooLarge as exc:
+                raise MCPError(code=INVALID_PARAMS, message=str(exc)) from None
+            except InvalidArguments as exc:
+                return error_reply(str(exc))
+            return await _OWN_HANDLERS[name](runtime, principal, args)
+        # One instrumented call (gateway.instruments): admission to reply.
+        with gateway.instruments.call(name):
+            try:
+                admitted = await gateway.admit(name, arguments, principal)
+            except (UnknownTool, PayloadTooLarge) as exc:
+                raise MCPError(code=INVALID_PARAMS, message=str(exc)) from None
+            except InvalidArguments as exc:
+                return error_reply(str(exc))
+            try:
+                outcome = await gateway.run(
+                    admitted, principal, wait_seconds=_wait_seconds(params), progress=context.report_progress
+                )
+            except (InvalidArguments, PayloadTooLarge) as exc:
+                # Admitted, but the backend found the arguments unusable while preparing
+                # (an unknown kind, a manifest above its limit): the model can fix them.
+                return error_reply(str(exc))
+            except AuditError as exc:
+                # Nothing runs unrecorded: the decision could not be written, so nothing ran.
+                log.error("%s refused: the audit log could not be written: %s", name, exc)  # noqa: TRY400
+                return error_reply(
+                    f"{name} was not run: the gateway's audit log is unavailable; try again later"
+                )
+            with gateway.instruments.stage("reply"):
+                return outcome_reply(outcome)
 
 
 def _listing(spec: ToolSpec[Any]) -> ListedTool:

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["Settings", "WebhookTarget", "default_subject"]
@@ -183,6 +183,38 @@ class Settings(BaseSettings):
     # the database. `GATEWAY_QUEUE_KEY` (`<id>:<base64 of 32 bytes>`) takes precedence.
     queue_keys_file: Path | None = None
     queue_key: SecretStr | None = None
+
+    # Traces (OpenTelemetry, OTLP over HTTP/protobuf; docs/operations.md). Off unless an
+    # endpoint is configured: `GATEWAY_OTLP_ENDPOINT` (the full traces URL), or the standard
+    # `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` / `OTEL_EXPORTER_OTLP_ENDPOINT` (base URL, to
+    # which /v1/traces is added). The SDK reads the other OTEL_* variables itself
+    # (headers, service name, resource attributes, sampler).
+    otlp_endpoint: str | None = None
+    otel_traces_endpoint: str | None = Field(
+        default=None, validation_alias="OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+    )
+    otel_endpoint: str | None = Field(default=None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT")
+    otel_protocol: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"),
+    )
+    otel_traces_exporter: str | None = Field(default=None, validation_alias="OTEL_TRACES_EXPORTER")
+    otel_sdk_disabled: bool = Field(default=False, validation_alias="OTEL_SDK_DISABLED")
+    otlp_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 5.0
+    # Spans waiting for export; beyond this they are dropped, never waited for.
+    otlp_max_queue_size: Annotated[int, Field(ge=64, le=1_000_000)] = 4096
+
+    def traces_endpoint(self) -> str | None:
+        """Where spans are exported, or None when tracing is off (see the fields above)."""
+        if self.otel_sdk_disabled or (self.otel_traces_exporter or "").strip().lower() == "none":
+            return None
+        if self.otlp_endpoint:
+            return self.otlp_endpoint
+        if self.otel_traces_endpoint:
+            return self.otel_traces_endpoint
+        if self.otel_endpoint:
+            return self.otel_endpoint.rstrip("/") + "/v1/traces"
+        return None
 
     def database(self) -> Path | str:
         """Where the queue and the audit log live: the PostgreSQL URL if one is set, else the
