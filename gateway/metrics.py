@@ -186,6 +186,7 @@ class Metrics:
         for outcome in sorted(APPROVAL_OUTCOMES):
             self._approvals.labels(outcome=outcome)
         for backend in sorted(BACKENDS):
+            self._rate_wait.labels(backend=backend)
             for source in sorted(THROTTLE_SOURCES):
                 self._throttled.labels(backend=backend, source=source)
 
