@@ -1,0 +1,8 @@
+# Operations: the dashboard's picture in the docs, drawn from a scripted session on the
+# make-run topology (Grafana cannot run here; scripts/dashboard_snapshot.py plots the same
+# panels from /metrics samples). matplotlib comes from the `docs` extra, not the runtime deps.
+.PHONY: dashboard-snapshot
+
+dashboard-snapshot: python-env kube-apiserver bundle ## docs/dashboard.png from a 3-minute scripted session
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,docs]'
+	$(PY) scripts/dashboard_snapshot.py --minutes 3
