@@ -30,6 +30,8 @@
     ├── AuthError                a credential was refused (HTTP 401); the message names why
     ├── ClientError              the approvals API could not be used from the CLI
     │   └── GatewayUnreachable   connection refused, timeout, not a gateway
+    ├── HistoryUnavailable       recent activity could not be counted (database unavailable
+    │                            or too slow): writes are refused, reads go on
     ├── AuditError
     │   └── ChainBroken          a row whose hash does not match the chain
     └── DatabaseError            a statement or the connection to the database failed (SQLite or
@@ -59,6 +61,7 @@ __all__ = [
     "Forbidden",
     "GatewayError",
     "GatewayUnreachable",
+    "HistoryUnavailable",
     "Invalid",
     "InvalidArguments",
     "InvalidTransition",
@@ -210,6 +213,13 @@ class ClientError(GatewayError):
 
 class GatewayUnreachable(ClientError):
     """The gateway did not answer: connection refused, timed out, TLS failure."""
+
+
+class HistoryUnavailable(GatewayError):
+    """The principal's recent activity could not be read from the database in time: a call
+    that changes something is refused (``GW-HISTORY-UNAVAILABLE``), a read goes on."""
+
+    code = "GW-HISTORY-UNAVAILABLE"
 
 
 class AuditError(GatewayError):

@@ -53,6 +53,7 @@ REASON_EFFECTS = frozenset({"deny", "needs_approval", "warn", "dryrun"})
 APPROVAL_OUTCOMES = frozenset({"approved", "denied", "expired", "cancelled"})
 BACKENDS = frozenset({"kubernetes", "palette"})
 THROTTLE_SOURCES = frozenset({"client", "server"})
+HISTORY_OPERATIONS = frozenset({"read", "write"})
 MAX_RULE_CODES = 256
 _TOOL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _OPERATION = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
@@ -148,6 +149,13 @@ class Metrics:
             "1 when OPA answered its health check with an active bundle at the last scrape, else 0.",
             registry=self.registry,
         )
+        self._history_failures = Counter(
+            "gateway_history_failures",
+            "Recent activity (runaway protection) that could not be read (writes were refused) "
+            "or written (kept for the next batch), by operation.",
+            ["operation"],
+            registry=self.registry,
+        )
         self._rule_codes: set[str] = set()
         self._decision = Histogram(
             "gateway_decision_seconds",
@@ -185,6 +193,8 @@ class Metrics:
             self._auth_failures.labels(reason=reason)
         for outcome in sorted(APPROVAL_OUTCOMES):
             self._approvals.labels(outcome=outcome)
+        for operation in ("read", "write"):
+            self._history_failures.labels(operation=operation)
         for backend in sorted(BACKENDS):
             self._rate_wait.labels(backend=backend)
             for source in sorted(THROTTLE_SOURCES):
@@ -227,6 +237,9 @@ class Metrics:
         """A parked action settled (``approved``, ``denied``, ``expired``, ``cancelled``)."""
         if outcome in APPROVAL_OUTCOMES:
             self._approvals.labels(outcome=outcome).inc()
+
+    def record_history_failure(self, operation: str) -> None:
+        self._history_failures.labels(operation=_closed(operation, HISTORY_OPERATIONS)).inc()
 
     def set_opa_up(self, up: bool) -> None:
         self._opa_up.set(1 if up else 0)

@@ -22,6 +22,12 @@ listeners; the front end wraps the whole call in ``instruments.call`` (``Gateway
 does it for callers that use it), and ``instruments.annotate`` records what the call
 turned out to be (action id, effect, outcome, bundle revision).
 
+Runaway protection: before planning, ``_history`` asks the activity log
+(``gateway.history``) for the principal's and the session's recent counts, which every
+proposed action carries as ``input.history``; after the decision the call is counted.
+When the counts cannot be read, a call that changes something is denied by the gateway
+itself (``GW-HISTORY-UNAVAILABLE``, OPA is not asked) and a read goes on without them.
+
 Request errors are raised, not decided, and nothing is sent to OPA or a backend for them:
 ``PayloadTooLarge`` (canonical JSON of the arguments above ``Settings.max_argument_bytes``),
 ``UnknownTool`` and ``InvalidArguments`` (field-level message without values; also a number
@@ -49,13 +55,16 @@ from pydantic import BaseModel, ValidationError
 from gateway.arguments import check_size, validate_model
 from gateway.contracts import (
     Decision,
+    History,
     PlannedCall,
     Principal,
     ProposedAction,
 )
+from gateway.decisions import refuse_without_history
 from gateway.errors import (
     AuditError,
     BackendError,
+    HistoryUnavailable,
     InvalidArguments,
     PayloadTooLarge,
     QueueError,
@@ -65,7 +74,14 @@ from gateway.identity import ANONYMOUS
 from gateway.instruments import Instruments
 from gateway.metrics import Metrics
 from gateway.outcome import CallOutcome, outcome_of_parked
-from gateway.ports import TERMINAL_STATES, ApprovalQueue, AuditEvent, AuditSink, ParkedAction
+from gateway.ports import (
+    TERMINAL_STATES,
+    ActivitySource,
+    ApprovalQueue,
+    AuditEvent,
+    AuditSink,
+    ParkedAction,
+)
 from gateway.redaction import redact, redact_text
 from gateway.settings import Settings
 from gateway.tools import ExecutionContext, ToolRegistry, ToolSpec
@@ -115,6 +131,7 @@ class Gateway:
         *,
         metrics: Metrics | None = None,
         instruments: Instruments | None = None,
+        activity: ActivitySource | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
@@ -122,6 +139,8 @@ class Gateway:
         self._queue = queue
         self._audit = audit
         self.instruments = instruments or Instruments(metrics)
+        # None: recent activity is not counted and actions carry no history.
+        self._activity = activity
 
     # -- the one path -------------------------------------------------------------------
 
@@ -131,6 +150,7 @@ class Gateway:
         arguments: Mapping[str, Any],
         principal: Principal,
         *,
+        session: str | None = None,
         wait_seconds: float | None = None,
         progress: ProgressFn | None = None,
     ) -> CallOutcome:
@@ -138,7 +158,9 @@ class Gateway:
         (see the module docstring)."""
         with self.instruments.call(tool):
             admitted = await self.admit(tool, arguments, principal)
-            return await self.run(admitted, principal, wait_seconds=wait_seconds, progress=progress)
+            return await self.run(
+                admitted, principal, session=session, wait_seconds=wait_seconds, progress=progress
+            )
 
     async def admit(self, tool: str, arguments: Mapping[str, Any], principal: Principal) -> AdmittedCall:
         """Size check, tool lookup and argument validation; nothing leaves the process."""
@@ -162,26 +184,30 @@ class Gateway:
         admitted: AdmittedCall,
         principal: Principal,
         *,
+        session: str | None = None,
         wait_seconds: float | None = None,
         progress: ProgressFn | None = None,
     ) -> CallOutcome:
-        """Run one admitted call through policy. Raises only the request errors a backend
-        finds while preparing (see the module docstring)."""
+        """Run one admitted call through policy. ``session`` names the MCP session for
+        runaway protection (None: no session scope). Raises only the request errors a
+        backend finds while preparing (see the module docstring)."""
         started = time.perf_counter()
         tool = admitted.spec.name
         stage = self.instruments.stage
         token = _caller.set(principal)
         try:
+            history = await self._history(principal, session)
             try:
                 with stage("prepare"):
-                    planned = await self._plan(admitted, principal)
+                    planned = await self._plan(admitted, principal, history)
             except BackendError as exc:
                 return await self._prepare_failed(admitted.spec, principal, exc)
             except (InvalidArguments, PayloadTooLarge) as exc:
                 await self.record_rejection(tool, principal, exc)
                 raise
-            with stage("decide"):
-                decision = await self._policy.decide_all(planned.actions)
+            decision = await self._decide(planned, admitted.spec.effect, history)
+            if self._activity is not None:
+                self._activity.record(principal.subject, session, admitted.spec.effect)
             self._observe_decision(planned, decision)
             with stage("audit"):
                 await self._record_decision(planned, decision, principal)
@@ -271,15 +297,45 @@ class Gateway:
 
     # -- steps ---------------------------------------------------------------------------
 
-    async def _plan(self, admitted: AdmittedCall, principal: Principal) -> PlannedCall:
+    async def _history(
+        self, principal: Principal, session: str | None
+    ) -> History | HistoryUnavailable | None:
+        """The recent activity every action of the call carries; the failure itself when it
+        could not be read (``_decide`` refuses writes then); None when not counted."""
+        if self._activity is None:
+            return None
+        with self.instruments.stage("history"):
+            try:
+                return await self._activity.history(principal.subject, session)
+            except HistoryUnavailable as exc:
+                log.warning("recent activity of %s unavailable: %s", principal.subject, exc)
+                return exc
+
+    async def _decide(
+        self, planned: PlannedCall, effect: str, history: History | HistoryUnavailable | None
+    ) -> Decision:
+        """Policy's decision; without recent activity a change is refused here, unasked."""
+        if isinstance(history, HistoryUnavailable) and effect != "read":
+            return refuse_without_history(str(history))
+        with self.instruments.stage("decide"):
+            return await self._policy.decide_all(planned.actions)
+
+    async def _plan(
+        self,
+        admitted: AdmittedCall,
+        principal: Principal,
+        history: History | HistoryUnavailable | None = None,
+    ) -> PlannedCall:
         """Resolve targets and images (``spec.prepare``) into the call policy will judge,
-        and fingerprint it (once: the audit records and the queue row carry this value).
+        with the principal's recent activity, and fingerprint it (once: the audit records
+        and the queue row carry this value).
 
         Raises ``BackendError``; an unexpected failure is logged and raised as one.
         """
         spec, args = admitted.spec, admitted.args
+        counted = history if isinstance(history, History) else None
         try:
-            planned = spec.plan(args, await spec.prepare(args), principal)
+            planned = spec.plan(args, await spec.prepare(args), principal, counted)
         except (BackendError, InvalidArguments, PayloadTooLarge):
             raise
         except Exception as exc:

@@ -12,6 +12,8 @@ exporter flushes (bounded: a dead collector does not hold the shutdown).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
@@ -23,6 +25,7 @@ import anyio.to_thread
 
 from gateway.db import Database
 from gateway.errors import ConfigError
+from gateway.history import ActivityLog
 from gateway.instruments import Instruments
 from gateway.metrics import METRICS
 from gateway.pipeline import Gateway
@@ -131,8 +134,11 @@ async def open_runtime(
         store = await QueueStore.from_settings(settings, sealer=Sealer.from_settings(settings, create=True))
         stack.push_async_callback(store.close)
         store.listeners.append(lambda event: instruments.metrics.record_approval(event.event))
+        activity = await _open_activity(settings, store, instruments, stack)
         registry = ToolRegistry()
-        gateway = Gateway(settings, registry, policy, store, store.audit, instruments=instruments)
+        gateway = Gateway(
+            settings, registry, policy, store, store.audit, instruments=instruments, activity=activity
+        )
         for source in sources:
             registry.extend(await stack.enter_async_context(source(settings, gateway.check_as_caller)))
         log.info(
@@ -159,6 +165,28 @@ async def open_runtime(
                 if slot is not None:
                     slot.runtime = None
                 executor.stop()
+
+
+async def _open_activity(
+    settings: Settings, store: QueueStore, instruments: Instruments, stack: AsyncExitStack
+) -> ActivityLog | None:
+    """The activity log over the store's database, with its batch writer running; on exit
+    the writer stops and writes what is left (before the database closes)."""
+    if not settings.history_enabled:
+        return None
+    activity = ActivityLog(
+        store.db, read_timeout=settings.history_read_timeout_seconds, metrics=instruments.metrics
+    )
+    writer = asyncio.create_task(activity.run(settings.history_flush_seconds))
+
+    async def close() -> None:
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await writer
+        await activity.flush()
+
+    stack.push_async_callback(close)
+    return activity
 
 
 async def _open_instruments(settings: Settings, stack: AsyncExitStack) -> Instruments:

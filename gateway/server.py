@@ -30,7 +30,9 @@ Both are audited as ``rejected_request``; nothing reaches OPA or a backend.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -131,7 +133,7 @@ def build_server(
         lifespan=lifespan,
     )
     if backends is None and palette_configured(settings):
-        register_resources(server, read=_resource_reader(settings))
+        register_resources(server, read=_resource_reader(settings, server.own_session))
     return server
 
 
@@ -163,13 +165,15 @@ def _optional(name: str, source: ToolSource) -> ToolSource:
     return open_backend
 
 
-def _resource_reader(settings: Settings) -> ReadFn:
+def _resource_reader(settings: Settings, own_session: str) -> ReadFn:
     """Resources are reads: they run through ``Gateway.call`` like the tool they summarise."""
 
     async def read(tool: str, arguments: dict[str, Any], ctx: Context[Any, Any]) -> Any:
         runtime, principal, _ = _request(ctx, settings)
         try:
-            outcome = await runtime.gateway.call(tool, arguments, principal)
+            outcome = await runtime.gateway.call(
+                tool, arguments, principal, session=_session_of(ctx, own_session)
+            )
         except (UnknownTool, InvalidArguments, PayloadTooLarge) as exc:
             raise ResourceError(str(exc)) from None
         if outcome.status == "executed":
@@ -193,6 +197,8 @@ class _GatewayServer(MCPServer[Runtime]):
     def __init__(self, settings: Settings, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._settings = settings
+        # The session of a stdio or in-process client: one for this server's life.
+        self.own_session = f"server-{uuid.uuid4().hex}"
         self._listed: dict[str, ListedTool] = {
             name: ListedTool(
                 name=name,
@@ -239,7 +245,11 @@ class _GatewayServer(MCPServer[Runtime]):
                 return error_reply(str(exc))
             try:
                 outcome = await gateway.run(
-                    admitted, principal, wait_seconds=_wait_seconds(params), progress=context.report_progress
+                    admitted,
+                    principal,
+                    session=_session_of(context, self.own_session),
+                    wait_seconds=_wait_seconds(params),
+                    progress=context.report_progress,
                 )
             except (InvalidArguments, PayloadTooLarge) as exc:
                 # Admitted, but the backend found the arguments unusable while preparing
@@ -306,6 +316,23 @@ def _request(ctx: Context[Runtime, Any], settings: Settings) -> tuple[Runtime, P
     request = ctx.request_context
     params = request.params if isinstance(request.params, Mapping) else {}
     return request.lifespan_context, principal_for_request(request.request, settings), params
+
+
+def _session_of(ctx: Context[Any, Any], own: str) -> str | None:
+    """Which MCP session a request belongs to, for runaway protection's per-session
+    counts: a digest of the transport's session id (the id itself is a credential of
+    sorts and is never stored); ``own``, the server's, for stdio and in-process (one
+    client for the server's life); None for HTTP without sessions (stateless: the
+    principal's counts are the only scope). The SDK does not expose the session's
+    connection publicly, so it is read defensively."""
+    request = ctx.request_context
+    connection = getattr(getattr(request, "session", None), "_connection", None)
+    session_id = getattr(connection, "session_id", None)
+    if isinstance(session_id, str) and session_id:
+        return hashlib.sha256(session_id.encode("utf-8")).hexdigest()[:32]
+    if getattr(request, "request", None) is not None:
+        return None
+    return own
 
 
 def _wait_seconds(params: Mapping[str, Any]) -> float | None:

@@ -184,6 +184,15 @@ class Settings(BaseSettings):
     queue_keys_file: Path | None = None
     queue_key: SecretStr | None = None
 
+    # Runaway protection (gateway.history, docs/operations.md): each call's principal and
+    # MCP session's recent activity, counted in the database, goes to policy as
+    # input.history. Off: nothing is counted and actions carry no history.
+    history_enabled: bool = True
+    # How often this process writes the calls it counted (others see them that much later).
+    history_flush_seconds: Annotated[float, Field(gt=0, le=10)] = 0.1
+    # Past this, the counts are unavailable: changes are refused, reads go on.
+    history_read_timeout_seconds: Annotated[float, Field(gt=0, le=10)] = 0.5
+
     # Traces (OpenTelemetry, OTLP over HTTP/protobuf; docs/operations.md). Off unless an
     # endpoint is configured: `GATEWAY_OTLP_ENDPOINT` (the full traces URL), or the standard
     # `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` / `OTEL_EXPORTER_OTLP_ENDPOINT` (base URL, to
