@@ -252,6 +252,7 @@ def test_traces_reach_the_collector_and_continue_the_clients_trace(observed: Obs
     steps = [s.name for s in _children(spans, call)]
     assert steps == [
         "gateway.admit",
+        "gateway.history",
         "gateway.prepare",
         "gateway.decide",
         "gateway.audit",

@@ -72,7 +72,7 @@ async def test_allowed_denied_and_parked_calls_have_one_span_per_step(settings: 
     calls = {s.attributes["gen_ai.tool.name"]: s for s in spans if s.name == "gateway.call" and s.attributes}
     assert set(calls) == {"echo_read", "echo_delete", "echo_scale"}
 
-    steps = ["gateway.admit", "gateway.prepare", "gateway.decide", "gateway.audit"]
+    steps = ["gateway.admit", "gateway.history", "gateway.prepare", "gateway.decide", "gateway.audit"]
     assert _tree(spans, calls["echo_read"]) == [*steps, "gateway.execute", "gateway.redact", "gateway.reply"]
     assert _tree(spans, calls["echo_delete"]) == [*steps, "gateway.reply"]
     assert _tree(spans, calls["echo_scale"]) == [*steps, "gateway.park", "gateway.reply"]

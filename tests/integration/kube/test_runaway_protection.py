@@ -97,7 +97,9 @@ async def _delete(client: Client, namespace: str, i: int) -> CallToolResult:
 
 
 def _left(kube_admin: Any, namespace: str) -> set[str]:
-    return {c.metadata.name for c in k8s.CoreV1Api(kube_admin).list_namespaced_config_map(namespace).items}
+    # Only ours: the controller manager adds kube-root-ca.crt to every namespace.
+    items = k8s.CoreV1Api(kube_admin).list_namespaced_config_map(namespace).items
+    return {c.metadata.name for c in items if c.metadata.name.startswith("cache-")}
 
 
 async def test_a_delete_loop_is_parked_after_the_threshold_across_a_restart_and_for_its_principal_only(
