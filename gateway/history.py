@@ -9,13 +9,17 @@ the proposed action as ``input.history`` (``gateway.contracts.History``), where 
 After the decision the call is ``record``-ed: every decided call counts, whatever the
 outcome, so an agent that keeps hammering stays held until it pauses.
 
-Where the counts live: the ``activity`` table of the gateway database, one row per decided
-call (time in epoch milliseconds, subject, session, effect), so they hold across restarts,
-processes and replicas. Rows are written in batches (group commit, every
-``history_flush_seconds``) instead of one transaction per call; the counts include this
-process's rows still waiting for their batch, so a process always sees its own calls at
-once and other processes see them within one flush interval. A crash loses at most that
-interval's rows. Rows older than two hours are pruned.
+Where the counts live: the ``activity`` table of the gateway database, so they hold
+across restarts, processes and replicas. Each scope (``p:<subject>``, ``s:<session>``)
+has counters by effect in 10-second buckets, which make up the last minute, and 1-minute
+buckets, which make up the last hour: a count reads at most ~70 rows per scope, however
+busy the principal. The windows slide in those steps and always cover at least the
+whole minute or hour (up to one bucket more). Increments are written in batches (group
+commit, every ``history_flush_seconds``, one upsert per bucket) instead of one
+transaction per call; the counts include this process's calls still waiting for their
+batch, so a process sees its own calls at once and other processes see them within one
+flush interval. A crash loses at most that interval's calls. Buckets older than two hours
+are pruned.
 
 When the counts cannot be read in time (``history_read_timeout_seconds``: the database is
 unavailable, locked or slow) ``history`` raises ``HistoryUnavailable``: the pipeline then
@@ -29,7 +33,8 @@ import asyncio
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,58 +43,57 @@ from gateway.db import Database
 from gateway.errors import HistoryUnavailable
 from gateway.metrics import METRICS, Metrics
 
-__all__ = ["MINUTE_MS", "ActivityLog"]
+__all__ = ["ActivityLog"]
 
 log = logging.getLogger(__name__)
 
-MINUTE_MS = 60_000
-_HOUR_MS = 60 * MINUTE_MS
-_KEEP_MS = 2 * _HOUR_MS
-_PRUNE_EVERY_MS = MINUTE_MS
+# (bucket width in seconds, window in seconds): the minute from 10-second buckets, the
+# hour from 1-minute buckets.
+_MINUTE = (10, 60)
+_HOUR = (60, 3600)
+_KEEP_SECONDS = 2 * 3600
+_PRUNE_EVERY_SECONDS = 60
 _MAX_PENDING = 50_000
+_EFFECTS: tuple[Effect, ...] = ("read", "write", "delete")
 
-# One range scan per scope over the covering index: (scope, effect, last hour, last minute).
-_COUNT = (
-    "SELECT {scope}, effect, count(*), sum(CASE WHEN at_ms >= ? THEN 1 ELSE 0 END) "
-    "FROM activity WHERE {column} = ? AND at_ms >= ? GROUP BY effect"
+_SELECT = (
+    "SELECT scope, width, sum(reads), sum(writes), sum(deletes) FROM activity "
+    "WHERE scope = ? AND width = ? AND bucket >= ? GROUP BY scope, width"
 )
-_PRINCIPAL_COUNTS = _COUNT.format(scope=0, column="subject")
-_SESSION_COUNTS = _COUNT.format(scope=1, column="session")
-_INSERT = "INSERT INTO activity (at_ms, subject, session, effect) VALUES "
-# Rows per INSERT: 4 parameters each stays under SQLite's oldest limit of 999.
-_CHUNK = 200
+_UPSERT = (
+    "INSERT INTO activity (scope, width, bucket, reads, writes, deletes) VALUES {values} "
+    "ON CONFLICT (scope, width, bucket) DO UPDATE SET reads = activity.reads + excluded.reads, "
+    "writes = activity.writes + excluded.writes, deletes = activity.deletes + excluded.deletes"
+)
+# Buckets per INSERT: 6 parameters each stays under SQLite's oldest limit of 999.
+_CHUNK = 150
 
 
 @dataclass(frozen=True)
-class _Row:
-    at_ms: int
-    subject: str
-    session: str | None
+class _Call:
+    at: float
+    scopes: tuple[str, ...]
     effect: Effect
 
 
-class _Tally:
-    """Counts by effect over the last hour and the last minute, for one scope."""
+def _scopes(subject: str, session: str | None) -> tuple[str, ...]:
+    return (f"p:{subject}",) if session is None else (f"p:{subject}", f"s:{session}")
 
-    def __init__(self) -> None:
-        self.hour: dict[str, int] = {"read": 0, "write": 0, "delete": 0}
-        self.minute: dict[str, int] = {"read": 0, "write": 0, "delete": 0}
 
-    def add(self, effect: str, hour: int, minute: int) -> None:
-        if effect in self.hour:
-            self.hour[effect] += hour
-            self.minute[effect] += minute
+def _start(now: float, width: int, window: int) -> int:
+    """The first bucket of a window ending now: the one holding ``now - window``."""
+    return int((now - window) // width * width)
 
-    def activity(self) -> Activity:
-        hour, minute = self.hour, self.minute
-        return Activity(
-            calls_last_minute=sum(minute.values()),
-            calls_last_hour=sum(hour.values()),
-            writes_last_minute=minute["write"] + minute["delete"],
-            writes_last_hour=hour["write"] + hour["delete"],
-            deletes_last_minute=minute["delete"],
-            deletes_last_hour=hour["delete"],
-        )
+
+def _activity(minute: Counter[str], hour: Counter[str]) -> Activity:
+    return Activity(
+        calls_last_minute=sum(minute.values()),
+        calls_last_hour=sum(hour.values()),
+        writes_last_minute=minute["write"] + minute["delete"],
+        writes_last_hour=hour["write"] + hour["delete"],
+        deletes_last_minute=minute["delete"],
+        deletes_last_hour=hour["delete"],
+    )
 
 
 class ActivityLog:
@@ -107,74 +111,83 @@ class ActivityLog:
         self._read_timeout = read_timeout
         self._clock = clock
         self._metrics = metrics or METRICS
-        self._pending: list[_Row] = []
+        self._pending: list[_Call] = []
         # Held while a batch moves from pending to the table and while counts are read,
-        # so no count sees a row twice (committed and still pending) or not at all.
+        # so no count sees a call twice (written and still pending) or not at all.
         self._guard = asyncio.Lock()
-        self._pruned_at = 0
-
-    def _now_ms(self) -> int:
-        return int(self._clock() * 1000)
+        self._pruned_at = 0.0
 
     async def history(self, subject: str, session: str | None) -> History:
         """The principal's and the session's counts before this call. Raises
         ``HistoryUnavailable`` when they cannot be read within the read timeout."""
+        scopes = _scopes(subject, session)
         try:
             async with asyncio.timeout(self._read_timeout), self._guard:
-                now = self._now_ms()
-                rows = await self._query(subject, session, now)
-                principal, in_session = _Tally(), _Tally()
-                for scope, effect, hour, minute in rows:
-                    (in_session if scope else principal).add(str(effect), int(hour), int(minute or 0))
-                for row in self._pending:
-                    if row.at_ms >= now - _HOUR_MS:
-                        recent = int(row.at_ms >= now - MINUTE_MS)
-                        if row.subject == subject:
-                            principal.add(row.effect, 1, recent)
-                        if session is not None and row.session == session:
-                            in_session.add(row.effect, 1, recent)
+                now = self._clock()
+                counts = await self._stored(scopes, now)
+                self._add_pending(counts, now)
         except (TimeoutError, sqlite3.Error) as exc:
             self._metrics.record_history_failure("read")
             raise HistoryUnavailable(
                 f"recent activity could not be read ({type(exc).__name__}): "
                 "calls that change something are refused until it can"
             ) from exc
-        counts = principal.activity()
-        return History(**counts.model_dump(), session=in_session.activity() if session is not None else None)
+        principal = _activity(counts[scopes[0], _MINUTE], counts[scopes[0], _HOUR])
+        in_session = (
+            _activity(counts[scopes[1], _MINUTE], counts[scopes[1], _HOUR]) if session is not None else None
+        )
+        return History(**principal.model_dump(), session=in_session)
 
-    async def _query(self, subject: str, session: str | None, now: int) -> Sequence[tuple[Any, ...]]:
-        params: list[object] = [now - MINUTE_MS, subject, now - _HOUR_MS]
-        sql = _PRINCIPAL_COUNTS
-        if session is not None:
-            sql = f"{sql} UNION ALL {_SESSION_COUNTS}"
-            params += [now - MINUTE_MS, session, now - _HOUR_MS]
+    async def _stored(self, scopes: tuple[str, ...], now: float) -> dict[tuple[str, Any], Counter[str]]:
+        counts: dict[tuple[str, Any], Counter[str]] = {
+            (s, w): Counter() for s in scopes for w in (_MINUTE, _HOUR)
+        }
+        parts, params = [], []
+        for scope in scopes:
+            for width, window in (_MINUTE, _HOUR):
+                parts.append(_SELECT)
+                params += [scope, width, _start(now, width, window)]
         async with self._db.read() as conn:
-            return [tuple(row) for row in await conn.execute_fetchall(sql, params)]
+            rows = await conn.execute_fetchall(" UNION ALL ".join(parts), params)
+        for scope, width, reads, writes, deletes in rows:
+            counted = counts[str(scope), _MINUTE if int(width) == _MINUTE[0] else _HOUR]
+            counted.update({"read": int(reads), "write": int(writes), "delete": int(deletes)})
+        return counts
+
+    def _add_pending(self, counts: dict[tuple[str, Any], Counter[str]], now: float) -> None:
+        for call in self._pending:
+            for width, window in (_MINUTE, _HOUR):
+                if call.at >= _start(now, width, window):
+                    for scope in call.scopes:
+                        if (scope, (width, window)) in counts:
+                            counts[scope, (width, window)][call.effect] += 1
 
     def record(self, subject: str, session: str | None, effect: Effect) -> None:
         """Count one decided call now; it reaches the table with the next batch."""
-        self._pending.append(_Row(self._now_ms(), subject, session, effect))
+        self._pending.append(_Call(self._clock(), _scopes(subject, session), effect))
         if len(self._pending) > _MAX_PENDING:
             # The database has been unwritable for a long while: keep the newest.
             del self._pending[: len(self._pending) - _MAX_PENDING]
 
     async def flush(self) -> None:
-        """Write the pending rows in one transaction (and prune old ones now and then).
-        A batch that fails stays pending for the next flush; never raises."""
+        """Write the pending calls as bucket increments in one transaction (and prune old
+        buckets now and then). A batch that fails stays pending; never raises."""
         async with self._guard:
-            batch, now = list(self._pending), self._now_ms()
-            prune = now - self._pruned_at >= _PRUNE_EVERY_MS
+            batch, now = list(self._pending), self._clock()
+            prune = now - self._pruned_at >= _PRUNE_EVERY_SECONDS
             if not batch and not prune:
                 return
+            rows = _increments(batch)
             try:
                 async with self._db.write() as conn:
-                    for start in range(0, len(batch), _CHUNK):
-                        chunk = batch[start : start + _CHUNK]
-                        values = ", ".join(["(?, ?, ?, ?)"] * len(chunk))
-                        params = [v for r in chunk for v in (r.at_ms, r.subject, r.session, r.effect)]
-                        await conn.execute(_INSERT + values, params)
+                    for start in range(0, len(rows), _CHUNK):
+                        chunk = rows[start : start + _CHUNK]
+                        values = ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(chunk))
+                        await conn.execute(_UPSERT.format(values=values), [v for row in chunk for v in row])
                     if prune:
-                        await conn.execute("DELETE FROM activity WHERE at_ms < ?", [now - _KEEP_MS])
+                        await conn.execute(
+                            "DELETE FROM activity WHERE bucket < ?", [int(now) - _KEEP_SECONDS]
+                        )
             except sqlite3.Error as exc:
                 self._metrics.record_history_failure("write")
                 log.warning(
@@ -190,3 +203,18 @@ class ActivityLog:
         while True:
             await asyncio.sleep(interval)
             await self.flush()
+
+
+def _increments(batch: list[_Call]) -> list[tuple[str, int, int, int, int, int]]:
+    """The calls of a batch as one row per scope and bucket: (scope, width, bucket,
+    reads, writes, deletes)."""
+    totals: dict[tuple[str, int, int], Counter[str]] = {}
+    for call in batch:
+        for width, _ in (_MINUTE, _HOUR):
+            bucket = int(call.at // width * width)
+            for scope in call.scopes:
+                totals.setdefault((scope, width, bucket), Counter())[call.effect] += 1
+    return [
+        (scope, width, bucket, c["read"], c["write"], c["delete"])
+        for (scope, width, bucket), c in totals.items()
+    ]

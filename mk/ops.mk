@@ -6,3 +6,11 @@
 dashboard-snapshot: python-env kube-apiserver bundle ## docs/dashboard.png from a 3-minute scripted session
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,docs]'
 	$(PY) scripts/dashboard_snapshot.py --minutes 3
+
+# What runaway counters, metrics and tracing (off, spans only, OTLP export) add to a gated
+# read, as ratios to an uninstrumented gateway in the same run.
+BENCH_TARGETS += bench-ops
+.PHONY: bench-ops
+
+bench-ops: python-env kube-apiserver bundle ## k8s_get through Gateway.call with/without counters, metrics, spans, OTLP: p50/p99/calls/s ratios
+	$(PY) -m bench.ops_overhead --bundle $(BUNDLE)

@@ -88,7 +88,7 @@ async def test_counts_survive_a_new_process_on_the_same_file(tmp_path: Path) -> 
         await second.close()
 
 
-async def test_old_rows_are_pruned_by_the_batch_writer(db: Database) -> None:
+async def test_old_buckets_are_pruned_by_the_batch_writer(db: Database) -> None:
     clock = Clock()
     log = ActivityLog(db, clock=clock)
     log.record("alice", None, "read")
@@ -97,8 +97,26 @@ async def test_old_rows_are_pruned_by_the_batch_writer(db: Database) -> None:
     log.record("alice", None, "read")
     await log.flush()
     async with db.read() as conn:
-        rows = list(await conn.execute_fetchall("SELECT at_ms FROM activity"))
-    assert [r[0] for r in rows] == [int(clock.now * 1000)]
+        rows = list(await conn.execute_fetchall("SELECT DISTINCT bucket FROM activity"))
+    assert {r[0] for r in rows} == {int(clock.now) // 10 * 10, int(clock.now) // 60 * 60}
+
+
+async def test_a_busy_principal_costs_a_bounded_read(db: Database) -> None:
+    # Thousands of calls land in at most 7 + 61 buckets per scope and width.
+    clock = Clock()
+    log = ActivityLog(db, clock=clock)
+    for _ in range(3000):
+        clock.now += 1
+        log.record("alice", "s", "write")
+    await log.flush()
+    async with db.read() as conn:
+        (rows,) = list(await conn.execute_fetchall("SELECT count(*) FROM activity"))
+    assert rows[0] == 2 * (301 + 51)  # one row per scope and bucket, not per call
+    history = await log.history("alice", "s")
+    assert 60 <= history.writes_last_minute <= 70  # the minute, in 10-second steps
+    assert history.writes_last_hour == 3000
+    assert history.session is not None
+    assert history.session.writes_last_hour == 3000
 
 
 async def test_unreadable_counts_raise_history_unavailable_and_unwritable_ones_wait(db: Database) -> None:
@@ -110,7 +128,10 @@ async def test_unreadable_counts_raise_history_unavailable_and_unwritable_ones_w
     log.record("alice", None, "write")
     await log.flush()  # fails quietly: the row stays for the next batch
     async with db.write() as conn:
-        await conn.execute("CREATE TABLE activity (at_ms INTEGER, subject TEXT, session TEXT, effect TEXT)")
+        await conn.execute(
+            "CREATE TABLE activity (scope TEXT, width INTEGER, bucket INTEGER, reads INTEGER, "
+            "writes INTEGER, deletes INTEGER, PRIMARY KEY (scope, width, bucket))"
+        )
     await log.flush()
     assert (await ActivityLog(db).history("alice", None)).writes_last_minute == 1
 
