@@ -31,6 +31,7 @@ import statistics
 import tempfile
 import threading
 import time
+from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -47,7 +48,7 @@ from gateway.kubernetes.tools import open_backend
 from gateway.local.kube import KubeApiServer
 from gateway.local.opa import OpaServer, build_bundle
 from gateway.local.sandbox_seed import seed_sandbox
-from gateway.metrics import Metrics
+from gateway.metrics import STAGES, Metrics
 from gateway.pipeline import Gateway
 from gateway.policy import PolicyClient
 from gateway.queue.store import QueueStore
@@ -94,6 +95,10 @@ class _Collector:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
+# Each step's durations in the ``default`` variant, from the instruments' in-process listener.
+STEPS: dict[str, list[float]] = defaultdict(list)
+
+
 @asynccontextmanager
 async def _variant(
     name: str, settings: Settings, registry: ToolRegistry, work: Path, collector: _Collector
@@ -120,6 +125,8 @@ async def _variant(
             writer = asyncio.create_task(activity.run(settings.history_flush_seconds))
             stack.callback(writer.cancel)
         instruments = Instruments(metrics, tracer=tracer)
+        if name == "default":
+            instruments.listeners.append(lambda step, seconds: STEPS[step].append(seconds))
         gateway = Gateway(
             settings, registry, policy, store, store.audit, instruments=instruments, activity=activity
         )
@@ -169,6 +176,8 @@ def _report(results: Results) -> None:
             "{:<9} {:7.2f} {:7.2f} {:7.2f} {:7.0f} {:7.2f}".format(name, *figures)
             + "   {:5.2f} {:5.2f} {:5.2f} {:5.2f} {:5.2f}".format(*ratios)
         )
+    steps = ", ".join(f"{step} {statistics.fmean(STEPS[step]) * 1e3:.2f}" for step in STAGES if STEPS[step])
+    print(f"default, mean ms per step: {steps}; whole call {statistics.fmean(STEPS['call']) * 1e3:.2f}")
     for name in ("default", "all"):
         samples, _, cpu = results[name]
         print(
@@ -214,6 +223,7 @@ async def run(calls: int, bundle: Path | None) -> None:
                 print(
                     f"{calls} sequential gated reads (k8s_get) per variant, in interleaved blocks of {BLOCK}"
                 )
+                STEPS.clear()
                 _report(await _measure(calls, variants))
             cost = statistics.median(_backend_counter_cost() for _ in range(5))
             print(f"backend request counter (in every variant): {cost * 1e6:.2f} µs per request")
