@@ -9,17 +9,17 @@ the proposed action as ``input.history`` (``gateway.contracts.History``), where 
 After the decision the call is ``record``-ed: every decided call counts, whatever the
 outcome, so an agent that keeps hammering stays held until it pauses.
 
-Where the counts live: the ``activity`` table of the gateway database, so they hold
-across restarts, processes and replicas. Each scope (``p:<subject>``, ``s:<session>``)
-has counters by effect in 10-second buckets, which make up the last minute, and 1-minute
-buckets, which make up the last hour: a count reads at most ~70 rows per scope, however
-busy the principal. The windows slide in those steps and always cover at least the
-whole minute or hour (up to one bucket more). Increments are written in batches (group
-commit, every ``history_flush_seconds``, one upsert per bucket) instead of one
-transaction per call; the counts include this process's calls still waiting for their
-batch, so a process sees its own calls at once and other processes see them within one
-flush interval. A crash loses at most that interval's calls. Buckets older than two hours
-are pruned.
+Where the counts live: the ``activity`` table of the gateway database (SQLite or
+PostgreSQL, through ``gateway.db``), so they hold across restarts, processes and
+replicas. Each scope (``p:<subject>``, ``s:<session>``) has counters by effect in
+10-second buckets, which make up the last minute, and 1-minute buckets, which make up
+the last hour: a count reads at most ~70 rows per scope, however busy the principal. The
+windows slide in those steps and always cover at least the whole minute or hour (up to
+one bucket more). Increments are written in batches (group commit, every
+``history_flush_seconds``, one upsert per bucket) instead of one transaction per call;
+the counts include this process's calls still waiting for their batch, so a process
+sees its own calls at once and other processes see them within one flush interval. A
+crash loses at most that interval's calls. Buckets older than two hours are pruned.
 
 When the counts cannot be read in time (``history_read_timeout_seconds``: the database is
 unavailable, locked or slow) ``history`` raises ``HistoryUnavailable``: the pipeline then
@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -40,7 +39,7 @@ from typing import Any
 
 from gateway.contracts import Activity, Effect, History
 from gateway.db import Database
-from gateway.errors import HistoryUnavailable
+from gateway.errors import DatabaseError, HistoryUnavailable
 from gateway.metrics import METRICS, Metrics
 
 __all__ = ["ActivityLog"]
@@ -126,7 +125,7 @@ class ActivityLog:
                 now = self._clock()
                 counts = await self._stored(scopes, now)
                 self._add_pending(counts, now)
-        except (TimeoutError, sqlite3.Error) as exc:
+        except (TimeoutError, DatabaseError) as exc:
             self._metrics.record_history_failure("read")
             raise HistoryUnavailable(
                 f"recent activity could not be read ({type(exc).__name__}): "
@@ -148,7 +147,7 @@ class ActivityLog:
                 parts.append(_SELECT)
                 params += [scope, width, _start(now, width, window)]
         async with self._db.read() as conn:
-            rows = await conn.execute_fetchall(" UNION ALL ".join(parts), params)
+            rows = await conn.fetchall(" UNION ALL ".join(parts), params)
         for scope, width, reads, writes, deletes in rows:
             counted = counts[str(scope), _MINUTE if int(width) == _MINUTE[0] else _HOUR]
             counted.update({"read": int(reads), "write": int(writes), "delete": int(deletes)})
@@ -188,7 +187,7 @@ class ActivityLog:
                         await conn.execute(
                             "DELETE FROM activity WHERE bucket < ?", [int(now) - _KEEP_SECONDS]
                         )
-            except sqlite3.Error as exc:
+            except DatabaseError as exc:
                 self._metrics.record_history_failure("write")
                 log.warning(
                     "recent activity not written yet (%d calls kept for the next try): %s", len(batch), exc

@@ -1,6 +1,7 @@
 """Recent activity for runaway protection: counts per principal and session in the real
-SQLite database, sliding windows, batched writes, failures; and what the pipeline does
-with them (the action carries them, an unreadable count refuses changes only)."""
+database, on both backends (SQLite here; PostgreSQL with the integration suites), sliding
+windows, batched writes, failures; and what the pipeline does with them (the action
+carries them, an unreadable count refuses changes only)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 from fakes import InMemoryAudit, InMemoryQueue
 from pydantic import BaseModel, ConfigDict
+from storage_fixtures import Backend
 
 from gateway.contracts import Decision, History, Principal, ProposedAction, Target
 from gateway.db import Database
@@ -32,8 +34,8 @@ class Clock:
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await Database.open(tmp_path / "gateway.db")
+async def db(backend: Backend) -> AsyncIterator[Database]:
+    database = await Database.open(backend.target)
     try:
         yield database
     finally:
@@ -73,15 +75,14 @@ async def test_a_call_counts_once_before_and_after_its_batch_is_written(db: Data
     assert (await other.history("alice", None)).deletes_last_minute == 1
 
 
-async def test_counts_survive_a_new_process_on_the_same_file(tmp_path: Path) -> None:
-    path = tmp_path / "gateway.db"
-    first = await Database.open(path)
+async def test_counts_survive_a_new_process_on_the_same_database(backend: Backend) -> None:
+    first = await Database.open(backend.target)
     log = ActivityLog(first)
     for _ in range(3):
         log.record("alice", None, "write")
     await log.flush()
     await first.close()
-    second = await Database.open(path)
+    second = await Database.open(backend.target)
     try:
         assert (await ActivityLog(second).history("alice", None)).writes_last_minute == 3
     finally:
@@ -97,7 +98,7 @@ async def test_old_buckets_are_pruned_by_the_batch_writer(db: Database) -> None:
     log.record("alice", None, "read")
     await log.flush()
     async with db.read() as conn:
-        rows = list(await conn.execute_fetchall("SELECT DISTINCT bucket FROM activity"))
+        rows = await conn.fetchall("SELECT DISTINCT bucket FROM activity")
     assert {r[0] for r in rows} == {int(clock.now) // 10 * 10, int(clock.now) // 60 * 60}
 
 
@@ -110,7 +111,7 @@ async def test_a_busy_principal_costs_a_bounded_read(db: Database) -> None:
         log.record("alice", "s", "write")
     await log.flush()
     async with db.read() as conn:
-        (rows,) = list(await conn.execute_fetchall("SELECT count(*) FROM activity"))
+        (rows,) = await conn.fetchall("SELECT count(*) FROM activity")
     assert rows[0] == 2 * (301 + 51)  # one row per scope and bucket, not per call
     history = await log.history("alice", "s")
     assert 60 <= history.writes_last_minute <= 70  # the minute, in 10-second steps
@@ -136,9 +137,13 @@ async def test_unreadable_counts_raise_history_unavailable_and_unwritable_ones_w
     assert (await ActivityLog(db).history("alice", None)).writes_last_minute == 1
 
 
-async def test_a_read_slower_than_its_timeout_is_unavailable(db: Database) -> None:
+async def test_a_read_slower_than_its_timeout_is_unavailable(db: Database, backend: Backend) -> None:
     log = ActivityLog(db, read_timeout=0.05)
-    async with db.read():  # the connection is busy for longer than the read may wait
+    # The database is busy for longer than the read may wait: SQLite's one connection is
+    # held; on PostgreSQL another transaction holds the table.
+    async with db.read() if backend.name == "sqlite" else db.write() as conn:
+        if backend.name == "postgres":
+            await conn.execute("LOCK TABLE activity IN ACCESS EXCLUSIVE MODE")
         with pytest.raises(HistoryUnavailable, match="TimeoutError"):
             await log.history("alice", None)
 

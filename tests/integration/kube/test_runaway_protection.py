@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -23,6 +22,7 @@ import pytest
 from kubernetes import client as k8s
 from mcp import Client
 from mcp_types import CallToolResult
+from storage_fixtures import Backend
 
 from gateway.kubernetes.tools import open_backend
 from gateway.local.opa import OpaServer, build_bundle
@@ -64,9 +64,13 @@ def namespace(kube_admin: Any) -> Iterator[str]:
     core.delete_namespace(name)
 
 
-def _settings(kube_settings: Settings, opa: OpaServer, db: Path, subject: str) -> Settings:
-    return kube_settings.model_copy(
-        update={"opa_url": opa.url, "db_path": db, "subject": subject, "groups": ("sre",)}
+def _settings(kube_settings: Settings, opa: OpaServer, backend: Backend, subject: str) -> Settings:
+    return backend.settings(
+        kubeconfig=kube_settings.kubeconfig,
+        kube_context=kube_settings.kube_context,
+        opa_url=opa.url,
+        subject=subject,
+        groups=("sre",),
     )
 
 
@@ -108,10 +112,9 @@ async def test_a_delete_loop_is_parked_after_the_threshold_across_a_restart_and_
     deleting_opa: OpaServer,
     kube_admin: Any,
     namespace: str,
-    tmp_path: Path,
+    backend: Backend,
 ) -> None:
-    db = tmp_path / "gateway.db"
-    carol = _settings(kube_settings, deleting_opa, db, "carol")
+    carol = _settings(kube_settings, deleting_opa, backend, "carol")
     async with _session(carol) as client:
         outcomes = [_outcome(await _delete(client, namespace, i)) for i in range(LOOP)]
         parked = await _delete(client, namespace, LOOP)
@@ -132,7 +135,7 @@ async def test_a_delete_loop_is_parked_after_the_threshold_across_a_restart_and_
     )
 
     # Another principal on the same database and cluster is not held by carol's loop.
-    async with _session(_settings(kube_settings, deleting_opa, db, "dave")) as client:
+    async with _session(_settings(kube_settings, deleting_opa, backend, "dave")) as client:
         theirs = await _delete(client, namespace, 10)
     assert _outcome(theirs) == "allow", theirs.content
     assert "cache-10" not in _left(kube_admin, namespace)
@@ -144,15 +147,13 @@ async def test_unreadable_counts_refuse_changes_and_never_block_reads(
     deleting_opa: OpaServer,
     kube_admin: Any,
     namespace: str,
-    tmp_path: Path,
+    backend: Backend,
 ) -> None:
-    db = tmp_path / "gateway.db"
-    settings = _settings(kube_settings, deleting_opa, db, "carol")
+    settings = _settings(kube_settings, deleting_opa, backend, "carol")
     async with _session(settings) as client:
         assert _outcome(await _delete(client, namespace, 0)) == "allow"
         # The counts' table goes away under the running gateway (a damaged database).
-        with sqlite3.connect(db) as conn:
-            conn.execute("DROP TABLE activity")
+        await backend.execute("DROP TABLE activity")
         refused = await _delete(client, namespace, 1)
         read = await client.call_tool(
             "k8s_get", {"kind": "ConfigMap", "namespace": namespace, "name": "cache-1"}
