@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from queue_harness import ALICE, TOOL, cli_env, gateway_stack, queue_opa, settings_for
+from storage_fixtures import Backend
 
 from gateway.local.opa import OpaServer
 
@@ -46,7 +47,7 @@ def accept() -> Accept:
 class Follower:
     """``gateway audit export --jsonl --follow`` as its own process; lines arrive on a queue."""
 
-    def __init__(self, db: Path, opa: OpaServer, *args: str) -> None:
+    def __init__(self, db: Backend, opa: OpaServer, *args: str) -> None:
         command = [
             sys.executable,
             "-m",
@@ -82,17 +83,17 @@ class Follower:
 
 
 @pytest.fixture
-def db(tmp_path: Path, queue_opa: OpaServer) -> Path:
-    path = tmp_path / "g.db"
-    _calls(path, queue_opa, 2)
-    return path
+def db(backend: Backend, queue_opa: OpaServer) -> Backend:
+    """A gateway database on either backend with two records in its audit log."""
+    _calls(backend, queue_opa, 2)
+    return backend
 
 
-def _calls(db: Path, opa: OpaServer, count: int) -> None:
+def _calls(db: Backend, opa: OpaServer, count: int) -> None:
     """``count`` calls through a real gateway under a change freeze: one decision record each."""
 
     async def work() -> None:
-        async with gateway_stack(settings_for(db, opa, "freeze"), db.with_suffix(".log")) as stack:
+        async with gateway_stack(settings_for(db, opa, "freeze"), db.workdir / "append.log") as stack:
             for i in range(count):
                 await stack.gateway.call(TOOL, {"line": f"line {i}"}, ALICE)
 
@@ -106,7 +107,7 @@ def _receive(accept: Accept, lines: list[str], seq: int = 0, head: str = GENESIS
 
 
 def test_follow_streams_new_records_as_they_are_written_and_stops_cleanly(
-    db: Path, queue_opa: OpaServer, accept: Accept
+    db: Backend, queue_opa: OpaServer, accept: Accept
 ) -> None:
     follower = Follower(db, queue_opa)
     try:
@@ -124,7 +125,7 @@ def test_follow_streams_new_records_as_they_are_written_and_stops_cleanly(
 
 
 def test_a_receiver_resumes_from_the_last_sequence_number_it_holds(
-    db: Path, queue_opa: OpaServer, accept: Accept, tmp_path: Path
+    db: Backend, queue_opa: OpaServer, accept: Accept, tmp_path: Path
 ) -> None:
     first = Follower(db, queue_opa)
     try:
@@ -168,7 +169,7 @@ def test_a_receiver_resumes_from_the_last_sequence_number_it_holds(
 
 
 def test_the_receivers_check_refuses_a_gap_an_edit_and_a_foreign_chain(
-    db: Path, queue_opa: OpaServer, accept: Accept
+    db: Backend, queue_opa: OpaServer, accept: Accept
 ) -> None:
     follower = Follower(db, queue_opa)
     try:
@@ -187,7 +188,7 @@ def test_the_receivers_check_refuses_a_gap_an_edit_and_a_foreign_chain(
     assert accept(second, seq, head)[0] == 2
 
 
-def test_a_reader_that_goes_away_ends_the_export_quietly(db: Path, queue_opa: OpaServer) -> None:
+def test_a_reader_that_goes_away_ends_the_export_quietly(db: Backend, queue_opa: OpaServer) -> None:
     # `gateway audit export --jsonl --follow | head -1`
     follower = subprocess.Popen(
         [*EXPORT, "--follow", "--poll-seconds", "0.1"],
