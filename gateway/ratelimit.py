@@ -13,7 +13,8 @@ caller of that endpoint class waits (or is refused) until then, instead of each 
 finding out with a request of its own.
 
 With a ``rate`` of 0 the bucket admits everything (for tests and benchmarks that measure
-the backend itself).
+the backend itself). Given ``metrics`` and its ``backend`` label, a bucket counts its
+refusals (``gateway_backend_throttled_total{source="client"}``) and times its waits.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from gateway.errors import RateLimited
+from gateway.metrics import Metrics
 
 __all__ = ["TokenBucket", "retry_message"]
 
@@ -47,6 +49,8 @@ class TokenBucket:
         name: str,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        metrics: Metrics | None = None,
+        backend: str = "",
     ) -> None:
         if rate < 0 or burst < 1:
             raise ValueError("a token bucket needs rate >= 0 and burst >= 1")
@@ -58,6 +62,8 @@ class TokenBucket:
         self._tokens = float(burst)
         self._updated = clock()
         self._paused_until = 0.0
+        self._metrics = metrics
+        self._backend = backend
 
     def reserve(self, budget: float) -> float:
         """Take one token and return how long to wait before using it (0: now).
@@ -83,9 +89,17 @@ class TokenBucket:
         return wait
 
     async def acquire(self, budget: float) -> float:
-        """``reserve`` and wait for the reservation; returns the seconds waited."""
-        wait = self.reserve(budget)
+        """``reserve`` (a negative budget counts as none) and wait for the reservation;
+        returns the seconds waited."""
+        try:
+            wait = self.reserve(max(0.0, budget))
+        except RateLimited:
+            if self._metrics is not None:
+                self._metrics.record_throttled(self._backend, "client")
+            raise
         if wait > 0:
+            if self._metrics is not None:
+                self._metrics.observe_rate_limit_wait(self._backend, wait)
             await self._sleep(wait)
         return wait
 

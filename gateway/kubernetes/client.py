@@ -130,7 +130,13 @@ class KubeClient:
             k8s.ApiClient(configuration),
             cluster=cluster,
             timeout=settings.kube_timeout_seconds,
-            limiter=TokenBucket(settings.kube_qps, settings.kube_burst, name="Kubernetes API"),
+            limiter=TokenBucket(
+                settings.kube_qps,
+                settings.kube_burst,
+                name="Kubernetes API",
+                metrics=METRICS,
+                backend="kubernetes",
+            ),
             wait_budget=settings.kube_rate_limit_wait_seconds,
             max_retries=settings.kube_max_retries,
         )
@@ -278,7 +284,7 @@ class KubeClient:
         operation = "apply" if params.get("content_type") == _APPLY else method
         budget = self._wait_budget
         for attempt in range(self._max_retries + 1):
-            budget -= await self._throttled(budget)
+            budget -= await self._limiter.acquire(budget)
             started = time.perf_counter()
             try:
                 response = await anyio.to_thread.run_sync(request)
@@ -298,17 +304,6 @@ class KubeClient:
 
     def _record(self, operation: str, status: int | None, started: float) -> None:
         self._metrics.record_backend_request("kubernetes", operation, status, time.perf_counter() - started)
-
-    async def _throttled(self, budget: float) -> float:
-        """Wait for the client's bucket within ``budget``; the seconds waited."""
-        try:
-            waited = await self._limiter.acquire(max(0.0, budget))
-        except RateLimited:
-            self._metrics.record_throttled("kubernetes", "client")
-            raise
-        if waited > 0:
-            self._metrics.observe_rate_limit_wait("kubernetes", waited)
-        return waited
 
     def _retry_delay(self, exc: Exception, attempt: int, budget: float) -> float | None:
         """How long to wait before retrying after ``exc``: only a 429 naming ``Retry-After``

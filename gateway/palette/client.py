@@ -104,12 +104,17 @@ class PaletteLimits:
         wait_budget: float,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        metrics: Metrics | None = None,
     ) -> None:
         self.wait_budget = wait_budget
-        self.general = TokenBucket(rate, burst, name="Palette", clock=clock, sleep=sleep)
-        self.profiles = TokenBucket(
-            profiles_rate, profiles_burst, name="Palette cluster profiles", clock=clock, sleep=sleep
-        )
+        counted: dict[str, Any] = {
+            "clock": clock,
+            "sleep": sleep,
+            "metrics": metrics or METRICS,
+            "backend": "palette",
+        }
+        self.general = TokenBucket(rate, burst, name="Palette", **counted)
+        self.profiles = TokenBucket(profiles_rate, profiles_burst, name="Palette cluster profiles", **counted)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PaletteLimits:
@@ -315,7 +320,7 @@ class PaletteClient:
         attempts = 1 + (self._max_retries if idempotent else 0)
         for attempt in range(attempts):
             last = attempt == attempts - 1
-            budget -= await self._throttled(bucket, budget)
+            budget -= await bucket.acquire(budget)
             response = await self._request(op, method, path, params, body, last=last)
             if response is None:  # a transport error, to be retried
                 delay = self._delay(attempt, budget)
@@ -340,17 +345,6 @@ class PaletteClient:
             budget -= delay
             await self._sleep(max(0.0, delay))
         raise AssertionError("unreachable")  # pragma: no cover
-
-    async def _throttled(self, bucket: TokenBucket, budget: float) -> float:
-        """Wait for ``bucket`` within ``budget``; the seconds waited. Raises ``RateLimited``."""
-        try:
-            waited = await bucket.acquire(max(0.0, budget))
-        except RateLimited:
-            self._metrics.record_throttled("palette", "client")
-            raise
-        if waited > 0:
-            self._metrics.observe_rate_limit_wait("palette", waited)
-        return waited
 
     async def _request(
         self,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from fakes import FakeTime
 from kubernetes import client as k8s
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -71,19 +72,6 @@ def api() -> Iterator[tuple[_Api, str]]:
         server.server_close()
 
 
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.slept: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-
-
 def _client(
     url: str, time: FakeTime, metrics: Metrics, *, qps: float = 0, burst: int = 1, budget: float = 5
 ) -> KubeClient:
@@ -94,7 +82,15 @@ def _client(
         k8s.ApiClient(configuration),
         cluster="test",
         timeout=5,
-        limiter=TokenBucket(qps, burst, name="Kubernetes API", clock=time.clock, sleep=time.sleep),
+        limiter=TokenBucket(
+            qps,
+            burst,
+            name="Kubernetes API",
+            clock=time.clock,
+            sleep=time.sleep,
+            metrics=metrics,
+            backend="kubernetes",
+        ),
         wait_budget=budget,
         max_retries=3,
         metrics=metrics,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from fakes import FakeTime
 from palette_support import admin, fake_app, palette_client
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -15,22 +16,7 @@ from gateway.palette.client import PaletteLimits
 from gateway.settings import Settings
 
 
-class FakeTime:
-    """A clock that moves only when someone sleeps on it (client and buckets share it)."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.slept: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(round(seconds, 6))
-        self.now += seconds
-
-
-def _limits(time: FakeTime, **overrides: float) -> PaletteLimits:
+def _limits(time: FakeTime, metrics: Metrics | None = None, **overrides: float) -> PaletteLimits:
     shape: dict[str, float] = {
         "rate": 2,
         "burst": 1,
@@ -47,6 +33,7 @@ def _limits(time: FakeTime, **overrides: float) -> PaletteLimits:
         wait_budget=shape["wait_budget"],
         clock=time.clock,
         sleep=time.sleep,
+        metrics=metrics,
     )
 
 
@@ -94,7 +81,7 @@ async def test_a_request_that_would_wait_beyond_its_budget_fails_fast_and_is_not
     time = FakeTime()
     app = fake_app()
     metrics = Metrics()
-    limits = _limits(time, rate=0.25, wait_budget=1)
+    limits = _limits(time, metrics, rate=0.25, wait_budget=1)
     async with palette_client(app, limits=limits, sleep=time.sleep, metrics=metrics) as client:
         with pytest.raises(NotFound):
             await client.get_cluster("nope")

@@ -3,24 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from fakes import FakeTime
 
 from gateway.errors import RateLimited
 from gateway.ratelimit import TokenBucket
-
-
-class FakeTime:
-    """A clock that moves only when someone sleeps on it."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.slept: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(round(seconds, 6))
-        self.now += seconds
 
 
 def _bucket(time: FakeTime, rate: float, burst: int) -> TokenBucket:

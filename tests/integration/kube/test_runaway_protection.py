@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -64,14 +64,23 @@ def namespace(kube_admin: Any) -> Iterator[str]:
     core.delete_namespace(name)
 
 
-def _settings(kube_settings: Settings, opa: OpaServer, backend: Backend, subject: str) -> Settings:
-    return backend.settings(
-        kubeconfig=kube_settings.kubeconfig,
-        kube_context=kube_settings.kube_context,
-        opa_url=opa.url,
-        subject=subject,
-        groups=("sre",),
-    )
+@pytest.fixture
+def as_principal(
+    kube_settings: Settings, kube_seeded: Any, deleting_opa: OpaServer, backend: Backend
+) -> Callable[[str], Settings]:
+    """Settings of a gateway on the test's database, the sandbox and the deleting policy,
+    serving ``subject`` (an sre) over stdio."""
+
+    def settings(subject: str) -> Settings:
+        return backend.settings(
+            kubeconfig=kube_settings.kubeconfig,
+            kube_context=kube_settings.kube_context,
+            opa_url=deleting_opa.url,
+            subject=subject,
+            groups=("sre",),
+        )
+
+    return settings
 
 
 @asynccontextmanager
@@ -107,14 +116,9 @@ def _left(kube_admin: Any, namespace: str) -> set[str]:
 
 
 async def test_a_delete_loop_is_parked_after_the_threshold_across_a_restart_and_for_its_principal_only(
-    kube_settings: Settings,
-    kube_seeded: Any,
-    deleting_opa: OpaServer,
-    kube_admin: Any,
-    namespace: str,
-    backend: Backend,
+    as_principal: Callable[[str], Settings], kube_admin: Any, namespace: str
 ) -> None:
-    carol = _settings(kube_settings, deleting_opa, backend, "carol")
+    carol = as_principal("carol")
     async with _session(carol) as client:
         outcomes = [_outcome(await _delete(client, namespace, i)) for i in range(LOOP)]
         parked = await _delete(client, namespace, LOOP)
@@ -135,22 +139,16 @@ async def test_a_delete_loop_is_parked_after_the_threshold_across_a_restart_and_
     )
 
     # Another principal on the same database and cluster is not held by carol's loop.
-    async with _session(_settings(kube_settings, deleting_opa, backend, "dave")) as client:
+    async with _session(as_principal("dave")) as client:
         theirs = await _delete(client, namespace, 10)
     assert _outcome(theirs) == "allow", theirs.content
     assert "cache-10" not in _left(kube_admin, namespace)
 
 
 async def test_unreadable_counts_refuse_changes_and_never_block_reads(
-    kube_settings: Settings,
-    kube_seeded: Any,
-    deleting_opa: OpaServer,
-    kube_admin: Any,
-    namespace: str,
-    backend: Backend,
+    as_principal: Callable[[str], Settings], kube_admin: Any, namespace: str, backend: Backend
 ) -> None:
-    settings = _settings(kube_settings, deleting_opa, backend, "carol")
-    async with _session(settings) as client:
+    async with _session(as_principal("carol")) as client:
         assert _outcome(await _delete(client, namespace, 0)) == "allow"
         # The counts' table goes away under the running gateway (a damaged database).
         await backend.execute("DROP TABLE activity")
