@@ -27,7 +27,6 @@ _ = queue_opa
 
 ROOT = Path(__file__).resolve().parents[2]
 GENESIS = "0" * 64
-EXPORT = [sys.executable, "-m", "gateway", "audit", "export", "--jsonl"]
 
 Accept = Callable[[str, int, str], tuple[int, str]]
 
@@ -44,28 +43,25 @@ def accept() -> Accept:
     return check
 
 
+EXPORT = [sys.executable, "-m", "gateway", "audit", "export", "--jsonl"]
+
+
+def _follow(db: Backend, opa: OpaServer, *args: str) -> subprocess.Popen[str]:
+    """``gateway audit export --jsonl --follow`` as its own process, stdout piped."""
+    return subprocess.Popen(
+        [*EXPORT, "--follow", "--poll-seconds", "0.1", *args],
+        env=cli_env(db, opa, "one", "bob"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 class Follower:
     """``gateway audit export --jsonl --follow`` as its own process; lines arrive on a queue."""
 
     def __init__(self, db: Backend, opa: OpaServer, *args: str) -> None:
-        command = [
-            sys.executable,
-            "-m",
-            "gateway",
-            "audit",
-            "export",
-            "--jsonl",
-            "--follow",
-            "--poll-seconds",
-            "0.1",
-        ]
-        self.process = subprocess.Popen(
-            [*command, *args],
-            env=cli_env(db, opa, "one", "bob"),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        self.process = _follow(db, opa, *args)
         self.lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -145,18 +141,7 @@ def test_a_receiver_resumes_from_the_last_sequence_number_it_holds(
     archive = tmp_path / "archive.jsonl"
     archive.write_text("\n".join(lines[:1]) + "\n")
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gateway",
-            "audit",
-            "export",
-            "--jsonl",
-            "--since-seq",
-            "3",
-            "--output",
-            str(archive),
-        ],
+        [*EXPORT, "--since-seq", "3", "--output", str(archive)],
         env=cli_env(db, queue_opa, "one", "bob"),
         capture_output=True,
         text=True,
@@ -190,13 +175,7 @@ def test_the_receivers_check_refuses_a_gap_an_edit_and_a_foreign_chain(
 
 def test_a_reader_that_goes_away_ends_the_export_quietly(db: Backend, queue_opa: OpaServer) -> None:
     # `gateway audit export --jsonl --follow | head -1`
-    follower = subprocess.Popen(
-        [*EXPORT, "--follow", "--poll-seconds", "0.1"],
-        env=cli_env(db, queue_opa, "one", "bob"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    follower = _follow(db, queue_opa)
     assert follower.stdout is not None
     follower.stdout.readline()
     follower.stdout.close()
