@@ -43,7 +43,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from contextlib import AsyncExitStack
 from typing import Any, Self
 from urllib.parse import urlencode, urlsplit
@@ -92,6 +92,8 @@ _WITH_METRICS = {**_PARAMS, "metrics": True}
 # `query_rule` turns dots into slashes and does not escape: segments are kept to characters
 # that mean the same in a Rego reference and a URL path.
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
+# Beside the decision, in its package: what data says about each cluster (k8s_clusters).
+_ENVIRONMENTS_RULE = "cluster_environments"
 
 
 class PolicyClient:
@@ -169,9 +171,14 @@ class PolicyClient:
         Raises ``PolicyUnavailable`` (not open, refused, timed out, HTTP error) or
         ``MalformedDecision`` (not JSON, undefined, not the contract).
         """
+        return self._parse(await self._ask(self.query(action.as_input())))
+
+    async def _ask(self, request: Awaitable[Any]) -> Any:
+        """OPA's answer to ``request`` (a ``query_rule`` call), within the deadline, its
+        failures raised as ``PolicyUnavailable`` / ``PolicyTimeout`` / ``MalformedDecision``."""
         try:
             async with asyncio.timeout(self._timeout):
-                answer = await self.query(action.as_input())
+                return await request
         except TimeoutError as exc:  # ours, aiohttp's total timeout and its socket timeouts
             raise PolicyTimeout(f"OPA did not answer within {self._timeout:g}s") from exc
         except aiohttp.ContentTypeError as exc:  # before its base class, ClientResponseError
@@ -184,7 +191,24 @@ class PolicyClient:
             raise PolicyUnavailable(f"OPA could not be reached ({type(exc).__name__})") from exc
         except ValueError as exc:  # declared JSON, but not JSON (or not UTF-8)
             raise MalformedDecision("OPA's answer is not JSON") from exc
-        return self._parse(answer)
+
+    async def cluster_environments(self, clusters: Sequence[str]) -> dict[str, str]:
+        """The environment policy data gives each of ``clusters`` (kube context names):
+        ``data.<package>.cluster_environments`` for ``{"clusters": [...]}``, the package of
+        the decision path. Names data says nothing about are left out. Not a decision, so
+        not counted in the decision metrics. Raises ``PolicyError`` (not open, unreachable,
+        undefined, not an object of strings)."""
+        if self._opa is None:
+            raise PolicyUnavailable("the policy client is not open")
+        where = f"data.{self._package}.{_ENVIRONMENTS_RULE}"
+        request = self._opa.query_rule({"clusters": list(clusters)}, self._package, _ENVIRONMENTS_RULE)
+        answer = await self._ask(request)
+        if not isinstance(answer, dict) or "result" not in answer:
+            raise UndefinedDecision(f"{where} is undefined: the policy does not define it")
+        result = answer["result"]
+        if not isinstance(result, dict) or not all(isinstance(v, str) for v in result.values()):
+            raise MalformedDecision(f"{where} is not an object of environment names")
+        return {str(name): env for name, env in result.items()}
 
     async def decide(self, action: ProposedAction) -> Decision:
         """The decision about one action; any failure is a fail-closed ``deny``. Never raises."""

@@ -1,5 +1,5 @@
 """The seams between the decision path and what it drives: the approval queue, the audit
-log, and the runner the queue's executor calls back into.
+log, the runner the queue's executor calls back into, and what a backend may ask policy.
 
 ``gateway.pipeline`` depends on these protocols only; ``gateway.queue`` and
 ``gateway.audit`` implement them over the gateway's database (SQLite or PostgreSQL), and
@@ -8,6 +8,7 @@ unit tests use in-memory fakes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Any, Literal, Protocol
 
@@ -23,6 +24,7 @@ __all__ = [
     "AuditEvent",
     "AuditKind",
     "AuditSink",
+    "BackendPolicy",
     "CallRunner",
     "ParkedAction",
 ]
@@ -150,3 +152,17 @@ class ActivitySource(Protocol):
     def record(self, subject: str, session: str | None, effect: Effect) -> None:
         """Count one decided call."""
         ...
+
+
+class BackendPolicy(Protocol):
+    """What a backend may ask policy, given to it as it opens (``gateway.runtime``).
+
+    Calling it is a check: the decision a tool call would get, as the principal of the
+    call in progress, nothing executed (``palette_validate_configuration``).
+    ``cluster_environments`` is what policy data says about clusters (``k8s_clusters``):
+    ``{name: environment}`` for the names data gives one; raises ``PolicyError``.
+    """
+
+    async def __call__(self, tool: str, arguments: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    async def cluster_environments(self, clusters: Sequence[str]) -> dict[str, str]: ...

@@ -30,6 +30,7 @@ from gateway.instruments import Instruments
 from gateway.metrics import METRICS
 from gateway.pipeline import Gateway
 from gateway.policy import PolicyClient
+from gateway.ports import BackendPolicy
 from gateway.queue.executor import Executor
 from gateway.queue.proofs import ApprovalProofs
 from gateway.queue.sealing import Sealer
@@ -55,8 +56,24 @@ CheckFn = Callable[[str, Mapping[str, Any]], Awaitable[dict[str, Any]]]
 """``(tool, arguments) -> decision JSON``: policy's verdict on a call, nothing executed.
 Given to backends whose tools report what policy would say (``palette_validate_configuration``)."""
 
-ToolSource = Callable[[Settings, CheckFn], AbstractAsyncContextManager[list[ToolSpec[Any]]]]
-"""A backend: opens its client(s), yields its tool specs, closes the client(s) on exit."""
+ToolSource = Callable[[Settings, BackendPolicy], AbstractAsyncContextManager[list[ToolSpec[Any]]]]
+"""A backend: opens its client(s), yields its tool specs, closes the client(s) on exit.
+The ``BackendPolicy`` it is given is also a ``CheckFn``."""
+
+
+@dataclass(frozen=True)
+class _BackendPolicy:
+    """``gateway.ports.BackendPolicy`` over the gateway (checks, as the caller) and the
+    policy client (cluster environments)."""
+
+    gateway: Gateway
+    policy: PolicyClient
+
+    async def __call__(self, tool: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
+        return await self.gateway.check_as_caller(tool, arguments)
+
+    async def cluster_environments(self, clusters: Sequence[str]) -> dict[str, str]:
+        return await self.policy.cluster_environments(clusters)
 
 
 @dataclass(frozen=True)
@@ -139,8 +156,9 @@ async def open_runtime(
         gateway = Gateway(
             settings, registry, policy, store, store.audit, instruments=instruments, activity=activity
         )
+        backend_policy = _BackendPolicy(gateway, policy)
         for source in sources:
-            registry.extend(await stack.enter_async_context(source(settings, gateway.check_as_caller)))
+            registry.extend(await stack.enter_async_context(source(settings, backend_policy)))
         log.info(
             "gateway ready: %d tools, OPA at %s, database %s",
             len(registry),

@@ -60,8 +60,9 @@ from gateway.instruments import Instruments
 from gateway.kubernetes.tools import open_backend as kubernetes_backend
 from gateway.palette.tools import ReadFn, palette_configured, register_resources
 from gateway.palette.tools import open_backend as palette_backend
+from gateway.ports import BackendPolicy
 from gateway.replies import decision_reply, error_reply, outcome_reply, parked_reply
-from gateway.runtime import CheckFn, Runtime, RuntimeSlot, ToolSource, open_runtime
+from gateway.runtime import Runtime, RuntimeSlot, ToolSource, open_runtime
 from gateway.settings import Settings
 from gateway.tools import ToolRegistry, ToolSpec
 
@@ -146,17 +147,17 @@ def _backends(settings: Settings) -> list[ToolSource]:
     """
     _ = settings
     return [
-        _optional("kubernetes", lambda s, _check: kubernetes_backend(s)),
+        _optional("kubernetes", kubernetes_backend),
         _optional("palette", palette_backend),
     ]
 
 
 def _optional(name: str, source: ToolSource) -> ToolSource:
     @asynccontextmanager
-    async def open_backend(settings: Settings, check: CheckFn) -> AsyncIterator[list[ToolSpec[Any]]]:
+    async def open_backend(settings: Settings, policy: BackendPolicy) -> AsyncIterator[list[ToolSpec[Any]]]:
         async with AsyncExitStack() as stack:
             try:
-                specs = await stack.enter_async_context(source(settings, check))
+                specs = await stack.enter_async_context(source(settings, policy))
             except ConfigError as exc:
                 log.error("%s tools are not offered: %s", name, exc)  # noqa: TRY400 - no traceback: a setting
                 specs = []

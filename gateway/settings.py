@@ -45,7 +45,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore", frozen=True)
 
-    @field_validator("groups", "oidc_algorithms", mode="before")
+    @field_validator("groups", "oidc_algorithms", "kube_contexts", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
@@ -125,6 +125,20 @@ class Settings(BaseSettings):
     kube_burst: Annotated[int, Field(ge=1, le=100_000)] = 200
     kube_rate_limit_wait_seconds: Annotated[float, Field(ge=0, le=120)] = 5.0
     kube_max_retries: Annotated[int, Field(ge=0, le=10)] = 3
+    # Many clusters (docs/kubernetes.md): the kubeconfig contexts tools may name in their
+    # `cluster` argument, exact names or globs (`prod-*`); empty: every context. The
+    # default context is `kube_context`, else the kubeconfig's current context.
+    kube_contexts: Annotated[tuple[str, ...], NoDecode] = ()
+    # Clients are built on first use and kept, at most this many (least recently used goes).
+    kube_max_clients: Annotated[int, Field(ge=1, le=1000)] = 16
+    # Connecting (TCP and TLS) to a cluster; a server that is down fails its calls this fast.
+    kube_connect_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 3.0
+    # In a pod with no kubeconfig configured, the service account is a context of this name.
+    kube_in_cluster_context: Annotated[str, Field(min_length=1, max_length=253)] = "in-cluster"
+    kube_service_account_dir: Path = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+    # Set by Kubernetes in every pod (not GATEWAY_-prefixed): where the API server is.
+    kubernetes_service_host: str | None = Field(default=None, validation_alias="KUBERNETES_SERVICE_HOST")
+    kubernetes_service_port: str | None = Field(default=None, validation_alias="KUBERNETES_SERVICE_PORT")
 
     # Palette (Spectro Cloud's variable names, no GATEWAY_ prefix)
     palette_host: str | None = Field(default=None, validation_alias="PALETTE_HOST")

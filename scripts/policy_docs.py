@@ -68,6 +68,13 @@ Every tool call becomes a *proposed action* that OPA judges with `data.gateway.d
 namespaces and clusters (kube context name or Palette cluster uid; `*` and globs allowed)
 its members may act in. A principal gets the union of its groups' scopes.
 
+`data.params.clusters` says what policy knows about each cluster, by context name or glob:
+an `environment` that holds for every target in it (a target is production when its
+namespace label, its object's label *or* its cluster's data says so: the most restrictive
+wins), and a `palette_uid` linking a kube context to the Palette cluster it reaches, so a
+scope or environment given under either name applies to both (docs/kubernetes.md, "Many
+clusters").
+
 - **No mapped group** (including a principal with no groups at all) gets
   `principal_scope.unmapped`: by default *read anywhere, change nothing*.
 - **Unauthenticated** principals may only perform `unauthenticated_effects` (default: read),
@@ -182,7 +189,7 @@ def render(rules: dict[str, dict[str, Any]], params: dict[str, Any]) -> str:
             lines += ["Parameters (`data.params.rules." + name + "`):", "", "```json"]
             lines += [json.dumps(rule_params[name], indent=2, sort_keys=True), "```", ""]
     lines += ["## Shared parameters", ""]
-    for key in ("approval", "production", "modes"):
+    for key in ("approval", "production", "clusters", "modes"):
         value = json.dumps(params.get(key), indent=2, sort_keys=True)
         lines += [f"`data.params.{key}`:", "", "```json", value, "```", ""]
     catalog: dict[str, dict[str, str]] = params.get("catalog", {})

@@ -266,15 +266,18 @@ def _watch_line(row: dict[str, Any]) -> str:
 
 
 def _table(rows: list[dict[str, Any]]) -> list[tuple[str, ...]]:
-    table: list[tuple[str, ...]] = [("ID", "STATE", "TOOL", "TARGET", "REQUESTER", "APPROVALS", "EXPIRES")]
+    header = ("ID", "STATE", "TOOL", "CLUSTER", "TARGET", "REQUESTER", "APPROVALS", "EXPIRES")
+    table: list[tuple[str, ...]] = [header]
     for r in rows:
         live = r["state"] in (ActionState.PENDING, ActionState.APPROVED)
+        target = r["target"]
         table.append(
             (
                 r["id"][:8],
                 r["state"],
                 r["tool"],
-                describe_target(r["target"]),
+                str(target.get("cluster") or "-"),
+                describe_target({k: v for k, v in target.items() if k != "cluster"}),
                 r["requester"],
                 f"{r['approvals']}/{r['min_approvals']}",
                 _relative(r["expires_at"]) if live else "-",
@@ -305,6 +308,7 @@ def _print_view(view: dict[str, Any]) -> None:
     needs = decision["approval"] or {}
     typer.echo(f"Action       {view['id']}  [{view['state']}]")
     typer.echo(f"Tool         {view['tool']}")
+    typer.echo(f"Cluster      {view['target'].get('cluster') or '-'}")
     typer.echo(f"Target       {describe_target(view['target'])}")
     typer.echo(f"Requested by {requester['subject']} ({requester['transport']}) at {view['created_at']}")
     typer.echo(f"Expires      {view['expires_at']}")

@@ -1,4 +1,6 @@
-"""The Kubernetes backend: tools over any cluster the gateway's credentials reach.
+"""The Kubernetes backend: tools over any cluster the gateway's credentials reach, each
+call on the kubeconfig context it names (``contexts``: which may be used; ``clusters``:
+one client per cluster in use).
 
 ``open_backend(settings)`` (in ``gateway.kubernetes.tools``) is the one entry point.
 """

@@ -1,17 +1,26 @@
 """The arguments contract of every Kubernetes tool: field descriptions become the MCP
-input schema the model reads, validators reject bad names before anything is sent."""
+input schema the model reads, validators reject bad names before anything is sent.
+
+Every tool but ``k8s_clusters`` takes ``cluster``, a kubeconfig context. The models here
+accept any well-formed name; ``for_clusters`` derives, once the backend knows its
+contexts, the model a tool is registered with: ``cluster`` defaults to the default
+context and is checked against the allowed ones, which the input schema lists, so an
+unknown or disallowed cluster is refused at admission like any other bad argument.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model, model_validator
 
+from gateway.kubernetes.contexts import MAX_LISTED, ClusterCatalog, valid_context_name
 from gateway.kubernetes.names import ContainerName, KindName, NamespaceName, ObjectName, ResourceMap
 
 __all__ = [
     "ApplyArgs",
     "ClusterInfoArgs",
+    "ClustersArgs",
     "DeleteArgs",
     "DiagnoseArgs",
     "EventsArgs",
@@ -24,6 +33,7 @@ __all__ = [
     "ScaleArgs",
     "SetResourcesArgs",
     "WorkloadArgs",
+    "for_clusters",
 ]
 
 MAX_LIST_LIMIT = 500
@@ -37,8 +47,54 @@ _NAMESPACE = "Namespace of the object."
 _SELECTOR = r"^[A-Za-z0-9_./!=,()\s-]*$"
 
 
-class _Args(BaseModel):
+ArgsT = TypeVar("ArgsT", bound=BaseModel)
+_CLUSTER = "Cluster to act on: a kubeconfig context name (k8s_clusters lists them)."
+
+
+def _cluster_name(value: str) -> str:
+    if not valid_context_name(value):
+        raise ValueError("not a cluster name: give a kubeconfig context name (k8s_clusters lists them)")
+    return value
+
+
+ClusterName = Annotated[str, Field(max_length=253), AfterValidator(_cluster_name)]
+
+
+class _Base(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class _Args(_Base):
+    cluster: ClusterName | None = Field(default=None, description=_CLUSTER)
+
+
+def for_clusters(model: type[ArgsT], catalog: ClusterCatalog) -> type[ArgsT]:
+    """``model`` with ``cluster`` bound to ``catalog``: one of its contexts (the same
+    refusal, listing the allowed ones, whether or not the kubeconfig holds the name),
+    defaulting to its default context, required when there is none."""
+
+    def allowed(value: str) -> str:
+        if value not in catalog:
+            raise ValueError(catalog.unknown_message())
+        return value
+
+    names = list(catalog.names)
+    extra: dict[str, Any] = {"enum": names} if len(names) <= MAX_LISTED else {}
+    if catalog.default is not None:
+        described = f"{_CLUSTER} Default: {catalog.default!r}."
+        field = Field(default=catalog.default, description=described, json_schema_extra=extra)
+    else:
+        described = f"{_CLUSTER} Required: no default cluster is configured."
+        field = Field(description=described, json_schema_extra=extra)
+    cluster_type: Any = Annotated[str, Field(max_length=253), AfterValidator(allowed)]
+    bound: type[ArgsT] = create_model(
+        model.__name__,
+        __base__=model,
+        __module__=model.__module__,
+        __doc__=model.__doc__,
+        cluster=(cluster_type, field),
+    )
+    return bound
 
 
 class ListArgs(_Args):
@@ -91,6 +147,10 @@ class LogsArgs(_Args):
 
 class ClusterInfoArgs(_Args):
     pass
+
+
+class ClustersArgs(_Base):
+    """``k8s_clusters`` lists every cluster: it takes no ``cluster`` itself."""
 
 
 class NodesArgs(_Args):

@@ -1,5 +1,6 @@
-"""What every Kubernetes tool shares: the client, kind resolution, and the facts about a
-target that come from the cluster rather than the caller (its environment label).
+"""What the Kubernetes tools share about one cluster: its client, kind resolution, and the
+facts about a target that come from the cluster rather than the caller (its environment
+label). ``gateway.kubernetes.clusters`` keeps one per cluster in use.
 
 A namespace's environment is read fresh for every write. Reads may reuse it for
 ``Settings.kube_namespace_cache_seconds``, which keeps an allowed ``k8s_get`` at one API
@@ -26,7 +27,7 @@ _NAMESPACE = ResourceKind(group="", version="v1", kind="Namespace", plural="name
 
 
 class KubeBackend:
-    """Shared state of the Kubernetes tools; one per gateway process."""
+    """Shared state of the Kubernetes tools for one cluster (``client.cluster``)."""
 
     def __init__(self, client: KubeClient, settings: Settings) -> None:
         self.client = client

@@ -1,20 +1,28 @@
-"""The only module that talks to the Kubernetes API.
+"""The only module that talks to the Kubernetes API, and reads kubeconfigs.
 
-One long-lived ``ApiClient`` (from ``Settings.kubeconfig``/``kube_context``, the default
-kubeconfig, or in-cluster config) drives the dynamic client for every kind, built-in or
-custom. The client is synchronous, so each call runs in a worker thread with an explicit
-``_request_timeout``. Connection errors are retried once at the transport (nothing was
-sent); reads and writes are never retried after a request reached the server, except a
+``load_catalog`` reads, once at start-up, which contexts exist (kubeconfig contexts, the
+pod's service account) and hands them to ``gateway.kubernetes.contexts`` to decide which
+may be used. ``KubeClient.connect`` builds the long-lived ``ApiClient`` of one context
+(``gateway.kubernetes.clusters`` calls it on first use and keeps the client); it drives the
+dynamic client for every kind, built-in or custom. The client is synchronous, so each call
+runs in a worker thread with explicit timeouts: ``kube_connect_timeout_seconds`` to connect
+(TCP and TLS), ``kube_timeout_seconds`` to read. Connection errors are retried once at the
+transport (nothing was sent); reads and writes are never retried after a request reached
+the server, except a
 429 with ``Retry-After`` (API priority and fairness rejected it unprocessed), which is
 retried after the time the server names, like client-go does.
 
-Every request first takes a token from the client's bucket (``Settings.kube_qps`` /
-``kube_burst``, client-go's QPS and burst; the Python client has no limit of its own).
-Bucket waits and ``Retry-After`` waits share one budget per request
+Every request first takes a token from its cluster's bucket (``Settings.kube_qps`` /
+``kube_burst``, client-go's QPS and burst per client; the Python client has no limit of
+its own). Bucket waits and ``Retry-After`` waits share one budget per request
 (``kube_rate_limit_wait_seconds``): a request that would wait longer fails at once with
 ``RateLimited`` ("rate limited, retry after N s"). Each attempt is counted in
 ``gateway_backend_requests_total`` (operation: the HTTP verb, ``apply`` for server-side
 apply) and timed.
+
+No message built here carries a credential: the library's configuration errors print whole
+kubeconfig entries (tokens included) into their text, so they are reduced to what is
+missing, never quoted.
 
 Every method returns decoded JSON and raises the ``BackendError`` family.
 """
@@ -26,6 +34,7 @@ import functools
 import json
 import os
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -36,18 +45,20 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
-from kubernetes.config.kube_config import KUBE_CONFIG_DEFAULT_LOCATION
+from kubernetes.config.incluster_config import InClusterConfigLoader
+from kubernetes.config.kube_config import KUBE_CONFIG_DEFAULT_LOCATION, KubeConfigMerger
 from kubernetes.dynamic import DynamicClient, Resource
 from urllib3.util.retry import Retry
 
 from gateway.errors import ConfigError, RateLimited
+from gateway.kubernetes.contexts import ClusterCatalog, ClusterContext, display_server
 from gateway.kubernetes.failures import translate
 from gateway.kubernetes.kinds import ResourceKind
 from gateway.metrics import METRICS, Metrics
 from gateway.ratelimit import TokenBucket, retry_message
 from gateway.settings import Settings
 
-__all__ = ["AGGREGATED_DISCOVERY", "TRANSPORT_RETRY", "KubeClient", "PatchType"]
+__all__ = ["AGGREGATED_DISCOVERY", "TRANSPORT_RETRY", "KubeClient", "PatchType", "load_catalog"]
 
 JSON = dict[str, Any]
 PatchType = Literal["merge", "strategic", "json"]
@@ -62,7 +73,7 @@ _PATCH_CONTENT_TYPES: dict[PatchType, str] = {
     "strategic": "application/strategic-merge-patch+json",
     "json": "application/json-patch+json",
 }
-_IN_CLUSTER = "in-cluster"
+_EXPECTED_KEY = re.compile(r"Expected key ([\w.-]+)")
 
 TRANSPORT_RETRY = Retry(total=1, connect=1, read=0, status=0, redirect=0, respect_retry_after_header=False)
 """urllib3's retries: connection set-up only (once a request reached the server it is not
@@ -80,8 +91,8 @@ class _NoDiscovery:
 
 
 class KubeClient:
-    """Async facade over the dynamic client. ``cluster`` names the cluster in proposed
-    actions (the kube context, or ``in-cluster``)."""
+    """Async facade over the dynamic client of one context. ``cluster`` names the cluster
+    in proposed actions (the context's name); ``server`` is its URL without credentials."""
 
     def __init__(
         self,
@@ -89,6 +100,7 @@ class KubeClient:
         *,
         cluster: str,
         timeout: float,
+        connect_timeout: float | None = None,
         limiter: TokenBucket | None = None,
         wait_budget: float = 5.0,
         max_retries: int = 3,
@@ -98,8 +110,10 @@ class KubeClient:
         self._api = api_client
         self._dynamic = DynamicClient(api_client, discoverer=_NoDiscovery)  # type: ignore[no-untyped-call]
         self.cluster = cluster
-        self.server: str = api_client.configuration.host
-        self._timeout = timeout
+        self.server: str = display_server(api_client.configuration.host)
+        self._timeout: float | tuple[float, float] = (
+            timeout if connect_timeout is None else (connect_timeout, timeout)
+        )
         self._limiter = limiter or TokenBucket(0, 1, name="Kubernetes API")
         self._wait_budget = wait_budget
         self._max_retries = max_retries
@@ -107,33 +121,37 @@ class KubeClient:
         self._sleep = sleep
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> KubeClient | None:
-        """Load credentials once: ``Settings.kubeconfig``/``kube_context`` when set, else
-        in-cluster config, else the default kubeconfig. None when none of these exists;
-        ``ConfigError`` when one exists but cannot be used."""
+    def connect(cls, context: ClusterContext, settings: Settings, *, kubeconfig: Path | None) -> KubeClient:
+        """Load the credentials of ``context`` (from ``kubeconfig``, or the pod's service
+        account) into a new client; nothing is sent. May run a kubeconfig's exec plugin:
+        call it off the event loop. Raises ``ConfigError`` naming what is wrong, never
+        quoting the kubeconfig."""
+        if context.server == "-":
+            # The library would fall back to http://localhost, credentials and all.
+            raise ConfigError(f"cluster {context.name!r} cannot be used: its kubeconfig names no server URL")
         configuration = k8s.Configuration()
         try:
-            if settings.kubeconfig is not None or settings.kube_context is not None:
-                cluster = _load_kubeconfig(settings.kubeconfig, settings.kube_context, configuration)
+            if context.in_cluster:
+                _service_account_loader(settings).load_and_set(configuration)  # type: ignore[no-untyped-call]
             else:
-                try:
-                    k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-                    cluster = _IN_CLUSTER
-                except ConfigException:
-                    if not _default_kubeconfig_exists():
-                        return None
-                    cluster = _load_kubeconfig(None, None, configuration)
-        except (ConfigException, OSError, ValueError) as exc:
-            raise ConfigError(f"no usable Kubernetes configuration: {_short(exc)}") from exc
+                k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
+                    config_file=_file(kubeconfig),
+                    context=context.name,
+                    client_configuration=configuration,
+                    persist_config=False,
+                )
+        except (ConfigException, OSError, ValueError, TypeError, KeyError) as exc:
+            raise ConfigError(f"cluster {context.name!r} cannot be used: {_config_problem(exc)}") from exc
         configuration.retries = TRANSPORT_RETRY
         return cls(
             k8s.ApiClient(configuration),
-            cluster=cluster,
+            cluster=context.name,
             timeout=settings.kube_timeout_seconds,
+            connect_timeout=settings.kube_connect_timeout_seconds,
             limiter=TokenBucket(
                 settings.kube_qps,
                 settings.kube_burst,
-                name="Kubernetes API",
+                name=f"Kubernetes API of {context.name}",
                 metrics=METRICS,
                 backend="kubernetes",
             ),
@@ -268,7 +286,7 @@ class KubeClient:
         try:
             decoded = json.loads(raw)
         except ValueError as exc:
-            raise translate(exc, server=self.server) from exc
+            raise translate(exc, server=self.server, cluster=self.cluster) from exc
         return decoded if isinstance(decoded, dict) else {"value": decoded}
 
     async def _call(self, method: str, path: str, **params: Any) -> bytes:
@@ -293,7 +311,7 @@ class KubeClient:
                 self._record(operation, status, started)
                 delay = self._retry_delay(exc, attempt, budget)
                 if delay is None:
-                    raise translate(exc, server=self.server) from exc
+                    raise translate(exc, server=self.server, cluster=self.cluster) from exc
                 budget -= delay
                 await self._sleep(delay)
                 continue
@@ -348,17 +366,95 @@ def _path(kind: ResourceKind, name: str | None, namespace: str | None, subresour
     return f"{path}/{subresource}" if subresource and name else path
 
 
-def _load_kubeconfig(path: Path | None, context: str | None, configuration: Any) -> str:
-    file = str(path) if path is not None else None
-    contexts, active = k8s_config.list_kube_config_contexts(file)  # type: ignore[no-untyped-call]
-    chosen = context or (active or {}).get("name")
-    if chosen is None or chosen not in {c.get("name") for c in contexts or ()}:
-        names = ", ".join(sorted(str(c.get("name")) for c in contexts or ())) or "none"
-        raise ConfigException(f"context {chosen!r} is not in the kubeconfig (contexts: {names})")
-    k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
-        config_file=file, context=chosen, client_configuration=configuration, persist_config=False
+def load_catalog(settings: Settings, warn: list[str] | None = None) -> ClusterCatalog | None:
+    """The contexts the gateway may use (``ClusterCatalog.select``), from the configured or
+    default kubeconfig and the pod's service account. None when there is no configuration
+    at all; ``ConfigError`` when one exists but cannot be used. Reads files only."""
+    explicit = settings.kubeconfig is not None or settings.kube_context is not None
+    in_cluster = _in_cluster_context(settings)
+    kubeconfig = None
+    if explicit or (in_cluster is None and _default_kubeconfig_exists()):
+        kubeconfig = _kubeconfig_contexts(settings.kubeconfig)
+    return ClusterCatalog.select(settings, kubeconfig=kubeconfig, in_cluster=in_cluster, warn=warn)
+
+
+def _kubeconfig_contexts(path: Path | None) -> tuple[list[ClusterContext], str | None]:
+    """Every context of the kubeconfig (the library's merge of ``KUBECONFIG`` when ``path``
+    is None) with its server, and the current context. Users are never read."""
+    file = _file(path)
+    if path is not None and not path.is_file():
+        raise ConfigError(f"no usable Kubernetes configuration: {path} is not a file")
+    try:
+        merged = KubeConfigMerger(file).config  # type: ignore[no-untyped-call]
+    except (ConfigException, OSError, ValueError) as exc:
+        raise ConfigError(f"no usable Kubernetes configuration: {_config_problem(exc)}") from exc
+    document = _plain(merged)
+    if not isinstance(document, dict):
+        raise ConfigError("no usable Kubernetes configuration: the kubeconfig is not a mapping")
+    servers = {
+        c.get("name"): (c.get("cluster") or {}).get("server") for c in _entries(document.get("clusters"))
+    }
+    contexts = []
+    for entry in _entries(document.get("contexts")):
+        body = entry.get("context") or {}
+        if not isinstance(body, dict):
+            continue
+        namespace, name = body.get("namespace"), entry.get("name")
+        contexts.append(
+            ClusterContext(
+                name=name if isinstance(name, str) else "",  # checked by the catalog
+                server=display_server(servers.get(body.get("cluster"))),
+                namespace=namespace if isinstance(namespace, str) else None,
+            )
+        )
+    current = document.get("current-context")
+    return contexts, current if isinstance(current, str) and current else None
+
+
+def _in_cluster_context(settings: Settings) -> ClusterContext | None:
+    """The pod's service account as a context, when the gateway runs in a pod (the
+    service host and port are set and the token is mounted)."""
+    host, port = settings.kubernetes_service_host, settings.kubernetes_service_port
+    account = settings.kube_service_account_dir
+    if not host or not port or not (account / "token").is_file():
+        return None
+    namespace_file = account / "namespace"
+    try:
+        namespace = namespace_file.read_text().strip() or None if namespace_file.is_file() else None
+    except OSError:
+        namespace = None
+    server = f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
+    return ClusterContext(
+        name=settings.kube_in_cluster_context,
+        server=display_server(server),
+        namespace=namespace,
+        in_cluster=True,
     )
-    return str(chosen)
+
+
+def _service_account_loader(settings: Settings) -> InClusterConfigLoader:
+    account = settings.kube_service_account_dir
+    environ = {
+        "KUBERNETES_SERVICE_HOST": settings.kubernetes_service_host or "",
+        "KUBERNETES_SERVICE_PORT": settings.kubernetes_service_port or "",
+    }
+    return InClusterConfigLoader(  # type: ignore[no-untyped-call]
+        token_filename=str(account / "token"), cert_filename=str(account / "ca.crt"), environ=environ
+    )
+
+
+def _plain(node: Any) -> Any:
+    """The library's merged ``ConfigNode`` tree as plain dicts and lists."""
+    value = getattr(node, "value", node)
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _entries(value: Any) -> list[JSON]:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
 
 
 def _default_kubeconfig_exists() -> bool:
@@ -367,6 +463,20 @@ def _default_kubeconfig_exists() -> bool:
     return any(Path(p).expanduser().is_file() for p in paths if p)
 
 
-def _short(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text[:200]
+def _file(path: Path | None) -> str:
+    return str(path) if path is not None else str(KUBE_CONFIG_DEFAULT_LOCATION)
+
+
+def _config_problem(exc: BaseException) -> str:
+    """What is wrong with a context's configuration, without quoting it: the library's
+    messages about kubeconfig entries embed the whole entry, tokens and keys included."""
+    text = str(exc)
+    missing = _EXPECTED_KEY.search(text)
+    if missing:
+        return f"its kubeconfig entry has no {missing.group(1)!r}"
+    if isinstance(exc, ConfigException) and text.startswith(("Service ", "Cert file")):
+        # The service-account loader's own sentences (host/port unset, token or CA missing).
+        return text.splitlines()[0][:200]
+    if isinstance(exc, OSError):
+        return f"a file it names cannot be read ({exc.strerror or type(exc).__name__})"
+    return f"its configuration is malformed ({type(exc).__name__})"

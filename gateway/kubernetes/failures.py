@@ -136,10 +136,16 @@ def _decode_failure(message: str) -> bool:
     return bool(_DECODE_WRAPPER.match(message) or _CANNOT_BE_HANDLED.match(message))
 
 
-def translate(exc: BaseException, *, server: str) -> BackendError:
-    """The gateway error for a failed call; callers ``raise translate(exc) from exc``."""
+def translate(exc: BaseException, *, server: str, cluster: str | None = None) -> BackendError:
+    """The gateway error for a failed call; callers ``raise translate(exc) from exc``.
+    Failures of the server itself (unreachable, credentials refused) name the cluster."""
     if isinstance(exc, BackendError):
         return exc
+    api = (
+        f"the Kubernetes API of cluster {cluster!r} at {server}"
+        if cluster
+        else f"the Kubernetes API at {server}"
+    )
     if isinstance(exc, ApiException):
         status = exc.status or 0
         message = api_message(exc)
@@ -150,18 +156,23 @@ def translate(exc: BaseException, *, server: str) -> BackendError:
         if status == 409:
             return Conflict(message)
         if status == 401:
-            return Forbidden(f"the Kubernetes API rejected the gateway's credentials: {message}")
+            return Forbidden(f"{api} rejected the gateway's credentials: {message}")
         if status == 403:
             return Forbidden(message)
         if status in (400, 405, 406, 410, 415, 422):
             return Invalid(message)
         if status == 429:
-            return RateLimited(f"the Kubernetes API is throttling requests: {message}")
+            return RateLimited(f"{api} is throttling requests: {message}")
         if status == 0:
-            return BackendUnavailable(f"the Kubernetes API at {server} did not answer: {message}")
-        return BackendUnavailable(f"the Kubernetes API at {server} failed ({status}): {message}")
+            return BackendUnavailable(f"{api} did not answer: {message}")
+        return BackendUnavailable(f"{api} failed ({status}): {message}")
+    if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
+        exc = exc.reason  # what the last attempt ran into
+    # Before timeouts: urllib3 derives NewConnectionError (refused, no route) from ConnectTimeoutError.
+    if isinstance(exc, urllib3.exceptions.NewConnectionError):
+        return BackendUnavailable(f"{api} is unreachable (connection failed)")
     if isinstance(exc, urllib3.exceptions.TimeoutError):
-        return BackendUnavailable(f"the Kubernetes API at {server} did not answer in time")
+        return BackendUnavailable(f"{api} did not answer in time")
     if isinstance(exc, urllib3.exceptions.HTTPError | ssl.SSLError | OSError):
-        return BackendUnavailable(f"the Kubernetes API at {server} is unreachable ({type(exc).__name__})")
+        return BackendUnavailable(f"{api} is unreachable ({type(exc).__name__})")
     return BackendUnavailable(f"the Kubernetes API call failed unexpectedly ({type(exc).__name__})")

@@ -1,28 +1,37 @@
 """The Kubernetes backend as the core sees it: ``open_backend(settings)`` yields the tools.
 
-    async with open_backend(settings) as specs:
+    async with open_backend(settings, policy) as specs:
         registry.extend(specs)
         ...
 
-One ``ApiClient`` is created on entry (credentials loaded once; nothing is sent until the
-first call, so a gateway starts even while the cluster is unreachable) and closed on exit.
+The contexts the gateway may use are read once on entry (``load_catalog``); the default
+context's client is built then, so a kubeconfig that cannot be used at all stops start-up
+with its reason, while nothing is sent until the first call (a gateway starts even while
+its clusters are unreachable). The other contexts get their clients on first use
+(``ClusterPool``). Every client is closed on exit.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import anyio.to_thread
 
-from gateway.kubernetes.backend import KubeBackend
-from gateway.kubernetes.client import KubeClient
+from gateway.errors import BackendError, ConfigError
+from gateway.kubernetes.args import for_clusters
+from gateway.kubernetes.client import KubeClient, load_catalog
+from gateway.kubernetes.clusters import ClusterPool
+from gateway.kubernetes.tools_clusters import ClusterTools
 from gateway.kubernetes.tools_health import HealthTools
 from gateway.kubernetes.tools_patch import PatchTools
 from gateway.kubernetes.tools_read import ReadTools
 from gateway.kubernetes.tools_write import WriteTools
+from gateway.ports import BackendPolicy
 from gateway.settings import Settings
 from gateway.tools import ToolSpec
 
@@ -31,6 +40,7 @@ __all__ = ["TOOL_NAMES", "build_specs", "open_backend"]
 log = logging.getLogger(__name__)
 
 TOOL_NAMES = (
+    "k8s_clusters",
     "k8s_list",
     "k8s_get",
     "k8s_events",
@@ -47,37 +57,62 @@ TOOL_NAMES = (
 )
 
 
-def build_specs(backend: KubeBackend) -> list[ToolSpec[Any]]:
-    """Every Kubernetes tool over one backend, in ``TOOL_NAMES`` order."""
+def build_specs(clusters: ClusterPool) -> list[ToolSpec[Any]]:
+    """Every Kubernetes tool over one pool of clusters, in ``TOOL_NAMES`` order; each tool's
+    ``cluster`` argument bound to the pool's catalog (``for_clusters``)."""
     specs = [
-        *ReadTools(backend).specs(),
-        *HealthTools(backend).specs(),
-        *WriteTools(backend).specs(),
-        *PatchTools(backend).specs(),
+        *ClusterTools(clusters).specs(),
+        *ReadTools(clusters).specs(),
+        *HealthTools(clusters).specs(),
+        *WriteTools(clusters).specs(),
+        *PatchTools(clusters).specs(),
     ]
-    by_name = {spec.name: spec for spec in specs}
+    by_name = {
+        spec.name: spec
+        if "cluster" not in spec.args.model_fields
+        else replace(spec, args=for_clusters(spec.args, clusters.catalog))
+        for spec in specs
+    }
     return [by_name[name] for name in TOOL_NAMES]
 
 
 @asynccontextmanager
 async def open_backend(
-    settings: Settings, check: Callable[[str, Mapping[str, Any]], Awaitable[dict[str, Any]]] | None = None
+    settings: Settings, policy: BackendPolicy | None = None
 ) -> AsyncIterator[list[ToolSpec[Any]]]:
-    """Create the client once, yield the tool specs, close the client on exit.
+    """Read the contexts, build the default context's client, yield the tool specs, close
+    every client on exit.
 
-    The signature is a ``gateway.runtime.ToolSource`` (``check`` is not needed here). With no
-    Kubernetes configuration at all (none in settings, not in a pod, no default kubeconfig)
-    it yields no tools; a configuration that exists but cannot be used raises ``ConfigError``.
+    The signature is a ``gateway.runtime.ToolSource``; ``policy`` gives ``k8s_clusters``
+    the environments policy data assigns. With no Kubernetes configuration at all (none in
+    settings, not in a pod, no default kubeconfig) it yields no tools; a configuration that
+    exists but cannot be used raises ``ConfigError``.
     """
-    _ = check
-    # Loading a kubeconfig may run an exec credential plugin: keep it off the event loop.
-    client = await anyio.to_thread.run_sync(KubeClient.from_settings, settings)
-    if client is None:
+    notes: list[str] = []
+    # Reading a kubeconfig and loading credentials (an exec plugin) stay off the event loop.
+    catalog = await anyio.to_thread.run_sync(load_catalog, settings, notes)
+    for note in notes:
+        log.warning("kubeconfig: %s", note)
+    if catalog is None:
         log.info("no Kubernetes configuration (GATEWAY_KUBECONFIG, in-cluster, ~/.kube/config): no k8s tools")
         yield []
         return
-    log.info("Kubernetes backend: cluster %r at %s", client.cluster, client.server)
+    connect = partial(KubeClient.connect, settings=settings, kubeconfig=catalog.kubeconfig)
+    pool = ClusterPool(
+        catalog, settings, connect, environments=policy.cluster_environments if policy is not None else None
+    )
     try:
-        yield build_specs(KubeBackend(client, settings))
+        if catalog.default is not None:
+            try:
+                await pool.backend(catalog.default)
+            except BackendError as exc:
+                raise ConfigError(f"the default cluster cannot be used: {exc}") from exc
+        log.info(
+            "Kubernetes backend: %d cluster(s) (%s), default %r",
+            len(catalog),
+            catalog.listed(),
+            catalog.default,
+        )
+        yield build_specs(pool)
     finally:
-        client.close()
+        pool.close()

@@ -18,6 +18,7 @@ from gateway.contracts import Target
 from gateway.errors import Forbidden, NotFound
 from gateway.kubernetes.args import DiagnoseArgs, ResourceUsageArgs
 from gateway.kubernetes.backend import KubeBackend
+from gateway.kubernetes.clusters import ClusterPool
 from gateway.kubernetes.diagnose import Diagnosis
 from gateway.kubernetes.tools_read import kube_spec
 from gateway.kubernetes.usage import UsageTally, live_usage
@@ -45,8 +46,8 @@ class _Scan:
 
 
 class HealthTools:
-    def __init__(self, backend: KubeBackend) -> None:
-        self.backend = backend
+    def __init__(self, clusters: ClusterPool) -> None:
+        self.clusters = clusters
 
     def specs(self) -> list[ToolSpec[Any]]:
         return [
@@ -72,85 +73,95 @@ class HealthTools:
         ]
 
     async def prepare(self, args: ResourceUsageArgs | DiagnoseArgs) -> list[Prepared]:
-        target = await self.backend.target(None, namespace=args.namespace, fresh=False)
+        backend = await self.clusters.for_args(args)
+        target = await backend.target(None, namespace=args.namespace, fresh=False)
         return [Prepared(target=target)]
 
     async def resource_usage(self, args: ResourceUsageArgs, ctx: ExecutionContext) -> JSON:
+        backend = await self.clusters.judged(args, ctx)
         namespace = _scope(ctx)
         scan = _Scan()
         tally = UsageTally()
-        await self._workloads(namespace, scan, tally.workloads)
-        await self._scan("v1", "Pod", namespace, scan, tally.pods)
+        await _workloads(backend, namespace, scan, tally.workloads)
+        await _scan(backend, "v1", "Pod", namespace, scan, tally.pods)
         live: JSON | None = None
         note: str | None = "metrics.k8s.io is not served (no metrics-server): live usage unavailable"
-        if await self.backend.kinds.has_group("metrics.k8s.io"):
+        if await backend.kinds.has_group("metrics.k8s.io"):
             metrics: Page = []
             try:
-                await self._scan("metrics.k8s.io/v1beta1", "PodMetrics", namespace, scan, metrics.extend)
+                await _scan(backend, "metrics.k8s.io/v1beta1", "PodMetrics", namespace, scan, metrics.extend)
                 live, note = live_usage(metrics), None
             except (NotFound, Forbidden) as exc:
                 note = f"live usage unavailable: {exc}"
-        _ = args
-        return {"namespace": namespace, **tally.report(), "live_usage": live, "live_usage_note": note,
-                **scan.as_json()}  # fmt: skip
+        return {"cluster": backend.client.cluster, "namespace": namespace, **tally.report(),
+                "live_usage": live, "live_usage_note": note, **scan.as_json()}  # fmt: skip
 
     async def diagnose(self, args: DiagnoseArgs, ctx: ExecutionContext) -> JSON:
+        backend = await self.clusters.judged(args, ctx)
         namespace = _scope(ctx)
         scan = _Scan()
         diagnosis = Diagnosis(nodes_examined=namespace is None)
-        await self._scan("v1", "Pod", namespace, scan, diagnosis.pods)
-        await self._workloads(namespace, scan, diagnosis.workloads)
-        await self._scan("v1", "Event", namespace, scan, diagnosis.events, field_selector="type=Warning")
+        await _scan(backend, "v1", "Pod", namespace, scan, diagnosis.pods)
+        await _workloads(backend, namespace, scan, diagnosis.workloads)
+        await _scan(backend, "v1", "Event", namespace, scan, diagnosis.events, field_selector="type=Warning")
         if namespace is None:
-            await self._scan("v1", "Node", None, scan, diagnosis.nodes)
+            await _scan(backend, "v1", "Node", None, scan, diagnosis.nodes)
             if "Node" in scan.skipped:
                 diagnosis.nodes_examined = False
-        _ = args
-        return {"namespace": namespace, **diagnosis.report(), **scan.as_json()}
+        return {
+            "cluster": backend.client.cluster,
+            "namespace": namespace,
+            **diagnosis.report(),
+            **scan.as_json(),
+        }
 
-    async def _workloads(self, namespace: str | None, scan: _Scan, fold: Callable[[Page], None]) -> None:
-        for api_version, kind in _WORKLOADS:
 
-            def with_kind(page: Page, kind: str = kind, api_version: str = api_version) -> None:
-                fold([{**item, "kind": kind, "apiVersion": api_version} for item in page])
+async def _workloads(
+    backend: KubeBackend, namespace: str | None, scan: _Scan, fold: Callable[[Page], None]
+) -> None:
+    for api_version, kind in _WORKLOADS:
 
-            await self._scan(api_version, kind, namespace, scan, with_kind)
+        def with_kind(page: Page, kind: str = kind, api_version: str = api_version) -> None:
+            fold([{**item, "kind": kind, "apiVersion": api_version} for item in page])
 
-    async def _scan(
-        self,
-        api_version: str,
-        kind_name: str,
-        namespace: str | None,
-        scan: _Scan,
-        fold: Callable[[Page], Any],
-        *,
-        field_selector: str | None = None,
-    ) -> None:
-        """Read one kind page by page into ``fold``, up to the configured bound."""
-        kind = await self.backend.kinds.for_object(api_version, kind_name)
-        settings = self.backend.settings
-        page_size, bound = settings.kube_scan_page_size, settings.kube_scan_max_items
-        token: str | None = None
-        read = 0
-        try:
-            while True:
-                page = await self.backend.client.list(
-                    kind, namespace, field_selector=field_selector, limit=min(page_size, bound - read),
-                    continue_token=token,
-                )  # fmt: skip
-                items = page.get("items") or []
-                scan.pages += 1
-                read += len(items)
-                fold(items)
-                token = (page.get("metadata") or {}).get("continue") or None
-                if not token or read >= bound:
-                    break
-        except Forbidden:
-            scan.skipped.append(kind_name)
-            return
-        scan.objects += read
-        if token:
-            scan.truncated.append(kind_name)
+        await _scan(backend, api_version, kind, namespace, scan, with_kind)
+
+
+async def _scan(
+    backend: KubeBackend,
+    api_version: str,
+    kind_name: str,
+    namespace: str | None,
+    scan: _Scan,
+    fold: Callable[[Page], Any],
+    *,
+    field_selector: str | None = None,
+) -> None:
+    """Read one kind page by page into ``fold``, up to the configured bound."""
+    kind = await backend.kinds.for_object(api_version, kind_name)
+    settings = backend.settings
+    page_size, bound = settings.kube_scan_page_size, settings.kube_scan_max_items
+    token: str | None = None
+    read = 0
+    try:
+        while True:
+            page = await backend.client.list(
+                kind, namespace, field_selector=field_selector, limit=min(page_size, bound - read),
+                continue_token=token,
+            )  # fmt: skip
+            items = page.get("items") or []
+            scan.pages += 1
+            read += len(items)
+            fold(items)
+            token = (page.get("metadata") or {}).get("continue") or None
+            if not token or read >= bound:
+                break
+    except Forbidden:
+        scan.skipped.append(kind_name)
+        return
+    scan.objects += read
+    if token:
+        scan.truncated.append(kind_name)
 
 
 def _scope(ctx: ExecutionContext) -> str | None:

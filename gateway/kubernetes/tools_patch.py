@@ -22,6 +22,7 @@ from gateway.errors import BackendError, Forbidden, InvalidArguments, NotFound
 from gateway.kubernetes.args import RestartArgs, ScaleArgs, SetResourcesArgs, WorkloadArgs
 from gateway.kubernetes.backend import KubeBackend
 from gateway.kubernetes.client import PatchType
+from gateway.kubernetes.clusters import ClusterPool
 from gateway.kubernetes.guards import JudgedState, guarded_write, object_ref
 from gateway.kubernetes.images import policy_image
 from gateway.kubernetes.kinds import ResourceKind
@@ -43,8 +44,8 @@ _SPEC_REPLICAS = ("spec", "replicas")
 
 
 class PatchTools:
-    def __init__(self, backend: KubeBackend) -> None:
-        self.backend = backend
+    def __init__(self, clusters: ClusterPool) -> None:
+        self.clusters = clusters
 
     def specs(self) -> list[ToolSpec[Any]]:
         return [
@@ -84,31 +85,34 @@ class PatchTools:
     # -- prepare -------------------------------------------------------------------------
 
     async def prepare_scale(self, args: ScaleArgs) -> list[Prepared]:
-        kind, current = await self._workload(args, "k8s_scale")
+        backend = await self.clusters.for_args(args)
+        kind, current = await _workload(backend, args, "k8s_scale")
         if "scale" not in kind.subresources:
             raise InvalidArguments(
                 f"k8s_scale: {kind.kind} cannot be scaled: {kind.plural} has no scale subresource"
             )
-        path = await self._replicas_path(kind)
-        target = await self.backend.target(kind, namespace=args.namespace, name=args.name, fresh=True)
-        scale = await self.backend.client.patch(
+        path = await _replicas_path(backend, kind)
+        target = await backend.target(kind, namespace=args.namespace, name=args.name, fresh=True)
+        scale = await backend.client.patch(
             kind, args.name, args.namespace, _scale_body(args.replicas), patch_type="merge",
-            field_manager=self.backend.field_manager, dry_run=True, subresource="scale",
+            field_manager=backend.field_manager, dry_run=True, subresource="scale",
         )  # fmt: skip
         replicas = (scale.get("spec") or {}).get("replicas", args.replicas)
         after = _with_value(current, path, replicas)
         return [Prepared(target=target, object=policy_image(after), current=policy_image(current))]
 
     async def prepare_restart(self, args: RestartArgs) -> list[Prepared]:
-        kind, current = await self._workload(args, "k8s_restart")
+        backend = await self.clusters.for_args(args)
+        kind, current = await _workload(backend, args, "k8s_restart")
         if (kind.group, kind.kind) not in _RESTARTABLE:
             raise InvalidArguments(
                 "k8s_restart: only Deployments, StatefulSets and DaemonSets can be restarted"
             )
-        return await self._prepared(kind, args, current, workload_patch(args, restarted_at=utc_now()))
+        return await _prepared(backend, kind, args, current, workload_patch(args, restarted_at=utc_now()))
 
     async def prepare_set_resources(self, args: SetResourcesArgs) -> list[Prepared]:
-        kind, current = await self._workload(args, "k8s_set_resources")
+        backend = await self.clusters.for_args(args)
+        kind, current = await _workload(backend, args, "k8s_set_resources")
         if (kind.group, kind.kind) not in _TEMPLATED:
             raise InvalidArguments(
                 "k8s_set_resources: supported kinds are Deployment, StatefulSet, DaemonSet, ReplicaSet"
@@ -122,144 +126,53 @@ class PatchTools:
                 f"k8s_set_resources: {kind.kind} {args.name!r} has no container {args.container!r} "
                 f"(containers: {', '.join(str(n) for n in names) or 'none'})"
             )
-        return await self._prepared(kind, args, current, workload_patch(args, restarted_at=None))
-
-    async def _workload(self, args: WorkloadArgs, tool: str) -> tuple[ResourceKind, JSON]:
-        kind = await self.backend.kinds.resolve(args.kind)
-        if not kind.namespaced:
-            raise InvalidArguments(f"{tool}: {kind.kind} is not a namespaced workload")
-        current = await self.backend.client.get(kind, args.name, args.namespace)
-        return kind, current
-
-    async def _prepared(
-        self, kind: ResourceKind, args: WorkloadArgs, current: JSON, patch: tuple[JSON, PatchType]
-    ) -> list[Prepared]:
-        target = await self.backend.target(kind, namespace=args.namespace, name=args.name, fresh=True)
-        body, patch_type = patch
-        after = await self.backend.client.patch(
-            kind, args.name, args.namespace, body, patch_type=patch_type,
-            field_manager=self.backend.field_manager, dry_run=True,
-        )  # fmt: skip
-        image = policy_image(as_written(after, body))
-        return [Prepared(target=target, object=image, current=policy_image(current))]
-
-    async def _replicas_path(self, kind: ResourceKind) -> tuple[str, ...]:
-        """Where ``kind`` keeps the count its scale subresource sets."""
-        if (kind.group, kind.kind) in _BUILTIN_SCALABLE:
-            return _SPEC_REPLICAS
-        crd_kind = await self.backend.kinds.for_object("apiextensions.k8s.io/v1", "CustomResourceDefinition")
-        crd_name = f"{kind.plural}.{kind.group}"
-        try:
-            crd = await self.backend.client.get(crd_kind, crd_name, None)
-        except NotFound as exc:
-            raise InvalidArguments(
-                f"k8s_scale: {kind.kind} is served by an aggregated API, so the gateway cannot tell "
-                "which field its scale subresource changes"
-            ) from exc
-        except Forbidden as exc:
-            raise Forbidden(
-                f"k8s_scale of a {kind.kind} needs read access to CustomResourceDefinition {crd_name} "
-                f"to find its replica field: {exc}"
-            ) from exc
-        for version in (crd.get("spec") or {}).get("versions") or []:
-            if version.get("name") == kind.version:
-                scale = (version.get("subresources") or {}).get("scale") or {}
-                path = str(scale.get("specReplicasPath") or "")
-                if path.startswith(".spec."):
-                    return tuple(path.removeprefix(".").split("."))
-        raise InvalidArguments(
-            f"k8s_scale: CustomResourceDefinition {crd_name} declares no scale subresource for {kind.version}"
-        )
+        return await _prepared(backend, kind, args, current, workload_patch(args, restarted_at=None))
 
     # -- execute -------------------------------------------------------------------------
 
     async def scale(self, args: ScaleArgs, ctx: ExecutionContext) -> JSON:
-        kind, target, judged = await self._judged(ctx)
+        backend = await self.clusters.judged(args, ctx)
+        kind, target, judged = await _judged(backend, ctx)
 
         async def write(version: str) -> JSON:
             body = {**_scale_body(args.replicas), "metadata": {"resourceVersion": version}}
-            return await self.backend.client.patch(
+            return await backend.client.patch(
                 kind, args.name, target.namespace, body, patch_type="merge",
-                field_manager=self.backend.field_manager, dry_run=False, subresource="scale",
+                field_manager=backend.field_manager, dry_run=False, subresource="scale",
             )  # fmt: skip
 
         before = ctx.call.actions[0].current or {}
-        previous = await self._previous_replicas(kind, before)
-        result = await self._guarded(kind, args.name, target.namespace, judged, write)
+        previous = await _previous_replicas(backend, kind, before)
+        result = await _guarded(backend, kind, args.name, target.namespace, judged, write)
         return {
+            "cluster": target.cluster,
             "scaled": {
                 **summary(before),
                 "resourceVersion": (result.get("metadata") or {}).get("resourceVersion"),
                 "replicas": (result.get("spec") or {}).get("replicas"),
                 "previous_replicas": previous,
-            }
+            },
         }
 
     async def restart(self, args: RestartArgs, ctx: ExecutionContext) -> JSON:
-        kind, target, judged = await self._judged(ctx)
+        backend = await self.clusters.judged(args, ctx)
+        kind, target, judged = await _judged(backend, ctx)
         after = ctx.call.actions[0].object or {}
         template_meta = ((after.get("spec") or {}).get("template") or {}).get("metadata") or {}
         stamp = (template_meta.get("annotations") or {}).get(RESTARTED_AT)
         if not stamp:
             raise BackendError("the judged restart has no timestamp; nothing was changed")
         patch = workload_patch(args, restarted_at=stamp)
-        result = await self._patch(kind, args, target.namespace, judged, patch)
-        rollout = await rollout_report(
-            self.backend.client, self.backend.kinds, kind, result, restarted_at=str(stamp)
-        )
-        return {"restarted": summary(result), "rollout": rollout}
+        result = await _patch(backend, kind, args, target.namespace, judged, patch)
+        rollout = await rollout_report(backend.client, backend.kinds, kind, result, restarted_at=str(stamp))
+        return {"cluster": target.cluster, "restarted": summary(result), "rollout": rollout}
 
     async def set_resources(self, args: SetResourcesArgs, ctx: ExecutionContext) -> JSON:
-        kind, target, judged = await self._judged(ctx)
+        backend = await self.clusters.judged(args, ctx)
+        kind, target, judged = await _judged(backend, ctx)
         patch = workload_patch(args, restarted_at=None)
-        result = await self._patch(kind, args, target.namespace, judged, patch)
-        return {"patched": summary(result)}
-
-    async def _judged(self, ctx: ExecutionContext) -> tuple[ResourceKind, Any, JudgedState]:
-        kind, target = await judged_kind(self.backend, ctx)
-        current = ctx.call.actions[0].current
-        if not (current or {}).get("metadata", {}).get("uid"):
-            raise BackendError("the judged action has no object identity; nothing was changed")
-        return kind, target, JudgedState.of(current)
-
-    async def _patch(
-        self,
-        kind: ResourceKind,
-        args: WorkloadArgs,
-        namespace: str | None,
-        judged: JudgedState,
-        patch: tuple[JSON, PatchType],
-    ) -> JSON:
-        async def write(version: str) -> JSON:
-            body = {**patch[0], "metadata": {"resourceVersion": version}}
-            return await self.backend.client.patch(
-                kind, args.name, namespace, body, patch_type=patch[1],
-                field_manager=self.backend.field_manager, dry_run=False,
-            )  # fmt: skip
-
-        return await self._guarded(kind, args.name, namespace, judged, write)
-
-    async def _guarded(
-        self, kind: ResourceKind, name: str, namespace: str | None, judged: JudgedState, write: Any
-    ) -> JSON:
-        result: JSON = await guarded_write(
-            judged,
-            lambda: self.backend.client.get(kind, name, namespace),
-            write,
-            what=object_ref(kind.kind, name, namespace),
-        )
-        return result
-
-    async def _previous_replicas(self, kind: ResourceKind, before: JSON) -> Any:
-        """The judged count, for the report only: when it cannot be found, it is None."""
-        try:
-            path = await self._replicas_path(kind)
-        except (BackendError, InvalidArguments):
-            return None
-        value: Any = before
-        for key in path:
-            value = value.get(key) if isinstance(value, dict) else None
-        return value
+        result = await _patch(backend, kind, args, target.namespace, judged, patch)
+        return {"cluster": target.cluster, "patched": summary(result)}
 
 
 def workload_patch(args: WorkloadArgs, *, restarted_at: str | None) -> tuple[JSON, PatchType]:
@@ -288,3 +201,108 @@ def _with_value(obj: JSON, path: tuple[str, ...], value: Any) -> JSON:
         node = node[key]
     node[path[-1]] = value
     return out
+
+
+async def _workload(backend: KubeBackend, args: WorkloadArgs, tool: str) -> tuple[ResourceKind, JSON]:
+    kind = await backend.kinds.resolve(args.kind)
+    if not kind.namespaced:
+        raise InvalidArguments(f"{tool}: {kind.kind} is not a namespaced workload")
+    current = await backend.client.get(kind, args.name, args.namespace)
+    return kind, current
+
+
+async def _prepared(
+    backend: KubeBackend, kind: ResourceKind, args: WorkloadArgs, current: JSON, patch: tuple[JSON, PatchType]
+) -> list[Prepared]:
+    target = await backend.target(kind, namespace=args.namespace, name=args.name, fresh=True)
+    body, patch_type = patch
+    after = await backend.client.patch(
+        kind, args.name, args.namespace, body, patch_type=patch_type,
+        field_manager=backend.field_manager, dry_run=True,
+    )  # fmt: skip
+    image = policy_image(as_written(after, body))
+    return [Prepared(target=target, object=image, current=policy_image(current))]
+
+
+async def _replicas_path(backend: KubeBackend, kind: ResourceKind) -> tuple[str, ...]:
+    """Where ``kind`` keeps the count its scale subresource sets."""
+    if (kind.group, kind.kind) in _BUILTIN_SCALABLE:
+        return _SPEC_REPLICAS
+    crd_kind = await backend.kinds.for_object("apiextensions.k8s.io/v1", "CustomResourceDefinition")
+    crd_name = f"{kind.plural}.{kind.group}"
+    try:
+        crd = await backend.client.get(crd_kind, crd_name, None)
+    except NotFound as exc:
+        raise InvalidArguments(
+            f"k8s_scale: {kind.kind} is served by an aggregated API, so the gateway cannot tell "
+            "which field its scale subresource changes"
+        ) from exc
+    except Forbidden as exc:
+        raise Forbidden(
+            f"k8s_scale of a {kind.kind} needs read access to CustomResourceDefinition {crd_name} "
+            f"to find its replica field: {exc}"
+        ) from exc
+    for version in (crd.get("spec") or {}).get("versions") or []:
+        if version.get("name") == kind.version:
+            scale = (version.get("subresources") or {}).get("scale") or {}
+            path = str(scale.get("specReplicasPath") or "")
+            if path.startswith(".spec."):
+                return tuple(path.removeprefix(".").split("."))
+    raise InvalidArguments(
+        f"k8s_scale: CustomResourceDefinition {crd_name} declares no scale subresource for {kind.version}"
+    )
+
+
+async def _judged(backend: KubeBackend, ctx: ExecutionContext) -> tuple[ResourceKind, Any, JudgedState]:
+    kind, target = await judged_kind(backend, ctx)
+    current = ctx.call.actions[0].current
+    if not (current or {}).get("metadata", {}).get("uid"):
+        raise BackendError("the judged action has no object identity; nothing was changed")
+    return kind, target, JudgedState.of(current)
+
+
+async def _patch(
+    backend: KubeBackend,
+    kind: ResourceKind,
+    args: WorkloadArgs,
+    namespace: str | None,
+    judged: JudgedState,
+    patch: tuple[JSON, PatchType],
+) -> JSON:
+    async def write(version: str) -> JSON:
+        body = {**patch[0], "metadata": {"resourceVersion": version}}
+        return await backend.client.patch(
+            kind, args.name, namespace, body, patch_type=patch[1],
+            field_manager=backend.field_manager, dry_run=False,
+        )  # fmt: skip
+
+    return await _guarded(backend, kind, args.name, namespace, judged, write)
+
+
+async def _guarded(
+    backend: KubeBackend,
+    kind: ResourceKind,
+    name: str,
+    namespace: str | None,
+    judged: JudgedState,
+    write: Any,
+) -> JSON:
+    result: JSON = await guarded_write(
+        judged,
+        lambda: backend.client.get(kind, name, namespace),
+        write,
+        what=object_ref(kind.kind, name, namespace),
+    )
+    return result
+
+
+async def _previous_replicas(backend: KubeBackend, kind: ResourceKind, before: JSON) -> Any:
+    """The judged count, for the report only: when it cannot be found, it is None."""
+    try:
+        path = await _replicas_path(backend, kind)
+    except (BackendError, InvalidArguments):
+        return None
+    value: Any = before
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value

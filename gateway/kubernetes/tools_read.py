@@ -14,6 +14,7 @@ from gateway.contracts import Target
 from gateway.errors import BackendError, Forbidden
 from gateway.kubernetes.args import ClusterInfoArgs, EventsArgs, GetArgs, ListArgs, LogsArgs, NodesArgs
 from gateway.kubernetes.backend import KubeBackend
+from gateway.kubernetes.clusters import ClusterPool
 from gateway.kubernetes.images import read_view
 from gateway.kubernetes.kinds import ResourceKind
 from gateway.kubernetes.views import event_view, node_view
@@ -41,8 +42,8 @@ async def judged_kind(
 
 
 class ReadTools:
-    def __init__(self, backend: KubeBackend) -> None:
-        self.backend = backend
+    def __init__(self, clusters: ClusterPool) -> None:
+        self.clusters = clusters
 
     def specs(self) -> list[ToolSpec[Any]]:
         return [
@@ -102,15 +103,17 @@ class ReadTools:
     # -- k8s_list / k8s_get --------------------------------------------------------------
 
     async def prepare_list(self, args: ListArgs) -> list[Prepared]:
-        kind = await self.backend.kinds.resolve(args.kind)
-        target = await self.backend.target(
+        backend = await self.clusters.for_args(args)
+        kind = await backend.kinds.resolve(args.kind)
+        target = await backend.target(
             kind, namespace=args.namespace, label_selector=args.label_selector, fresh=False
         )
         return [Prepared(target=target)]
 
     async def list_objects(self, args: ListArgs, ctx: ExecutionContext) -> JSON:
-        kind, target = await judged_kind(self.backend, ctx)
-        found = await self.backend.client.list(
+        backend = await self.clusters.judged(args, ctx)
+        kind, target = await judged_kind(backend, ctx)
+        found = await backend.client.list(
             kind,
             target.namespace,
             label_selector=args.label_selector,
@@ -121,6 +124,7 @@ class ReadTools:
         items = [read_view(i, kind=kind.kind, api_version=kind.api_version) for i in found.get("items") or []]
         meta = found.get("metadata") or {}
         return {
+            "cluster": target.cluster,
             "kind": kind.kind,
             "apiVersion": kind.api_version,
             "namespace": target.namespace,
@@ -131,30 +135,34 @@ class ReadTools:
         }
 
     async def prepare_get(self, args: GetArgs) -> list[Prepared]:
-        kind = await self.backend.kinds.resolve(args.kind)
-        namespace = self.backend.require_namespace(kind, args.namespace, tool="k8s_get")
-        target = await self.backend.target(kind, namespace=namespace, name=args.name, fresh=False)
+        backend = await self.clusters.for_args(args)
+        kind = await backend.kinds.resolve(args.kind)
+        namespace = backend.require_namespace(kind, args.namespace, tool="k8s_get")
+        target = await backend.target(kind, namespace=namespace, name=args.name, fresh=False)
         return [Prepared(target=target)]
 
     async def get(self, args: GetArgs, ctx: ExecutionContext) -> JSON:
-        kind, target = await judged_kind(self.backend, ctx)
-        found = await self.backend.client.get(kind, args.name, target.namespace)
+        backend = await self.clusters.judged(args, ctx)
+        kind, target = await judged_kind(backend, ctx)
+        found = await backend.client.get(kind, args.name, target.namespace)
         return read_view(found, kind=kind.kind, api_version=kind.api_version)
 
     # -- k8s_events ----------------------------------------------------------------------
 
     async def prepare_events(self, args: EventsArgs) -> list[Prepared]:
-        kind = await self.backend.kinds.for_object("v1", "Event")
-        return [Prepared(target=await self.backend.target(kind, namespace=args.namespace, fresh=False))]
+        backend = await self.clusters.for_args(args)
+        kind = await backend.kinds.for_object("v1", "Event")
+        return [Prepared(target=await backend.target(kind, namespace=args.namespace, fresh=False))]
 
     async def events(self, args: EventsArgs, ctx: ExecutionContext) -> JSON:
-        kind, target = await judged_kind(self.backend, ctx)
+        backend = await self.clusters.judged(args, ctx)
+        kind, target = await judged_kind(backend, ctx)
         selectors = [f"involvedObject.kind={args.kind}"] if args.kind else []
         selectors += [f"involvedObject.name={args.name}"] if args.name else []
         raw: list[JSON] = []
         token: str | None = None
         for _ in range(_EVENT_PAGES):
-            page = await self.backend.client.list(
+            page = await backend.client.list(
                 kind,
                 target.namespace,
                 field_selector=",".join(selectors) or None,
@@ -167,23 +175,27 @@ class ReadTools:
                 break
         events = sorted((event_view(e) for e in raw), key=lambda e: e["last_seen"] or "", reverse=True)
         shown = events[: args.limit]
-        return {"namespace": target.namespace, "items": shown, "count": len(shown), "truncated": bool(token)}
+        return {"cluster": target.cluster, "namespace": target.namespace, "items": shown, "count": len(shown),
+                "truncated": bool(token)}  # fmt: skip
 
     # -- k8s_logs ------------------------------------------------------------------------
 
     async def prepare_logs(self, args: LogsArgs) -> list[Prepared]:
-        kind = await self.backend.kinds.for_object("v1", "Pod")
-        target = await self.backend.target(kind, namespace=args.namespace, name=args.pod, fresh=False)
+        backend = await self.clusters.for_args(args)
+        kind = await backend.kinds.for_object("v1", "Pod")
+        target = await backend.target(kind, namespace=args.namespace, name=args.pod, fresh=False)
         return [Prepared(target=target)]
 
     async def logs(self, args: LogsArgs, ctx: ExecutionContext) -> JSON:
-        wanted = args.tail_lines or self.backend.settings.kube_default_log_lines
+        backend = await self.clusters.judged(args, ctx)
+        wanted = args.tail_lines or backend.settings.kube_default_log_lines
         bound = ctx.decision.obligations.max_log_lines
         cap = wanted if bound is None else min(wanted, bound)
-        result: JSON = {"pod": args.pod, "namespace": args.namespace, "container": args.container}
+        result: JSON = {"cluster": backend.client.cluster, "pod": args.pod, "namespace": args.namespace,
+                        "container": args.container}  # fmt: skip
         if cap <= 0:
             return {**result, "lines": [], "line_count": 0, "max_lines": 0, "capped_by_policy": True}
-        text = await self.backend.client.pod_logs(
+        text = await backend.client.pod_logs(
             args.namespace,
             args.pod,
             container=args.container,
@@ -204,56 +216,57 @@ class ReadTools:
     # -- k8s_cluster_info / k8s_nodes ----------------------------------------------------
 
     async def prepare_cluster(self, args: ClusterInfoArgs) -> list[Prepared]:
-        _ = args
-        return [Prepared(target=Target(cluster=self.backend.client.cluster))]
+        backend = await self.clusters.for_args(args)
+        return [Prepared(target=Target(cluster=backend.client.cluster))]
 
     async def cluster_info(self, args: ClusterInfoArgs, ctx: ExecutionContext) -> JSON:
-        _ = args, ctx
-        version = await self.backend.client.version()
-        namespaces = await self.backend.client.list(
-            await self.backend.kinds.for_object("v1", "Namespace"), None, limit=500
+        backend = await self.clusters.judged(args, ctx)
+        version = await backend.client.version()
+        namespaces = await backend.client.list(
+            await backend.kinds.for_object("v1", "Namespace"), None, limit=500
         )
         try:
-            node_count: int | None = await self._count(await self.backend.kinds.for_object("v1", "Node"))
+            node_count: int | None = await _count(backend, await backend.kinds.for_object("v1", "Node"))
         except Forbidden:
             node_count = None
         return {
-            "cluster": self.backend.client.cluster,
-            "server": self.backend.client.server,
+            "cluster": backend.client.cluster,
+            "server": backend.client.server,
             "version": version.get("gitVersion"),
             "platform": version.get("platform"),
             "namespaces": [
-                {"name": ns["metadata"]["name"], "environment": self.backend.environment_of(ns)}
+                {"name": ns["metadata"]["name"], "environment": backend.environment_of(ns)}
                 for ns in namespaces.get("items") or []
             ],
             "namespaces_truncated": bool((namespaces.get("metadata") or {}).get("continue")),
             "node_count": node_count,
-            "metrics_available": await self.backend.kinds.has_group("metrics.k8s.io"),
+            "metrics_available": await backend.kinds.has_group("metrics.k8s.io"),
         }
 
-    async def _count(self, kind: ResourceKind) -> int:
-        """How many objects of ``kind`` exist, from a one-item page: the server says how
-        many remain, so nothing is listed to count."""
-        page = await self.backend.client.list(kind, None, limit=1)
-        remaining = (page.get("metadata") or {}).get("remainingItemCount")
-        return len(page.get("items") or []) + (remaining if isinstance(remaining, int) else 0)
-
     async def prepare_nodes(self, args: NodesArgs) -> list[Prepared]:
-        _ = args
-        kind = await self.backend.kinds.for_object("v1", "Node")
-        return [Prepared(target=await self.backend.target(kind, namespace=None, fresh=False))]
+        backend = await self.clusters.for_args(args)
+        kind = await backend.kinds.for_object("v1", "Node")
+        return [Prepared(target=await backend.target(kind, namespace=None, fresh=False))]
 
     async def nodes(self, args: NodesArgs, ctx: ExecutionContext) -> JSON:
-        kind, _target = await judged_kind(self.backend, ctx)
-        found = await self.backend.client.list(
-            kind, None, limit=args.limit, continue_token=args.continue_token
-        )
+        backend = await self.clusters.judged(args, ctx)
+        kind, target = await judged_kind(backend, ctx)
+        found = await backend.client.list(kind, None, limit=args.limit, continue_token=args.continue_token)
         items = [node_view(n) for n in found.get("items") or []]
         meta = found.get("metadata") or {}
         return {
+            "cluster": target.cluster,
             "items": items,
             "count": len(items),
             "ready": sum(1 for n in items if n["ready"]),
             "continue": meta.get("continue") or None,
             "remaining": meta.get("remainingItemCount"),
         }
+
+
+async def _count(backend: KubeBackend, kind: ResourceKind) -> int:
+    """How many objects of ``kind`` exist, from a one-item page: the server says how many
+    remain, so nothing is listed to count."""
+    page = await backend.client.list(kind, None, limit=1)
+    remaining = (page.get("metadata") or {}).get("remainingItemCount")
+    return len(page.get("items") or []) + (remaining if isinstance(remaining, int) else 0)

@@ -17,6 +17,7 @@ from typing import Any
 from gateway.errors import BackendError, Conflict, InvalidArguments, NotFound
 from gateway.kubernetes.args import ApplyArgs, DeleteArgs
 from gateway.kubernetes.backend import KubeBackend
+from gateway.kubernetes.clusters import ClusterPool
 from gateway.kubernetes.guards import JudgedState, guarded_write, object_ref
 from gateway.kubernetes.images import policy_image
 from gateway.kubernetes.kinds import ResourceKind
@@ -32,8 +33,8 @@ JSON = dict[str, Any]
 
 
 class WriteTools:
-    def __init__(self, backend: KubeBackend) -> None:
-        self.backend = backend
+    def __init__(self, clusters: ClusterPool) -> None:
+        self.clusters = clusters
 
     def specs(self) -> list[ToolSpec[Any]]:
         return [
@@ -70,16 +71,16 @@ class WriteTools:
     # -- k8s_apply -----------------------------------------------------------------------
 
     def _manifest(self, args: ApplyArgs) -> Manifest:
-        settings = self.backend.settings
+        settings = self.clusters.settings
         return parse_manifest(
             args.manifest,
             max_bytes=settings.kube_max_manifest_bytes,
             max_documents=settings.kube_max_manifest_documents,
         )
 
-    async def _placed(self, obj: JSON) -> tuple[ResourceKind, JSON]:
+    async def _placed(self, backend: KubeBackend, obj: JSON) -> tuple[ResourceKind, JSON]:
         """The kind serving ``obj`` and the object with its namespace checked."""
-        kind = await self.backend.kinds.for_object(obj["apiVersion"], obj["kind"])
+        kind = await backend.kinds.for_object(obj["apiVersion"], obj["kind"])
         meta = obj["metadata"]
         name = meta["name"]
         if kind.namespaced and not meta.get("namespace"):
@@ -92,7 +93,8 @@ class WriteTools:
 
     async def prepare_apply(self, args: ApplyArgs) -> list[Prepared]:
         manifest = self._manifest(args)
-        placed = [await self._placed(obj) for obj in manifest.objects]
+        backend = await self.clusters.for_args(args)
+        placed = [await self._placed(backend, obj) for obj in manifest.objects]
         created_namespaces = {
             o["metadata"]["name"] for k, o in placed if k.kind == "Namespace" and not k.group
         }
@@ -101,7 +103,7 @@ class WriteTools:
             meta = obj["metadata"]
             namespace = meta.get("namespace")
             try:
-                target = await self.backend.target(kind, namespace=namespace, name=meta["name"], fresh=True)
+                target = await backend.target(kind, namespace=namespace, name=meta["name"], fresh=True)
             except NotFound as exc:
                 if namespace in created_namespaces:
                     raise InvalidArguments(
@@ -109,12 +111,12 @@ class WriteTools:
                         "first, then the objects in it"
                     ) from exc
                 raise
-            current = await self._current(kind, meta["name"], namespace)
-            manager = self.backend.field_manager
-            after = await self.backend.client.apply(kind, obj, field_manager=manager, dry_run=True)
+            current = await _current(backend, kind, meta["name"], namespace)
+            manager = backend.field_manager
+            after = await backend.client.apply(kind, obj, field_manager=manager, dry_run=True)
             if kind.kind == "Namespace" and not kind.group and target.environment is None:
                 # A namespace being created: its environment is the one it will carry.
-                target = target.model_copy(update={"environment": self.backend.environment_of(after)})
+                target = target.model_copy(update={"environment": backend.environment_of(after)})
             prepared.append(
                 Prepared(
                     target=target,
@@ -127,6 +129,7 @@ class WriteTools:
 
     async def apply(self, args: ApplyArgs, ctx: ExecutionContext) -> JSON:
         manifest = self._manifest(args)
+        backend = await self.clusters.judged(args, ctx)
         actions = ctx.call.actions
         if len(actions) != len(manifest.objects) or any(
             a.args.get("manifest_sha256") != manifest.sha256 for a in actions
@@ -134,9 +137,9 @@ class WriteTools:
             raise BackendError("the manifest does not match the one policy judged; nothing was applied")
         applied: list[JSON] = []
         for action, obj in zip(actions, manifest.objects, strict=True):
-            kind, _ = await self._placed(obj)
+            kind, _ = await self._placed(backend, obj)
             try:
-                result = await self._apply_judged(kind, obj, action.current)
+                result = await _apply_judged(backend, kind, obj, action.current)
             except BackendError as exc:
                 if not applied:
                     raise
@@ -145,42 +148,18 @@ class WriteTools:
                     f"applied {len(applied)} of {len(actions)} objects ({done}); then: {exc}"
                 ) from exc
             applied.append(summary(result, created=action.current is None))
-        return {"applied": applied, "count": len(applied)}
-
-    async def _apply_judged(self, kind: ResourceKind, obj: JSON, judged: JSON | None) -> JSON:
-        """Apply ``obj`` if its target is still as judged: absent for a create (checked
-        just before), else the same uid, generation, labels and annotations (``guards``),
-        the apply carrying the version it was checked at as a precondition."""
-        meta = obj["metadata"]
-        name, namespace = meta["name"], meta.get("namespace") if kind.namespaced else None
-        what = object_ref(kind.kind, name, namespace)
-        manager = self.backend.field_manager
-        if judged is None:
-            if await self._current(kind, name, namespace) is not None:
-                raise Conflict(
-                    f"{what} was created by someone else after policy judged its creation; nothing was "
-                    "written, propose the call again"
-                )
-            return await self.backend.client.apply(kind, obj, field_manager=manager, dry_run=False)
-
-        async def write(version: str) -> JSON:
-            body = {**obj, "metadata": {**meta, "resourceVersion": version}}
-            return await self.backend.client.apply(kind, body, field_manager=manager, dry_run=False)
-
-        result: JSON = await guarded_write(
-            JudgedState.of(judged), lambda: self.backend.client.get(kind, name, namespace), write, what=what
-        )
-        return result
+        return {"cluster": backend.client.cluster, "applied": applied, "count": len(applied)}
 
     # -- k8s_delete ----------------------------------------------------------------------
 
     async def prepare_delete(self, args: DeleteArgs) -> list[Prepared]:
-        kind = await self.backend.kinds.resolve(args.kind)
-        namespace = self.backend.require_namespace(kind, args.namespace, tool="k8s_delete")
-        target = await self.backend.target(kind, namespace=namespace, name=args.name, fresh=True)
-        current = await self.backend.client.get(kind, args.name, namespace)
+        backend = await self.clusters.for_args(args)
+        kind = await backend.kinds.resolve(args.kind)
+        namespace = backend.require_namespace(kind, args.namespace, tool="k8s_delete")
+        target = await backend.target(kind, namespace=namespace, name=args.name, fresh=True)
+        current = await backend.client.get(kind, args.name, namespace)
         meta = current.get("metadata") or {}
-        after = await self.backend.client.delete(
+        after = await backend.client.delete(
             kind,
             args.name,
             namespace,
@@ -194,7 +173,8 @@ class WriteTools:
         return [Prepared(target=target, object=policy_image(image), current=policy_image(current))]
 
     async def delete(self, args: DeleteArgs, ctx: ExecutionContext) -> JSON:
-        kind, target = await judged_kind(self.backend, ctx)
+        backend = await self.clusters.judged(args, ctx)
+        kind, target = await judged_kind(backend, ctx)
         judged = ctx.call.actions[0].current or {}
         if not (judged.get("metadata") or {}).get("uid"):
             raise BackendError("the judged action has no object identity; nothing was deleted")
@@ -202,20 +182,47 @@ class WriteTools:
 
         async def write(version: str) -> JSON:
             # uid and the version just checked are preconditions: only that object goes.
-            return await self.backend.client.delete(
+            return await backend.client.delete(
                 kind, args.name, target.namespace, dry_run=False, uid=state.uid, resource_version=version
             )
 
         await guarded_write(
             state,
-            lambda: self.backend.client.get(kind, args.name, target.namespace),
+            lambda: backend.client.get(kind, args.name, target.namespace),
             write,
             what=object_ref(kind.kind, args.name, target.namespace),
         )
-        return {"deleted": summary(judged)}
+        return {"cluster": backend.client.cluster, "deleted": summary(judged)}
 
-    async def _current(self, kind: ResourceKind, name: str, namespace: str | None) -> JSON | None:
-        try:
-            return await self.backend.client.get(kind, name, namespace)
-        except NotFound:
-            return None
+
+async def _apply_judged(backend: KubeBackend, kind: ResourceKind, obj: JSON, judged: JSON | None) -> JSON:
+    """Apply ``obj`` if its target is still as judged: absent for a create (checked just
+    before), else the same uid, generation, labels and annotations (``guards``), the apply
+    carrying the version it was checked at as a precondition."""
+    meta = obj["metadata"]
+    name, namespace = meta["name"], meta.get("namespace") if kind.namespaced else None
+    what = object_ref(kind.kind, name, namespace)
+    manager = backend.field_manager
+    if judged is None:
+        if await _current(backend, kind, name, namespace) is not None:
+            raise Conflict(
+                f"{what} was created by someone else after policy judged its creation; nothing was "
+                "written, propose the call again"
+            )
+        return await backend.client.apply(kind, obj, field_manager=manager, dry_run=False)
+
+    async def write(version: str) -> JSON:
+        body = {**obj, "metadata": {**meta, "resourceVersion": version}}
+        return await backend.client.apply(kind, body, field_manager=manager, dry_run=False)
+
+    result: JSON = await guarded_write(
+        JudgedState.of(judged), lambda: backend.client.get(kind, name, namespace), write, what=what
+    )
+    return result
+
+
+async def _current(backend: KubeBackend, kind: ResourceKind, name: str, namespace: str | None) -> JSON | None:
+    try:
+        return await backend.client.get(kind, name, namespace)
+    except NotFound:
+        return None

@@ -334,8 +334,9 @@ class KubeApiServer:
         request = urllib.request.Request(  # noqa: S310 - fixed loopback https URL
             f"{self.url}/readyz", headers={"Authorization": f"Bearer {self.admin_token}"}
         )
-        context = ssl.create_default_context(cafile=str(self.ca_file))
         try:
+            # Inside the try: kube-apiserver may be writing the certificate as it is read.
+            context = ssl.create_default_context(cafile=str(self.ca_file))
             with urllib.request.urlopen(request, timeout=2, context=context) as resp:  # noqa: S310
                 return bool(resp.status == 200)
         except (urllib.error.URLError, OSError, ssl.SSLError):

@@ -165,6 +165,9 @@ class Topology:
             env |= {
                 "GATEWAY_KUBECONFIG": str(self.kube.kubeconfig_path),
                 "GATEWAY_KUBE_CONTEXT": self.kube.context,
+                # The sandbox kubeconfig also holds a restricted user's context for the same
+                # cluster: policy data names clusters, so only the one cluster is offered.
+                "GATEWAY_KUBE_CONTEXTS": self.kube.context,
             }
         if self.palette is not None:
             env |= self.palette.environment()

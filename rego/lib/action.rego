@@ -42,9 +42,13 @@ has_target_kind if is_string(input.target.kind)
 # scope: document
 # description: |
 #   The target is in a production environment: the target's environment (from the
-#   namespace label or Palette cluster tag), or the environment label on the object
-#   or the live object, matches one of data.params.production.environments.
+#   namespace label or Palette cluster tag), the environment label on the object or
+#   the live object, or the environment data.params.clusters gives the target's
+#   cluster matches one of data.params.production.environments. Any one of them
+#   makes it production: the most restrictive wins.
 production if lower(input.target.environment) in _production_environments
+
+production if cluster_production
 
 production if lower(input.object.metadata.labels[data.params.production.environment_label]) in _production_environments
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -102,13 +103,15 @@ def test_list_shows_pending_actions_as_a_table_and_as_json(
         "ID",
         "STATE",
         "TOOL",
+        "CLUSTER",
         "TARGET",
         "REQUESTER",
         "APPROVALS",
         "EXPIRES",
     ]
     assert action_id[:8] in out
-    assert "sandbox/payments ConfigMap log [production]" in out
+    row = next(line for line in out.splitlines() if line.startswith(action_id[:8]))
+    assert re.split(r"\s{2,}", row)[3:5] == ["sandbox", "payments ConfigMap log [production]"]
 
     code, out, _ = gateway(db, "queue", "list", "--state", "pending", "--json")
     [row] = json.loads(out)
@@ -142,11 +145,13 @@ def test_show_redacts_secret_values_and_diffs_the_change(
     assert "+++ after apply" in out
     assert "+kind: Secret" in out
     assert call.fingerprint() in out
+    assert "Cluster      sandbox\n" in out
 
     code, out, _ = gateway(db, "queue", "show", call.id, "--json")
     view = json.loads(out)
     assert "hunter2" not in out
     assert view["fingerprint"] == call.fingerprint()
+    assert view["target"]["cluster"] == "sandbox"
     assert view["decision"]["reasons"][0]["code"] == "K8S-PROD-001"
 
 

@@ -16,7 +16,7 @@ from kubernetes import client as k8s
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.errors import NotFound, RateLimited
-from gateway.kubernetes.client import TRANSPORT_RETRY, KubeClient
+from gateway.kubernetes.client import TRANSPORT_RETRY, KubeClient, load_catalog
 from gateway.kubernetes.kinds import ResourceKind
 from gateway.metrics import Metrics
 from gateway.ratelimit import TokenBucket
@@ -119,8 +119,10 @@ def test_qps_and_burst_are_set_explicitly_from_settings(tmp_path: Path) -> None:
             }
         )
     )
-    client = KubeClient.from_settings(Settings(kubeconfig=kubeconfig, kube_qps=7, kube_burst=3))
-    assert client is not None
+    settings = Settings(kubeconfig=kubeconfig, kube_qps=7, kube_burst=3)
+    catalog = load_catalog(settings)
+    assert catalog is not None
+    client = KubeClient.connect(catalog.context("x"), settings, kubeconfig=kubeconfig)
     assert (client._limiter.rate, client._limiter.burst) == (7, 3)
     client.close()
     defaults = Settings()

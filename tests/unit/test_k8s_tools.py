@@ -8,7 +8,8 @@ import pytest
 
 from gateway.contracts import Decision, Obligations, PlannedCall, Principal, ProposedAction, Target
 from gateway.errors import BackendError, Forbidden, NotFound
-from gateway.kubernetes.backend import KubeBackend
+from gateway.kubernetes.clusters import ClusterPool
+from gateway.kubernetes.contexts import ClusterCatalog, ClusterContext
 from gateway.kubernetes.tools import TOOL_NAMES, build_specs
 from gateway.settings import Settings
 from gateway.tools import ExecutionContext, ToolSpec
@@ -78,8 +79,9 @@ def client() -> FakeClient:
 
 @pytest.fixture
 def specs(client: FakeClient) -> dict[str, ToolSpec[Any]]:
-    backend = KubeBackend(client, Settings(kube_default_log_lines=50))  # type: ignore[arg-type]
-    return {spec.name: spec for spec in build_specs(backend)}
+    catalog = ClusterCatalog([ClusterContext("fake", "https://fake")], default="fake", kubeconfig=None)
+    pool = ClusterPool(catalog, Settings(kube_default_log_lines=50), lambda _context: client)
+    return {spec.name: spec for spec in build_specs(pool)}
 
 
 async def _plan(spec: ToolSpec[Any], **arguments: Any) -> tuple[Any, PlannedCall]:
@@ -107,8 +109,8 @@ def test_the_catalogue_matches_the_contract(specs: dict[str, ToolSpec[Any]]) -> 
     assert effects["k8s_restart"] == ("restart", "write", False)
     assert effects["k8s_delete"] == ("delete", "delete", False)
     assert specs["k8s_delete"].annotations.destructive_hint is True
-    for name in ("k8s_list", "k8s_get", "k8s_events", "k8s_logs", "k8s_cluster_info", "k8s_nodes",
-                 "k8s_resource_usage", "k8s_diagnose"):  # fmt: skip
+    for name in ("k8s_clusters", "k8s_list", "k8s_get", "k8s_events", "k8s_logs", "k8s_cluster_info",
+                 "k8s_nodes", "k8s_resource_usage", "k8s_diagnose"):  # fmt: skip
         assert effects[name] == (name.removeprefix("k8s_"), "read", True)
         assert specs[name].annotations.read_only_hint is True
 
@@ -176,7 +178,7 @@ async def test_apply_refuses_a_manifest_other_than_the_one_judged(specs: dict[st
     spec = specs["k8s_apply"]
     judged = ProposedAction(
         tool="k8s_apply", backend="kubernetes", operation="apply", effect="write",
-        target=Target(kind="ConfigMap", api_version="v1", namespace="dev", name="a"),
+        target=Target(cluster="fake", kind="ConfigMap", api_version="v1", namespace="dev", name="a"),
         args={"manifest_sha256": "0" * 64, "manifest_bytes": 1, "documents": 1}, principal=PRINCIPAL,
     )  # fmt: skip
     manifest = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: dev}\n"
@@ -192,8 +194,8 @@ async def test_delete_refuses_to_run_without_the_judged_object_identity(
     spec = specs["k8s_delete"]
     judged = ProposedAction(
         tool="k8s_delete", backend="kubernetes", operation="delete", effect="delete",
-        target=Target(kind="ConfigMap", api_version="v1", namespace="dev", name="a"), current=None,
-        principal=PRINCIPAL,
+        target=Target(cluster="fake", kind="ConfigMap", api_version="v1", namespace="dev", name="a"),
+        current=None, principal=PRINCIPAL,
     )  # fmt: skip
     args = spec.args.model_validate({"kind": "cm", "name": "a", "namespace": "dev"})
     call = PlannedCall(tool="k8s_delete", call_args=args.model_dump(), actions=(judged,))

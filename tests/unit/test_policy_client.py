@@ -415,3 +415,38 @@ def test_merge_concatenates_warnings_once_and_joins_revisions() -> None:
     assert merged.warnings == [warn]
     assert merged.bundle_revision == "r1"
     assert merged.decision_id == "a,b"
+
+
+async def test_cluster_environments_are_asked_beside_the_decision(opa: FakeOpa) -> None:
+    opa.handler = answer({"result": {"prod-eu": "production"}})
+    async with _client(opa, decision_path="policies/gateway/decision") as client:
+        found = await client.cluster_environments(["sandbox", "prod-eu"])
+    assert found == {"prod-eu": "production"}
+    [seen] = opa.requests
+    assert (seen.path, seen.body) == (
+        "/v1/data/policies/gateway/cluster_environments",
+        {"input": {"clusters": ["sandbox", "prod-eu"]}},
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "error", "says"),
+    [
+        ({}, UndefinedDecision, "data.gateway.cluster_environments is undefined"),
+        ({"result": ["production"]}, MalformedDecision, "not an object of environment names"),
+        ({"result": {"prod-eu": 1}}, MalformedDecision, "not an object of environment names"),
+    ],
+)
+async def test_cluster_environments_that_cannot_be_read_raise(
+    opa: FakeOpa, body: Any, error: type[Exception], says: str
+) -> None:
+    opa.handler = answer(body)
+    async with _client(opa) as client:
+        with pytest.raises(error, match=says):
+            await client.cluster_environments(["prod-eu"])
+
+
+async def test_cluster_environments_with_opa_down_raise_unavailable() -> None:
+    async with PolicyClient(Settings(opa_url=f"http://127.0.0.1:{free_port()}")) as client:
+        with pytest.raises(PolicyUnavailable, match="could not be reached"):
+            await client.cluster_environments(["prod-eu"])

@@ -3,7 +3,8 @@
 # description: >-
 #   Rules read their parameters from bundle data; a missing or malformed parameter
 #   could silently switch a rule off. Every action is refused until the data has the
-#   approval defaults, the tool catalog, the production environments and every
+#   approval defaults, the tool catalog, the production environments, the clusters
+#   (an environment or Palette uid per cluster name, possibly none) and every
 #   parameter each rule reads, of the right type (lists of strings, valid regular
 #   expressions, numbers in range), and the refusal names each parameter that is not.
 # custom:
@@ -81,6 +82,13 @@ _problems contains "params.production must list the environments and name the en
 	not _production_ok
 }
 
+_problems contains concat("", [
+	"params.clusters must map cluster names or globs to objects of environment and ",
+	"palette_uid, each a non-empty string",
+]) if {
+	not _clusters_ok
+}
+
 _problems contains sprintf("params.rules.%s is missing", [name]) if {
 	some name, _ in _schema
 	not is_object(object.get(_rules, name, null))
@@ -122,6 +130,20 @@ _catalog_ok if {
 _production_ok if {
 	_strings(data.params.production.environments)
 	is_string(data.params.production.environment_label)
+}
+
+# A misspelt field ("enviroment") would leave a production cluster unprotected: only
+# the two known fields are accepted.
+_clusters_ok if {
+	is_object(data.params.clusters)
+	every entry in data.params.clusters {
+		is_object(entry)
+		every field, value in entry {
+			field in {"environment", "palette_uid"}
+			is_string(value)
+			trim_space(value) != ""
+		}
+	}
 }
 
 _valid("strings", value) if _strings(value)
@@ -240,6 +262,7 @@ _complete if {
 	_approval_ok
 	_catalog_ok
 	_production_ok
+	_clusters_ok
 	every rule, parameters in _schema {
 		every name, kind in parameters {
 			_valid(kind, object.get(_rules, [rule, name], null))

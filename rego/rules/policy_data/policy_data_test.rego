@@ -141,3 +141,24 @@ test_allow_runaway_limits_with_one_threshold if {
 	]}
 	count(policy_data.violation) == 0 with data.params.rules as _runaway_limits(limits)
 }
+
+test_allow_clusters_may_be_empty if {
+	count(policy_data.violation) == 0 with data.params.clusters as {}
+}
+
+test_deny_missing_or_malformed_clusters if {
+	expected := {concat("", [
+		"policy data is incomplete: params.clusters must map cluster names or globs to objects of ",
+		"environment and palette_uid, each a non-empty string",
+	])}
+	_messages == expected with data.params.clusters as null
+	_messages == expected with data.params.clusters as ["prod-eu"]
+	_messages == expected with data.params.clusters as {"prod-eu": "production"}
+	_messages == expected with data.params.clusters as {"prod-eu": {"environment": 1}}
+	_messages == expected with data.params.clusters as {"prod-eu": {"environment": " "}}
+}
+
+test_deny_misspelt_cluster_field if {
+	# "enviroment" would leave prod-eu unprotected while looking configured.
+	count(_messages) == 1 with data.params.clusters as {"prod-eu": {"enviroment": "production"}}
+}

@@ -2,7 +2,8 @@
 # title: Principal scope
 # description: >-
 #   Groups map to the effects, Kubernetes namespaces and clusters (kube context or
-#   Palette cluster uid) their members may act in (data.params.rules.principal_scope.groups;
+#   Palette cluster uid, either matching when data.params.clusters links the two) their
+#   members may act in (data.params.rules.principal_scope.groups;
 #   "*" and globs allowed). A principal none of whose groups is mapped gets the
 #   explicit "unmapped" scope (default: read anywhere, change nothing). An
 #   unauthenticated principal may only read, whatever its groups.
@@ -69,9 +70,12 @@ _anonymous_effect if input.effect in _params.unauthenticated_effects
 
 _cluster_allowed(scope) if "*" in scope.clusters
 
+# Under any name the cluster goes by: its kube context or its Palette uid, when
+# data.params.clusters links the two (lib.cluster_names).
 _cluster_allowed(scope) if {
 	some pattern in scope.clusters
-	lib.matches(pattern, input.target.cluster)
+	some name in lib.cluster_names
+	lib.matches(pattern, name)
 }
 
 # Palette targets have no namespace; cluster-scoped reads (nodes, cluster info) need

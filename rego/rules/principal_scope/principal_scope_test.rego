@@ -123,3 +123,58 @@ test_deny_fleet_wide_read_for_narrow_scope if {
 test_deny_write_with_groups_as_an_object if {
 	count(principal_scope.violation) > 0 with input as _as(_write, {"a": "sre"})
 }
+
+_teams := {
+	"team-eu": {"effects": ["read", "write"], "namespaces": ["*"], "clusters": ["prod-eu", "staging-*"]},
+	"team-us": {"effects": ["read", "write"], "namespaces": ["*"], "clusters": ["prod-us"]},
+}
+
+_on(action, cluster) := lib_test.with_field(action, "/target/cluster", cluster)
+
+test_allow_scopes_name_several_clusters_each_by_name_or_glob if {
+	every cluster in ["prod-eu", "staging-1", "staging-eu"] {
+		count(principal_scope.violation) == 0 with input as _on(_as(_write, ["team-eu"]), cluster)
+			with data.params.rules.principal_scope.groups as _teams
+	}
+}
+
+test_allow_another_group_in_its_own_cluster if {
+	count(principal_scope.violation) == 0 with input as _on(_as(_write, ["team-us"]), "prod-us")
+		with data.params.rules.principal_scope.groups as _teams
+}
+
+test_deny_a_scope_does_not_reach_the_other_clusters if {
+	some v in principal_scope.violation with input as _on(_as(_write, ["team-eu"]), "prod-us")
+		with data.params.rules.principal_scope.groups as _teams
+	contains(v.message, "of cluster 'prod-us'")
+	endswith(v.message, "; it may write in namespaces * of clusters prod-eu, staging-*")
+}
+
+test_deny_the_other_group_in_the_first_cluster if {
+	count(principal_scope.violation) == 1 with input as _on(_as(_write, ["team-us"]), "prod-eu")
+		with data.params.rules.principal_scope.groups as _teams
+}
+
+test_allow_groups_together_cover_the_union_of_their_clusters if {
+	every cluster in ["prod-eu", "prod-us"] {
+		count(principal_scope.violation) == 0 with input as _on(_as(_write, ["team-eu", "team-us"]), cluster)
+			with data.params.rules.principal_scope.groups as _teams
+	}
+}
+
+test_allow_palette_uid_in_scope_of_its_linked_context if {
+	# The Palette cluster uid-eu is the cluster the kube context prod-eu reaches.
+	inp := _as(lib_test.palette_delete("uid-eu", "dev"), ["team-eu"])
+	groups := object.union(_teams, {"team-eu": {"effects": ["delete"], "namespaces": [], "clusters": ["prod-eu"]}})
+	count(principal_scope.violation) == 0 with input as inp with data.params.rules.principal_scope.groups as groups
+		with data.params.clusters as {"prod-eu": {"palette_uid": "uid-eu"}}
+	count(principal_scope.violation) == 1 with input as inp with data.params.rules.principal_scope.groups as groups
+		with data.params.clusters as {}
+}
+
+test_allow_context_in_scope_of_its_linked_palette_uid if {
+	groups := {"edge": {"effects": ["write"], "namespaces": ["*"], "clusters": ["uid-edge"]}}
+	inp := _on(_as(_write, ["edge"]), "edge-1")
+	count(principal_scope.violation) == 0 with input as inp with data.params.rules.principal_scope.groups as groups
+		with data.params.clusters as {"edge-1": {"palette_uid": "uid-edge"}}
+}

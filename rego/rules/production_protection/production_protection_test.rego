@@ -43,3 +43,26 @@ test_deny_palette_delete_of_production_cluster_by_label if {
 	inp := lib_test.with_field(lib_test.palette_delete("uid-1", "production"), "/target/environment", null)
 	count(production_protection.violation) == 1 with input as inp
 }
+
+_on_prod_cluster(action) := lib_test.with_field(
+	lib_test.with_field(action, "/target/cluster", "prod-eu"),
+	"/target/environment", "development",
+)
+
+test_deny_write_in_a_production_cluster_whatever_the_namespace_label if {
+	some v in production_protection.violation with input as _on_prod_cluster(_deployment)
+		with data.params.clusters as {"prod-*": {"environment": "production"}}
+	v.message == "k8s_apply on 'web' writes to production (policy data makes cluster 'prod-eu' production)"
+	v.approval.allow_self_approval == false
+}
+
+test_deny_delete_in_a_production_cluster_needs_two_approvals if {
+	some v in production_protection.violation with input as _on_prod_cluster(lib_test.k8s_delete("Deployment", "web"))
+		with data.params.clusters as {"prod-eu": {"environment": "production"}}
+	v.approval.min_approvals == 2
+}
+
+test_allow_write_in_a_cluster_data_names_development if {
+	count(production_protection.violation) == 0 with input as _on_prod_cluster(_deployment)
+		with data.params.clusters as {"prod-eu": {"environment": "development"}}
+}

@@ -17,6 +17,9 @@ One living cluster per session, shared by every suite that needs real cluster be
 And one quiet API server (etcd + kube-apiserver, no controllers) for what only a cluster
 without controllers shows: ``quiet_apiserver``, ``quiet_seeded``, ``quiet_tools``.
 Controllers there would rewrite what those tests assert on.
+
+Many clusters: ``quiet_prod_eu`` is a second quiet API server (context ``prod-eu``, seeded
+the same), for tests that need two real clusters behind one gateway.
 """
 
 from __future__ import annotations
@@ -126,3 +129,16 @@ async def quiet_tools(quiet_seeded: KubeApiServer, tmp_path: Any) -> AsyncIterat
     )
     async with open_backend(settings) as specs:
         yield ToolRunner(specs)
+
+
+@pytest.fixture(scope="session")
+def quiet_prod_eu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeApiServer]:
+    """A second quiet API server, its context named ``prod-eu`` (production by the
+    project's policy data, whatever its namespaces say), seeded like the sandbox."""
+    server = KubeApiServer(tmp_path_factory.mktemp("prod-eu"), context="prod-eu")
+    server.start()
+    try:
+        seed_sandbox(server.kubeconfig_path, context="prod-eu", nodes_within=None)
+        yield server
+    finally:
+        server.stop()

@@ -1,14 +1,32 @@
 """Drive the Kubernetes ToolSpecs the way ``gateway.pipeline`` does, without OPA: validate
-the arguments, ``prepare`` into proposed actions, then ``execute`` with a decision."""
+the arguments, ``prepare`` into proposed actions, then ``execute`` with a decision. And the
+whole gateway over them (``connected``: an MCP client of a gateway with the project's
+policy), with a human approving from the side (``approve_and_wait``)."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
+import yaml
+from mcp import Client
+from mcp_types import CallToolResult
+
 from gateway.contracts import Decision, Obligations, PlannedCall, Principal
+from gateway.kubernetes.tools import open_backend
+from gateway.policy import PolicyClient
+from gateway.queue.approvals import approve
+from gateway.queue.sealing import Sealer
+from gateway.queue.store import QueueStore
+from gateway.server import build_server
+from gateway.settings import Settings
 from gateway.tools import ExecutionContext, ToolSpec
 
 T = TypeVar("T")
@@ -48,3 +66,80 @@ async def eventually(check: Callable[[], Awaitable[T | None]], *, what: str, wit
             return found
         assert time.monotonic() < deadline, f"never happened within {within:.0f}s: {what}"
         await asyncio.sleep(0.5)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where one kubeconfig context points, and as whom."""
+
+    server: str
+    ca_file: Path
+    token: str
+
+
+def write_kubeconfig(path: Path, contexts: Mapping[str, Endpoint], *, current: str) -> Path:
+    """One kubeconfig with a cluster and a user of its own per context (owner-only: it holds
+    tokens)."""
+    document = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": f"{name}-cluster", "cluster": {
+                "server": e.server,
+                "certificate-authority-data": base64.b64encode(e.ca_file.read_bytes()).decode("ascii"),
+            }}
+            for name, e in contexts.items()
+        ],
+        "users": [{"name": f"{name}-user", "user": {"token": e.token}} for name, e in contexts.items()],
+        "contexts": [
+            {"name": name, "context": {"cluster": f"{name}-cluster", "user": f"{name}-user"}}
+            for name in contexts
+        ],
+        "current-context": current,
+    }  # fmt: skip
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        yaml.safe_dump(document, out, sort_keys=False)
+    return path
+
+
+def kube_source(settings: Settings, policy: Any) -> Any:
+    """The Kubernetes backend as the gateway opens it (``gateway.runtime.ToolSource``)."""
+    return open_backend(settings, policy)
+
+
+@asynccontextmanager
+async def connected(settings: Settings) -> AsyncIterator[Client]:
+    """An MCP client of a gateway serving the Kubernetes tools. Entered inside each test:
+    the client's task group must open and close in one task."""
+    async with Client(build_server(settings, backends=[kube_source])) as client:
+        yield client
+
+
+def reply_text(result: CallToolResult) -> str:
+    return "\n".join(c.text for c in result.content if c.type == "text")
+
+
+def reply_body(result: CallToolResult) -> dict[str, Any]:
+    assert result.structured_content is not None, reply_text(result)
+    return result.structured_content
+
+
+async def approve_and_wait(
+    mcp: Client, settings: Settings, action_id: str, approver: Principal
+) -> dict[str, Any]:
+    """Approve a parked action as ``approver`` (straight on the store, as ``gateway queue
+    approve --local`` does) and wait until the gateway behind ``mcp`` has run it; the
+    action's final state as ``gateway_action`` reports it."""
+    store = await QueueStore.open(settings.db_path, sealer=Sealer.from_settings(settings, create=False))
+    try:
+        async with PolicyClient(settings) as policy:
+            await approve(store, policy, action_id, approver)
+    finally:
+        await store.close()
+    for _ in range(100):
+        state = reply_body(await mcp.call_tool("gateway_action", {"action_id": action_id}))
+        if state["state"] in ("succeeded", "failed"):
+            break
+        await asyncio.sleep(0.1)
+    return state

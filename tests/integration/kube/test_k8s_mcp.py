@@ -3,36 +3,26 @@ bundle → real kube-apiserver. What policy says is what happens to the cluster.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from kube_support import approve_and_wait, connected, reply_body, reply_text
 from kubernetes import client as k8s
-from mcp import Client
-from mcp_types import CallToolResult
 
 from gateway.contracts import Principal
-from gateway.kubernetes.tools import TOOL_NAMES, open_backend
+from gateway.kubernetes.tools import TOOL_NAMES
 from gateway.local.opa import OpaServer
-from gateway.policy import PolicyClient
-from gateway.queue.approvals import approve
 from gateway.queue.sealing import Sealer
 from gateway.queue.store import QueueStore
-from gateway.server import build_server
 from gateway.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.kube]
 
 BOB = Principal(subject="bob", groups=("sre",), transport="cli", authenticated=True)
-
-
-def _kube_source(settings: Settings, check: Any) -> Any:
-    return open_backend(settings, check)
 
 
 @pytest.fixture
@@ -45,22 +35,6 @@ def settings(kube_settings: Settings, kube_seeded: Any, opa_server: OpaServer, t
             "groups": ("sre",),
         }
     )
-
-
-@asynccontextmanager
-async def _connected(settings: Settings) -> AsyncIterator[Client]:
-    # Entered inside each test: the client's task group must open and close in one task.
-    async with Client(build_server(settings, backends=[_kube_source])) as client:
-        yield client
-
-
-def _text(result: CallToolResult) -> str:
-    return "\n".join(c.text for c in result.content if c.type == "text")
-
-
-def _body(result: CallToolResult) -> dict[str, Any]:
-    assert result.structured_content is not None, _text(result)
-    return result.structured_content
 
 
 def _compliant_deployment(
@@ -86,12 +60,16 @@ spec:
 
 
 async def test_every_kubernetes_tool_is_served_with_a_described_schema(settings: Settings) -> None:
-    async with _connected(settings) as mcp:
+    async with connected(settings) as mcp:
         tools = {t.name: t for t in (await mcp.list_tools()).tools}
         assert set(TOOL_NAMES) <= set(tools)
         scale = tools["k8s_scale"]
         assert set(scale.input_schema["required"]) == {"kind", "name", "namespace", "replicas"}
         assert scale.input_schema["properties"]["replicas"]["description"] == "Desired number of replicas."
+        # Every tool but k8s_clusters names its cluster: a kubeconfig context, the default filled in.
+        cluster = scale.input_schema["properties"]["cluster"]
+        assert (cluster["enum"], cluster["default"]) == (["sandbox", "sandbox-restricted"], "sandbox")
+        assert "cluster" not in tools["k8s_clusters"].input_schema.get("properties", {})
         assert tools["k8s_delete"].annotations is not None
         assert tools["k8s_delete"].annotations.destructive_hint is True
         assert tools["k8s_get"].annotations is not None
@@ -99,21 +77,21 @@ async def test_every_kubernetes_tool_is_served_with_a_described_schema(settings:
 
 
 async def test_reading_a_secret_returns_its_keys_but_never_its_values(settings: Settings) -> None:
-    async with _connected(settings) as mcp:
+    async with connected(settings) as mcp:
         result = await mcp.call_tool(
             "k8s_get", {"kind": "secret", "name": "postgres-credentials", "namespace": "payments"}
         )
-        assert not result.is_error, _text(result)
-        body = _body(result)
+        assert not result.is_error, reply_text(result)
+        body = reply_body(result)
         assert body["data"] == {"POSTGRES_PASSWORD": "<redacted>", "POSTGRES_USER": "<redacted>"}
         assert "sandbox-only-not-a-real-password" not in str(result.model_dump())
 
 
 async def test_listing_secrets_redacts_every_item(settings: Settings) -> None:
-    async with _connected(settings) as mcp:
+    async with connected(settings) as mcp:
         result = await mcp.call_tool("k8s_list", {"kind": "secrets", "namespace": "payments"})
-        assert not result.is_error, _text(result)
-        items = _body(result)["items"]
+        assert not result.is_error, reply_text(result)
+        items = reply_body(result)["items"]
         assert items
         assert all(set(i["data"].values()) == {"<redacted>"} for i in items if "data" in i)
 
@@ -121,10 +99,10 @@ async def test_listing_secrets_redacts_every_item(settings: Settings) -> None:
 async def test_a_compliant_apply_in_development_is_allowed_and_written(
     settings: Settings, kube_admin: Any, kube_namespace: str
 ) -> None:
-    async with _connected(settings) as mcp:
+    async with connected(settings) as mcp:
         result = await mcp.call_tool("k8s_apply", {"manifest": _compliant_deployment(kube_namespace)})
-        assert not result.is_error, _text(result)
-        assert _body(result)["applied"][0]["name"] == "shop"
+        assert not result.is_error, reply_text(result)
+        assert reply_body(result)["applied"][0]["name"] == "shop"
         live = k8s.AppsV1Api(kube_admin).read_namespaced_deployment("shop", kube_namespace)
         assert "policy-gateway" in {f.manager for f in live.metadata.managed_fields}
 
@@ -132,14 +110,14 @@ async def test_a_compliant_apply_in_development_is_allowed_and_written(
 async def test_a_privileged_container_is_denied_and_nothing_is_written(
     settings: Settings, kube_admin: Any, kube_namespace: str
 ) -> None:
-    async with _connected(settings) as mcp:
+    async with connected(settings) as mcp:
         manifest = _compliant_deployment(kube_namespace, name="root").replace(
             "allowPrivilegeEscalation: false", "privileged: true"
         )
         result = await mcp.call_tool("k8s_apply", {"manifest": manifest})
         assert result.is_error
-        assert _body(result)["outcome"] == "deny"
-        assert "privileged" in _text(result)
+        assert reply_body(result)["outcome"] == "deny"
+        assert "privileged" in reply_text(result)
         names = [
             d.metadata.name
             for d in k8s.AppsV1Api(kube_admin).list_namespaced_deployment(kube_namespace).items
@@ -165,34 +143,24 @@ async def test_scaling_in_production_waits_for_another_human_and_then_runs_exact
 ) -> None:
     apps = k8s.AppsV1Api(kube_admin)
     arguments = {"kind": "deploy", "name": "shop", "namespace": production_shop, "replicas": 5}
-    async with _connected(settings) as mcp:
+    async with connected(settings) as mcp:
         result = await mcp.call_tool("k8s_scale", arguments)
-        body = _body(result)
-        assert body["outcome"] == "needs_approval", _text(result)
-        assert "writes to production" in _text(result)
+        body = reply_body(result)
+        assert body["outcome"] == "needs_approval", reply_text(result)
+        assert "writes to production" in reply_text(result)
         assert apps.read_namespaced_deployment("shop", production_shop).spec.replicas == 2
 
-        store = await QueueStore.open(settings.db_path, sealer=Sealer.from_settings(settings, create=False))
-        try:
-            async with PolicyClient(settings) as policy:
-                await approve(store, policy, body["action_id"], BOB)
-        finally:
-            await store.close()
-        for _ in range(100):
-            state = _body(await mcp.call_tool("gateway_action", {"action_id": body["action_id"]}))
-            if state["state"] in ("succeeded", "failed"):
-                break
-            await asyncio.sleep(0.1)
+        state = await approve_and_wait(mcp, settings, body["action_id"], BOB)
     assert state["state"] == "succeeded", state
     assert apps.read_namespaced_deployment("shop", production_shop).spec.replicas == 5
 
 
 async def test_an_unknown_kind_is_a_clear_error_for_the_model_and_is_audited(settings: Settings) -> None:
-    async with _connected(settings) as mcp:
+    async with connected(settings) as mcp:
         result = await mcp.call_tool("k8s_list", {"kind": "deploymnt", "namespace": "dev"})
     assert result.is_error
-    assert "no kind named 'deploymnt'" in _text(result)
-    assert "Deployment" in _text(result)
+    assert "no kind named 'deploymnt'" in reply_text(result)
+    assert "Deployment" in reply_text(result)
     store = await QueueStore.open(settings.db_path, sealer=Sealer.from_settings(settings, create=False))
     try:
         events = await store.audit.recent(limit=10)
@@ -202,16 +170,16 @@ async def test_an_unknown_kind_is_a_clear_error_for_the_model_and_is_audited(set
 
 
 async def test_kubernetes_errors_reach_the_model_as_short_messages(settings: Settings) -> None:
-    async with _connected(settings) as mcp:
+    async with connected(settings) as mcp:
         result = await mcp.call_tool("k8s_get", {"kind": "deploy", "name": "missing", "namespace": "dev"})
         assert result.is_error
-        assert 'deployments.apps "missing" not found' in _text(result)
-        assert "Traceback" not in _text(result)
-        assert "HTTP response" not in _text(result)
+        assert 'deployments.apps "missing" not found' in reply_text(result)
+        assert "Traceback" not in reply_text(result)
+        assert "HTTP response" not in reply_text(result)
 
 
 async def test_diagnose_through_the_gateway_reports_a_score(settings: Settings) -> None:
-    async with _connected(settings) as mcp:
+    async with connected(settings) as mcp:
         result = await mcp.call_tool("k8s_diagnose", {"namespace": "dev"})
-        assert not result.is_error, _text(result)
-        assert 0 <= _body(result)["score"] < 100
+        assert not result.is_error, reply_text(result)
+        assert 0 <= reply_body(result)["score"] < 100
