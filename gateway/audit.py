@@ -206,13 +206,13 @@ class AuditLog:
             rows = await conn.fetchall(sql, [seq])
         return _parse(rows[0])[0] if rows else None
 
-    async def iterate(self, *, batch: int = 1000) -> AsyncIterator[AuditRecord]:
-        """Every row in chain order, read in batches so memory stays flat."""
-        async for record, _ in self._iterate_raw(batch=batch):
+    async def iterate(self, *, batch: int = 1000, after: int = 0) -> AsyncIterator[AuditRecord]:
+        """Every row in chain order (those after sequence number ``after``), read in
+        batches so memory stays flat."""
+        async for record, _ in self._iterate_raw(batch=batch, after=after):
             yield record
 
-    async def _iterate_raw(self, *, batch: int) -> AsyncIterator[tuple[AuditRecord, bool]]:
-        after = 0
+    async def _iterate_raw(self, *, batch: int, after: int = 0) -> AsyncIterator[tuple[AuditRecord, bool]]:
         while True:
             async with self._db.read() as conn:
                 sql = f"SELECT {_COLUMNS} FROM audit WHERE seq > ? ORDER BY seq LIMIT ?"  # noqa: S608

@@ -22,11 +22,13 @@ from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler
 
 __all__ = [
     "ACTION_VERSION",
+    "Activity",
     "Approval",
     "ApprovalRequirement",
     "Backend",
     "Decision",
     "Effect",
+    "History",
     "Obligations",
     "Outcome",
     "PlannedCall",
@@ -180,6 +182,28 @@ class SessionFacts(_Contract):
     untrusted_reads: tuple[UntrustedRead, ...] = ()
 
 
+class Activity(_Contract):
+    """How many calls the gateway decided for someone recently, by what they do: every
+    call (``calls``), calls that change something (``writes``: effect write or delete),
+    and ``deletes``; over the last minute and the last hour, sliding."""
+
+    calls_last_minute: int = 0
+    calls_last_hour: int = 0
+    writes_last_minute: int = 0
+    writes_last_hour: int = 0
+    deletes_last_minute: int = 0
+    deletes_last_hour: int = 0
+
+
+class History(Activity):
+    """``input.history``: the principal's recent activity across every session, process and
+    replica (the counts of ``Activity``), and the current MCP session's as ``session``
+    (None when the transport has no session). Counted from the gateway's database before
+    this call; the call itself is not included."""
+
+    session: Activity | None = None
+
+
 class ProposedAction(_Contract):
     """Exactly what OPA sees as ``input``.
 
@@ -205,6 +229,8 @@ class ProposedAction(_Contract):
     approvals: tuple[Approval, ...] = ()
     time: str = Field(default_factory=utc_now)
     session: SessionFacts | None = None
+    # Recent activity (gateway.history); None when the gateway does not count it.
+    history: History | None = None
 
     @model_serializer(mode="wrap")
     def _without_empty_session(self, handler: SerializerFunctionWrapHandler) -> JSONObject:

@@ -7,12 +7,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from gateway.contracts import ApprovalRequirement, Decision, Obligations, Outcome, Reason
-from gateway.errors import MalformedDecision
+from gateway.errors import HistoryUnavailable, MalformedDecision
 
-__all__ = ["CODE_MALFORMED", "fail_closed", "merge_decisions"]
+__all__ = [
+    "CODE_HISTORY_UNAVAILABLE",
+    "CODE_MALFORMED",
+    "fail_closed",
+    "merge_decisions",
+    "refuse_without_history",
+]
 
 # Also the policy client's code for an answer that does not match the contract.
 CODE_MALFORMED = MalformedDecision.code
+CODE_HISTORY_UNAVAILABLE = HistoryUnavailable.code
 
 
 def fail_closed(code: str, message: str) -> Decision:
@@ -26,6 +33,23 @@ def fail_closed(code: str, message: str) -> Decision:
                 severity="high",
                 effect="deny",
                 message=f"policy engine failed, so the call is denied: {message}",
+            )
+        ],
+    )
+
+
+def refuse_without_history(message: str) -> Decision:
+    """The gateway's own deny of a change whose caller's recent activity could not be
+    counted: runaway protection cannot be judged, so the change does not run."""
+    return Decision(
+        outcome="deny",
+        reasons=[
+            Reason(
+                code=CODE_HISTORY_UNAVAILABLE,
+                rule="runaway_protection",
+                severity="high",
+                effect="deny",
+                message=message,
             )
         ],
     )

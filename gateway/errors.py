@@ -15,7 +15,8 @@
     │   ├── Conflict
     │   ├── Forbidden
     │   ├── Invalid
-    │   ├── RateLimited
+    │   ├── RateLimited          the backend (or the gateway's own client-side limit) says
+    │   │                        "not now"; ``retry_after`` says when, if known
     │   └── BackendUnavailable
     ├── QueueError               the approval queue refused a transition
     │   ├── UnknownAction
@@ -29,6 +30,8 @@
     ├── AuthError                a credential was refused (HTTP 401); the message names why
     ├── ClientError              the approvals API could not be used from the CLI
     │   └── GatewayUnreachable   connection refused, timeout, not a gateway
+    ├── HistoryUnavailable       recent activity could not be counted (database unavailable
+    │                            or too slow): writes are refused, reads go on
     ├── AuditError
     │   └── ChainBroken          a row whose hash does not match the chain
     └── DatabaseError            a statement or the connection to the database failed (SQLite or
@@ -58,6 +61,7 @@ __all__ = [
     "Forbidden",
     "GatewayError",
     "GatewayUnreachable",
+    "HistoryUnavailable",
     "Invalid",
     "InvalidArguments",
     "InvalidTransition",
@@ -148,7 +152,13 @@ class Invalid(BackendError):
 
 
 class RateLimited(BackendError):
-    """The backend asked us to slow down and retries were exhausted."""
+    """The backend asked us to slow down and retries were exhausted, or the gateway's own
+    rate limit would hold the request longer than its budget. ``retry_after`` is the
+    number of seconds after which a retry can succeed, when known."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class BackendUnavailable(BackendError):
@@ -203,6 +213,13 @@ class ClientError(GatewayError):
 
 class GatewayUnreachable(ClientError):
     """The gateway did not answer: connection refused, timed out, TLS failure."""
+
+
+class HistoryUnavailable(GatewayError):
+    """The principal's recent activity could not be read from the database in time: a call
+    that changes something is refused (``GW-HISTORY-UNAVAILABLE``), a read goes on."""
+
+    code = "GW-HISTORY-UNAVAILABLE"
 
 
 class AuditError(GatewayError):

@@ -166,6 +166,8 @@ class _Probes:
         )
 
     async def metrics_endpoint(self, request: Request) -> Response:
+        # OPA's health at scrape time: the decision metrics only move when calls arrive.
+        self.metrics.set_opa_up(await self.opa_ready() == "ok")
         if self.queue_depth is not None:
             try:
                 self.metrics.set_queue_depth(await self.queue_depth())

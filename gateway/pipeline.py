@@ -16,6 +16,18 @@ Each thing is done once, in one place:
   decision's obligations as it leaves the backend and nowhere else; the reply, the queue's
   stored result and ``gateway_action`` only ever hold what left it.
 
+Each step runs inside ``self.instruments.stage(name)`` (``gateway.instruments``), the one
+seam that times it for ``/metrics``, traces it when tracing is on, and tells in-process
+listeners; the front end wraps the whole call in ``instruments.call`` (``Gateway.call``
+does it for callers that use it), and ``instruments.annotate`` records what the call
+turned out to be (action id, effect, outcome, bundle revision).
+
+Runaway protection: before planning, ``_history`` asks the activity log
+(``gateway.history``) for the principal's and the session's recent counts, which every
+proposed action carries as ``input.history``; after the decision the call is counted.
+When the counts cannot be read, a call that changes something is denied by the gateway
+itself (``GW-HISTORY-UNAVAILABLE``, OPA is not asked) and a read goes on without them.
+
 Request errors are raised, not decided, and nothing is sent to OPA or a backend for them:
 ``PayloadTooLarge`` (canonical JSON of the arguments above ``Settings.max_argument_bytes``),
 ``UnknownTool`` and ``InvalidArguments`` (field-level message without values; also a number
@@ -43,22 +55,33 @@ from pydantic import BaseModel, ValidationError
 from gateway.arguments import check_size, validate_model
 from gateway.contracts import (
     Decision,
+    History,
     PlannedCall,
     Principal,
     ProposedAction,
 )
+from gateway.decisions import refuse_without_history
 from gateway.errors import (
     AuditError,
     BackendError,
+    HistoryUnavailable,
     InvalidArguments,
     PayloadTooLarge,
     QueueError,
     UnknownTool,
 )
 from gateway.identity import ANONYMOUS
-from gateway.metrics import METRICS, Metrics
+from gateway.instruments import Instruments
+from gateway.metrics import Metrics
 from gateway.outcome import CallOutcome, outcome_of_parked
-from gateway.ports import TERMINAL_STATES, ApprovalQueue, AuditEvent, AuditSink, ParkedAction
+from gateway.ports import (
+    TERMINAL_STATES,
+    ActivitySource,
+    ApprovalQueue,
+    AuditEvent,
+    AuditSink,
+    ParkedAction,
+)
 from gateway.redaction import redact, redact_text
 from gateway.session import attach, remember
 from gateway.settings import Settings
@@ -108,13 +131,17 @@ class Gateway:
         audit: AuditSink,
         *,
         metrics: Metrics | None = None,
+        instruments: Instruments | None = None,
+        activity: ActivitySource | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
         self._policy = policy
         self._queue = queue
         self._audit = audit
-        self._metrics = metrics or METRICS
+        self.instruments = instruments or Instruments(metrics)
+        # None: recent activity is not counted and actions carry no history.
+        self._activity = activity
 
     # -- the one path -------------------------------------------------------------------
 
@@ -124,19 +151,25 @@ class Gateway:
         arguments: Mapping[str, Any],
         principal: Principal,
         *,
+        session: str | None = None,
         wait_seconds: float | None = None,
         progress: ProgressFn | None = None,
     ) -> CallOutcome:
-        """``admit`` then ``run``. Raises only the request errors (see the module docstring)."""
-        admitted = await self.admit(tool, arguments, principal)
-        return await self.run(admitted, principal, wait_seconds=wait_seconds, progress=progress)
+        """``admit`` then ``run``, as one instrumented call. Raises only the request errors
+        (see the module docstring)."""
+        with self.instruments.call(tool):
+            admitted = await self.admit(tool, arguments, principal)
+            return await self.run(
+                admitted, principal, session=session, wait_seconds=wait_seconds, progress=progress
+            )
 
     async def admit(self, tool: str, arguments: Mapping[str, Any], principal: Principal) -> AdmittedCall:
         """Size check, tool lookup and argument validation; nothing leaves the process."""
-        async with self._rejections(tool, principal):
-            check_size(arguments, self.settings.max_argument_bytes)
-            spec = self.registry.get(tool)
-            return AdmittedCall(spec=spec, args=validate_model(tool, spec.args, arguments))
+        with self.instruments.stage("admit"):
+            async with self._rejections(tool, principal):
+                check_size(arguments, self.settings.max_argument_bytes)
+                spec = self.registry.get(tool)
+                return AdmittedCall(spec=spec, args=validate_model(tool, spec.args, arguments))
 
     async def admit_own(
         self, tool: str, model: type[ModelT], arguments: Mapping[str, Any], principal: Principal
@@ -152,26 +185,33 @@ class Gateway:
         admitted: AdmittedCall,
         principal: Principal,
         *,
+        session: str | None = None,
         wait_seconds: float | None = None,
         progress: ProgressFn | None = None,
     ) -> CallOutcome:
-        """Run one admitted call through policy. Raises only the request errors a backend
-        finds while preparing (see the module docstring)."""
+        """Run one admitted call through policy. ``session`` names the MCP session for
+        runaway protection (None: no session scope). Raises only the request errors a
+        backend finds while preparing (see the module docstring)."""
         started = time.perf_counter()
         tool = admitted.spec.name
+        stage = self.instruments.stage
         token = _caller.set(principal)
         try:
+            history = await self._history(principal, session)
             try:
-                planned = await self._plan(admitted, principal)
+                with stage("prepare"):
+                    planned = await self._plan(admitted, principal, history)
             except BackendError as exc:
-                self._metrics.record_call(tool, "error")
                 return await self._prepare_failed(admitted.spec, principal, exc)
             except (InvalidArguments, PayloadTooLarge) as exc:
                 await self.record_rejection(tool, principal, exc)
                 raise
-            decision = await self._policy.decide_all(planned.actions)
-            self._metrics.record_call(tool, decision.outcome)
-            await self._record_decision(planned, decision, principal)
+            decision = await self._decide(planned, admitted.spec.effect, history)
+            if self._activity is not None:
+                self._activity.record(principal.subject, session, admitted.spec.effect)
+            self._observe_decision(planned, decision)
+            with stage("audit"):
+                await self._record_decision(planned, decision, principal)
             log.info(
                 "%s by %s: %s %s (%.1f ms)",
                 tool,
@@ -185,7 +225,8 @@ class Gateway:
                     status="denied", tool=tool, action_id=planned.id, decision=decision, denied_by="policy"
                 )
             if decision.outcome == "needs_approval":
-                parked = await self._park(planned, decision, principal)
+                with stage("park"):
+                    parked = await self._park(planned, decision, principal)
                 if isinstance(parked, CallOutcome):
                     return parked
                 return remember(planned, await self._wait(parked, decision, wait_seconds, progress))
@@ -213,15 +254,17 @@ class Gateway:
 
     async def record_rejection(self, tool: str, principal: Principal, exc: Exception) -> None:
         """Audit a request refused before policy saw it (bad size, name or arguments)."""
-        await self._audit.record(
-            AuditEvent(
-                kind="rejected_request",
-                tool=tool[:200],
-                subject=principal.subject,
-                transport=principal.transport,
-                detail={"error": type(exc).__name__, "message": str(exc)[:_MAX_ERROR_CHARS]},
+        self.instruments.annotate(outcome="rejected")
+        with self.instruments.stage("audit"):
+            await self._audit.record(
+                AuditEvent(
+                    kind="rejected_request",
+                    tool=tool[:200],
+                    subject=principal.subject,
+                    transport=principal.transport,
+                    detail={"error": type(exc).__name__, "message": str(exc)[:_MAX_ERROR_CHARS]},
+                )
             )
-        )
 
     @asynccontextmanager
     async def _rejections(self, tool: str, principal: Principal) -> AsyncIterator[None]:
@@ -249,20 +292,52 @@ class Gateway:
             raise BackendError(
                 f"the stored call to {call.tool} can no longer be run: {type(exc).__name__}"
             ) from exc
-        return await self._execute(spec, args, call, decision)
+        with self.instruments.call(call.tool, counted=False):
+            self.instruments.annotate(action_id=call.id, effect=spec.effect, outcome=decision.outcome)
+            return await self._execute(spec, args, call, decision)
 
     # -- steps ---------------------------------------------------------------------------
 
-    async def _plan(self, admitted: AdmittedCall, principal: Principal) -> PlannedCall:
+    async def _history(
+        self, principal: Principal, session: str | None
+    ) -> History | HistoryUnavailable | None:
+        """The recent activity every action of the call carries; the failure itself when it
+        could not be read (``_decide`` refuses writes then); None when not counted."""
+        if self._activity is None:
+            return None
+        with self.instruments.stage("history"):
+            try:
+                return await self._activity.history(principal.subject, session)
+            except HistoryUnavailable as exc:
+                log.warning("recent activity of %s unavailable: %s", principal.subject, exc)
+                return exc
+
+    async def _decide(
+        self, planned: PlannedCall, effect: str, history: History | HistoryUnavailable | None
+    ) -> Decision:
+        """Policy's decision; without recent activity a change is refused here, unasked."""
+        if isinstance(history, HistoryUnavailable) and effect != "read":
+            return refuse_without_history(str(history))
+        with self.instruments.stage("decide"):
+            return await self._policy.decide_all(planned.actions)
+
+    async def _plan(
+        self,
+        admitted: AdmittedCall,
+        principal: Principal,
+        history: History | HistoryUnavailable | None = None,
+    ) -> PlannedCall:
         """Resolve targets and images (``spec.prepare``) into the call policy will judge,
-        and fingerprint it (once: the audit records and the queue row carry this value).
+        with the principal's recent activity, and fingerprint it (once: the audit records
+        and the queue row carry this value).
 
         Raises ``BackendError``; an unexpected failure is logged and raised as one.
         """
         spec, args = admitted.spec, admitted.args
+        counted = history if isinstance(history, History) else None
         try:
             # With the MCP session's untrusted reads, if it made any (gateway.session).
-            planned = attach(spec.plan(args, await spec.prepare(args), principal))
+            planned = attach(spec.plan(args, await spec.prepare(args), principal, counted))
         except (BackendError, InvalidArguments, PayloadTooLarge):
             raise
         except Exception as exc:
@@ -285,16 +360,18 @@ class Gateway:
     ) -> CallOutcome:
         message = _clean(f"{spec.name} could not be prepared: {exc}")
         call_id = str(uuid.uuid4())
-        await self._audit.record(
-            AuditEvent(
-                kind="failure",
-                action_id=call_id,
-                tool=spec.name,
-                subject=principal.subject,
-                transport=principal.transport,
-                detail={"stage": "prepare", "error": message},
+        self.instruments.annotate(action_id=call_id, effect=spec.effect, outcome="error")
+        with self.instruments.stage("audit"):
+            await self._audit.record(
+                AuditEvent(
+                    kind="failure",
+                    action_id=call_id,
+                    tool=spec.name,
+                    subject=principal.subject,
+                    transport=principal.transport,
+                    detail={"stage": "prepare", "error": message},
+                )
             )
-        )
         return CallOutcome(status="failed", tool=spec.name, action_id=call_id, error=message)
 
     async def _execute(
@@ -306,13 +383,15 @@ class Gateway:
         Raises ``BackendError`` (also for unexpected failures, logged here).
         """
         try:
-            result = await spec.execute(args, ExecutionContext(call=call, decision=decision))
+            with self.instruments.stage("execute"):
+                result = await spec.execute(args, ExecutionContext(call=call, decision=decision))
         except BackendError:
             raise
         except Exception as exc:
             _log_crash(call.tool, "executing", exc)
             raise BackendError(f"{call.tool} failed unexpectedly; see the gateway log") from exc
-        return redact(result, decision.obligations.redact)
+        with self.instruments.stage("redact"):
+            return redact(result, decision.obligations.redact)
 
     async def _run(
         self, admitted: AdmittedCall, call: PlannedCall, decision: Decision, principal: Principal
@@ -322,14 +401,18 @@ class Gateway:
             result = await self._execute(spec, admitted.args, call, decision)
         except BackendError as exc:
             message = _clean(f"{spec.name} failed: {exc}")
-            await self._record(call, principal, "failure", decision, {"stage": "execute", "error": message})
+            with self.instruments.stage("audit"):
+                await self._record(
+                    call, principal, "failure", decision, {"stage": "execute", "error": message}
+                )
             return CallOutcome(
                 status="failed", tool=spec.name, action_id=call.id, decision=decision, error=message
             )
         if spec.effect != "read":
             # Reads are frequent and their decision record says they ran; writes get both.
             try:
-                await self._record(call, principal, "execution", decision, {})
+                with self.instruments.stage("audit"):
+                    await self._record(call, principal, "execution", decision, {})
             except AuditError as exc:
                 # The call has run: saying otherwise would invite a second run.
                 log.error("%s %s ran; its execution record failed: %s", spec.name, call.id, exc)  # noqa: TRY400
@@ -380,6 +463,19 @@ class Gateway:
                 log.warning("stopped waiting for %s: the queue could not be read: %s", parked.id, exc)
                 break
         return outcome_of_parked(current, decision)
+
+    def _observe_decision(self, call: PlannedCall, decision: Decision) -> None:
+        """What the call turned out to be, for its span and the metrics; the rule codes of
+        every reason, warning and dry-run finding."""
+        effect = call.actions[0].effect if call.actions else None
+        self.instruments.annotate(
+            action_id=call.id,
+            effect=effect,
+            outcome=decision.outcome,
+            bundle_revision=decision.bundle_revision,
+        )
+        findings = (*decision.reasons, *decision.warnings, *decision.dryrun)
+        self.instruments.metrics.record_violations((r.code, r.effect) for r in findings)
 
     async def _record_decision(
         self,

@@ -14,11 +14,12 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.contracts import Approval, Decision, Outcome, PlannedCall, Principal
+from gateway.contracts import Approval, Decision, Effect, History, Outcome, PlannedCall, Principal
 
 __all__ = [
     "TERMINAL_STATES",
     "ActionState",
+    "ActivitySource",
     "ApprovalQueue",
     "AuditEvent",
     "AuditKind",
@@ -138,6 +139,18 @@ class CallRunner(Protocol):
     async def execute(self, call: PlannedCall, decision: Decision) -> Any:
         """Run the call's tool once and return its redacted result. Raises
         ``BackendError`` on failure."""
+        ...
+
+
+class ActivitySource(Protocol):
+    """Recent activity for runaway protection. Implemented by ``gateway.history``."""
+
+    async def history(self, subject: str, session: str | None) -> History:
+        """The principal's and the session's counts; raises ``HistoryUnavailable``."""
+        ...
+
+    def record(self, subject: str, session: str | None, effect: Effect) -> None:
+        """Count one decided call."""
         ...
 
 

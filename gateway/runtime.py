@@ -1,15 +1,19 @@
 """The long-lived parts of a running gateway, opened once and closed once.
 
-``open_runtime`` creates, in order: the policy client (one pooled HTTP client to OPA), the
-queue store with its audit log (one database: SQLite, or PostgreSQL shared by replicas),
-the ``Gateway`` over them, every
+``open_runtime`` creates, in order: the instruments (metrics, and tracing when an OTLP
+endpoint is configured), the policy client (one pooled HTTP client to OPA), the queue
+store with its audit log (one database: SQLite, or PostgreSQL shared by replicas), the
+``Gateway`` over them, every
 backend's tools (each backend opens its own client), and the queue's executor as a
 background task. Closing happens in reverse: the executor finishes the action in hand,
-backends close their clients, then the database and the OPA client.
+backends close their clients, then the database and the OPA client, and last the trace
+exporter flushes (bounded: a dead collector does not hold the shutdown).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
@@ -17,9 +21,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
+import anyio.to_thread
 
 from gateway.db import Database
 from gateway.errors import ConfigError
+from gateway.history import ActivityLog
+from gateway.instruments import Instruments
+from gateway.metrics import METRICS
 from gateway.pipeline import Gateway
 from gateway.policy import PolicyClient
 from gateway.ports import BackendPolicy
@@ -29,6 +37,7 @@ from gateway.queue.sealing import Sealer
 from gateway.queue.store import QueueStore
 from gateway.settings import Settings
 from gateway.tools import ToolRegistry, ToolSpec
+from gateway.tracing import Tracing
 from gateway.webhooks import WebhookNotifier
 
 __all__ = [
@@ -125,17 +134,28 @@ async def preflight(settings: Settings) -> None:
 
 @asynccontextmanager
 async def open_runtime(
-    settings: Settings, sources: Sequence[ToolSource], *, slot: RuntimeSlot | None = None
+    settings: Settings,
+    sources: Sequence[ToolSource],
+    *,
+    slot: RuntimeSlot | None = None,
+    instruments: Instruments | None = None,
 ) -> AsyncIterator[Runtime]:
     """Open everything a gateway process needs; see the module docstring for the order.
-    ``slot`` (if given) holds the runtime while it is open."""
+    ``slot`` (if given) holds the runtime while it is open; ``instruments`` (tests) replace
+    the ones built from settings."""
     async with AsyncExitStack() as stack:
-        policy = await stack.enter_async_context(PolicyClient(settings))
+        if instruments is None:
+            instruments = await _open_instruments(settings, stack)
+        policy = await stack.enter_async_context(PolicyClient(settings, metrics=instruments.metrics))
         require_shared_keys(settings)
         store = await QueueStore.from_settings(settings, sealer=Sealer.from_settings(settings, create=True))
         stack.push_async_callback(store.close)
+        store.listeners.append(lambda event: instruments.metrics.record_approval(event.event))
+        activity = await _open_activity(settings, store, instruments, stack)
         registry = ToolRegistry()
-        gateway = Gateway(settings, registry, policy, store, store.audit)
+        gateway = Gateway(
+            settings, registry, policy, store, store.audit, instruments=instruments, activity=activity
+        )
         backend_policy = _BackendPolicy(gateway, policy)
         for source in sources:
             registry.extend(await stack.enter_async_context(source(settings, backend_policy)))
@@ -163,3 +183,39 @@ async def open_runtime(
                 if slot is not None:
                     slot.runtime = None
                 executor.stop()
+
+
+async def _open_activity(
+    settings: Settings, store: QueueStore, instruments: Instruments, stack: AsyncExitStack
+) -> ActivityLog | None:
+    """The activity log over the store's database, with its batch writer running; on exit
+    the writer stops and writes what is left (before the database closes)."""
+    if not settings.history_enabled:
+        return None
+    activity = ActivityLog(
+        store.db, read_timeout=settings.history_read_timeout_seconds, metrics=instruments.metrics
+    )
+    writer = asyncio.create_task(activity.run(settings.history_flush_seconds))
+
+    async def close() -> None:
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await writer
+        await activity.flush()
+
+    stack.push_async_callback(close)
+    return activity
+
+
+async def _open_instruments(settings: Settings, stack: AsyncExitStack) -> Instruments:
+    """Metrics, with tracing when configured; the exporter is closed last (registered first)."""
+    tracing = Tracing.from_settings(settings)
+    if tracing is None:
+        return Instruments(METRICS)
+    tracing.install_global()
+
+    async def close() -> None:
+        await anyio.to_thread.run_sync(tracing.close)
+
+    stack.push_async_callback(close)
+    return Instruments(METRICS, tracer=tracing.tracer)

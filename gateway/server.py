@@ -30,7 +30,9 @@ Both are audited as ``rejected_request``; nothing reaches OPA or a backend.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -54,13 +56,14 @@ from gateway.errors import (
     UnknownTool,
 )
 from gateway.identity import principal_for_request
+from gateway.instruments import Instruments
 from gateway.kubernetes.tools import open_backend as kubernetes_backend
 from gateway.palette.tools import ReadFn, palette_configured, register_resources
 from gateway.palette.tools import open_backend as palette_backend
 from gateway.ports import BackendPolicy
 from gateway.replies import decision_reply, error_reply, outcome_reply, parked_reply
 from gateway.runtime import Runtime, RuntimeSlot, ToolSource, open_runtime
-from gateway.session import SessionLedger
+from gateway.session import SessionLedger, transport_session_id
 from gateway.settings import Settings
 from gateway.tools import ToolRegistry, ToolSpec
 
@@ -106,15 +109,20 @@ META_TOOLS: Mapping[str, type[BaseModel]] = {"gateway_check": CheckArgs, "gatewa
 
 
 def build_server(
-    settings: Settings, *, backends: Sequence[ToolSource] | None = None, slot: RuntimeSlot | None = None
+    settings: Settings,
+    *,
+    backends: Sequence[ToolSource] | None = None,
+    slot: RuntimeSlot | None = None,
+    instruments: Instruments | None = None,
 ) -> MCPServer[Runtime]:
     """The gateway's MCP server. ``backends`` defaults to ``_backends(settings)``; tests pass
-    their own tool sources. ``slot`` receives the runtime while it is open (the approvals API)."""
+    their own tool sources. ``slot`` receives the runtime while it is open (the approvals API).
+    ``instruments`` replace the ones built from settings (tests with their own tracer)."""
     sources = list(backends) if backends is not None else _backends(settings)
 
     @asynccontextmanager
     async def lifespan(server: MCPServer[Runtime]) -> AsyncIterator[Runtime]:
-        async with open_runtime(settings, sources, slot=slot) as runtime:
+        async with open_runtime(settings, sources, slot=slot, instruments=instruments) as runtime:
             if isinstance(server, _GatewayServer):
                 server.publish(runtime.registry)
             yield runtime
@@ -127,7 +135,7 @@ def build_server(
         lifespan=lifespan,
     )
     if backends is None and palette_configured(settings):
-        register_resources(server, read=_resource_reader(settings, server.sessions))
+        register_resources(server, read=_resource_reader(settings, server))
     return server
 
 
@@ -159,14 +167,16 @@ def _optional(name: str, source: ToolSource) -> ToolSource:
     return open_backend
 
 
-def _resource_reader(settings: Settings, sessions: SessionLedger) -> ReadFn:
+def _resource_reader(settings: Settings, server: _GatewayServer) -> ReadFn:
     """Resources are reads: they run through ``Gateway.call`` like the tool they summarise."""
 
     async def read(tool: str, arguments: dict[str, Any], ctx: Context[Any, Any]) -> Any:
         runtime, principal, _ = _request(ctx, settings)
         try:
-            with sessions.bound(ctx.request_context, principal):
-                outcome = await runtime.gateway.call(tool, arguments, principal)
+            with server.sessions.bound(ctx.request_context, principal):
+                outcome = await runtime.gateway.call(
+                    tool, arguments, principal, session=_session_of(ctx, server.own_session)
+                )
         except (UnknownTool, InvalidArguments, PayloadTooLarge) as exc:
             raise ResourceError(str(exc)) from None
         if outcome.status == "executed":
@@ -192,6 +202,8 @@ class _GatewayServer(MCPServer[Runtime]):
         self._settings = settings
         # Which MCP sessions read untrusted content (gateway.session), for this server's life.
         self.sessions = SessionLedger()
+        # The session of a stdio or in-process client: one for this server's life.
+        self.own_session = f"server-{uuid.uuid4().hex}"
         self._listed: dict[str, ListedTool] = {
             name: ListedTool(
                 name=name,
@@ -232,28 +244,42 @@ class _GatewayServer(MCPServer[Runtime]):
         context: Context[Runtime, Any],
     ) -> CallToolResult:
         gateway = runtime.gateway
-        try:
-            if name in META_TOOLS:
+        if name in META_TOOLS:
+            try:
                 args = await gateway.admit_own(name, META_TOOLS[name], arguments, principal)
-                return await _OWN_HANDLERS[name](runtime, principal, args)
-            admitted = await gateway.admit(name, arguments, principal)
-        except (UnknownTool, PayloadTooLarge) as exc:
-            raise MCPError(code=INVALID_PARAMS, message=str(exc)) from None
-        except InvalidArguments as exc:
-            return error_reply(str(exc))
-        try:
-            outcome = await gateway.run(
-                admitted, principal, wait_seconds=_wait_seconds(params), progress=context.report_progress
-            )
-        except (InvalidArguments, PayloadTooLarge) as exc:
-            # Admitted, but the backend found the arguments unusable while preparing
-            # (an unknown kind, a manifest above its limit): the model can fix them.
-            return error_reply(str(exc))
-        except AuditError as exc:
-            # Nothing runs unrecorded: the decision could not be written, so nothing ran.
-            log.error("%s refused: the audit log could not be written: %s", name, exc)  # noqa: TRY400
-            return error_reply(f"{name} was not run: the gateway's audit log is unavailable; try again later")
-        return outcome_reply(outcome)
+            except PayloadTooLarge as exc:
+                raise MCPError(code=INVALID_PARAMS, message=str(exc)) from None
+            except InvalidArguments as exc:
+                return error_reply(str(exc))
+            return await _OWN_HANDLERS[name](runtime, principal, args)
+        # One instrumented call (gateway.instruments): admission to reply.
+        with gateway.instruments.call(name):
+            try:
+                admitted = await gateway.admit(name, arguments, principal)
+            except (UnknownTool, PayloadTooLarge) as exc:
+                raise MCPError(code=INVALID_PARAMS, message=str(exc)) from None
+            except InvalidArguments as exc:
+                return error_reply(str(exc))
+            try:
+                outcome = await gateway.run(
+                    admitted,
+                    principal,
+                    session=_session_of(context, self.own_session),
+                    wait_seconds=_wait_seconds(params),
+                    progress=context.report_progress,
+                )
+            except (InvalidArguments, PayloadTooLarge) as exc:
+                # Admitted, but the backend found the arguments unusable while preparing
+                # (an unknown kind, a manifest above its limit): the model can fix them.
+                return error_reply(str(exc))
+            except AuditError as exc:
+                # Nothing runs unrecorded: the decision could not be written, so nothing ran.
+                log.error("%s refused: the audit log could not be written: %s", name, exc)  # noqa: TRY400
+                return error_reply(
+                    f"{name} was not run: the gateway's audit log is unavailable; try again later"
+                )
+            with gateway.instruments.stage("reply"):
+                return outcome_reply(outcome)
 
 
 def _listing(spec: ToolSpec[Any]) -> ListedTool:
@@ -307,6 +333,21 @@ def _request(ctx: Context[Runtime, Any], settings: Settings) -> tuple[Runtime, P
     request = ctx.request_context
     params = request.params if isinstance(request.params, Mapping) else {}
     return request.lifespan_context, principal_for_request(request.request, settings), params
+
+
+def _session_of(ctx: Context[Any, Any], own: str) -> str | None:
+    """Which MCP session a request belongs to, for runaway protection's per-session
+    counts: a digest of the transport's session id (the id itself is a credential of
+    sorts and is never stored); ``own``, the server's, for stdio and in-process (one
+    client for the server's life); None for HTTP without sessions (stateless: the
+    principal's counts are the only scope)."""
+    request = ctx.request_context
+    session_id = transport_session_id(request)
+    if session_id is not None:
+        return hashlib.sha256(session_id.encode("utf-8")).hexdigest()[:32]
+    if getattr(request, "request", None) is not None:
+        return None
+    return own
 
 
 def _wait_seconds(params: Mapping[str, Any]) -> float | None:

@@ -35,7 +35,7 @@ from typing import Any
 from gateway.contracts import PlannedCall, Principal, SessionFacts, Target, UntrustedRead, utc_now
 from gateway.outcome import CallOutcome
 
-__all__ = ["SessionLedger", "SessionRecord", "attach", "remember", "session_key"]
+__all__ = ["SessionLedger", "SessionRecord", "attach", "remember", "session_key", "transport_session_id"]
 
 MAX_SESSIONS = 4096
 MAX_READS = 16
@@ -98,18 +98,25 @@ _current: contextvars.ContextVar[SessionRecord] = contextvars.ContextVar("gatewa
 def session_key(request_context: Any, principal: Principal) -> SessionKey:
     """Which session a request belongs to (see the module docstring).
 
-    ``request_context`` is the SDK's ``ServerRequestContext``. Its per-request ``session``
-    object holds the connection the transport made; the SDK does not expose it publicly,
-    so it is read defensively: without it the principal is the scope, which only widens
-    what a mark covers.
+    Without a transport session the principal is the scope, which only widens what a
+    mark covers.
     """
-    connection = getattr(getattr(request_context, "session", None), "_connection", None)
-    session_id = getattr(connection, "session_id", None)
-    if isinstance(session_id, str) and session_id:
+    session_id = transport_session_id(request_context)
+    if session_id is not None:
         return ("mcp-session", session_id)
     if getattr(request_context, "request", None) is not None:
         return ("principal", principal.transport, principal.subject, str(principal.authenticated))
     return ("process",)
+
+
+def transport_session_id(request_context: Any) -> str | None:
+    """The id the streamable HTTP transport gave the request's session, or None (stdio,
+    in-process, stateless HTTP). ``request_context`` is the SDK's ``ServerRequestContext``;
+    its per-request ``session`` holds the transport's connection, which the SDK does not
+    expose publicly, so it is read defensively."""
+    connection = getattr(getattr(request_context, "session", None), "_connection", None)
+    session_id = getattr(connection, "session_id", None)
+    return session_id if isinstance(session_id, str) and session_id else None
 
 
 def attach(planned: PlannedCall) -> PlannedCall:

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["Settings", "WebhookTarget", "default_subject"]
@@ -118,6 +118,13 @@ class Settings(BaseSettings):
     # objects per kind (more are reported as truncated): bounded time and memory at any size.
     kube_scan_page_size: Annotated[int, Field(ge=10, le=500)] = 500
     kube_scan_max_items: Annotated[int, Field(ge=10, le=100_000)] = 20_000
+    # Client-side rate limit towards the API server (client-go's QPS / burst; the Python
+    # client has none of its own), and how long one request may wait for it or for a 429's
+    # Retry-After before it fails with "rate limited, retry after N s". 0 QPS: unlimited.
+    kube_qps: Annotated[float, Field(ge=0, le=10_000)] = 100.0
+    kube_burst: Annotated[int, Field(ge=1, le=100_000)] = 200
+    kube_rate_limit_wait_seconds: Annotated[float, Field(ge=0, le=120)] = 5.0
+    kube_max_retries: Annotated[int, Field(ge=0, le=10)] = 3
     # Many clusters (docs/kubernetes.md): the kubeconfig contexts tools may name in their
     # `cluster` argument, exact names or globs (`prod-*`); empty: every context. The
     # default context is `kube_context`, else the kubeconfig's current context.
@@ -140,6 +147,16 @@ class Settings(BaseSettings):
     palette_timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 15.0
     palette_max_retries: Annotated[int, Field(ge=0, le=10)] = 3
     palette_max_backoff_seconds: Annotated[float, Field(ge=0, le=60)] = 10.0
+    # Client-side token buckets per endpoint class, inside Palette's documented limits
+    # (about 10 requests/s per IP, 50 for cluster profiles): rate + burst never exceeds
+    # the limit in any one-second window. A request that would wait longer than
+    # `palette_rate_limit_wait_seconds` (for the bucket or a 429's Retry-After) fails with
+    # "rate limited, retry after N s". 0 requests/s: unlimited.
+    palette_rate_per_second: Annotated[float, Field(ge=0, le=1000)] = 8.0
+    palette_burst: Annotated[int, Field(ge=1, le=1000)] = 2
+    palette_profiles_rate_per_second: Annotated[float, Field(ge=0, le=1000)] = 40.0
+    palette_profiles_burst: Annotated[int, Field(ge=1, le=1000)] = 10
+    palette_rate_limit_wait_seconds: Annotated[float, Field(ge=0, le=120)] = 5.0
 
     # Approvals: proofs (docs/approvals.md). `required`: every approval is signed with the
     # approver's SSH key, verified against the allowed signers file; `optional`: signatures
@@ -180,6 +197,47 @@ class Settings(BaseSettings):
     # the database. `GATEWAY_QUEUE_KEY` (`<id>:<base64 of 32 bytes>`) takes precedence.
     queue_keys_file: Path | None = None
     queue_key: SecretStr | None = None
+
+    # Runaway protection (gateway.history, docs/operations.md): each call's principal and
+    # MCP session's recent activity, counted in the database, goes to policy as
+    # input.history. Off: nothing is counted and actions carry no history.
+    history_enabled: bool = True
+    # How often this process writes the calls it counted (others see them that much later).
+    history_flush_seconds: Annotated[float, Field(gt=0, le=10)] = 0.1
+    # Past this, the counts are unavailable: changes are refused, reads go on.
+    history_read_timeout_seconds: Annotated[float, Field(gt=0, le=10)] = 0.5
+
+    # Traces (OpenTelemetry, OTLP over HTTP/protobuf; docs/operations.md). Off unless an
+    # endpoint is configured: `GATEWAY_OTLP_ENDPOINT` (the full traces URL), or the standard
+    # `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` / `OTEL_EXPORTER_OTLP_ENDPOINT` (base URL, to
+    # which /v1/traces is added). The SDK reads the other OTEL_* variables itself
+    # (headers, service name, resource attributes, sampler).
+    otlp_endpoint: str | None = None
+    otel_traces_endpoint: str | None = Field(
+        default=None, validation_alias="OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+    )
+    otel_endpoint: str | None = Field(default=None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT")
+    otel_protocol: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"),
+    )
+    otel_traces_exporter: str | None = Field(default=None, validation_alias="OTEL_TRACES_EXPORTER")
+    otel_sdk_disabled: bool = Field(default=False, validation_alias="OTEL_SDK_DISABLED")
+    otlp_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 5.0
+    # Spans waiting for export; beyond this they are dropped, never waited for.
+    otlp_max_queue_size: Annotated[int, Field(ge=64, le=1_000_000)] = 4096
+
+    def traces_endpoint(self) -> str | None:
+        """Where spans are exported, or None when tracing is off (see the fields above)."""
+        if self.otel_sdk_disabled or (self.otel_traces_exporter or "").strip().lower() == "none":
+            return None
+        if self.otlp_endpoint:
+            return self.otlp_endpoint
+        if self.otel_traces_endpoint:
+            return self.otel_traces_endpoint
+        if self.otel_endpoint:
+            return self.otel_endpoint.rstrip("/") + "/v1/traces"
+        return None
 
     def database(self) -> Path | str:
         """Where the queue and the audit log live: the PostgreSQL URL if one is set, else the

@@ -20,6 +20,7 @@ from gateway.contracts import (
     Backend,
     Decision,
     Effect,
+    History,
     JSONObject,
     PlannedCall,
     Principal,
@@ -78,9 +79,12 @@ class ToolSpec(Generic[ArgsT]):
     open_world: bool = True
     meta: dict[str, Any] = field(default_factory=dict)
 
-    def plan(self, args: ArgsT, prepared: list[Prepared], principal: Principal) -> PlannedCall:
+    def plan(
+        self, args: ArgsT, prepared: list[Prepared], principal: Principal, history: History | None = None
+    ) -> PlannedCall:
         """The call policy will judge: one proposed action per ``Prepared``, with this spec's
-        backend, operation and effect, whatever the caller claims."""
+        backend, operation and effect, whatever the caller claims, and the caller's recent
+        activity (``gateway.history``) when it was counted."""
         call_args = args.model_dump(mode="json")
         actions = tuple(
             ProposedAction(
@@ -93,6 +97,7 @@ class ToolSpec(Generic[ArgsT]):
                 object=p.object,
                 current=p.current,
                 principal=principal,
+                history=history,
             )
             for p in prepared
         )

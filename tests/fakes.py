@@ -60,3 +60,19 @@ class InMemoryQueue:
 
     def update(self, action_id: str, **changes: object) -> None:
         self.actions[action_id] = self.actions[action_id].model_copy(update=changes)
+
+
+class FakeTime:
+    """A clock that moves only when someone sleeps on it: ``clock`` and ``sleep`` go where a
+    rate limiter or a client takes them, ``slept`` lists the waits."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(round(seconds, 6))
+        self.now += seconds

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import os
+import signal
 import sys
-from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any, TextIO
+from typing import Annotated, Any, Literal, TextIO
 
 import typer
 
@@ -156,12 +158,38 @@ def export(
     jsonl: Annotated[
         bool, typer.Option("--jsonl", help="One JSON record per line (the only format).")
     ] = False,
-    output: Annotated[Path | None, typer.Option(help="Write to this file instead of stdout.")] = None,
+    since_seq: Annotated[
+        int,
+        typer.Option(
+            "--since-seq",
+            min=0,
+            help="Only records after this sequence number: the last one the receiver holds, to resume.",
+        ),
+    ] = 0,
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow", "-f", help="Keep streaming new records as they are written, until interrupted."
+        ),
+    ] = False,
+    poll_seconds: Annotated[
+        float,
+        typer.Option("--poll-seconds", min=0.05, max=60, help="How often --follow looks for new records."),
+    ] = 1.0,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write to this file instead of stdout (appended to when resuming with --since-seq)."
+        ),
+    ] = None,
     db: DbOption = None,
 ) -> None:
-    """Every record in chain order, with its hashes, to check or archive elsewhere.
+    """Records in chain order, each with its hashes, to check or archive elsewhere; with
+    --follow, a stream for a log shipper (docs/operations.md shows the receiver's check).
 
     hash = sha256(prev_hash + canonical JSON of the record without prev_hash and hash).
+    Each line's prev_hash is the previous line's hash (the first line's: the hash of record
+    --since-seq, or 64 zeros from the start), and seq counts up by one.
     """
     if not jsonl:
         raise fail("choose a format: --jsonl", ExitCode.USAGE)
@@ -170,26 +198,59 @@ def export(
     async def work(sink: TextIO) -> int:
         store = await open_store(config)
         try:
-            return await _write(store, sink.write)
+            return await _stream(store, sink, after=since_seq, follow=follow, poll_seconds=poll_seconds)
         finally:
             await store.close()
 
+    mode: Literal["a", "w"] = "a" if since_seq else "w"
     try:
         with contextlib.ExitStack() as stack:
-            sink = sys.stdout if output is None else stack.enter_context(output.open("w", encoding="utf-8"))
+            sink = sys.stdout if output is None else stack.enter_context(output.open(mode, encoding="utf-8"))
             count = run(lambda: work(sink))
+    except BrokenPipeError:
+        # The reader went away (`| head`, a shipper that stopped): not an error of ours.
+        _silence_stdout()
+        return
     except OSError as exc:
         raise fail(f"cannot write {output}: {exc.strerror or 'I/O error'}", ExitCode.STORAGE) from exc
     if output is not None:
         typer.echo(f"exported {count} records to {output}", err=True)
 
 
-async def _write(store: QueueStore, write: Callable[[str], object]) -> int:
+async def _stream(store: QueueStore, sink: TextIO, *, after: int, follow: bool, poll_seconds: float) -> int:
+    """Write every record after ``after``, flushing per batch; with ``follow`` keep polling
+    until SIGINT or SIGTERM. Appends commit in sequence order (one writer at a time holds
+    the chain's head), so a record never appears behind one already streamed."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    if follow:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
     count = 0
-    async for record in store.audit.iterate():
-        write(canonical_json(record.model_dump()) + "\n")
-        count += 1
-    return count
+    try:
+        while True:
+            async for record in store.audit.iterate(after=after):
+                sink.write(canonical_json(record.model_dump()) + "\n")
+                after, count = record.seq, count + 1
+            sink.flush()
+            if not follow:
+                return count
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), poll_seconds)
+            if stop.is_set():
+                return count
+    finally:
+        if follow:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+
+
+def _silence_stdout() -> None:
+    # Python flushes stdout again at exit; pointing it at /dev/null keeps that flush from
+    # raising a second BrokenPipeError.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def register(root: typer.Typer) -> None:

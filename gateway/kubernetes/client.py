@@ -8,7 +8,17 @@ dynamic client for every kind, built-in or custom. The client is synchronous, so
 runs in a worker thread with explicit timeouts: ``kube_connect_timeout_seconds`` to connect
 (TCP and TLS), ``kube_timeout_seconds`` to read. Connection errors are retried once at the
 transport (nothing was sent); reads and writes are never retried after a request reached
-the server.
+the server, except a
+429 with ``Retry-After`` (API priority and fairness rejected it unprocessed), which is
+retried after the time the server names, like client-go does.
+
+Every request first takes a token from its cluster's bucket (``Settings.kube_qps`` /
+``kube_burst``, client-go's QPS and burst per client; the Python client has no limit of
+its own). Bucket waits and ``Retry-After`` waits share one budget per request
+(``kube_rate_limit_wait_seconds``): a request that would wait longer fails at once with
+``RateLimited`` ("rate limited, retry after N s"). Each attempt is counted in
+``gateway_backend_requests_total`` (operation: the HTTP verb, ``apply`` for server-side
+apply) and timed.
 
 No message built here carries a credential: the library's configuration errors print whole
 kubeconfig entries (tokens included) into their text, so they are reduced to what is
@@ -19,32 +29,37 @@ Every method returns decoded JSON and raises the ``BackendError`` family.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import os
+import random
 import re
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import anyio.to_thread
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 from kubernetes.config.incluster_config import InClusterConfigLoader
 from kubernetes.config.kube_config import KUBE_CONFIG_DEFAULT_LOCATION, KubeConfigMerger
 from kubernetes.dynamic import DynamicClient, Resource
 from urllib3.util.retry import Retry
 
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, RateLimited
 from gateway.kubernetes.contexts import ClusterCatalog, ClusterContext, display_server
 from gateway.kubernetes.failures import translate
 from gateway.kubernetes.kinds import ResourceKind
+from gateway.metrics import METRICS, Metrics
+from gateway.ratelimit import TokenBucket, retry_message
 from gateway.settings import Settings
 
-__all__ = ["AGGREGATED_DISCOVERY", "KubeClient", "PatchType", "load_catalog"]
+__all__ = ["AGGREGATED_DISCOVERY", "TRANSPORT_RETRY", "KubeClient", "PatchType", "load_catalog"]
 
-T = TypeVar("T")
 JSON = dict[str, Any]
 PatchType = Literal["merge", "strategic", "json"]
 
@@ -60,6 +75,12 @@ _PATCH_CONTENT_TYPES: dict[PatchType, str] = {
 }
 _EXPECTED_KEY = re.compile(r"Expected key ([\w.-]+)")
 
+TRANSPORT_RETRY = Retry(total=1, connect=1, read=0, status=0, redirect=0, respect_retry_after_header=False)
+"""urllib3's retries: connection set-up only (once a request reached the server it is not
+resent), and never a ``Retry-After`` sleep in the worker thread, which no budget bounds:
+the client answers 429 itself (see the module docstring)."""
+_APPLY = "application/apply-patch+yaml"
+
 
 class _NoDiscovery:
     """Kinds are resolved by ``gateway.kubernetes.kinds``; the dynamic client's own
@@ -74,7 +95,17 @@ class KubeClient:
     in proposed actions (the context's name); ``server`` is its URL without credentials."""
 
     def __init__(
-        self, api_client: Any, *, cluster: str, timeout: float, connect_timeout: float | None = None
+        self,
+        api_client: Any,
+        *,
+        cluster: str,
+        timeout: float,
+        connect_timeout: float | None = None,
+        limiter: TokenBucket | None = None,
+        wait_budget: float = 5.0,
+        max_retries: int = 3,
+        metrics: Metrics | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._api = api_client
         self._dynamic = DynamicClient(api_client, discoverer=_NoDiscovery)  # type: ignore[no-untyped-call]
@@ -83,6 +114,11 @@ class KubeClient:
         self._timeout: float | tuple[float, float] = (
             timeout if connect_timeout is None else (connect_timeout, timeout)
         )
+        self._limiter = limiter or TokenBucket(0, 1, name="Kubernetes API")
+        self._wait_budget = wait_budget
+        self._max_retries = max_retries
+        self._metrics = metrics or METRICS
+        self._sleep = sleep
 
     @classmethod
     def connect(cls, context: ClusterContext, settings: Settings, *, kubeconfig: Path | None) -> KubeClient:
@@ -106,13 +142,21 @@ class KubeClient:
                 )
         except (ConfigException, OSError, ValueError, TypeError, KeyError) as exc:
             raise ConfigError(f"cluster {context.name!r} cannot be used: {_config_problem(exc)}") from exc
-        # Retry connection set-up only: once a request reached the server it is not resent.
-        configuration.retries = Retry(total=1, connect=1, read=0, status=0, redirect=0)
+        configuration.retries = TRANSPORT_RETRY
         return cls(
             k8s.ApiClient(configuration),
             cluster=context.name,
             timeout=settings.kube_timeout_seconds,
             connect_timeout=settings.kube_connect_timeout_seconds,
+            limiter=TokenBucket(
+                settings.kube_qps,
+                settings.kube_burst,
+                name=f"Kubernetes API of {context.name}",
+                metrics=METRICS,
+                backend="kubernetes",
+            ),
+            wait_budget=settings.kube_rate_limit_wait_seconds,
+            max_retries=settings.kube_max_retries,
         )
 
     def close(self) -> None:
@@ -186,7 +230,7 @@ class KubeClient:
             "patch",
             path,
             body=body,
-            content_type="application/apply-patch+yaml",
+            content_type=_APPLY,
             field_manager=field_manager,
             force_conflicts=force,
             dry_run="All" if dry_run else None,
@@ -255,13 +299,56 @@ class KubeClient:
             _request_timeout=self._timeout,
             **params,
         )
-        return await self._in_thread(lambda: request().data)
+        operation = "apply" if params.get("content_type") == _APPLY else method
+        budget = self._wait_budget
+        for attempt in range(self._max_retries + 1):
+            budget -= await self._limiter.acquire(budget)
+            started = time.perf_counter()
+            try:
+                response = await anyio.to_thread.run_sync(request)
+            except Exception as exc:
+                status = exc.status if isinstance(exc, ApiException) else None
+                self._record(operation, status, started)
+                delay = self._retry_delay(exc, attempt, budget)
+                if delay is None:
+                    raise translate(exc, server=self.server, cluster=self.cluster) from exc
+                budget -= delay
+                await self._sleep(delay)
+                continue
+            self._record(operation, response.status, started)
+            data: bytes = response.data
+            return data
+        raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _in_thread(self, work: Callable[[], T]) -> T:
-        try:
-            return await anyio.to_thread.run_sync(work)
-        except Exception as exc:
-            raise translate(exc, server=self.server, cluster=self.cluster) from exc
+    def _record(self, operation: str, status: int | None, started: float) -> None:
+        self._metrics.record_backend_request("kubernetes", operation, status, time.perf_counter() - started)
+
+    def _retry_delay(self, exc: Exception, attempt: int, budget: float) -> float | None:
+        """How long to wait before retrying after ``exc``: only a 429 naming ``Retry-After``
+        is retried. None: raise it. Raises ``RateLimited`` when the wait exceeds ``budget``."""
+        if not isinstance(exc, ApiException) or exc.status != 429:
+            return None
+        self._metrics.record_throttled("kubernetes", "server")
+        told = _retry_after(exc)
+        if told is None or attempt >= self._max_retries:
+            return None
+        self._limiter.pause(told)
+        if told > budget:
+            raise RateLimited(
+                retry_message("the Kubernetes API", told) + ": the API server asked to wait longer "
+                "than the request's budget",
+                retry_after=told,
+            ) from exc
+        # A little jitter, so callers the server turned away together do not return together.
+        return told + random.uniform(0, min(1.0, told * 0.1))  # noqa: S311
+
+
+def _retry_after(exc: ApiException) -> float | None:
+    headers = exc.headers or {}
+    try:
+        return max(0.0, float(headers.get("Retry-After", "")))
+    except (TypeError, ValueError):
+        return None
 
 
 def _path(kind: ResourceKind, name: str | None, namespace: str | None, subresource: str | None = None) -> str:

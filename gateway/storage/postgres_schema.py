@@ -92,6 +92,20 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     CREATE TRIGGER actions_announce AFTER UPDATE OF state ON actions
         FOR EACH ROW EXECUTE FUNCTION gateway_announce_action();
     """,
+    # 2: recent activity for runaway protection, as SQLite's version 5 (gateway.history);
+    # replicas add to the same buckets (ON CONFLICT … DO UPDATE is atomic).
+    """
+    CREATE TABLE activity (
+        scope    text COLLATE "C" NOT NULL,
+        width    integer NOT NULL CHECK (width IN (10, 60)),
+        bucket   bigint NOT NULL,
+        reads    bigint NOT NULL DEFAULT 0,
+        writes   bigint NOT NULL DEFAULT 0,
+        deletes  bigint NOT NULL DEFAULT 0,
+        PRIMARY KEY (scope, width, bucket)
+    );
+    CREATE INDEX activity_by_bucket ON activity (bucket);
+    """,
 )
 
 SCHEMA_VERSION: Final[int] = len(MIGRATIONS)

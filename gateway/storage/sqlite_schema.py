@@ -87,6 +87,22 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     """
     ALTER TABLE audit ADD COLUMN hash_format INTEGER NOT NULL DEFAULT 1;
     """,
+    # 5: recent activity for runaway protection (gateway.history): calls per principal
+    # ('p:<subject>') or session ('s:<session>'), by effect, in 10-second buckets (the last
+    # minute) and 1-minute buckets (the last hour), so a count reads at most ~70 rows per
+    # scope however busy the principal; pruned after two hours.
+    """
+    CREATE TABLE activity (
+        scope    TEXT NOT NULL,
+        width    INTEGER NOT NULL CHECK (width IN (10, 60)),
+        bucket   INTEGER NOT NULL,
+        reads    INTEGER NOT NULL DEFAULT 0,
+        writes   INTEGER NOT NULL DEFAULT 0,
+        deletes  INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (scope, width, bucket)
+    ) WITHOUT ROWID;
+    CREATE INDEX activity_by_bucket ON activity (bucket);
+    """,
 )
 
 SCHEMA_VERSION: Final[int] = len(MIGRATIONS)

@@ -79,6 +79,10 @@ def settings_for(opa_url: str, tmp: Path, **overrides: Any) -> Settings:
         "db_path": tmp / "gateway.db",
         "subject": "alice",
         "groups": ("sre",),
+        # The shipped 0.5 s bound is for a quiet sidecar; a shared CI machine can stall the
+        # test OPA longer, and a fail-closed deny would then fail a test about something else.
+        # Tests of the timeout itself set their own.
+        "opa_timeout_seconds": 5.0,
     }
     fields.update(overrides)
     return Settings(**fields)

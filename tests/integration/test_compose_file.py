@@ -547,3 +547,19 @@ def _answers(url: str) -> bool:
         return httpx.get(url, timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_monitoring_override_scrapes_the_gateway_and_provisions_its_dashboard() -> None:
+    config = _normalised(COMPOSE, ROOT / "deploy" / "compose.monitoring.yml")
+    services = config["services"]
+    prometheus, grafana = services["prometheus"], services["grafana"]
+    scrape = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    job = scrape["scrape_configs"][0]
+    gateway_port = str(config["services"]["gateway"]["environment"]["GATEWAY_PORT"])
+    assert job["metrics_path"] == "/metrics"
+    assert job["static_configs"][0]["targets"] == [f"gateway:{gateway_port}"]
+    assert _mounts(prometheus)["/etc/prometheus/prometheus.yml"][1] == "ro"
+    dashboards = _mounts(grafana)["/var/lib/grafana/dashboards/policy-gateway.json"]
+    assert dashboards == (str(ROOT / "deploy" / "grafana" / "policy-gateway.json"), "ro")
+    for service in (prometheus, grafana):
+        assert all(p.startswith("127.0.0.1:") for p in _ports(service)), service.get("ports")

@@ -31,6 +31,7 @@ from gateway.ports import ActionState
 from gateway.queue import QueueStore, approve
 from gateway.server import build_server
 from gateway.settings import Settings
+from gateway.storage.postgres_schema import SCHEMA_VERSION as PG_SCHEMA_VERSION
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 _ = queue_opa
@@ -103,7 +104,7 @@ async def test_replicas_starting_together_migrate_the_schema_once(postgres_backe
     opened = await asyncio.gather(*(Database.open(postgres_backend.target) for _ in range(3)))
     for db in opened:
         await db.close()
-    assert await postgres_backend.execute("SELECT version FROM gateway_schema") == [(1,)]
+    assert await postgres_backend.execute("SELECT version FROM gateway_schema") == [(PG_SCHEMA_VERSION,)]
 
 
 # -- refusing to start ------------------------------------------------------------------
@@ -162,7 +163,8 @@ def test_serve_refuses_a_schema_newer_than_its_code(
     asyncio.run(newer())
     done = _serve(serve_env)
     assert done.returncode == 2
-    assert "has schema version 7, newer than this gateway's 1: upgrade the gateway" in done.stderr
+    newer = f"has schema version 7, newer than this gateway's {PG_SCHEMA_VERSION}: upgrade the gateway"
+    assert newer in done.stderr
 
 
 def test_serve_refuses_keys_its_replicas_would_not_share(serve_env: dict[str, str]) -> None:

@@ -27,6 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.auth import append_token
 from gateway.local.deployment import GATEWAY_PORT
+from gateway.local.ops_session import PRIVILEGED_POD
 from gateway.local.process import free_port
 from gateway.local.topology import Topology, TopologyConfig
 from gateway.settings import Settings
@@ -56,17 +57,6 @@ spec:
         resources:
           requests: {cpu: 100m, memory: 128Mi}
           limits: {cpu: 200m, memory: 256Mi}
-"""
-
-PRIVILEGED = """\
-apiVersion: v1
-kind: Pod
-metadata: {name: debug-shell, namespace: dev}
-spec:
-  containers:
-  - name: shell
-    image: nginx:latest
-    securityContext: {privileged: true}
 """
 
 
@@ -160,7 +150,7 @@ async def test_an_allowed_read_returns_the_object(running: Running) -> None:
 
 async def test_a_denied_write_returns_the_reasons_and_changes_nothing(running: Running) -> None:
     async with mcp_client(running.topology.gateway_url, running.tokens["carol"]) as client:
-        denied = await client.call_tool("k8s_apply", {"manifest": PRIVILEGED})
+        denied = await client.call_tool("k8s_apply", {"manifest": PRIVILEGED_POD})
         after = await client.call_tool("k8s_get", {"kind": "Pod", "namespace": "dev", "name": "debug-shell"})
     assert denied.is_error
     assert denied.structured_content is not None

@@ -7,7 +7,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from gateway.contracts import Principal, ProposedAction, Target
-from gateway.metrics import Metrics
+from gateway.metrics import MAX_RULE_CODES, Metrics
 from gateway.policy import PolicyClient
 from gateway.ports import ActionState
 from gateway.settings import Settings
@@ -114,3 +114,89 @@ async def test_policy_client_times_every_decision_and_counts_failures_by_kind() 
     assert _value(metrics, "gateway_opa_errors_total", kind="undefined") == 1
     assert _value(metrics, "gateway_opa_errors_total", kind="unavailable") == 1
     assert _value(metrics, "gateway_opa_errors_total", kind="timeout") == 0
+
+
+def test_rule_codes_are_counted_by_effect_and_bounded_in_number() -> None:
+    metrics = Metrics()
+    metrics.record_violations(
+        [("K8S-PRIV-001", "deny"), ("OPS-PROD-001", "needs_approval"), ("K8S-IMG-002", "warn")]
+    )
+    metrics.record_violations([("K8S-PRIV-001", "deny"), ('x"}\n', "deny"), ("K8S-PRIV-001", "explode")])
+    assert _value(metrics, "gateway_policy_violations_total", code="K8S-PRIV-001", effect="deny") == 2
+    assert (
+        _value(metrics, "gateway_policy_violations_total", code="OPS-PROD-001", effect="needs_approval") == 1
+    )
+    assert _value(metrics, "gateway_policy_violations_total", code="other", effect="deny") == 1
+    assert _value(metrics, "gateway_policy_violations_total", code="K8S-PRIV-001", effect="other") == 1
+    many = Metrics()
+    many.record_violations((f"GEN-{i:04d}", "deny") for i in range(MAX_RULE_CODES + 10))
+    codes = {s.labels["code"] for s in _samples(many) if s.name == "gateway_policy_violations_total"}
+    assert len(codes) == MAX_RULE_CODES + 1  # the first MAX_RULE_CODES, then "other"
+    assert _value(many, "gateway_policy_violations_total", code="other", effect="deny") == 10
+
+
+def test_backend_requests_carry_the_status_or_error_and_a_bounded_operation() -> None:
+    metrics = Metrics()
+    metrics.record_backend_request("palette", "get_cluster", 404, 0.01)
+    metrics.record_backend_request("kubernetes", "apply", None, 0.5)
+    metrics.record_backend_request("kubernetes", "GET /api/v1/secrets", 200, 0.01)
+    metrics.record_backend_request("nowhere", "get", 999, 0.01)
+    assert (
+        _value(
+            metrics,
+            "gateway_backend_requests_total",
+            backend="palette",
+            operation="get_cluster",
+            status="404",
+        )
+        == 1
+    )
+    assert (
+        _value(
+            metrics, "gateway_backend_requests_total", backend="kubernetes", operation="apply", status="error"
+        )
+        == 1
+    )
+    assert (
+        _value(
+            metrics, "gateway_backend_requests_total", backend="kubernetes", operation="other", status="200"
+        )
+        == 1
+    )
+    assert (
+        _value(metrics, "gateway_backend_requests_total", backend="other", operation="get", status="error")
+        == 1
+    )
+    assert (
+        _value(
+            metrics, "gateway_backend_request_duration_seconds_count", backend="kubernetes", operation="apply"
+        )
+        == 1
+    )
+
+
+def test_series_operators_alert_on_exist_before_the_first_event() -> None:
+    metrics = Metrics()
+    for outcome in ("approved", "denied", "expired", "cancelled"):
+        assert _value(metrics, "gateway_approvals_total", outcome=outcome) == 0
+    for backend in ("kubernetes", "palette"):
+        for source in ("client", "server"):
+            assert _value(metrics, "gateway_backend_throttled_total", backend=backend, source=source) == 0
+    metrics.record_approval("approved")
+    metrics.record_approval("approval")  # one approver of several: not an outcome
+    assert _value(metrics, "gateway_approvals_total", outcome="approved") == 1
+    assert not any(s.labels.get("outcome") == "approval" for s in _samples(metrics))
+
+
+def test_stages_outside_the_known_steps_are_counted_as_other() -> None:
+    metrics = Metrics()
+    metrics.observe_stage("decide", 0.001)
+    metrics.observe_stage("made-up", 0.001)
+    assert _value(metrics, "gateway_stage_duration_seconds_count", stage="decide") == 1
+    assert _value(metrics, "gateway_stage_duration_seconds_count", stage="other") == 1
+
+
+def test_no_created_timestamps_double_the_exposition() -> None:
+    metrics = Metrics()
+    metrics.record_call("k8s_get", "allow")
+    assert "_created" not in metrics.render().decode()

@@ -10,7 +10,7 @@ from palette_support import API_KEY, Sleeps, admin, aws_body, fake_app, palette_
 
 from gateway.errors import BackendUnavailable, ConfigError, Conflict, Forbidden, NotFound, RateLimited
 from gateway.local.fake_palette import FLEET_SIZE
-from gateway.palette.client import PaletteClient, base_url_from
+from gateway.palette.client import PaletteClient, PaletteLimits, base_url_from
 
 
 async def test_listing_follows_continue_beyond_the_first_page_of_50() -> None:
@@ -49,13 +49,16 @@ async def test_429_is_retried_honouring_retry_after() -> None:
     assert sleeps.delays == [1.5, 1.5]
 
 
-async def test_retry_after_is_capped_by_max_backoff() -> None:
+async def test_a_retry_after_beyond_the_budget_fails_fast_saying_when_to_retry() -> None:
     app = fake_app()
     await admin(app, "POST", "throttle", {"count": 1, "status": 429, "retry_after": 3600})
     sleeps = Sleeps()
-    async with palette_client(app, sleep=sleeps, max_backoff=2.0) as client:
-        await client.get_profile((await client.list_profiles({}))[0]["metadata"]["uid"])
-    assert sleeps.delays == [2.0]
+    async with palette_client(app, sleep=sleeps, limits=PaletteLimits.unlimited(wait_budget=5)) as client:
+        with pytest.raises(RateLimited, match=r"rate limited, retry after 3600 s") as refused:
+            await client.get_profile("any")
+    assert refused.value.retry_after == 3600
+    assert sleeps.delays == []  # nothing hangs
+    assert len((await admin(app, "GET", "requests"))["requests"]) == 1
 
 
 async def test_persistent_429_ends_in_rate_limited_after_bounded_retries() -> None:

@@ -61,6 +61,7 @@ _schema := {
 	"production_protection": {"write_approval": "approval", "delete_approval": "approval"},
 	"rbac_escalation": {"privileged_roles": "strings", "escalation_verbs": "strings"},
 	"resource_limits": {"resources": "strings", "container_fields": "strings"},
+	"runaway_protection": {"approval": "approval", "limits": "runaway_limits"},
 	"secrets": {"kinds": "strings", "redact": "strings"},
 	"untrusted_content": {"sources": "sources"},
 }
@@ -77,6 +78,11 @@ _expected := {
 	"scopes": "an object of scopes, each with effects, namespaces and clusters as lists of strings",
 	"ports": "a list of port numbers, 1 to 65535",
 	"sources": "a list of objects, each with tool and content as text and optionally kinds as a list of strings",
+	"runaway_limits": concat(" ", [
+		"an object of environments, with default, each a list of limits: scope (principal or session),",
+		"counter (calls, writes or deletes _last_minute or _last_hour), needs_approval and/or deny",
+		"(each 1 or more, needs_approval below deny)",
+	]),
 }
 
 _problems contains "params.approval must set min_approvals, ttl_seconds, approver_groups and allow_self_approval" if {
@@ -253,6 +259,34 @@ _valid("scopes", value) if {
 	is_object(value)
 	every _, scope in value {
 		_scope(scope)
+	}
+}
+
+_valid("runaway_limits", value) if {
+	is_array(value.default)
+	every _, limits in value {
+		is_array(limits)
+		every limit in limits {
+			_runaway_limit(limit)
+		}
+	}
+}
+
+_runaway_limit(limit) if {
+	limit.scope in {"principal", "session"}
+	limit.counter in {
+		"calls_last_minute", "calls_last_hour",
+		"writes_last_minute", "writes_last_hour",
+		"deletes_last_minute", "deletes_last_hour",
+	}
+	count(object.remove(limit, ["scope", "counter", "needs_approval", "deny"])) == 0
+	thresholds := object.filter(limit, ["needs_approval", "deny"])
+	count(thresholds) > 0
+	lowest := object.get(thresholds, "needs_approval", 0)
+	lowest < object.get(thresholds, "deny", lowest + 1)
+	every _, threshold in thresholds {
+		_count(threshold)
+		threshold >= 1
 	}
 }
 

@@ -88,7 +88,7 @@ test_deny_missing_environment_label if {
 test_deny_rule_parameters_that_are_not_an_object if {
 	messages := _messages with data.params.rules as ["no_root"]
 	"policy data is incomplete: params.rules.no_root is missing" in messages
-	count(messages) == 21
+	count(messages) == 22
 }
 
 test_allow_empty_lists_and_optional_approval_settings if {
@@ -109,6 +109,38 @@ test_allow_every_approval_setting if {
 }
 
 _messages contains v.message if some v in policy_data.violation
+
+# Whole params.rules replaced, as above: a `with` on the nested path would be merged.
+_runaway_limits(limits) := json.patch(data.params.rules, [_replace_limits(limits)])
+
+_replace_limits(limits) := {"op": "replace", "path": "/runaway_protection/limits", "value": limits}
+
+test_deny_runaway_limits_that_cannot_be_applied if {
+	good := {"scope": "principal", "counter": "deletes_last_minute", "needs_approval": 5, "deny": 10}
+	bad_limits := [
+		{"production": [good]},
+		{"default": [object.union(good, {"scope": "everyone"})]},
+		{"default": [object.union(good, {"counter": "deletes_last_day"})]},
+		{"default": [object.remove(good, ["needs_approval", "deny"])]},
+		{"default": [object.union(good, {"needs_approval": 10})]},
+		{"default": [object.union(good, {"deny": 0, "needs_approval": 0})]},
+		{"default": [object.union(good, {"deny": 2.5})]},
+		{"default": [object.union(good, {"threshold": 3})]},
+		{"default": [good], "staging": "none"},
+	]
+	every limits in bad_limits {
+		some v in policy_data.violation with data.params.rules as _runaway_limits(limits)
+		contains(v.message, "params.rules.runaway_protection.limits must be an object of environments")
+	}
+}
+
+test_allow_runaway_limits_with_one_threshold if {
+	limits := {"default": [
+		{"scope": "session", "counter": "calls_last_hour", "deny": 1000},
+		{"scope": "principal", "counter": "writes_last_hour", "needs_approval": 50},
+	]}
+	count(policy_data.violation) == 0 with data.params.rules as _runaway_limits(limits)
+}
 
 test_allow_clusters_may_be_empty if {
 	count(policy_data.violation) == 0 with data.params.clusters as {}
