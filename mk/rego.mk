@@ -37,7 +37,7 @@ BENCH_POLICY_READ_INPUT := bench/policy/k8s_get_read.json
 BENCH_POLICY_READ_P99_TARGET_US := 250
 
 BENCH_TARGETS += bench-policy
-.PHONY: bundle-keys bundle-signed policy-docs bench-policy
+.PHONY: bundle-keys bundle-signed policy-docs bench-policy bench-policy-compare
 
 bundle-keys: $(BUNDLE_KEYS)/bundle.pem ## RSA key pair for bundle signing in bundles/keys/ (never committed)
 
@@ -80,3 +80,9 @@ bench-policy: opa bundle ## opa bench of a production Deployment apply and a k8s
 	@$(OPA) build -b $(REGO_DIR) $(REGO_IGNORE) --ignore rules $(REGO_OPTIMIZE) -o $(BENCH_POLICY_FLOOR)
 	$(call bench_policy_case,write (deployment apply),$(BENCH_POLICY_INPUT),$(BENCH_POLICY_P99_TARGET_US),write)
 	$(call bench_policy_case,read (k8s_get),$(BENCH_POLICY_READ_INPUT),$(BENCH_POLICY_READ_P99_TARGET_US),read)
+
+# A rule change against an earlier rule set, same inputs, alternating rounds:
+# make bench-policy-compare BASE=<git revision> (default: the previous commit).
+BASE ?= HEAD~1
+bench-policy-compare: opa python-env ## the rule set of BASE vs the working tree's on the bench inputs: p50/p99 and their ratio
+	$(PY) -m bench.policy.compare --opa $(OPA) --base $(BASE) $(BENCH_POLICY_INPUT) $(BENCH_POLICY_READ_INPUT)
