@@ -29,7 +29,11 @@ def _ready(url: str) -> bool:
 class ServedGateway:
     """``gateway serve --transport http`` on a free port, state under ``work``."""
 
-    def __init__(self, work: Path, *, opa_url: str, kubeconfig: Path, **settings: str) -> None:
+    def __init__(
+        self, work: Path, *, opa_url: str, kubeconfig: Path, source: Path | None = None, **settings: str
+    ) -> None:
+        """``source``: run the ``gateway`` package of that source tree instead of this one's
+        (a ``git worktree`` of an earlier commit, to measure a change against its past)."""
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         self.token = append_token(work / "tokens", subject="bench", groups=("sre",))
@@ -44,6 +48,10 @@ class ServedGateway:
             **settings,
         }
         argv = [sys.executable, "-m", "gateway", "serve", "--log-level", "WARNING"]
+        if source is not None:
+            # -P: the working directory does not come first on sys.path; PYTHONPATH does.
+            argv.insert(1, "-P")
+            env["PYTHONPATH"] = str(source)
         self.process = ManagedProcess(argv, log_path=work / "gateway.log", env=env)
 
     def start(self) -> None:

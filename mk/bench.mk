@@ -4,3 +4,11 @@ BENCH_TARGETS += bench-decision
 
 bench-decision: ## decision path (action -> OPA -> validated decision): p50/p99/throughput vs raw OPA
 	$(PY) -m bench.decision_path --bundle $(BUNDLE)
+
+# The gateway end to end against the floor: an ungated server on the same MCP SDK and
+# Kubernetes client (bench/plain_server.py), same reads, interleaved rounds, one table.
+BENCH_TARGETS += bench-e2e
+.PHONY: bench-e2e
+
+bench-e2e: python-env kube-apiserver bundle ## gateway vs ungated MCP server: get/list at c1/c8, denied write, p50/p99/calls/s, CPU per process, per-stage
+	$(PY) -m bench.e2e --bundle $(BUNDLE) $(BENCH_E2E_ARGS)
