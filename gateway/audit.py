@@ -22,6 +22,7 @@ truncated) before it is chained.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -33,7 +34,7 @@ from typing import Any, Final
 from pydantic import BaseModel, ConfigDict
 
 from gateway.contracts import canonical_json, canonical_json_v1
-from gateway.db import Connection, Database
+from gateway.db import BlockingConnection, Connection, Database
 from gateway.errors import AuditError, ChainBroken, DatabaseError
 from gateway.ports import AuditEvent
 
@@ -67,6 +68,8 @@ _COLUMNS: Final[str] = (
     "bundle_revision, decision_id, fingerprint, detail, prev_hash, hash, hash_format"
 )
 _JSON_FIELDS: Final[tuple[str, ...]] = ("target", "reasons", "detail")
+_HEAD: Final[str] = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"
+_INSERT: Final[str] = f"INSERT INTO audit ({_COLUMNS}) VALUES ({', '.join('?' * 17)})"  # noqa: S608 - constants
 
 
 def format_time(moment: datetime) -> str:
@@ -156,8 +159,13 @@ class AuditLog:
         self._clock = clock
 
     async def record(self, event: AuditEvent) -> None:
-        """Append ``event`` as the next row of the chain, in its own transaction."""
+        """Append ``event`` as the next row of the chain, in its own transaction: on SQLite
+        in one trip to the database's thread (``Database.write_blocking``), elsewhere
+        through ``append``."""
         try:
+            if self._db.blocking_writes:
+                await self._db.write_blocking(functools.partial(self._append_blocking, event))
+                return
             async with self._db.write() as conn:
                 await self.append(conn, event)
         except DatabaseError as exc:
@@ -167,7 +175,19 @@ class AuditLog:
         """Append inside a write transaction the caller holds (``Database.write``), so a
         queue transition and its audit row commit or roll back together."""
         await conn.lock_named("audit")
-        head = await conn.fetchone("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+        row, values = self._next(await conn.fetchone(_HEAD), event)
+        await conn.execute(_INSERT, values)
+        return row
+
+    def _append_blocking(self, event: AuditEvent, conn: BlockingConnection) -> None:
+        # The same statements as ``append``, on the database's thread (SQLite: the write
+        # lock of its BEGIN IMMEDIATE already serialises appends).
+        _, values = self._next(conn.fetchone(_HEAD), event)
+        conn.execute(_INSERT, values)
+
+    def _next(self, head: tuple[Any, ...] | None, event: AuditEvent) -> tuple[AuditRecord, list[Any]]:
+        """The row that follows ``head`` (``(seq, hash)`` of the newest row, None for an
+        empty log) for ``event``, and its column values."""
         seq, prev_hash = (int(head[0]) + 1, str(head[1])) if head else (1, GENESIS_HASH)
         fields = {
             "seq": seq,
@@ -188,9 +208,7 @@ class AuditLog:
         }
         row = AuditRecord(**fields, prev_hash=prev_hash, hash=_chain_hash(prev_hash, fields))
         values = [canonical_json(v) if k in _JSON_FIELDS else v for k, v in row.model_dump().items()]
-        insert = f"INSERT INTO audit ({_COLUMNS}) VALUES ({', '.join('?' * 17)})"  # noqa: S608 - constants
-        await conn.execute(insert, values)
-        return row
+        return row, values
 
     async def recent(self, *, limit: int = 50, action_id: str | None = None) -> list[AuditRecord]:
         """The newest ``limit`` rows (of one action if given), newest first."""

@@ -18,6 +18,10 @@ once, against this interface:
   depending on what it read (PostgreSQL: ``SELECT … FOR UPDATE``; SQLite's write lock
   already serialises writers); ``conn.lock_named(name)`` serialises every transaction that
   takes it until they commit (the audit chain's head).
+- ``db.write_blocking(work)`` (where ``db.blocking_writes``: SQLite) runs a plain function
+  inside one write transaction in a single trip to the driver's thread: begin, its
+  statements and the commit without returning to the event loop in between (the audit
+  append). Backends without it (PostgreSQL) are written to through ``write()``.
 - ``db.wait_for_change(action_id, seconds)`` returns when a transition of that action
   commits (PostgreSQL: the schema's trigger announces it, on any replica) or when
   ``seconds`` pass (SQLite: the caller polls).
@@ -36,13 +40,14 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 __all__ = [
+    "BlockingConnection",
     "Connection",
     "Database",
     "Dialect",
@@ -51,6 +56,7 @@ __all__ = [
 ]
 
 _POSTGRES_SCHEMES = ("postgresql", "postgres")
+T = TypeVar("T")
 
 
 def is_postgres_url(target: Path | str) -> bool:
@@ -117,6 +123,19 @@ class Connection(ABC):
         """Serialise every transaction that takes ``name`` until it ends."""
 
 
+class BlockingConnection(ABC):
+    """``Connection``'s statements, blocking: inside ``Database.write_blocking``, on the
+    driver's own thread, in the transaction it holds (which already serialises writers)."""
+
+    @abstractmethod
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement; the number of rows it changed."""
+
+    @abstractmethod
+    def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        """Run one query; its first row."""
+
+
 class Database(ABC):
     """An open gateway database: ``await Database.open(path_or_url)``; ``close()`` (or ``async with``)."""
 
@@ -151,6 +170,16 @@ class Database(ABC):
     @abstractmethod
     def write(self) -> contextlib.AbstractAsyncContextManager[Connection]:
         """One write transaction."""
+
+    blocking_writes: bool = False
+    """Whether ``write_blocking`` is available (SQLite)."""
+
+    async def write_blocking(self, work: Callable[[BlockingConnection], T]) -> T:
+        """``work``'s statements in one write transaction, begun, run and committed in a
+        single trip to the driver's thread (rolled back if ``work`` raises). ``work`` runs
+        on that thread: it must not touch the event loop. Raises ``DatabaseError``;
+        ``NotImplementedError`` where ``blocking_writes`` is false."""
+        raise NotImplementedError(f"{type(self).__name__} has no blocking writes")
 
     @abstractmethod
     def read(self) -> contextlib.AbstractAsyncContextManager[Connection]:

@@ -15,18 +15,20 @@ import asyncio
 import contextlib
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 import anyio.to_thread
 
-from gateway.db import Connection, Database, Dialect
+from gateway.db import BlockingConnection, Connection, Database, Dialect
 from gateway.errors import ConfigError, DatabaseError, DuplicateKey
 from gateway.storage.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
 
 __all__ = ["DIALECT", "SqliteDatabase"]
+
+T = TypeVar("T")
 
 DIALECT = Dialect(
     name="sqlite",
@@ -69,10 +71,37 @@ class _SqliteConnection(Connection):
         pass
 
 
+class _Blocking(BlockingConnection):
+    def __init__(self, raw: sqlite3.Connection) -> None:
+        self._raw = raw
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return int(self._raw.execute(sql, list(params)).rowcount)
+
+    def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        row = self._raw.execute(sql, list(params)).fetchone()
+        return tuple(row) if row is not None else None
+
+
+def _transaction(raw: sqlite3.Connection, work: Callable[[BlockingConnection], T]) -> T:
+    """On aiosqlite's thread: ``BEGIN IMMEDIATE``, ``work``, ``COMMIT``; a rollback if
+    either of the last two fails."""
+    raw.execute("BEGIN IMMEDIATE")
+    try:
+        result = work(_Blocking(raw))
+        raw.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            raw.execute("ROLLBACK")
+        raise
+    return result
+
+
 class SqliteDatabase(Database):
     """``Database`` over one SQLite file."""
 
     dialect = DIALECT
+    blocking_writes = True
 
     def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
         self._conn = conn
@@ -140,6 +169,18 @@ class SqliteDatabase(Database):
                 raise
             with _translated():
                 await self._conn.execute("COMMIT")
+
+    async def write_blocking(self, work: Callable[[BlockingConnection], T]) -> T:
+        """``work`` in one ``BEGIN IMMEDIATE`` transaction and one trip to the connection's
+        thread, instead of a trip per statement: an audit append holds the connection (and
+        SQLite's write lock) for one trip, not four. Once queued, the transaction runs to
+        its end even if the caller is cancelled."""
+        async with self._lock:
+            with _translated():
+                # aiosqlite runs every statement as a function on its thread through
+                # ``_execute``; it has no public way to run several in one go.
+                result: T = await self._conn._execute(_transaction, self._conn._conn, work)  # type: ignore[no-untyped-call]
+                return result
 
     async def _rollback(self) -> None:
         # A writer cancelled while its BEGIN is queued in aiosqlite's thread still gets that

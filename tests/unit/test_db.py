@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+from pathlib import Path
 
 import pytest
 from storage_fixtures import Backend
 
-from gateway.db import Database
+from gateway.db import BlockingConnection, Database
+from gateway.errors import DatabaseError, DuplicateKey
 from gateway.storage.sqlite import SqliteDatabase
 
 
@@ -32,5 +35,49 @@ async def test_a_writer_cancelled_while_its_begin_is_queued_leaves_no_transactio
             assert await conn.fetchone("SELECT count(*) FROM actions") == (0,)
         if isinstance(db, SqliteDatabase):
             assert not db.in_transaction
+    finally:
+        await db.close()
+
+
+async def test_a_blocking_write_commits_its_statements_or_none_of_them(tmp_path: Path) -> None:
+    # The audit append's one trip: BEGIN IMMEDIATE, the work and COMMIT on the driver's
+    # thread; a failure anywhere rolls everything back and the connection stays usable.
+    db = await Database.open(tmp_path / "gateway.db")
+    try:
+        assert db.blocking_writes
+
+        def insert(conn: BlockingConnection, action_id: str, then_fail: bool) -> int:
+            conn.execute(
+                "INSERT INTO audit (seq, time, kind, action_id, target, reasons, detail, prev_hash, hash, "
+                "hash_format) VALUES (?, 't', 'decision', ?, '{}', '[]', '{}', 'p', 'h', 2)",
+                [int(action_id), action_id],
+            )
+            if then_fail:
+                conn.execute("INSERT INTO no_such_table VALUES (1)")
+            row = conn.fetchone("SELECT count(*) FROM audit")
+            assert row is not None
+            return int(row[0])
+
+        assert await db.write_blocking(functools.partial(insert, action_id="1", then_fail=False)) == 1
+        with pytest.raises(DatabaseError, match="no such table"):
+            await db.write_blocking(functools.partial(insert, action_id="2", then_fail=True))
+        with pytest.raises(DuplicateKey):
+            await db.write_blocking(functools.partial(insert, action_id="1", then_fail=False))
+        assert isinstance(db, SqliteDatabase) and not db.in_transaction
+        async with db.read() as conn:
+            assert await conn.fetchall("SELECT action_id FROM audit") == [("1",)]
+    finally:
+        await db.close()
+
+
+async def test_postgres_has_no_blocking_writes(backend: Backend) -> None:
+    db = await Database.open(backend.target)
+    try:
+        if backend.name == "sqlite":
+            assert db.blocking_writes
+        else:
+            assert not db.blocking_writes
+            with pytest.raises(NotImplementedError):
+                await db.write_blocking(lambda conn: None)
     finally:
         await db.close()
