@@ -79,8 +79,8 @@ class _Blocking(BlockingConnection):
         return int(self._raw.execute(sql, list(params)).rowcount)
 
     def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
-        row = self._raw.execute(sql, list(params)).fetchone()
-        return tuple(row) if row is not None else None
+        rows = self._raw.execute(sql, list(params)).fetchall()  # to its end: nothing left in progress
+        return tuple(rows[0]) if rows else None
 
 
 def _transaction(raw: sqlite3.Connection, work: Callable[[BlockingConnection], T]) -> T:
@@ -222,14 +222,17 @@ class SqliteDatabase(Database):
         """
         async with self._lock:
             with _translated():
-                await self._conn.execute(f"PRAGMA wal_autocheckpoint = {0 if deferred else 1000}")
+                await self._conn.execute_fetchall(f"PRAGMA wal_autocheckpoint = {0 if deferred else 1000}")
 
     async def checkpoint(self) -> None:
         """Copy committed WAL pages back into the database without blocking any reader or
         writer (``PASSIVE``)."""
         async with self._lock:
             with _translated():
-                await self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                # Its result row is read: aiosqlite's thread holds the last cursor until the
+                # next statement, and a checkpoint left unfinished makes the COMMIT of a
+                # ``write_blocking`` that follows at once fail ("SQL statements in progress").
+                await self._conn.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
 
     async def close(self) -> None:
         await self._conn.close()
