@@ -302,6 +302,7 @@ async def run(options: argparse.Namespace) -> None:
         opas: dict[tuple[str, ...], OpaServer] = {}
         contenders: list[Contender] = []
         tokens: dict[str, str | None] = {}
+        logs: dict[str, ManagedProcess] = {}
         for variant in _variants(options):
             key = tuple(variant.opa_args)
             if key not in opas:
@@ -320,6 +321,7 @@ async def run(options: argparse.Namespace) -> None:
             served.start()
             contenders.append(Contender(variant.name, served.url, served.process.pid, opa.process.pid, True))
             tokens[variant.name] = served.token
+            logs[variant.name] = served.process
         port = free_port()
         plain = ManagedProcess(
             [sys.executable, "-m", "bench.plain_server", "--kubeconfig", str(kube.kubeconfig_path),
@@ -332,6 +334,7 @@ async def run(options: argparse.Namespace) -> None:
         wait_until(lambda: _answers(f"{url}/mcp"), timeout=60, what="plain server")
         contenders.insert(0, Contender(PLAIN, url, plain.pid, None, False))
         tokens[PLAIN] = None
+        failure = ""
         async with contextlib.AsyncExitStack() as clients:
             for contender in contenders:
                 await clients.enter_async_context(sessions(contender, tokens[contender.name]))
@@ -339,10 +342,13 @@ async def run(options: argparse.Namespace) -> None:
                   f"OPA with {OPA_CONFIG.relative_to(ROOT)}")  # fmt: skip
             try:
                 results = await measure(contenders, options.rounds, options.calls)
-            except Exception as exc:
-                # Raised out of 8 sessions per server, it would arrive ten exception groups deep.
-                print(f"benchmark failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-                raise SystemExit(1) from None
+            except RuntimeError as exc:
+                # Raised from here, it would come out of eight task groups per server.
+                failure = f"benchmark failed: {exc}"
+        if failure:
+            for name, process in logs.items():
+                print(f"-- {name}'s log:\n{process.tail(15)}", file=sys.stderr)
+            sys.exit(failure)
         report(results, contenders)
 
 
