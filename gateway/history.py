@@ -21,6 +21,13 @@ the counts include this process's calls still waiting for their batch, so a proc
 sees its own calls at once and other processes see them within one flush interval. A
 crash loses at most that interval's calls. Buckets older than two hours are pruned.
 
+What was read from the table is reused for ``reuse_seconds`` (the gateway passes the flush
+interval) and forgotten at every batch: until this process writes its own calls, the
+table holds nothing of its own that the pending calls do not already add, so the stored
+counts plus the pending calls stay exact for this process's calls; another process's
+calls show up within one flush interval of theirs plus one of ours, instead of a read of
+the table (and a wait for the database connection) on every call.
+
 When the counts cannot be read in time (``history_read_timeout_seconds``: the database is
 unavailable, locked or slow) ``history`` raises ``HistoryUnavailable``: the pipeline then
 refuses calls that change something and lets reads go on without ``input.history``.
@@ -68,6 +75,10 @@ _UPSERT = (
 _CHUNK = 150
 
 
+# (scope, (width, window)) -> counts by effect
+_Counts = dict[tuple[str, Any], Counter[str]]
+
+
 @dataclass(frozen=True)
 class _Call:
     at: float
@@ -103,6 +114,7 @@ class ActivityLog:
         db: Database,
         *,
         read_timeout: float = 0.5,
+        reuse_seconds: float = 0.0,
         clock: Callable[[], float] = time.time,
         metrics: Metrics | None = None,
     ) -> None:
@@ -111,6 +123,9 @@ class ActivityLog:
         self._clock = clock
         self._metrics = metrics or METRICS
         self._pending: list[_Call] = []
+        self._reuse_seconds = reuse_seconds
+        # scopes -> (when read, the stored counts): dropped at every batch.
+        self._reused: dict[tuple[str, ...], tuple[float, _Counts]] = {}
         # Held while a batch moves from pending to the table and while counts are read,
         # so no count sees a call twice (written and still pending) or not at all.
         self._guard = asyncio.Lock()
@@ -123,7 +138,7 @@ class ActivityLog:
         try:
             async with asyncio.timeout(self._read_timeout), self._guard:
                 now = self._clock()
-                counts = await self._stored(scopes, now)
+                counts = await self._stored_or_reused(scopes, now)
                 self._add_pending(counts, now)
         except (TimeoutError, DatabaseError) as exc:
             self._metrics.record_history_failure("read")
@@ -137,10 +152,16 @@ class ActivityLog:
         )
         return History(**principal.model_dump(), session=in_session)
 
-    async def _stored(self, scopes: tuple[str, ...], now: float) -> dict[tuple[str, Any], Counter[str]]:
-        counts: dict[tuple[str, Any], Counter[str]] = {
-            (s, w): Counter() for s in scopes for w in (_MINUTE, _HOUR)
-        }
+    async def _stored_or_reused(self, scopes: tuple[str, ...], now: float) -> _Counts:
+        reused = self._reused.get(scopes)
+        if reused is None or not 0 <= now - reused[0] < self._reuse_seconds:
+            reused = (now, await self._stored(scopes, now))
+            if self._reuse_seconds > 0:
+                self._reused[scopes] = reused
+        return {key: Counter(counted) for key, counted in reused[1].items()}
+
+    async def _stored(self, scopes: tuple[str, ...], now: float) -> _Counts:
+        counts: _Counts = {(s, w): Counter() for s in scopes for w in (_MINUTE, _HOUR)}
         parts, params = [], []
         for scope in scopes:
             for width, window in (_MINUTE, _HOUR):
@@ -153,7 +174,7 @@ class ActivityLog:
             counted.update({"read": int(reads), "write": int(writes), "delete": int(deletes)})
         return counts
 
-    def _add_pending(self, counts: dict[tuple[str, Any], Counter[str]], now: float) -> None:
+    def _add_pending(self, counts: _Counts, now: float) -> None:
         for call in self._pending:
             for width, window in (_MINUTE, _HOUR):
                 if call.at >= _start(now, width, window):
@@ -172,6 +193,8 @@ class ActivityLog:
         """Write the pending calls as bucket increments in one transaction (and prune old
         buckets now and then). A batch that fails stays pending; never raises."""
         async with self._guard:
+            # Whatever happens to the batch, counts are read from the table again after it.
+            self._reused.clear()
             batch, now = list(self._pending), self._clock()
             prune = now - self._pruned_at >= _PRUNE_EVERY_SECONDS
             if not batch and not prune:

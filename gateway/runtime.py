@@ -193,7 +193,10 @@ async def _open_activity(
     if not settings.history_enabled:
         return None
     activity = ActivityLog(
-        store.db, read_timeout=settings.history_read_timeout_seconds, metrics=instruments.metrics
+        store.db,
+        read_timeout=settings.history_read_timeout_seconds,
+        reuse_seconds=settings.history_flush_seconds,
+        metrics=instruments.metrics,
     )
     writer = asyncio.create_task(activity.run(settings.history_flush_seconds))
 

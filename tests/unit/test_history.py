@@ -75,6 +75,25 @@ async def test_a_call_counts_once_before_and_after_its_batch_is_written(db: Data
     assert (await other.history("alice", None)).deletes_last_minute == 1
 
 
+async def test_reused_counts_stay_exact_for_this_process_and_see_others_after_a_while(db: Database) -> None:
+    clock = Clock()
+    log = ActivityLog(db, clock=clock, reuse_seconds=0.1)
+    other = ActivityLog(db, clock=clock)  # another process on the same database
+    assert (await log.history("alice", None)).writes_last_minute == 0  # read, then reused
+    other.record("alice", None, "write")
+    await other.flush()
+    log.record("alice", None, "write")
+    assert (await log.history("alice", None)).writes_last_minute == 1  # its own, pending
+    clock.now += 0.2  # past the reuse: the table is read again
+    assert (await log.history("alice", None)).writes_last_minute == 2
+    await log.flush()  # its own call moves into the table: nothing is counted twice
+    assert (await log.history("alice", None)).writes_last_minute == 2
+    other.record("alice", None, "delete")
+    await other.flush()
+    await log.flush()  # a batch (even an empty one) forgets what was read
+    assert (await log.history("alice", None)).deletes_last_minute == 1
+
+
 async def test_counts_survive_a_new_process_on_the_same_database(backend: Backend) -> None:
     first = await Database.open(backend.target)
     log = ActivityLog(first)
