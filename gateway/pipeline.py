@@ -41,6 +41,7 @@ nothing executes.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import logging
 import time
@@ -60,7 +61,7 @@ from gateway.contracts import (
     Principal,
     ProposedAction,
 )
-from gateway.decisions import refuse_without_history
+from gateway.decisions import fail_closed, refuse_without_history
 from gateway.errors import (
     AuditError,
     BackendError,
@@ -97,6 +98,8 @@ ProgressFn = Callable[[float, float | None, str | None], Awaitable[None]]
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 _POLL_SECONDS = 0.5
+# The reason of the placeholder decision a speculative read carries (it never reads it).
+CODE_SPECULATIVE = "GW-SPECULATIVE"
 _MAX_ERROR_CHARS = 1000
 
 # The principal of the call being handled, for backends that ask policy from inside a call
@@ -206,12 +209,23 @@ class Gateway:
             except (InvalidArguments, PayloadTooLarge) as exc:
                 await self.record_rejection(tool, principal, exc)
                 raise
-            decision = await self._decide(planned, admitted.spec.effect, history)
+            ahead = self._speculate(admitted, planned)
+            try:
+                decision = await self._decide(planned, admitted.spec.effect, history)
+            except BaseException:
+                _discard(ahead)
+                raise
+            if decision.outcome != "allow":
+                _discard(ahead)
             if self._activity is not None:
                 self._activity.record(principal.subject, session, admitted.spec.effect)
             self._observe_decision(planned, decision)
-            with stage("audit"):
-                await self._record_decision(planned, decision, principal)
+            try:
+                with stage("audit"):
+                    await self._record_decision(planned, decision, principal)
+            except BaseException:
+                _discard(ahead)  # nothing runs, or is returned, unrecorded
+                raise
             log.info(
                 "%s by %s: %s %s (%.1f ms)",
                 tool,
@@ -230,7 +244,7 @@ class Gateway:
                 if isinstance(parked, CallOutcome):
                     return parked
                 return remember(planned, await self._wait(parked, decision, wait_seconds, progress))
-            return remember(planned, await self._run(admitted, planned, decision, principal))
+            return remember(planned, await self._run(admitted, planned, decision, principal, ahead))
         finally:
             _caller.reset(token)
 
@@ -374,17 +388,36 @@ class Gateway:
             )
         return CallOutcome(status="failed", tool=spec.name, action_id=call_id, error=message)
 
+    def _speculate(self, admitted: AdmittedCall, call: PlannedCall) -> asyncio.Future[Any] | None:
+        """With ``speculative_reads``, a speculative tool's read started now, before policy
+        has decided; the caller gets its result only once the decision allows the call.
+        The context carries a fail-closed placeholder: such a tool never reads the decision."""
+        if not (self.settings.speculative_reads and admitted.spec.speculative):
+            return None
+        placeholder = fail_closed(CODE_SPECULATIVE, "a speculative read runs before its decision")
+        context = ExecutionContext(call=call, decision=placeholder)
+        return asyncio.ensure_future(admitted.spec.execute(admitted.args, context))
+
     async def _execute(
-        self, spec: ToolSpec[Any], args: BaseModel, call: PlannedCall, decision: Decision
+        self,
+        spec: ToolSpec[Any],
+        args: BaseModel,
+        call: PlannedCall,
+        decision: Decision,
+        ahead: asyncio.Future[Any] | None = None,
     ) -> Any:
-        """The backend runs the call with its validated arguments; the result is redacted
-        here, the redaction boundary (see the module docstring).
+        """The backend runs the call with its validated arguments (or the read started
+        ahead of the decision is awaited); the result is redacted here, the redaction
+        boundary (see the module docstring).
 
         Raises ``BackendError`` (also for unexpected failures, logged here).
         """
         try:
             with self.instruments.stage("execute"):
-                result = await spec.execute(args, ExecutionContext(call=call, decision=decision))
+                if ahead is not None:
+                    result = await ahead
+                else:
+                    result = await spec.execute(args, ExecutionContext(call=call, decision=decision))
         except BackendError:
             raise
         except Exception as exc:
@@ -394,11 +427,16 @@ class Gateway:
             return redact(result, decision.obligations.redact)
 
     async def _run(
-        self, admitted: AdmittedCall, call: PlannedCall, decision: Decision, principal: Principal
+        self,
+        admitted: AdmittedCall,
+        call: PlannedCall,
+        decision: Decision,
+        principal: Principal,
+        ahead: asyncio.Future[Any] | None = None,
     ) -> CallOutcome:
         spec = admitted.spec
         try:
-            result = await self._execute(spec, admitted.args, call, decision)
+            result = await self._execute(spec, admitted.args, call, decision, ahead)
         except BackendError as exc:
             message = _clean(f"{spec.name} failed: {exc}")
             with self.instruments.stage("audit"):
@@ -519,6 +557,15 @@ class Gateway:
                 detail=detail,
             )
         )
+
+
+def _discard(ahead: asyncio.Future[Any] | None) -> None:
+    """Drop a speculative read whose result policy did not allow (or that was never
+    recorded): cancelled if still running, its outcome, whatever it was, never seen."""
+    if ahead is None:
+        return
+    ahead.cancel()
+    ahead.add_done_callback(lambda task: task.cancelled() or task.exception())
 
 
 def _log_crash(tool: str, stage: str, exc: Exception) -> None:

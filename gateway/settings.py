@@ -207,6 +207,11 @@ class Settings(BaseSettings):
     # Past this, the counts are unavailable: changes are refused, reads go on.
     history_read_timeout_seconds: Annotated[float, Field(gt=0, le=10)] = 0.5
 
+    # Speculative reads (docs/performance.md): k8s_get and k8s_list start their read while
+    # OPA decides and keep the result only if policy allows the call. Off by default: the
+    # cluster then sees reads that policy may refuse (nothing refused reaches the caller).
+    speculative_reads: bool = False
+
     # Traces (OpenTelemetry, OTLP over HTTP/protobuf; docs/operations.md). Off unless an
     # endpoint is configured: `GATEWAY_OTLP_ENDPOINT` (the full traces URL), or the standard
     # `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` / `OTEL_EXPORTER_OTLP_ENDPOINT` (base URL, to

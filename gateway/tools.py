@@ -78,6 +78,9 @@ class ToolSpec(Generic[ArgsT]):
     idempotent: bool = False
     open_world: bool = True
     meta: dict[str, Any] = field(default_factory=dict)
+    speculative: bool = False
+    """A read whose ``execute`` uses the judged call and never the decision: with
+    ``Settings.speculative_reads`` it may start while policy decides (``gateway.pipeline``)."""
 
     def plan(
         self, args: ArgsT, prepared: list[Prepared], principal: Principal, history: History | None = None
@@ -129,6 +132,7 @@ def backend_spec(
     *,
     effect: Effect = "read",
     idempotent: bool = False,
+    speculative: bool = False,
 ) -> ToolSpec[Any]:
     """A backend's ``ToolSpec``: the operation is the tool's name without the backend's
     prefix (``k8s_scale`` scales, ``palette_delete_cluster`` deletes a cluster)."""
@@ -143,6 +147,7 @@ def backend_spec(
         prepare=prepare,
         execute=execute,
         idempotent=idempotent,
+        speculative=speculative and effect == "read",
     )
 
 

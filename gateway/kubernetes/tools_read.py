@@ -55,6 +55,7 @@ class ReadTools:
                 ListArgs,
                 self.prepare_list,
                 self.list_objects,
+                speculative=True,
             ),
             kube_spec(
                 "k8s_get",
@@ -63,6 +64,7 @@ class ReadTools:
                 GetArgs,
                 self.prepare_get,
                 self.get,
+                speculative=True,
             ),
             kube_spec(
                 "k8s_events",
