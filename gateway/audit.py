@@ -22,6 +22,7 @@ truncated) before it is chained.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import json
@@ -68,6 +69,8 @@ _COLUMNS: Final[str] = (
     "bundle_revision, decision_id, fingerprint, detail, prev_hash, hash, hash_format"
 )
 _JSON_FIELDS: Final[tuple[str, ...]] = ("target", "reasons", "detail")
+# Events committed together at most (group commit).
+_GROUP: Final[int] = 64
 _HEAD: Final[str] = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"
 _INSERT: Final[str] = f"INSERT INTO audit ({_COLUMNS}) VALUES ({', '.join('?' * 17)})"  # noqa: S608 - constants
 
@@ -157,19 +160,61 @@ class AuditLog:
     def __init__(self, db: Database, *, clock: Callable[[], datetime] = _system_clock) -> None:
         self._db = db
         self._clock = clock
+        # Group commit (SQLite): events waiting for the next transaction, and its writer.
+        self._waiting: list[tuple[AuditEvent, asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
 
     async def record(self, event: AuditEvent) -> None:
-        """Append ``event`` as the next row of the chain, in its own transaction: on SQLite
-        in one trip to the database's thread (``Database.write_blocking``), elsewhere
-        through ``append``."""
+        """Append ``event`` as the next row of the chain and return once it is committed.
+
+        On SQLite the rows of concurrent callers are committed together (group commit):
+        one transaction, in one trip to the database's thread (``Database.write_blocking``),
+        for every event that arrived while the previous one was being written; if that
+        transaction fails, each of its events is tried again on its own, so one event's
+        failure is never another's. Elsewhere (PostgreSQL) through ``append``, one
+        transaction per event. Raises ``AuditError``; a caller cancelled after handing its
+        event over does not withdraw it.
+        """
+        if not self._db.blocking_writes:
+            try:
+                async with self._db.write() as conn:
+                    await self.append(conn, event)
+            except DatabaseError as exc:
+                raise AuditError(f"could not write the audit log: {exc}") from exc
+            return
+        committed = asyncio.get_running_loop().create_future()
+        self._waiting.append((event, committed))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_waiting())
+        await committed
+
+    async def _write_waiting(self) -> None:
+        """Commit what is waiting, a group at a time, until nothing is."""
+        group: list[tuple[AuditEvent, asyncio.Future[None]]] = []
         try:
-            if self._db.blocking_writes:
-                await self._db.write_blocking(functools.partial(self._append_blocking, event))
-                return
-            async with self._db.write() as conn:
-                await self.append(conn, event)
+            while self._waiting:
+                group, self._waiting = self._waiting[:_GROUP], self._waiting[_GROUP:]
+                failure = await self._commit([event for event, _ in group])
+                if failure is not None and len(group) > 1:
+                    for event, committed in group:  # each on its own: whose event failed?
+                        _settle(committed, await self._commit([event]))
+                    continue
+                for _, committed in group:
+                    _settle(committed, failure)
+        finally:
+            # Cancelled (the loop is closing): nobody may wait forever for a commit, and
+            # a commit that cannot be confirmed is reported as failed (nothing then runs).
+            for _, committed in group + self._waiting:
+                _settle(committed, DatabaseError("the audit writer stopped"))
+            self._waiting = []
+
+    async def _commit(self, events: list[AuditEvent]) -> DatabaseError | None:
+        """Append ``events`` in one transaction; the failure if it did not commit."""
+        try:
+            await self._db.write_blocking(functools.partial(self._append_group, events))
         except DatabaseError as exc:
-            raise AuditError(f"could not write the audit log: {exc}") from exc
+            return exc
+        return None
 
     async def append(self, conn: Connection, event: AuditEvent) -> AuditRecord:
         """Append inside a write transaction the caller holds (``Database.write``), so a
@@ -179,11 +224,14 @@ class AuditLog:
         await conn.execute(_INSERT, values)
         return row
 
-    def _append_blocking(self, event: AuditEvent, conn: BlockingConnection) -> None:
-        # The same statements as ``append``, on the database's thread (SQLite: the write
-        # lock of its BEGIN IMMEDIATE already serialises appends).
-        _, values = self._next(conn.fetchone(_HEAD), event)
-        conn.execute(_INSERT, values)
+    def _append_group(self, events: list[AuditEvent], conn: BlockingConnection) -> None:
+        # The same statements as ``append``, on the database's thread, for each event in
+        # turn (SQLite: the write lock of its BEGIN IMMEDIATE already serialises appends).
+        head = conn.fetchone(_HEAD)
+        for event in events:
+            row, values = self._next(head, event)
+            conn.execute(_INSERT, values)
+            head = (row.seq, row.hash)
 
     def _next(self, head: tuple[Any, ...] | None, event: AuditEvent) -> tuple[AuditRecord, list[Any]]:
         """The row that follows ``head`` (``(seq, hash)`` of the newest row, None for an
@@ -272,6 +320,17 @@ class AuditLog:
         except DatabaseError as exc:
             raise AuditError(f"could not read the audit log: {exc}") from exc
         return ChainReport(rows=count, head=prev_hash)
+
+
+def _settle(committed: asyncio.Future[None], failure: DatabaseError | None) -> None:
+    if committed.done():  # its caller was cancelled; the event was written (or not) anyway
+        return
+    if failure is None:
+        committed.set_result(None)
+    else:
+        error = AuditError(f"could not write the audit log: {failure}")
+        error.__cause__ = failure
+        committed.set_exception(error)
 
 
 class _Unreadable(ValueError):

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from storage_fixtures import Backend
 
 from gateway.audit import GENESIS_HASH, AuditLog, scrub
 from gateway.db import Database
-from gateway.errors import ChainBroken
+from gateway.errors import AuditError, ChainBroken, DatabaseError
 from gateway.ports import AuditEvent
 
 
@@ -158,3 +159,45 @@ async def test_show_returns_one_row_and_none_for_a_missing_seq(db: Database) -> 
     assert row.action_id == "action-1"
     assert await log.get(9) is None
     assert [r.seq async for r in log.iterate(batch=1)] == [1, 2]
+
+
+async def test_concurrent_appends_commit_together_and_chain_in_order(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Group commit (SQLite): the events that arrive while a transaction is written go
+    # into the next one; on PostgreSQL every append is its own transaction.
+    transactions = 0
+    blocking = db.write_blocking
+
+    async def counted(work: Any) -> Any:
+        nonlocal transactions
+        transactions += 1
+        return await blocking(work)
+
+    monkeypatch.setattr(db, "write_blocking", counted)
+    log = AuditLog(db)
+    await asyncio.gather(*(log.record(event(n)) for n in range(20)))
+    report = await log.verify()
+    assert report.rows == 20
+    if db.blocking_writes:  # PostgreSQL orders concurrent appends by who takes the lock first
+        in_order = [r.action_id for r in reversed(await log.recent(limit=20))]
+        assert in_order == [f"action-{n}" for n in range(20)]
+        assert 1 <= transactions < 20
+
+
+async def test_one_event_that_cannot_be_written_fails_alone(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = AuditLog(db)
+    build = log._next  # the row builder, made to fail for one event
+
+    def failing(head: Any, ev: AuditEvent) -> Any:
+        if ev.action_id == "action-3":
+            raise DatabaseError("disk I/O error")
+        return build(head, ev)
+
+    monkeypatch.setattr(log, "_next", failing)
+    results = await asyncio.gather(*(log.record(event(n)) for n in range(6)), return_exceptions=True)
+    assert [isinstance(r, AuditError) for r in results] == [False, False, False, True, False, False]
+    assert "disk I/O error" in str(results[3])
+    assert (await log.verify()).rows == 5
