@@ -190,6 +190,13 @@ async def measure(contenders: list[Contender], rounds: int, calls: int) -> Resul
     return results
 
 
+def _innermost(exc: BaseException) -> BaseException:
+    """The first leaf of nested exception groups (what actually went wrong)."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
 def _ms(seconds: float) -> str:
     return f"{seconds * 1e3:7.2f}"
 
@@ -345,9 +352,9 @@ async def run(options: argparse.Namespace) -> None:
                   f"OPA with {OPA_CONFIG.relative_to(ROOT)}")  # fmt: skip
             try:
                 results = await measure(contenders, options.rounds, options.calls)
-            except RuntimeError as exc:
+            except Exception as exc:
                 # Raised from here, it would come out of eight task groups per server.
-                failure = f"benchmark failed: {exc}"
+                failure = f"benchmark failed: {_innermost(exc)!r}"
         if failure:
             for name, process in logs.items():
                 print(f"-- {name}'s log:\n{process.tail(15)}", file=sys.stderr)
