@@ -3,6 +3,7 @@ with a bearer token for the ``sre`` group, and the percentile they report."""
 
 from __future__ import annotations
 
+import os
 import sys
 import urllib.request
 from pathlib import Path
@@ -51,7 +52,7 @@ class ServedGateway:
         if source is not None:
             # -P: the working directory does not come first on sys.path; PYTHONPATH does.
             argv.insert(1, "-P")
-            env["PYTHONPATH"] = str(source)
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(source), env.get("PYTHONPATH"))))
         self.process = ManagedProcess(argv, log_path=work / "gateway.log", env=env)
 
     def start(self) -> None:
