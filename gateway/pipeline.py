@@ -22,6 +22,11 @@ listeners; the front end wraps the whole call in ``instruments.call`` (``Gateway
 does it for callers that use it), and ``instruments.annotate`` records what the call
 turned out to be (action id, effect, outcome, bundle revision).
 
+Speculative reads (``Settings.speculative_reads``, off by default; docs/performance.md):
+a tool marked ``ToolSpec.speculative`` starts its read when the call is planned, while
+OPA decides; ``_run`` awaits that read instead of starting one only if the decision
+allows the call and was recorded, and the read is cancelled and dropped otherwise.
+
 Runaway protection: before planning, ``_history`` asks the activity log
 (``gateway.history``) for the principal's and the session's recent counts, which every
 proposed action carries as ``input.history``; after the decision the call is counted.
@@ -212,20 +217,16 @@ class Gateway:
             ahead = self._speculate(admitted, planned)
             try:
                 decision = await self._decide(planned, admitted.spec.effect, history)
-            except BaseException:
-                _discard(ahead)
-                raise
-            if decision.outcome != "allow":
-                _discard(ahead)
-            if self._activity is not None:
-                self._activity.record(principal.subject, session, admitted.spec.effect)
-            self._observe_decision(planned, decision)
-            try:
+                if self._activity is not None:
+                    self._activity.record(principal.subject, session, admitted.spec.effect)
+                self._observe_decision(planned, decision)
                 with stage("audit"):
                     await self._record_decision(planned, decision, principal)
             except BaseException:
                 _discard(ahead)  # nothing runs, or is returned, unrecorded
                 raise
+            if decision.outcome != "allow":
+                _discard(ahead)
             log.info(
                 "%s by %s: %s %s (%.1f ms)",
                 tool,
