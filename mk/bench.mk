@@ -12,3 +12,10 @@ BENCH_TARGETS += bench-e2e
 
 bench-e2e: python-env kube-apiserver bundle ## gateway vs ungated MCP server: get/list at c1/c8, denied write, p50/p99/calls/s, CPU per process, per-stage
 	$(PY) -m bench.e2e --bundle $(BUNDLE) $(BENCH_E2E_ARGS)
+
+# The OPA hop of a gated read taken apart: TCP vs Unix socket, console decision log, rules.
+BENCH_TARGETS += bench-opa-hop
+.PHONY: bench-opa-hop
+
+bench-opa-hop: python-env opa bundle ## OPA round trip of a read decision: TCP vs unix socket, console log, no rules; eval timers, OPA CPU
+	$(PY) -m bench.opa_hop --bundle $(BUNDLE)
