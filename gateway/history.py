@@ -21,12 +21,14 @@ the counts include this process's calls still waiting for their batch, so a proc
 sees its own calls at once and other processes see them within one flush interval. A
 crash loses at most that interval's calls. Buckets older than two hours are pruned.
 
-What was read from the table is reused for ``reuse_seconds`` (the gateway passes the flush
-interval) and forgotten at every batch: until this process writes its own calls, the
-table holds nothing of its own that the pending calls do not already add, so the stored
-counts plus the pending calls stay exact for this process's calls; another process's
-calls show up within one flush interval of theirs plus one of ours, instead of a read of
-the table (and a wait for the database connection) on every call.
+For reads (``history(..., reuse=True)``), what was read from the table is reused for
+``reuse_seconds`` (the gateway passes the flush interval) and forgotten at every batch:
+until this process writes its own calls, the table holds nothing of its own that the
+pending calls do not already add, so the stored counts plus the pending calls stay exact
+for this process's calls; another process's calls show up within one flush interval of
+theirs plus one of ours, instead of a read of the table (and a wait for the database
+connection) on every read. A call that changes something always reads the table: its
+counts are as fresh as before, and a table that cannot be read refuses it at once.
 
 When the counts cannot be read in time (``history_read_timeout_seconds``: the database is
 unavailable, locked or slow) ``history`` raises ``HistoryUnavailable``: the pipeline then
@@ -131,14 +133,15 @@ class ActivityLog:
         self._guard = asyncio.Lock()
         self._pruned_at = 0.0
 
-    async def history(self, subject: str, session: str | None) -> History:
-        """The principal's and the session's counts before this call. Raises
+    async def history(self, subject: str, session: str | None, *, reuse: bool = False) -> History:
+        """The principal's and the session's counts before this call (``reuse``: from a
+        read of the table less than ``reuse_seconds`` old, if there is one). Raises
         ``HistoryUnavailable`` when they cannot be read within the read timeout."""
         scopes = _scopes(subject, session)
         try:
             async with asyncio.timeout(self._read_timeout), self._guard:
                 now = self._clock()
-                counts = await self._stored_or_reused(scopes, now)
+                counts = await self._stored_or_reused(scopes, now, reuse=reuse)
                 self._add_pending(counts, now)
         except (TimeoutError, DatabaseError) as exc:
             self._metrics.record_history_failure("read")
@@ -152,8 +155,8 @@ class ActivityLog:
         )
         return History(**principal.model_dump(), session=in_session)
 
-    async def _stored_or_reused(self, scopes: tuple[str, ...], now: float) -> _Counts:
-        reused = self._reused.get(scopes)
+    async def _stored_or_reused(self, scopes: tuple[str, ...], now: float, *, reuse: bool) -> _Counts:
+        reused = self._reused.get(scopes) if reuse else None
         if reused is None or not 0 <= now - reused[0] < self._reuse_seconds:
             reused = (now, await self._stored(scopes, now))
             if self._reuse_seconds > 0:

@@ -205,7 +205,7 @@ class Gateway:
         stage = self.instruments.stage
         token = _caller.set(principal)
         try:
-            history = await self._history(principal, session)
+            history = await self._history(principal, session, reuse=admitted.spec.effect == "read")
             try:
                 with stage("prepare"):
                     planned = await self._plan(admitted, principal, history)
@@ -314,7 +314,7 @@ class Gateway:
     # -- steps ---------------------------------------------------------------------------
 
     async def _history(
-        self, principal: Principal, session: str | None
+        self, principal: Principal, session: str | None, *, reuse: bool
     ) -> History | HistoryUnavailable | None:
         """The recent activity every action of the call carries; the failure itself when it
         could not be read (``_decide`` refuses writes then); None when not counted."""
@@ -322,7 +322,7 @@ class Gateway:
             return None
         with self.instruments.stage("history"):
             try:
-                return await self._activity.history(principal.subject, session)
+                return await self._activity.history(principal.subject, session, reuse=reuse)
             except HistoryUnavailable as exc:
                 log.warning("recent activity of %s unavailable: %s", principal.subject, exc)
                 return exc

@@ -145,8 +145,10 @@ class CallRunner(Protocol):
 class ActivitySource(Protocol):
     """Recent activity for runaway protection. Implemented by ``gateway.history``."""
 
-    async def history(self, subject: str, session: str | None) -> History:
-        """The principal's and the session's counts; raises ``HistoryUnavailable``."""
+    async def history(self, subject: str, session: str | None, *, reuse: bool = False) -> History:
+        """The principal's and the session's counts; raises ``HistoryUnavailable``.
+        ``reuse``: counts read from storage a moment ago will do (for a read, which the
+        counts never block); otherwise storage is asked now."""
         ...
 
     def record(self, subject: str, session: str | None, effect: Effect) -> None:
