@@ -3,6 +3,9 @@
     GatewayError
     ├── ConfigError              settings that cannot be used
     ├── InvalidArguments         a tool call's arguments failed validation (the model can fix them)
+    │   └── RollbackRefused      ``gateway_rollback`` of an action that cannot be rolled back:
+    │                            unknown, never executed, the caller may not, cannot be undone,
+    │                            already rolled back (``reason`` says which)
     ├── UnknownTool              no such tool is registered
     ├── PayloadTooLarge          arguments or a manifest above the configured size
     ├── PolicyError              the policy engine failed; ``code`` is the fail-closed reason code
@@ -13,6 +16,7 @@
     ├── BackendError             a Kubernetes or Palette call failed
     │   ├── NotFound
     │   ├── Conflict
+    │   │   └── Drifted          a rollback's object changed since the gateway's write
     │   ├── Forbidden
     │   ├── Invalid
     │   ├── RateLimited          the backend (or the gateway's own client-side limit) says
@@ -57,6 +61,7 @@ __all__ = [
     "Conflict",
     "CorruptAction",
     "DatabaseError",
+    "Drifted",
     "DuplicateKey",
     "Forbidden",
     "GatewayError",
@@ -74,6 +79,7 @@ __all__ = [
     "ProofRefused",
     "QueueError",
     "RateLimited",
+    "RollbackRefused",
     "SealError",
     "StaleApprovals",
     "UndefinedDecision",
@@ -92,6 +98,16 @@ class ConfigError(GatewayError):
 
 class InvalidArguments(GatewayError):
     """A tool call's arguments failed validation; nothing was sent anywhere."""
+
+
+class RollbackRefused(InvalidArguments):
+    """``gateway_rollback`` was asked for something it cannot roll back; nothing was sent to
+    policy or a backend. ``reason``: ``unknown``, ``not_executed``, ``not_allowed``,
+    ``irreversible``, ``rolled_back`` or ``unavailable``."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class UnknownTool(GatewayError):
@@ -141,6 +157,11 @@ class NotFound(BackendError):
 
 class Conflict(BackendError):
     """The object changed underneath the call, or a field is owned by another manager."""
+
+
+class Drifted(Conflict):
+    """The object a rollback would restore changed since the gateway's write (someone else
+    edited it); the message lists what changed. Nothing was sent to policy or written."""
 
 
 class Forbidden(BackendError):

@@ -9,17 +9,28 @@ treated as unauthenticated, so a misconfigured stack fails closed.
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Mapping
 from typing import Any
 
 from gateway.contracts import Principal
 from gateway.settings import Settings
 
-__all__ = ["ANONYMOUS", "PRINCIPAL_SCOPE_KEY", "cli_principal", "principal_for_request", "stdio_principal"]
+__all__ = [
+    "ANONYMOUS",
+    "CALLER",
+    "PRINCIPAL_SCOPE_KEY",
+    "cli_principal",
+    "principal_for_request",
+    "stdio_principal",
+]
 
 PRINCIPAL_SCOPE_KEY = "gateway.principal"
 
 ANONYMOUS = Principal(subject="anonymous", groups=(), transport="http", authenticated=False)
+
+CALLER: contextvars.ContextVar[Principal] = contextvars.ContextVar("gateway_caller")
+"""The principal of the tool call being planned or run, set by ``gateway.pipeline`` only."""
 
 
 def stdio_principal(settings: Settings) -> Principal:

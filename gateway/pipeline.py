@@ -15,6 +15,9 @@ Each thing is done once, in one place:
 - **redaction**: ``_execute`` is the redaction boundary. A result is redacted with the
   decision's obligations as it leaves the backend and nowhere else; the reply, the queue's
   stored result and ``gateway_action`` only ever hold what left it.
+- **journal**: ``_execute`` also hands what a write changed (``ExecutionContext.changes``)
+  to the reversal journal, for ``gateway_rollback``; also when the call failed after some
+  changes, so those can be rolled back too.
 
 Each step runs inside ``self.instruments.stage(name)`` (``gateway.instruments``), the one
 seam that times it for ``/metrics``, traces it when tracing is on, and tells in-process
@@ -47,7 +50,6 @@ nothing executes.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 import time
 import uuid
@@ -59,6 +61,7 @@ from typing import Any, Literal, Protocol, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from gateway.arguments import check_size, validate_model
+from gateway.changes import rollback_link
 from gateway.contracts import (
     Decision,
     History,
@@ -70,13 +73,14 @@ from gateway.decisions import fail_closed, refuse_without_history
 from gateway.errors import (
     AuditError,
     BackendError,
+    GatewayError,
     HistoryUnavailable,
     InvalidArguments,
     PayloadTooLarge,
     QueueError,
     UnknownTool,
 )
-from gateway.identity import ANONYMOUS
+from gateway.identity import ANONYMOUS, CALLER
 from gateway.instruments import Instruments
 from gateway.metrics import Metrics
 from gateway.outcome import CallOutcome, outcome_of_parked
@@ -86,6 +90,7 @@ from gateway.ports import (
     ApprovalQueue,
     AuditEvent,
     AuditSink,
+    Journal,
     ParkedAction,
 )
 from gateway.redaction import redact, redact_text
@@ -107,9 +112,10 @@ _POLL_SECONDS = 0.5
 CODE_SPECULATIVE = "GW-SPECULATIVE"
 _MAX_ERROR_CHARS = 1000
 
-# The principal of the call being handled, for backends that ask policy from inside a call
-# (``palette_validate_configuration`` checks a create): never taken from arguments.
-_caller: contextvars.ContextVar[Principal] = contextvars.ContextVar("gateway_caller")
+# The principal of the call being handled (``gateway.identity.CALLER``), for tools that ask
+# policy from inside a call (``palette_validate_configuration`` checks a create) or that
+# depend on who asks (``gateway_rollback``): never taken from arguments.
+_caller = CALLER
 
 
 class Decider(Protocol):
@@ -141,6 +147,7 @@ class Gateway:
         metrics: Metrics | None = None,
         instruments: Instruments | None = None,
         activity: ActivitySource | None = None,
+        journal: Journal | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
@@ -150,6 +157,7 @@ class Gateway:
         self.instruments = instruments or Instruments(metrics)
         # None: recent activity is not counted and actions carry no history.
         self._activity = activity
+        self._journal = journal
 
     # -- the one path -------------------------------------------------------------------
 
@@ -413,19 +421,38 @@ class Gateway:
 
         Raises ``BackendError`` (also for unexpected failures, logged here).
         """
+        ctx = ExecutionContext(call=call, decision=decision)
         try:
             with self.instruments.stage("execute"):
                 if ahead is not None:
                     result = await ahead
                 else:
-                    result = await spec.execute(args, ExecutionContext(call=call, decision=decision))
+                    result = await spec.execute(args, ctx)
         except BackendError:
+            await self._keep_changes(ctx, complete=False)
             raise
         except Exception as exc:
             _log_crash(call.tool, "executing", exc)
+            await self._keep_changes(ctx, complete=False)
             raise BackendError(f"{call.tool} failed unexpectedly; see the gateway log") from exc
+        await self._keep_changes(ctx, complete=True)
         with self.instruments.stage("redact"):
             return redact(result, decision.obligations.redact)
+
+    async def _keep_changes(self, ctx: ExecutionContext, *, complete: bool) -> None:
+        """Journal what the call changed. The call has run: a journal that cannot be written
+        is logged (that call cannot be rolled back), never reported as the call failing."""
+        if self._journal is None or not ctx.changes:
+            return
+        try:
+            await self._journal.record(ctx.call, list(ctx.changes), ctx.decision, complete=complete)
+        except GatewayError as exc:
+            log.error(  # noqa: TRY400 - the message says what failed
+                "%s %s ran, but its changes could not be journaled, so it cannot be rolled back: %s",
+                ctx.call.tool,
+                ctx.call.id,
+                exc,
+            )
 
     async def _run(
         self,
@@ -542,6 +569,7 @@ class Gateway:
         targets = [a.target.model_dump(exclude_none=True, exclude_defaults=True) for a in call.actions]
         if len(targets) > 1:
             detail = {**detail, "targets": targets[1:]}
+        detail = {**rollback_link(call), **detail}
         await self._audit.record(
             AuditEvent(
                 kind=kind,

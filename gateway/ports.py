@@ -14,6 +14,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gateway.changes import Change, JournalRecord
 from gateway.contracts import Approval, Decision, Effect, History, Outcome, PlannedCall, Principal
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "AuditSink",
     "BackendPolicy",
     "CallRunner",
+    "Journal",
     "ParkedAction",
 ]
 
@@ -102,6 +104,7 @@ AuditKind = Literal[
     "failure",
     "interrupted",
     "rejected_request",
+    "rolled_back",
 ]
 
 
@@ -168,3 +171,19 @@ class BackendPolicy(Protocol):
     async def __call__(self, tool: str, arguments: Mapping[str, Any]) -> dict[str, Any]: ...
 
     async def cluster_environments(self, clusters: Sequence[str]) -> dict[str, str]: ...
+
+
+class Journal(Protocol):
+    """What executed writes did, kept to undo them (``gateway.changes``). Implemented by
+    ``gateway.queue.journal``."""
+
+    async def record(
+        self, call: PlannedCall, changes: Sequence[Change], decision: Decision, *, complete: bool
+    ) -> None:
+        """Keep the changes of an executed ``call`` (``complete``: the call succeeded; else
+        it failed after these changes). A complete rollback marks what it rolled back."""
+        ...
+
+    async def find(self, ref: str) -> JournalRecord:
+        """The record of an executed action by id or unique prefix; ``UnknownAction`` if none."""
+        ...

@@ -35,6 +35,7 @@ from gateway.queue.executor import Executor
 from gateway.queue.proofs import ApprovalProofs
 from gateway.queue.sealing import Sealer
 from gateway.queue.store import QueueStore
+from gateway.rollback import RollbackTool
 from gateway.settings import Settings
 from gateway.tools import ToolRegistry, ToolSpec
 from gateway.tracing import Tracing
@@ -154,11 +155,23 @@ async def open_runtime(
         activity = await _open_activity(settings, store, instruments, stack)
         registry = ToolRegistry()
         gateway = Gateway(
-            settings, registry, policy, store, store.audit, instruments=instruments, activity=activity
+            settings,
+            registry,
+            policy,
+            store,
+            store.audit,
+            instruments=instruments,
+            activity=activity,
+            journal=store.journal,
         )
         backend_policy = _BackendPolicy(gateway, policy)
         for source in sources:
             registry.extend(await stack.enter_async_context(source(settings, backend_policy)))
+        registry.register(
+            RollbackTool(
+                store.journal, registry, rollback_groups=settings.rollback_groups, state_of=store.state_of
+            ).spec()
+        )
         log.info(
             "gateway ready: %d tools, OPA at %s, database %s",
             len(registry),

@@ -45,7 +45,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore", frozen=True)
 
-    @field_validator("groups", "oidc_algorithms", "kube_contexts", mode="before")
+    @field_validator("groups", "oidc_algorithms", "kube_contexts", "rollback_groups", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
@@ -192,6 +192,10 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 5.0
     webhook_max_attempts: Annotated[int, Field(ge=1, le=20)] = 5
     webhook_queue_size: Annotated[int, Field(ge=1, le=100_000)] = 1000
+
+    # Who may roll back another principal's executed action (`gateway_rollback`), besides
+    # its requester and the approver groups of the decision it ran under (docs/rollback.md).
+    rollback_groups: Annotated[tuple[str, ...], NoDecode] = ()
 
     # Parked calls are sealed (AES-GCM) with the first key of this file; default: beside
     # the database. `GATEWAY_QUEUE_KEY` (`<id>:<base64 of 32 bytes>`) takes precedence.

@@ -9,13 +9,14 @@ audit log: ``gateway.pipeline`` does, for every tool alike.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from mcp_types import ToolAnnotations
 from pydantic import BaseModel
 
+from gateway.changes import Change, ChangeLog
 from gateway.contracts import (
     Backend,
     Decision,
@@ -29,7 +30,7 @@ from gateway.contracts import (
 )
 from gateway.errors import UnknownTool
 
-__all__ = ["ExecutionContext", "Prepared", "ToolRegistry", "ToolSpec", "backend_spec"]
+__all__ = ["ExecutionContext", "Prepared", "Reverser", "ToolRegistry", "ToolSpec", "backend_spec"]
 
 ArgsT = TypeVar("ArgsT", bound=BaseModel)
 
@@ -40,21 +41,40 @@ class Prepared:
 
     ``policy_args`` replaces the validated arguments in the proposed action when some of
     them must not reach OPA as they are (a manifest's text: ``object`` has it parsed).
+    ``backend`` and ``effect``, when set, replace the spec's for this action: a rollback
+    (``gateway_rollback``) judges each inverse as what it does where it does it (a
+    Kubernetes delete, a Palette write), so the rules about that backend and effect apply.
     """
 
     target: Target
     object: JSONObject | None = None
     current: JSONObject | None = None
     policy_args: JSONObject | None = None
+    backend: Backend | None = None
+    effect: Effect | None = None
 
 
 @dataclass(frozen=True)
 class ExecutionContext:
     """What ``execute`` may rely on: the call exactly as judged, and the decision that
-    allowed it (its obligations bound the result, e.g. ``max_log_lines``)."""
+    allowed it (its obligations bound the result, e.g. ``max_log_lines``). A write reports
+    what it changed on ``changes`` (``gateway.changes``): the journal keeps it for undo."""
 
     call: PlannedCall
     decision: Decision
+    changes: ChangeLog = field(default_factory=ChangeLog)
+
+
+class Reverser(Protocol):
+    """How a backend undoes its changes (``gateway_rollback``): ``prepare`` builds the
+    inverse of a journal's changes as proposed actions, reading the live objects and
+    changing nothing (raises ``BackendError`` when they drifted since the write, unless
+    ``force``); ``execute`` performs the judged inverse, guarded, reporting its own
+    changes on ``ctx.changes``."""
+
+    async def prepare(self, changes: Sequence[Change], force: bool) -> list[Prepared]: ...
+
+    async def execute(self, changes: Sequence[Change], ctx: ExecutionContext) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -81,6 +101,8 @@ class ToolSpec(Generic[ArgsT]):
     speculative: bool = False
     """A read whose ``execute`` uses the judged call and never the decision: with
     ``Settings.speculative_reads`` it may start while policy decides (``gateway.pipeline``)."""
+    # How this tool's changes are undone (writes only; one per backend, shared by its writes).
+    undo: Reverser | None = None
 
     def plan(
         self, args: ArgsT, prepared: list[Prepared], principal: Principal, history: History | None = None
@@ -92,9 +114,9 @@ class ToolSpec(Generic[ArgsT]):
         actions = tuple(
             ProposedAction(
                 tool=self.name,
-                backend=self.backend,
+                backend=p.backend or self.backend,
                 operation=self.operation,
-                effect=self.effect,
+                effect=p.effect or self.effect,
                 target=p.target,
                 args=p.policy_args if p.policy_args is not None else call_args,
                 object=p.object,
@@ -133,6 +155,7 @@ def backend_spec(
     effect: Effect = "read",
     idempotent: bool = False,
     speculative: bool = False,
+    undo: Reverser | None = None,
 ) -> ToolSpec[Any]:
     """A backend's ``ToolSpec``: the operation is the tool's name without the backend's
     prefix (``k8s_scale`` scales, ``palette_delete_cluster`` deletes a cluster)."""
@@ -148,6 +171,7 @@ def backend_spec(
         execute=execute,
         idempotent=idempotent,
         speculative=speculative and effect == "read",
+        undo=undo,
     )
 
 
@@ -180,3 +204,7 @@ class ToolRegistry:
 
     def __len__(self) -> int:
         return len(self._specs)
+
+    def reversers(self) -> dict[str, Reverser]:
+        """How each backend's changes are undone, from its write tools' specs."""
+        return {spec.backend: spec.undo for spec in self._specs.values() if spec.undo is not None}

@@ -100,10 +100,13 @@ async def guarded_write(
     write: Callable[[str], Awaitable[T]],
     *,
     what: str,
+    on_read: Callable[[JSON], None] | None = None,
 ) -> T:
     """Read the live object, check it against ``judged``, then ``write(resource_version)``
     with the version just read as precondition; a Conflict from the write means the object
-    moved in between (status churn) and is read and checked again."""
+    moved in between (status churn) and is read and checked again. ``on_read`` is given
+    each live object that passed the check, before its write: the last one is the object
+    as the write found it (the journal's before-image)."""
     for _ in range(GUARD_ATTEMPTS):
         try:
             live = await read()
@@ -117,6 +120,8 @@ async def guarded_write(
         version = _metadata(live).get("resourceVersion")
         if not version:
             raise Conflict(f"{what} has no resourceVersion; refusing to write it blindly")
+        if on_read is not None:
+            on_read(live)
         try:
             return await write(str(version))
         except Conflict as exc:

@@ -26,6 +26,7 @@ from gateway.errors import BackendError, ConfigError
 from gateway.kubernetes.args import for_clusters
 from gateway.kubernetes.client import KubeClient, load_catalog
 from gateway.kubernetes.clusters import ClusterPool
+from gateway.kubernetes.reversal import KubeReverser, pool_clusters
 from gateway.kubernetes.tools_clusters import ClusterTools
 from gateway.kubernetes.tools_health import HealthTools
 from gateway.kubernetes.tools_patch import PatchTools
@@ -59,7 +60,8 @@ TOOL_NAMES = (
 
 def build_specs(clusters: ClusterPool) -> list[ToolSpec[Any]]:
     """Every Kubernetes tool over one pool of clusters, in ``TOOL_NAMES`` order; each tool's
-    ``cluster`` argument bound to the pool's catalog (``for_clusters``)."""
+    ``cluster`` argument bound to the pool's catalog (``for_clusters``); the writes carry how
+    their changes are undone (``gateway_rollback``), on the cluster they were made on."""
     specs = [
         *ClusterTools(clusters).specs(),
         *ReadTools(clusters).specs(),
@@ -67,12 +69,12 @@ def build_specs(clusters: ClusterPool) -> list[ToolSpec[Any]]:
         *WriteTools(clusters).specs(),
         *PatchTools(clusters).specs(),
     ]
-    by_name = {
-        spec.name: spec
-        if "cluster" not in spec.args.model_fields
-        else replace(spec, args=for_clusters(spec.args, clusters.catalog))
-        for spec in specs
-    }
+    undo = KubeReverser(pool_clusters(clusters))
+    by_name: dict[str, ToolSpec[Any]] = {}
+    for spec in specs:
+        if "cluster" in spec.args.model_fields:
+            spec = replace(spec, args=for_clusters(spec.args, clusters.catalog))
+        by_name[spec.name] = spec if spec.effect == "read" else replace(spec, undo=undo)
     return [by_name[name] for name in TOOL_NAMES]
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.changes import Change, ChangeKind
 from gateway.contracts import utc_now
 from gateway.errors import BackendError, Forbidden, InvalidArguments, NotFound
 from gateway.kubernetes.args import RestartArgs, ScaleArgs, SetResourcesArgs, WorkloadArgs
@@ -32,7 +33,7 @@ from gateway.kubernetes.tools_read import judged_kind, kube_spec
 from gateway.kubernetes.views import summary
 from gateway.tools import ExecutionContext, Prepared, ToolSpec
 
-__all__ = ["RESTARTED_AT", "PatchTools", "workload_patch"]
+__all__ = ["RESTARTED_AT", "PatchTools", "with_value", "workload_patch"]
 
 JSON = dict[str, Any]
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
@@ -98,7 +99,7 @@ class PatchTools:
             field_manager=backend.field_manager, dry_run=True, subresource="scale",
         )  # fmt: skip
         replicas = (scale.get("spec") or {}).get("replicas", args.replicas)
-        after = _with_value(current, path, replicas)
+        after = with_value(current, path, replicas)
         return [Prepared(target=target, object=policy_image(after), current=policy_image(current))]
 
     async def prepare_restart(self, args: RestartArgs) -> list[Prepared]:
@@ -142,8 +143,12 @@ class PatchTools:
             )  # fmt: skip
 
         before = ctx.call.actions[0].current or {}
-        previous = await _previous_replicas(backend, kind, before)
-        result = await _guarded(backend, kind, args.name, target.namespace, judged, write)
+        path, previous = await _previous_replicas(backend, kind, before)
+        seen: list[JSON] = []
+        result = await _guarded(backend, kind, args.name, target.namespace, judged, write, seen)
+        replicas_path = list(path or _SPEC_REPLICAS)
+        after = await _after_scale(backend, kind, args)
+        _journal(ctx, "scaled", seen, after, _scale_body(args.replicas), {"replicas_path": replicas_path})
         return {
             "cluster": target.cluster,
             "scaled": {
@@ -163,7 +168,9 @@ class PatchTools:
         if not stamp:
             raise BackendError("the judged restart has no timestamp; nothing was changed")
         patch = workload_patch(args, restarted_at=stamp)
-        result = await _patch(backend, kind, args, target.namespace, judged, patch)
+        seen: list[JSON] = []
+        result = await _patch(backend, kind, args, target.namespace, judged, patch, seen)
+        _journal(ctx, "restarted", seen, result, patch[0], {"restarted_at": stamp})
         rollout = await rollout_report(backend.client, backend.kinds, kind, result, restarted_at=str(stamp))
         return {"cluster": target.cluster, "restarted": summary(result), "rollout": rollout}
 
@@ -171,7 +178,9 @@ class PatchTools:
         backend = await self.clusters.judged(args, ctx)
         kind, target, judged = await _judged(backend, ctx)
         patch = workload_patch(args, restarted_at=None)
-        result = await _patch(backend, kind, args, target.namespace, judged, patch)
+        seen: list[JSON] = []
+        result = await _patch(backend, kind, args, target.namespace, judged, patch, seen)
+        _journal(ctx, "resources_set", seen, result, patch[0], {"container": args.container})
         return {"cluster": target.cluster, "patched": summary(result)}
 
 
@@ -191,7 +200,7 @@ def _scale_body(replicas: int) -> JSON:
     return {"spec": {"replicas": replicas}}
 
 
-def _with_value(obj: JSON, path: tuple[str, ...], value: Any) -> JSON:
+def with_value(obj: JSON, path: tuple[str, ...], value: Any) -> JSON:
     """A copy of ``obj`` with ``value`` at ``path``; only the dicts along the path are copied."""
     out = dict(obj)
     node = out
@@ -268,6 +277,7 @@ async def _patch(
     namespace: str | None,
     judged: JudgedState,
     patch: tuple[JSON, PatchType],
+    seen: list[JSON],
 ) -> JSON:
     async def write(version: str) -> JSON:
         body = {**patch[0], "metadata": {"resourceVersion": version}}
@@ -276,7 +286,7 @@ async def _patch(
             field_manager=backend.field_manager, dry_run=False,
         )  # fmt: skip
 
-    return await _guarded(backend, kind, args.name, namespace, judged, write)
+    return await _guarded(backend, kind, args.name, namespace, judged, write, seen)
 
 
 async def _guarded(
@@ -286,23 +296,55 @@ async def _guarded(
     namespace: str | None,
     judged: JudgedState,
     write: Any,
+    seen: list[JSON],
 ) -> JSON:
+    """The guarded write; ``seen`` gets the live object it found (the journal's before-image)."""
     result: JSON = await guarded_write(
         judged,
         lambda: backend.client.get(kind, name, namespace),
         write,
         what=object_ref(kind.kind, name, namespace),
+        on_read=seen.append,
     )
     return result
 
 
-async def _previous_replicas(backend: KubeBackend, kind: ResourceKind, before: JSON) -> Any:
-    """The judged count, for the report only: when it cannot be found, it is None."""
+async def _previous_replicas(
+    backend: KubeBackend, kind: ResourceKind, before: JSON
+) -> tuple[tuple[str, ...] | None, Any]:
+    """Where the count lives and the judged count, for the report and the journal: when
+    they cannot be found, they are None."""
     try:
         path = await _replicas_path(backend, kind)
     except (BackendError, InvalidArguments):
-        return None
+        return None, None
     value: Any = before
     for key in path:
         value = value.get(key) if isinstance(value, dict) else None
-    return value
+    return path, value
+
+
+def _journal(
+    ctx: ExecutionContext, kind: ChangeKind, seen: list[JSON], after: JSON | None, written: JSON, detail: JSON
+) -> None:
+    """Report the change for the journal: the object as the write found it and left it."""
+    change = Change(
+        index=0,
+        kind=kind,
+        backend="kubernetes",
+        target=ctx.call.actions[0].target,
+        before=seen[-1],
+        after=after,
+        written=written,
+        detail=detail,
+    )
+    ctx.changes.add(change)
+
+
+async def _after_scale(backend: KubeBackend, kind: ResourceKind, args: ScaleArgs) -> JSON | None:
+    """The object right after a scale (``/scale`` answers with a Scale only); ``None`` when it
+    cannot be read, and a rollback then cannot rule out later changes."""
+    try:
+        return await backend.client.get(kind, args.name, args.namespace)
+    except BackendError:
+        return None

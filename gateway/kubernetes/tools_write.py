@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, cast
 
+from gateway.changes import Change
 from gateway.contracts import Target
 from gateway.errors import BackendError, Conflict, InvalidArguments, NotFound
 from gateway.kubernetes.args import ApplyArgs, DeleteArgs
@@ -154,10 +155,11 @@ class WriteTools:
         ):
             raise BackendError("the manifest does not match the one policy judged; nothing was applied")
         applied: list[JSON] = []
-        for action, obj in zip(actions, manifest.objects, strict=True):
+        for index, (action, obj) in enumerate(zip(actions, manifest.objects, strict=True)):
             kind, _ = await self._placed(backend, obj)
+            seen: list[JSON] = []
             try:
-                result = await _apply_judged(backend, kind, obj, action.current)
+                result = await _apply_judged(backend, kind, obj, action.current, seen)
             except BackendError as exc:
                 if not applied:
                     raise
@@ -166,6 +168,18 @@ class WriteTools:
                     f"applied {len(applied)} of {len(actions)} objects ({done}); then: {exc}"
                 ) from exc
             applied.append(summary(result, created=action.current is None))
+            change = "created" if action.current is None else "updated"
+            ctx.changes.add(
+                Change(
+                    index=index,
+                    kind=change,
+                    backend="kubernetes",
+                    target=action.target,
+                    before=seen[-1] if seen else None,
+                    after=result,
+                    written=obj,
+                )
+            )
         return {"cluster": backend.client.cluster, "applied": applied, "count": len(applied)}
 
     # -- k8s_delete ----------------------------------------------------------------------
@@ -204,19 +218,34 @@ class WriteTools:
                 kind, args.name, target.namespace, dry_run=False, uid=state.uid, resource_version=version
             )
 
+        seen: list[JSON] = []
         await guarded_write(
             state,
             lambda: backend.client.get(kind, args.name, target.namespace),
             write,
             what=object_ref(kind.kind, args.name, target.namespace),
+            on_read=seen.append,
+        )
+        ctx.changes.add(
+            Change(
+                index=0,
+                kind="deleted",
+                backend="kubernetes",
+                target=target,
+                before=seen[-1],
+                written={"propagationPolicy": "Background"},
+            )
         )
         return {"cluster": backend.client.cluster, "deleted": summary(judged)}
 
 
-async def _apply_judged(backend: KubeBackend, kind: ResourceKind, obj: JSON, judged: JSON | None) -> JSON:
+async def _apply_judged(
+    backend: KubeBackend, kind: ResourceKind, obj: JSON, judged: JSON | None, seen: list[JSON]
+) -> JSON:
     """Apply ``obj`` if its target is still as judged: absent for a create (checked just
     before), else the same uid, generation, labels and annotations (``guards``), the apply
-    carrying the version it was checked at as a precondition."""
+    carrying the version it was checked at as a precondition. ``seen`` gets the live object
+    the apply found (the journal's before-image)."""
     meta = obj["metadata"]
     name, namespace = meta["name"], meta.get("namespace") if kind.namespaced else None
     what = object_ref(kind.kind, name, namespace)
@@ -234,7 +263,11 @@ async def _apply_judged(backend: KubeBackend, kind: ResourceKind, obj: JSON, jud
         return await backend.client.apply(kind, body, field_manager=manager, dry_run=False)
 
     result: JSON = await guarded_write(
-        JudgedState.of(judged), lambda: backend.client.get(kind, name, namespace), write, what=what
+        JudgedState.of(judged),
+        lambda: backend.client.get(kind, name, namespace),
+        write,
+        what=what,
+        on_read=seen.append,
     )
     return result
 

@@ -266,6 +266,11 @@ class PaletteClient:
         path = f"/v1/spectroclusters/{_seg(uid)}/profiles"
         await self._send("patch_cluster_profiles", "PATCH", path, body=body, idempotent=False)
 
+    async def put_cluster_profiles(self, uid: str, body: dict[str, Any]) -> None:
+        """``PUT /v1/spectroclusters/{uid}/profiles`` with a ``v1SpectroClusterProfiles``:
+        the cluster's profiles become exactly these (a rollback's restore). Never retried."""
+        await self._send("PUT", f"/v1/spectroclusters/{_seg(uid)}/profiles", body=body, idempotent=False)
+
     # -- plumbing -----------------------------------------------------------------------
     async def _paged(
         self, op: str, method: str, path: str, body: dict[str, Any] | None

@@ -13,11 +13,13 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 from gateway.palette.backend import CheckFn, PaletteBackend
 from gateway.palette.client import PaletteClient, Transport
 from gateway.palette.resources import ReadFn, register_resources
+from gateway.palette.reversal import PaletteReverser
 from gateway.palette.tools_read import CatalogueTools, ClusterTools
 from gateway.palette.tools_write import ConfigurationTools, WriteTools
 from gateway.settings import Settings
@@ -61,14 +63,16 @@ def palette_configured(settings: Settings) -> bool:
 
 
 def build_specs(backend: PaletteBackend) -> list[ToolSpec[Any]]:
-    """Every Palette tool over one backend, in ``TOOL_NAMES`` order."""
+    """Every Palette tool over one backend, in ``TOOL_NAMES`` order; the writes carry how
+    their changes are undone (``gateway_rollback``)."""
     specs = [
         *ClusterTools(backend).specs(),
         *CatalogueTools(backend).specs(),
         *WriteTools(backend).specs(),
         *ConfigurationTools(backend).specs(),
     ]
-    by_name = {spec.name: spec for spec in specs}
+    undo = PaletteReverser(backend)
+    by_name = {spec.name: spec if spec.effect == "read" else replace(spec, undo=undo) for spec in specs}
     return [by_name[name] for name in TOOL_NAMES]
 
 

@@ -15,8 +15,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from gateway.changes import Change
 from gateway.contracts import Target
-from gateway.errors import Conflict, Invalid, InvalidArguments
+from gateway.errors import BackendError, Conflict, Invalid, InvalidArguments
 from gateway.palette.backend import PaletteBackend, palette_spec
 from gateway.palette.models import (
     ClusterArgs,
@@ -146,6 +147,11 @@ class WriteTools:
         if ctx.call.actions and ctx.call.actions[0].object != policy_view(body):
             raise Conflict("the cluster spec differs from the one policy judged; nothing was created")
         uid = await self.backend.client.create_cluster(args.cloud_type, body)
+        target = ctx.call.actions[0].target.model_copy(update={"cluster": uid})
+        after = await self._after(uid)
+        ctx.changes.add(
+            Change(index=0, kind="palette_created", backend="palette", target=target, after=after)
+        )
         return {"uid": uid, "name": body["metadata"]["name"], "cloud_type": args.cloud_type, "created": True}
 
     # -- palette_delete_cluster -----------------------------------------------------------
@@ -157,6 +163,10 @@ class WriteTools:
     async def delete(self, args: ClusterArgs, ctx: ExecutionContext) -> JSON:
         cluster = await self.backend.judged_cluster(args.uid, ctx)
         await self.backend.client.delete_cluster(args.uid)
+        target = ctx.call.actions[0].target
+        ctx.changes.add(
+            Change(index=0, kind="palette_deleted", backend="palette", target=target, before=cluster)
+        )
         name = (cluster.get("metadata") or {}).get("name")
         return {"uid": args.uid, "name": name, "deletion_requested": True}
 
@@ -168,9 +178,28 @@ class WriteTools:
         return [Prepared(target=target, current=policy_image(cluster), object=view)]
 
     async def update_profiles(self, args: UpdateProfilesArgs, ctx: ExecutionContext) -> JSON:
-        await self.backend.judged_cluster(args.uid, ctx)
-        await self.backend.client.patch_cluster_profiles(args.uid, profiles_body(args))
+        before = await self.backend.judged_cluster(args.uid, ctx)
+        body = profiles_body(args)
+        await self.backend.client.patch_cluster_profiles(args.uid, body)
+        change = Change(
+            index=0,
+            kind="palette_profiles",
+            backend="palette",
+            target=ctx.call.actions[0].target,
+            before=before,
+            after=await self._after(args.uid),
+            written=body,
+        )
+        ctx.changes.add(change)
         return {"uid": args.uid, "updated_profiles": [p.uid for p in args.profiles]}
+
+    async def _after(self, uid: str) -> JSON | None:
+        """The cluster right after a write, for the journal; ``None`` when it cannot be read
+        (a rollback then cannot rule out later changes)."""
+        try:
+            return await self.backend.client.get_cluster(uid)
+        except BackendError:
+            return None
 
 
 class ConfigurationTools:

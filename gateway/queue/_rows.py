@@ -14,6 +14,7 @@ from typing import Any, Final
 from pydantic import BaseModel, ConfigDict
 from pydantic_core import to_jsonable_python
 
+from gateway.changes import rollback_link
 from gateway.contracts import Approval, ApprovalRequirement, Decision, PlannedCall, canonical_json
 from gateway.db import Dialect
 from gateway.ports import ActionState, AuditEvent, AuditKind, ParkedAction
@@ -192,7 +193,7 @@ def action_event(
         bundle_revision=judged.bundle_revision,
         decision_id=judged.decision_id,
         fingerprint=action.fingerprint,
-        detail=detail or {},
+        detail={**rollback_link(action.call), **(detail or {})},
     )
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,7 @@ from gateway.queue._rows import (
     system_clock,
     target_summary,
 )
+from gateway.queue.journal import JournalStore
 from gateway.queue.proofs import StoredApproval, proof_digests
 from gateway.queue.sealing import Sealer
 from gateway.settings import Settings
@@ -133,6 +135,11 @@ class QueueStore(ExecutionTransitions):
     async def close(self) -> None:
         await self.db.close()
 
+    @cached_property
+    def journal(self) -> JournalStore:
+        """The reversal journal: same database, keys, audit chain and clock as the queue."""
+        return JournalStore(self.db, self.audit, sealer=self.sealer, clock=self._clock)
+
     async def resolve(self, ref: str) -> str:
         """The full id for ``ref``, an id or a unique prefix of at least four characters."""
         with storage_errors():
@@ -146,6 +153,18 @@ class QueueStore(ExecutionTransitions):
         if len(ids) > 1 and len(ref) >= _MIN_PREFIX:
             raise UnknownAction(f"{ref!r} matches more than one action: give more of the id")
         raise UnknownAction(f"no parked action has id {ref!r}")
+
+    async def state_of(self, ref: str) -> str | None:
+        """The effective state of the parked action ``ref`` (id or unique prefix), or ``None``
+        when there is none; reads the state only (the call stays sealed)."""
+        try:
+            action_id = await self.resolve(ref)
+        except UnknownAction:
+            return None
+        with storage_errors():
+            async with self.db.read() as conn:
+                row = await conn.fetchone("SELECT state, expires_at FROM actions WHERE id = ?", [action_id])
+        return effective_state(str(row[0]), str(row[1]), self._now()).value if row else None
 
     async def list_actions(
         self, *, state: ActionState | None = None, limit: int = DEFAULT_LIST_LIMIT

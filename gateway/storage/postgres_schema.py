@@ -106,6 +106,29 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     );
     CREATE INDEX activity_by_bucket ON activity (bucket);
     """,
+    # 3: the reversal journal, as SQLite's schema version 6 holds it.
+    """
+    CREATE TABLE journal (
+        action_id            text COLLATE "C" PRIMARY KEY,
+        tool                 text NOT NULL,
+        backend              text NOT NULL,
+        requester            text NOT NULL,
+        requester_json       text NOT NULL,
+        approver_groups_json text NOT NULL,
+        target_json          text NOT NULL,
+        summary_json         text NOT NULL,
+        executed_at          text COLLATE "C" NOT NULL,
+        complete             integer NOT NULL,
+        call_json            text NOT NULL,
+        changes_json         text NOT NULL,
+        rollback_of          text COLLATE "C",
+        rolled_back_by       text COLLATE "C",
+        rolled_back_subject  text,
+        rolled_back_at       text COLLATE "C"
+    );
+    CREATE INDEX journal_by_executed ON journal (executed_at);
+    CREATE INDEX journal_by_rollback_of ON journal (rollback_of);
+    """,
 )
 
 SCHEMA_VERSION: Final[int] = len(MIGRATIONS)

@@ -103,6 +103,31 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     ) WITHOUT ROWID;
     CREATE INDEX activity_by_bucket ON activity (bucket);
     """,
+    # 6: the reversal journal (gateway.queue.journal): what each executed write changed, to
+    # roll it back. call_json and changes_json are sealed like parked calls (raw before-
+    # images hold Secret values); the other columns are what views show.
+    """
+    CREATE TABLE journal (
+        action_id            TEXT PRIMARY KEY,
+        tool                 TEXT NOT NULL,
+        backend              TEXT NOT NULL,
+        requester            TEXT NOT NULL,
+        requester_json       TEXT NOT NULL,
+        approver_groups_json TEXT NOT NULL,
+        target_json          TEXT NOT NULL,
+        summary_json         TEXT NOT NULL,
+        executed_at          TEXT NOT NULL,
+        complete             INTEGER NOT NULL,
+        call_json            TEXT NOT NULL,
+        changes_json         TEXT NOT NULL,
+        rollback_of          TEXT,
+        rolled_back_by       TEXT,
+        rolled_back_subject  TEXT,
+        rolled_back_at       TEXT
+    );
+    CREATE INDEX journal_by_executed ON journal (executed_at);
+    CREATE INDEX journal_by_rollback_of ON journal (rollback_of);
+    """,
 )
 
 SCHEMA_VERSION: Final[int] = len(MIGRATIONS)

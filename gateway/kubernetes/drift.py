@@ -1,0 +1,54 @@
+"""Did an object change since the gateway wrote it? What a rollback checks before it undoes.
+
+The journal keeps the object as the API returned it after the gateway's write. A rollback
+compares the live object with it as the write guards compare with what policy judged
+(``guards.JudgedState``): the same uid, generation (any spec change bumps it, status
+updates do not), labels and annotations (without those controllers maintain). Kinds the
+server keeps no generation for (ConfigMaps, Secrets, Services…) are compared by content,
+status and server bookkeeping left out. What changed is listed by field, values redacted.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from gateway.changes import changed_paths
+from gateway.kubernetes.guards import CONTROLLER_ANNOTATIONS, JudgedState
+from gateway.kubernetes.images import policy_image
+
+__all__ = ["drift"]
+
+JSON = dict[str, Any]
+_BOOKKEEPING: Final[frozenset[str]] = frozenset(
+    {"resourceVersion", "generation", "managedFields", "creationTimestamp", "selfLink"}
+)
+
+
+def drift(after: JSON | None, live: JSON) -> list[str]:
+    """What differs in ``live`` from ``after`` (the object right after the gateway's write):
+    empty when nothing did; else a sentence, then one line per changed field."""
+    if after is None:
+        return ["how the write left it was not recorded, so later changes cannot be ruled out"]
+    state = JudgedState.of(after)
+    why = state.drift(live)
+    if why is None and state.generation is not None:
+        return []
+    old, new = _content(after), _content(live)
+    if why is None and old == new:
+        return []
+    return [why or "its content changed", *changed_paths(old, new)]
+
+
+def _content(obj: JSON) -> JSON:
+    """What an object says, without its status and the server's bookkeeping."""
+    image = policy_image(obj) or {}
+    out = {k: v for k, v in image.items() if k != "status"}
+    meta = {k: v for k, v in (out.get("metadata") or {}).items() if k not in _BOOKKEEPING}
+    annotations = {
+        k: v for k, v in (meta.get("annotations") or {}).items() if k not in CONTROLLER_ANNOTATIONS
+    }
+    meta.pop("annotations", None)
+    if annotations:
+        meta["annotations"] = annotations
+    out["metadata"] = meta
+    return out
