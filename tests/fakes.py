@@ -1,11 +1,13 @@
-"""In-memory stand-ins for the queue and the audit log, for unit tests only (integration
+"""In-memory stand-ins for the queue, the audit log and the reversal journal, for unit tests only (integration
 tests use the real store, on SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
+from gateway.changes import Change, JournalRecord, RolledBack, rollback_link
 from gateway.contracts import Decision, PlannedCall, Principal, utc_now
 from gateway.errors import UnknownAction
 from gateway.ports import ActionState, AuditEvent, ParkedAction
@@ -76,3 +78,39 @@ class FakeTime:
     async def sleep(self, seconds: float) -> None:
         self.slept.append(round(seconds, 6))
         self.now += seconds
+
+
+class InMemoryJournal:
+    """``gateway.ports.Journal`` over a dict (full ids only, no sealing)."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, JournalRecord] = {}
+
+    async def record(
+        self, call: PlannedCall, changes: Sequence[Change], decision: Decision, *, complete: bool
+    ) -> None:
+        if not changes:
+            return
+        groups = tuple(decision.approval.approver_groups) if decision.approval else ()
+        rollback_of = rollback_link(call).get("rollback_of")
+        self.records[call.id] = JournalRecord(
+            action_id=call.id,
+            tool=call.tool,
+            backend=changes[0].backend,
+            requester=call.actions[0].principal,
+            approver_groups=groups,
+            executed_at=utc_now(),
+            complete=complete,
+            call=call,
+            changes=tuple(changes),
+            rollback_of=rollback_of,
+        )
+        if rollback_of in self.records and complete and self.records[rollback_of].rolled_back is None:
+            done = RolledBack(by_action=call.id, subject=call.actions[0].principal.subject, at=utc_now())
+            self.records[rollback_of] = self.records[rollback_of].model_copy(update={"rolled_back": done})
+
+    async def find(self, ref: str) -> JournalRecord:
+        try:
+            return self.records[ref]
+        except KeyError:
+            raise UnknownAction(f"no executed action has id {ref!r}") from None

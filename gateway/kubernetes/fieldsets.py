@@ -12,6 +12,13 @@ owned before or after that apply, with the values they had before (``restore_man
 fields the apply added disappear, fields it changed get their old values, fields it dropped
 come back. Fields other managers own are not touched.
 
+A Secret is the exception: its ``stringData`` is write-only, converted into ``data`` after
+ownership is recorded, so an apply through ``stringData`` owns keys that never exist in the
+object and changes ``data`` keys it does not own (and cannot remove by applying again). Its
+undo is a merge patch (``secret_restore_patch``): every key the gateway's applies wrote,
+through either field, gets its old value back or is removed, as are the labels and
+annotations they set.
+
 A deleted object is re-created from its last state without what the server sets
 (``recreate_manifest``): a new uid, version and creation time.
 """
@@ -24,7 +31,7 @@ from typing import Any, Final
 
 from gateway.kubernetes.guards import CONTROLLER_ANNOTATIONS
 
-__all__ = ["owned_fields", "recreate_manifest", "restore_manifest", "union"]
+__all__ = ["owned_fields", "recreate_manifest", "restore_manifest", "secret_restore_patch", "union"]
 
 JSON = dict[str, Any]
 _SERVER_METADATA: Final[frozenset[str]] = frozenset(
@@ -69,6 +76,30 @@ def restore_manifest(before: JSON, after: JSON, manager: str) -> JSON:
     fields = union(owned_fields(before, manager), owned_fields(after, manager))
     body = _extract_map(before, fields)
     return _placed(before, body)
+
+
+def secret_restore_patch(before: JSON, after: JSON, manager: str) -> JSON:
+    """The merge patch that undoes ``manager``'s apply to a Secret (see the module docstring)."""
+    fields = union(owned_fields(before, manager), owned_fields(after, manager))
+    keys = sorted({*_names(fields.get("f:data")), *_names(fields.get("f:stringData"))})
+    patch: JSON = {}
+    if keys:
+        old = before.get("data") or {}
+        patch["data"] = {key: old.get(key) for key in keys}
+    meta_fields = fields.get("f:metadata") or {}
+    meta: JSON = {}
+    for section in ("labels", "annotations"):
+        names = _names(meta_fields.get(f"f:{section}"))
+        if names:
+            old = (before.get("metadata") or {}).get(section) or {}
+            meta[section] = {name: old.get(name) for name in sorted(names)}
+    if meta:
+        patch["metadata"] = meta
+    return patch
+
+
+def _names(fields: Any) -> list[str]:
+    return [key[2:] for key in fields or {} if key.startswith("f:")]
 
 
 def recreate_manifest(before: JSON) -> JSON:

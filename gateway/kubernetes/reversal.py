@@ -9,7 +9,9 @@ change           inverse
 created          delete it (only that object: its uid is a precondition)
 updated          server-side apply, as the gateway's field manager, of what that manager
                  owned before or after the write, with the values from before
-                 (``fieldsets.restore_manifest``): fields the apply added are removed
+                 (``fieldsets.restore_manifest``): fields the apply added are removed;
+                 a Secret: a merge patch of the keys the apply wrote (``stringData`` is
+                 write-only; ``fieldsets.secret_restore_patch``)
 deleted          re-create it from its last state without what the server sets: a new uid
 scaled           the previous replica count, through ``/scale``
 restarted        the previous ``restartedAt`` annotation (or none): the controller rolls the
@@ -39,7 +41,7 @@ from gateway.kubernetes.backend import KubeBackend
 from gateway.kubernetes.client import PatchType
 from gateway.kubernetes.clusters import ClusterPool
 from gateway.kubernetes.drift import drift
-from gateway.kubernetes.fieldsets import recreate_manifest, restore_manifest
+from gateway.kubernetes.fieldsets import recreate_manifest, restore_manifest, secret_restore_patch
 from gateway.kubernetes.guards import JudgedState, guarded_write, object_ref
 from gateway.kubernetes.images import policy_image
 from gateway.kubernetes.kinds import ResourceKind
@@ -54,7 +56,7 @@ JSON = dict[str, Any]
 BackendFor = Callable[[str | None], Awaitable[KubeBackend]]
 """The backend of a cluster by name: where a change was made is where it is undone."""
 
-_PATCHED: Final[frozenset[str]] = frozenset({"scaled", "restarted", "resources_set"})
+_PATCHED: Final[frozenset[str]] = frozenset({"scaled", "restarted", "resources_set", "restore_secret"})
 _NOTES: Final[dict[str, str]] = {
     "recreate": "re-created from its last state: it is a new object with a new uid; what its deletion "
     "removed with it (pods of a workload, data of a volume) is not restored, controllers make new ones",
@@ -146,6 +148,8 @@ class KubeReverser:
                 effect="delete",
                 policy_args={**facts, "inverse": "delete"},
             )
+        elif (inverse := _patch_inverse(change, place.kind)) is not None:
+            prepared = await self._patched(facts, inverse, change, place, live, target)
         elif change.kind == "updated":
             body = restore_manifest(_required(change.before, place.what), change.after or {}, _manager(place))
             after = await place.backend.client.apply(
@@ -158,8 +162,6 @@ class KubeReverser:
                 effect="write",
                 policy_args={**facts, "inverse": "restore", "body_sha256": _digest(body)},
             )
-        elif change.kind in _PATCHED:
-            prepared = await self._patched(facts, change, place, live, target)
         else:
             raise BackendError(
                 f"the journal holds a change the Kubernetes backend does not know: {change.kind}"
@@ -192,9 +194,9 @@ class KubeReverser:
         )
 
     async def _patched(
-        self, facts: JSON, change: Change, place: _Place, live: JSON, target: Target
+        self, facts: JSON, inverse: str, change: Change, place: _Place, live: JSON, target: Target
     ) -> Prepared:
-        body, patch_type, subresource = _inverse_patch(change, place.what)
+        body, patch_type, subresource = _inverse_patch(inverse, change, place.what, _manager(place))
         answer = await place.backend.client.patch(
             place.kind,
             place.name,
@@ -212,7 +214,7 @@ class KubeReverser:
             )
         else:
             after = as_written(answer, body)
-        args = {**facts, "inverse": change.kind, "body_sha256": _digest(body)}
+        args = {**facts, "inverse": inverse, "body_sha256": _digest(body)}
         return Prepared(
             target=target,
             object=policy_image(after),
@@ -301,13 +303,19 @@ class KubeReverser:
             ctx.changes.add(record(kind="updated", before=seen[-1], after=result, written=body))
             return {**summary(result), "inverse": "restore"}
         if inverse in _PATCHED:
-            return await self._undo_patch(place, action, change, ctx, record)
+            return await self._undo_patch(str(inverse), place, action, change, ctx, record)
         raise BackendError(f"the judged rollback names no known inverse ({inverse!r}); nothing was run")
 
     async def _undo_patch(
-        self, place: _Place, action: ProposedAction, change: Change, ctx: ExecutionContext, record: Any
+        self,
+        inverse: str,
+        place: _Place,
+        action: ProposedAction,
+        change: Change,
+        ctx: ExecutionContext,
+        record: Any,
     ) -> JSON:
-        body, patch_type, subresource = _inverse_patch(change, place.what)
+        body, patch_type, subresource = _inverse_patch(inverse, change, place.what, _manager(place))
         _judged(body, action)
         seen: list[JSON] = []
 
@@ -316,7 +324,7 @@ class KubeReverser:
                 place.kind,
                 place.name,
                 place.namespace,
-                {**body, "metadata": {"resourceVersion": version}},
+                {**body, "metadata": {**(body.get("metadata") or {}), "resourceVersion": version}},
                 patch_type=patch_type,
                 field_manager=_manager(place),
                 dry_run=False,
@@ -330,7 +338,7 @@ class KubeReverser:
         ctx.changes.add(
             record(kind=change.kind, before=seen[-1], after=after, written=body, detail=change.detail)
         )
-        out = {**summary(after or result), "inverse": change.kind}
+        out = {**summary(after or result), "inverse": inverse}
         if change.kind in _NOTES:
             out["note"] = _NOTES[change.kind]
         return out
@@ -345,9 +353,20 @@ def partial_change(index: int, target: Target) -> Callable[..., Change]:
     return make
 
 
-def _inverse_patch(change: Change, what: str) -> tuple[JSON, PatchType, str | None]:
-    """The patch that puts back what a scale, restart or set_resources changed."""
+def _patch_inverse(change: Change, kind: ResourceKind) -> str | None:
+    """The name of the patch that undoes ``change``, if a patch does (else ``None``)."""
+    if change.kind == "updated" and kind.kind == "Secret" and not kind.group:
+        return "restore_secret"
+    return change.kind if change.kind in _PATCHED else None
+
+
+def _inverse_patch(
+    inverse: str, change: Change, what: str, manager: str
+) -> tuple[JSON, PatchType, str | None]:
+    """The patch that puts back what a scale, restart, set_resources or Secret apply changed."""
     before = _required(change.before, what)
+    if inverse == "restore_secret":
+        return secret_restore_patch(before, change.after or {}, manager), "merge", None
     if change.kind == "scaled":
         path = tuple(change.detail.get("replicas_path") or ("spec", "replicas"))
         return {"spec": {"replicas": _value_at(before, path)}}, "merge", "scale"
