@@ -22,7 +22,7 @@ the backend in step 4 (``Drifted``) before policy is asked, unless ``force``.
 Every inverse action's ``args`` tell policy what it is (``rego/rules/rollback``):
 ``rollback_of`` (the original action id), ``original_tool``, ``original_requester``,
 ``executed_at``, ``age_seconds``, ``rollback_of_rollback``, ``force``, and the backend's
-facts (``inverse``, ``undoes``, ``drift``).
+facts (``inverse``, ``undoes``, ``drifted``).
 """
 
 from __future__ import annotations

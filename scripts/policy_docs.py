@@ -383,11 +383,13 @@ def render(rules: dict[str, dict[str, Any]], params: dict[str, Any]) -> str:
     for key in ("approval", "production", "clusters", "modes", "preexisting"):
         value = json.dumps(params.get(key), indent=2, sort_keys=True)
         lines += [f"`data.params.{key}`:", "", "```json", value, "```", ""]
-    catalog: dict[str, dict[str, str]] = params.get("catalog", {})
+    catalog: dict[str, dict[str, Any]] = params.get("catalog", {})
     lines += ["`data.params.catalog` (tools the policy knows; anything else is denied):", ""]
     lines += ["| Tool | Backend | Operation | Effect |", "|---|---|---|---|"]
     for tool, entry in sorted(catalog.items()):
-        lines.append(f"| `{tool}` | {entry['backend']} | `{entry['operation']}` | {entry['effect']} |")
+        backend = entry.get("backend") or ", ".join(entry.get("backends", []))
+        effect = entry.get("effect") or ", ".join(entry.get("effects", []))
+        lines.append(f"| `{tool}` | {backend} | `{entry['operation']}` | {effect} |")
     return "\n".join(lines) + "\n"
 
 

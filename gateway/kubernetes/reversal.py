@@ -138,7 +138,7 @@ class KubeReverser:
                 "nothing to roll back"
             )
         lines = drift(change.after, live)
-        facts = {"change": index, "undoes": change.kind, "drift": lines}
+        facts = {"change": index, "undoes": change.kind, "drifted": bool(lines)}
         current = policy_image(live)
         if change.kind == "created":
             prepared = Prepared(
@@ -185,7 +185,7 @@ class KubeReverser:
         )
         if place.kind.kind == "Namespace" and not place.kind.group and target.environment is None:
             target = target.model_copy(update={"environment": place.backend.environment_of(after)})
-        facts: JSON = {"change": index, "undoes": change.kind, "drift": [], "inverse": "recreate"}
+        facts: JSON = {"change": index, "undoes": change.kind, "drifted": False, "inverse": "recreate"}
         return Prepared(
             target=target,
             object=policy_image(as_written(after, body)),

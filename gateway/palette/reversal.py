@@ -98,7 +98,7 @@ class PaletteReverser:
                 lines = changed_paths(_state(policy_image(change.after)), _state(current))
             if lines:
                 drifted.append(f"cluster {uid} changed since the gateway's write: " + "\n  ".join(lines))
-            facts: JSON = {"change": index, "undoes": change.kind, "drift": lines}
+            facts: JSON = {"change": index, "undoes": change.kind, "drifted": bool(lines)}
             if change.kind == "palette_created":
                 facts["inverse"] = "delete_cluster"
                 prepared.append(Prepared(target=target, current=current, effect="delete", policy_args=facts))

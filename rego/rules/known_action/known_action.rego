@@ -6,9 +6,10 @@
 #   operation or effect that differs from the catalog's for that tool, a version other
 #   than 1, a missing principal or target, a Kubernetes change without a kind or a
 #   write without its object, a Palette change without its cluster, an object whose
-#   kind contradicts the target's, or a written pod spec with a container, volume or
-#   port list that is not a list of objects or a securityContext that is not an object.
-#   A guard: it denies whatever data.params.modes says.
+#   kind contradicts the target's, a written pod spec with a container, volume or port
+#   list that is not a list of objects or a securityContext that is not an object, or a
+#   rollback that does not name the action it undoes. A guard: it denies whatever
+#   data.params.modes says.
 # custom:
 #   code: GW-INPUT-001
 #   severity: critical
@@ -44,7 +45,22 @@ _problems contains "effect must be read, write or delete" if not _given.effect
 
 _problems contains sprintf("%s of tool '%s' must be '%s'", [field, input.tool, expected]) if {
 	some field, expected in _catalog[input.tool]
+	field in {"backend", "operation", "effect"}
 	object.get(input, field, null) != expected
+}
+
+# A tool whose actions are judged as what they do (gateway_rollback: a Kubernetes delete,
+# a Palette write) lists the backends and effects they may take.
+_problems contains sprintf("%s of tool '%s' must be one of %s", [field, input.tool, concat(", ", expected)]) if {
+	some plural, expected in _catalog[input.tool]
+	some field in {"backend", "effect"}
+	plural == concat("", [field, "s"])
+	not object.get(input, field, null) in expected
+}
+
+_problems contains "a rollback must name the action it undoes (args.rollback_of)" if {
+	input.operation == "rollback"
+	not _given.rollback_of
 }
 
 _problems contains "principal is missing or malformed" if not _principal_ok
@@ -111,6 +127,8 @@ _given["kind"] if _non_empty(input.target.kind)
 _given["cluster"] if _non_empty(input.target.cluster)
 
 _given["object"] if is_object(input.object)
+
+_given["rollback_of"] if _non_empty(input.args.rollback_of)
 
 _principal_ok if {
 	_non_empty(input.principal.subject)

@@ -268,3 +268,43 @@ test_allow_security_settings_of_the_right_type if {
 	}
 	count(known_action.violation) == 0 with input as _apply_spec(spec)
 }
+
+_rollback := object.union(lib_test.k8s_delete("Deployment", "web"), {
+	"tool": "gateway_rollback",
+	"operation": "rollback",
+	"args": {"rollback_of": "6f1d2c9e-0000-4000-8000-000000000001", "original_tool": "k8s_apply"},
+})
+
+test_allow_a_rollback_as_what_it_does if {
+	count(known_action.violation) == 0 with input as _rollback
+	count(known_action.violation) == 0 with input as object.union(_rollback, {"effect": "write", "object": {}})
+	palette := object.union(lib_test.palette_delete("uid-1", "dev"), {
+		"tool": "gateway_rollback",
+		"operation": "rollback",
+		"args": _rollback.args,
+	})
+	count(known_action.violation) == 0 with input as palette
+}
+
+test_deny_a_rollback_outside_its_backends_and_effects if {
+	inp := object.union(_rollback, {"backend": "gateway", "effect": "read"})
+	expected := {
+		"backend of tool 'gateway_rollback' must be one of kubernetes, palette",
+		"effect of tool 'gateway_rollback' must be one of write, delete",
+	}
+	_messages(known_action.violation) == expected with input as inp
+}
+
+test_deny_a_rollback_that_names_no_action if {
+	some missing in [
+		json.remove(_rollback, ["args/rollback_of"]),
+		lib_test.with_field(_rollback, "/args/rollback_of", " "),
+	]
+	msg := "a rollback must name the action it undoes (args.rollback_of)"
+	_messages(known_action.violation) == {msg} with input as missing
+}
+
+test_deny_another_operation_for_the_rollback_tool if {
+	inp := lib_test.with_field(_rollback, "/operation", "delete")
+	"operation of tool 'gateway_rollback' must be 'rollback'" in _messages(known_action.violation) with input as inp
+}

@@ -61,6 +61,7 @@ _schema := {
 	"production_protection": {"write_approval": "approval", "delete_approval": "approval"},
 	"rbac_escalation": {"privileged_roles": "strings", "escalation_verbs": "strings"},
 	"resource_limits": {"resources": "strings", "container_fields": "strings"},
+	"rollback": {"max_age_seconds": "count", "stale_approval": "approval", "force_approval": "approval"},
 	"runaway_protection": {"approval": "approval", "limits": "runaway_limits"},
 	"secrets": {"kinds": "strings", "redact": "strings"},
 	"untrusted_content": {"sources": "sources"},
@@ -85,11 +86,16 @@ _expected := {
 	]),
 }
 
+_catalog_problem := concat(" ", [
+	"params.catalog must map each tool to its backend, operation and effect (read, write or delete),",
+	"or to lists of the backends and effects it may take",
+])
+
 _problems contains "params.approval must set min_approvals, ttl_seconds, approver_groups and allow_self_approval" if {
 	not _approval_ok
 }
 
-_problems contains "params.catalog must map each tool to its backend, operation and effect (read, write or delete)" if {
+_problems contains _catalog_problem if {
 	not _catalog_ok
 }
 
@@ -171,9 +177,31 @@ _catalog_ok if {
 	is_object(data.params.catalog)
 	count(data.params.catalog) > 0
 	every entry in data.params.catalog {
-		is_string(entry.backend)
 		is_string(entry.operation)
-		entry.effect in {"read", "write", "delete"}
+		_catalog_entry_ok(entry)
+	}
+}
+
+_effects := {"read", "write", "delete"}
+
+# One backend and effect, or (a tool like gateway_rollback whose actions are judged as
+# what they do) the non-empty lists of those it may take.
+_catalog_entry_ok(entry) if {
+	is_string(entry.backend)
+	entry.effect in _effects
+	not "backends" in object.keys(entry)
+	not "effects" in object.keys(entry)
+}
+
+_catalog_entry_ok(entry) if {
+	not "backend" in object.keys(entry)
+	not "effect" in object.keys(entry)
+	_strings(entry.backends)
+	count(entry.backends) > 0
+	_strings(entry.effects)
+	count(entry.effects) > 0
+	every effect in entry.effects {
+		effect in _effects
 	}
 }
 

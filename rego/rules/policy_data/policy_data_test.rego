@@ -88,7 +88,7 @@ test_deny_missing_environment_label if {
 test_deny_rule_parameters_that_are_not_an_object if {
 	messages := _messages with data.params.rules as ["no_root"]
 	"policy data is incomplete: params.rules.no_root is missing" in messages
-	count(messages) == 22
+	count(messages) == 23
 }
 
 test_allow_empty_lists_and_optional_approval_settings if {
@@ -238,4 +238,31 @@ test_deny_malformed_untrusted_sources if {
 	_messages == {message} with data.params.rules.untrusted_content.sources as ["k8s_logs"]
 	listed := [{"tool": "k8s_get", "content": "x", "kinds": ["ConfigMap"]}]
 	count(_messages) == 0 with data.params.rules.untrusted_content.sources as listed
+}
+
+test_allow_a_catalog_entry_with_lists_of_backends_and_effects if {
+	entry := {"backends": ["kubernetes"], "operation": "rollback", "effects": ["write", "delete"]}
+	count(_messages) == 0 with data.params.catalog.gateway_rollback as entry
+}
+
+test_deny_catalog_lists_that_are_empty_mixed_or_wrong if {
+	bad_entries := [
+		{"backends": [], "operation": "rollback", "effects": ["write"]},
+		{"backends": ["kubernetes"], "operation": "rollback", "effects": ["exec"]},
+		{"backends": "kubernetes", "operation": "rollback", "effects": ["write"]},
+		{
+			"backend": "kubernetes", "backends": ["kubernetes"],
+			"operation": "rollback", "effect": "write", "effects": ["write"],
+		},
+	]
+	every entry in bad_entries {
+		count(_messages) == 1 with data.params.catalog.gateway_rollback as entry
+	}
+}
+
+test_deny_rollback_parameters_of_the_wrong_type if {
+	some name, wrong in {"max_age_seconds": "1d", "stale_approval": {"min_approvals": 0}, "force_approval": []}
+	rules := json.patch(data.params.rules, [{"op": "replace", "path": sprintf("/rollback/%s", [name]), "value": wrong}])
+	messages := _messages with data.params.rules as rules
+	count(messages) == 1
 }
