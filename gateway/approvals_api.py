@@ -11,11 +11,18 @@ credential only, never from the request body. JSON in, JSON out::
     POST /api/v1/actions/{id}/approve        {"reason", "fingerprint", "statement", "signature"}
     POST /api/v1/actions/{id}/deny           {"reason"}
     POST /api/v1/actions/{id}/cancel         {"reason"}
+    POST /api/v1/actions/{id}/rollback       {"force"} -> the rollback's outcome (``queue rollback``)
 
-``{id}`` may be a unique prefix of at least four characters. Errors are
-``{"error": <kind>, "message": <sentence>}`` with 400 (bad request), 401 (no credential),
-403 (approval refused: four-eyes, group, duplicate, signature), 404 (unknown id), 409 (not
-in a state that allows it), 503 (policy engine unavailable: nothing recorded).
+``{id}`` may be a unique prefix of at least four characters; ``show`` and ``rollback`` also
+take the id of a change that ran without approval (the reversal journal's). A rollback is
+proposed as the caller, through the same path as an MCP call of ``gateway_rollback``:
+judged, audited, run, parked or denied; its outcome is the answer (200), with ``status``
+``executed``, ``pending`` (``approve_with``), ``denied`` or ``failed`` (a drifted object:
+the error lists what changed). Errors are ``{"error": <kind>, "message": <sentence>}`` with
+400 (bad request), 401 (no credential), 403 (approval refused: four-eyes, group, duplicate,
+signature; a rollback the caller may not propose), 404 (unknown id), 409 (not in a state
+that allows it: also an action that never ran, cannot be undone or was rolled back), 503
+(policy engine unavailable: nothing recorded).
 """
 
 from __future__ import annotations
@@ -34,17 +41,22 @@ from gateway.audit import format_time
 from gateway.contracts import Principal
 from gateway.errors import (
     ApprovalRefused,
+    AuditError,
     GatewayError,
+    InvalidArguments,
     InvalidTransition,
     PolicyError,
     QueueError,
+    RollbackRefused,
     UnknownAction,
 )
 from gateway.identity import PRINCIPAL_SCOPE_KEY
 from gateway.ports import ActionState
 from gateway.queue.approvals import Signed, approve
-from gateway.queue.display import action_view
+from gateway.queue.display import show_action
 from gateway.queue.proofs import ApprovalStatement
+from gateway.replies import approve_command
+from gateway.rollback import ROLLBACK_TOOL
 from gateway.runtime import Runtime, RuntimeSlot
 from gateway.signers import NAMESPACE
 
@@ -67,6 +79,12 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     reason: Annotated[str, Field(max_length=2000)] | None = None
+
+
+class _RollbackBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    force: bool = False
 
 
 class _ApproveBody(_Body):
@@ -100,7 +118,8 @@ def _endpoint(slot: RuntimeSlot, handler: Handler) -> Callable[[Request], Awaita
         if runtime is None:
             return _error(503, "not_ready", "the gateway is starting or stopping; try again")
         try:
-            return JSONResponse(await handler(request, runtime, principal))
+            answer = await handler(request, runtime, principal)
+            return answer if isinstance(answer, Response) else JSONResponse(answer)
         except _BadRequest as exc:
             return _error(400, "bad_request", str(exc))
         except GatewayError as exc:
@@ -147,15 +166,18 @@ async def _list(request: Request, runtime: Runtime, principal: Principal) -> Any
 
 
 async def _resolve(request: Request, runtime: Runtime) -> str:
-    ref = str(request.path_params["ref"])
-    if not 4 <= len(ref) <= 64 or not all(c.isalnum() or c == "-" for c in ref):
-        raise UnknownAction(f"no parked action has id {ref[:64]!r}")
-    return await runtime.store.resolve(ref)
+    return await runtime.store.resolve(_ref(request))
 
 
 async def _show(request: Request, runtime: Runtime, principal: Principal) -> Any:
-    action = await runtime.store.get(await _resolve(request, runtime))
-    return action_view(action)
+    return await show_action(runtime.store, _ref(request))
+
+
+def _ref(request: Request) -> str:
+    ref = str(request.path_params["ref"])
+    if not 4 <= len(ref) <= 64 or not all(c.isalnum() or c == "-" for c in ref):
+        raise UnknownAction(f"no action has id {ref[:64]!r}")
+    return ref
 
 
 async def _statement(request: Request, runtime: Runtime, principal: Principal) -> Any:
@@ -215,6 +237,41 @@ async def _cancel(request: Request, runtime: Runtime, principal: Principal) -> A
     return {"id": action.id, "state": action.state.value, "by": principal.subject, "reason": body.reason}
 
 
+# How a refused rollback answers: (status, error kind) by ``RollbackRefused.reason``.
+_REFUSED: Final[dict[str, tuple[int, str]]] = {
+    "unknown": (404, "unknown_action"),
+    "not_allowed": (403, "rollback_refused"),
+}
+
+
+async def _rollback(request: Request, runtime: Runtime, principal: Principal) -> Any:
+    """Propose the rollback as the caller, through ``Gateway.call`` like any tool call."""
+    body = await _body(request, _RollbackBody)
+    arguments = {"action_id": _ref(request), "force": body.force}
+    try:
+        outcome = await runtime.gateway.call(ROLLBACK_TOOL, arguments, principal)
+    except RollbackRefused as exc:
+        status, kind = _REFUSED.get(exc.reason, (409, "invalid_state"))
+        return _error(status, kind, str(exc))
+    except InvalidArguments as exc:
+        raise _BadRequest(str(exc)) from exc
+    except AuditError as exc:
+        return _error(503, "audit_unavailable", f"nothing was run: the audit log is unavailable ({exc})")
+    decision = outcome.decision
+    answer: dict[str, Any] = {
+        "rollback_id": outcome.action_id,
+        "status": outcome.status,
+        "state": outcome.state.value if outcome.state else None,
+        "decision": decision.model_dump(mode="json") if decision else None,
+        "result": outcome.result,
+        "error": outcome.error,
+        "expires_at": outcome.expires_at,
+    }
+    if outcome.status == "pending":
+        answer["approve_with"] = approve_command(outcome.action_id)
+    return answer
+
+
 def approvals_routes(slot: RuntimeSlot) -> list[Route]:
     """The API's routes over the runtime ``slot`` holds."""
     actions = f"{API_PREFIX}/actions"
@@ -226,4 +283,5 @@ def approvals_routes(slot: RuntimeSlot) -> list[Route]:
         Route(actions + "/{ref}/approve", _endpoint(slot, _approve), methods=["POST"]),
         Route(actions + "/{ref}/deny", _endpoint(slot, _deny), methods=["POST"]),
         Route(actions + "/{ref}/cancel", _endpoint(slot, _cancel), methods=["POST"]),
+        Route(actions + "/{ref}/rollback", _endpoint(slot, _rollback), methods=["POST"]),
     ]

@@ -19,13 +19,25 @@ from gateway.contracts import Decision, Principal, Reason
 from gateway.outcome import CallOutcome
 from gateway.ports import ActionState, ParkedAction
 
-__all__ = ["approve_command", "decision_reply", "error_reply", "outcome_reply", "parked_reply"]
+__all__ = [
+    "approve_command",
+    "decision_reply",
+    "error_reply",
+    "executed_reply",
+    "outcome_reply",
+    "parked_reply",
+    "rollback_command",
+]
 
 _TEXT_LIMIT = 100_000
 
 
 def approve_command(action_id: str) -> str:
     return f"gateway queue approve {action_id}"
+
+
+def rollback_command(action_id: str) -> str:
+    return f"gateway queue rollback {action_id}"
 
 
 def error_reply(message: str) -> CallToolResult:
@@ -86,9 +98,14 @@ def decision_reply(tool: str, decision: Decision) -> CallToolResult:
     return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=body)
 
 
-def parked_reply(parked: ParkedAction, principal: Principal) -> CallToolResult:
-    """``gateway_action``: state for anyone, details and result for the requester only."""
+def parked_reply(
+    parked: ParkedAction, principal: Principal, journal: dict[str, Any] | None = None
+) -> CallToolResult:
+    """``gateway_action``: state for anyone, details and result for the requester only.
+    ``journal`` is the reversal journal's view of it once it ran: whether, by whom and when
+    it was rolled back."""
     body: dict[str, Any] = {"action_id": parked.id, "state": parked.state.value}
+    _rollback_facts(body, journal, show=_is_requester(parked, principal))
     if parked.denied_by is not None:
         body["denied_by"] = parked.denied_by
     if _is_requester(parked, principal):
@@ -109,6 +126,29 @@ def parked_reply(parked: ParkedAction, principal: Principal) -> CallToolResult:
         if parked.state == ActionState.PENDING:
             body["approve_with"] = approve_command(parked.id)
     return CallToolResult(content=[TextContent(type="text", text=_dumps(body))], structured_content=body)
+
+
+def executed_reply(journal: dict[str, Any], principal: Principal) -> CallToolResult:
+    """``gateway_action`` of a call that ran without approval, from the reversal journal's
+    view (``gateway.queue.journal.JournalStore.view``): state for anyone, what it changed
+    (identities, never content) and its rollback for the requester."""
+    body: dict[str, Any] = {"action_id": journal["action_id"], "state": journal["state"]}
+    own = principal.authenticated and journal["requester"] == principal.subject
+    if own:
+        body.update({k: journal[k] for k in ("tool", "executed_at", "target", "changes", "rollback_of")})
+    _rollback_facts(body, journal, show=own)
+    return CallToolResult(content=[TextContent(type="text", text=_dumps(body))], structured_content=body)
+
+
+def _rollback_facts(body: dict[str, Any], journal: dict[str, Any] | None, *, show: bool) -> None:
+    """Whether the action was rolled back (anyone), and by whom, when, with which action
+    (the requester), or how to roll it back."""
+    if journal is None:
+        return
+    done = journal.get("rolled_back")
+    body["rolled_back"] = done if show and done else bool(done)
+    if show and not done:
+        body["rollback_with"] = f"gateway_rollback(action_id={journal['action_id']!r})"
 
 
 def _is_requester(parked: ParkedAction, principal: Principal) -> bool:

@@ -112,7 +112,7 @@ class RollbackTool:
             )
         facts = self._facts(record, args.force)
         return [
-            replace(p, policy_args={**(p.policy_args or {}), **facts})
+            replace(p, backend=p.backend or record.backend, policy_args={**(p.policy_args or {}), **facts})
             for p in await reverser.prepare(record.changes, args.force)
         ]
 

@@ -61,7 +61,7 @@ from gateway.kubernetes.tools import open_backend as kubernetes_backend
 from gateway.palette.tools import ReadFn, palette_configured, register_resources
 from gateway.palette.tools import open_backend as palette_backend
 from gateway.ports import BackendPolicy
-from gateway.replies import decision_reply, error_reply, outcome_reply, parked_reply
+from gateway.replies import decision_reply, error_reply, executed_reply, outcome_reply, parked_reply
 from gateway.runtime import Runtime, RuntimeSlot, ToolSource, open_runtime
 from gateway.session import SessionLedger, transport_session_id
 from gateway.settings import Settings
@@ -80,6 +80,7 @@ each reason (code and message): change the request rather than retrying it. A ca
 needs human approval is parked and returns an action id; a human approves it with
 `gateway queue approve <id>`, then it runs once; ask `gateway_action` for its state and
 result. `gateway_check` tells you what policy would decide about a call without running it.
+`gateway_rollback` undoes an executed change, as a call policy judges like any other.
 """
 
 
@@ -302,14 +303,24 @@ async def _check(runtime: Runtime, principal: Principal, args: CheckArgs) -> Cal
 
 
 async def _action(runtime: Runtime, principal: Principal, args: ActionArgs) -> CallToolResult:
+    store = runtime.store
     try:
-        parked = await runtime.store.get(await runtime.store.resolve(args.action_id))
-    except UnknownAction as exc:
-        return error_reply(f"gateway_action: {exc}")
+        try:
+            parked = await store.get(await store.resolve(args.action_id))
+        except UnknownAction:
+            # Not parked: a write that ran at once is in the reversal journal.
+            view = await store.journal.view(await store.journal.resolve(args.action_id))
+            if view is None:
+                raise
+            return executed_reply(view, principal)
+        return parked_reply(parked, principal, await store.journal.view(parked.id))
+    except UnknownAction:
+        return error_reply(
+            f"gateway_action: no action has id {args.action_id!r} (neither parked nor an executed change)"
+        )
     except QueueError as exc:
         log.warning("gateway_action could not read the queue: %s", exc)
         return error_reply("gateway_action: the approval queue could not be read; try again")
-    return parked_reply(parked, principal)
 
 
 _OWN_HANDLERS: Mapping[str, _OwnTool] = {"gateway_check": _check, "gateway_action": _action}
@@ -321,10 +332,11 @@ _OWN_TOOLS: Mapping[str, tuple[str, str]] = {
         "need, and warnings.",
     ),
     "gateway_action": (
-        "State of a parked action",
+        "State of an action",
         "The state of an action parked for human approval (pending, approved, executing, succeeded, "
-        "failed, denied, expired, cancelled, interrupted) and, for the caller who requested it, its "
-        "result once executed.",
+        "failed, denied, expired, cancelled, interrupted) or of a change that ran at once and, for the "
+        "caller who requested it, its result once executed and whether, by whom and when it was "
+        "rolled back.",
     ),
 }
 

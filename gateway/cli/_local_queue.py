@@ -21,7 +21,7 @@ from gateway.identity import cli_principal
 from gateway.policy import PolicyClient
 from gateway.ports import ActionState
 from gateway.queue.approvals import Signed, approve
-from gateway.queue.display import action_view
+from gateway.queue.display import show_action
 from gateway.queue.proofs import ApprovalProofs, ApprovalStatement
 from gateway.queue.store import QueueStore
 from gateway.settings import Settings
@@ -54,7 +54,7 @@ class LocalQueue:
         async def work() -> dict[str, Any]:
             store = await self._store()
             try:
-                return action_view(await store.get(await store.resolve(ref)))
+                return await show_action(store, ref)
             finally:
                 await store.close()
 

@@ -35,6 +35,7 @@ _ERRORS: Final[dict[str, type[GatewayError]]] = {
     "unknown_action": UnknownAction,
     "invalid_state": InvalidTransition,
     "approval_refused": ApprovalRefused,
+    "rollback_refused": ApprovalRefused,
     "policy_unavailable": PolicyUnavailable,
     "storage": QueueError,
     "missing_token": AuthError,
@@ -139,4 +140,8 @@ class ApprovalsClient:
 
     def cancel(self, ref: str, reason: str | None) -> dict[str, Any]:
         result: dict[str, Any] = self._call("POST", self._ref(ref) + "/cancel", {"reason": reason})
+        return result
+
+    def rollback(self, ref: str, force: bool) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("POST", self._ref(ref) + "/rollback", {"force": force})
         return result

@@ -1,4 +1,5 @@
-"""`gateway queue` commands: review, approve, deny, cancel and watch parked actions.
+"""`gateway queue` commands: review, approve, deny, cancel and watch parked actions, and roll
+back executed ones.
 
 By default the CLI is a client of the running gateway's approvals API (``GATEWAY_URL``,
 with the approver's token from ``GATEWAY_TOKEN`` or ``GATEWAY_TOKEN_FILE``): the approver
@@ -6,7 +7,8 @@ and their groups are whoever that credential names. With ``--key`` (or
 ``GATEWAY_SIGNING_KEY``) approvals are also signed with the approver's SSH key. ``--local``
 works on the database directly as ``GATEWAY_SUBJECT``, for a single-user stdio set-up only.
 Approving asks OPA again, so the policy decides quorum and four-eyes; the gateway's executor
-runs the action once it is approved.
+runs the action once it is approved. ``rollback`` proposes the undo of an executed action
+through the approvals API (never ``--local``: it runs in the gateway, judged like any call).
 """
 
 from __future__ import annotations
@@ -209,6 +211,56 @@ def cancel_action(
         _report_decision(guarded(lambda: queue.cancel(action_id, reason)), as_json)
 
 
+@app.command("rollback", epilog=EXIT_CODES_HELP)
+def rollback_action(
+    action_id: _Id,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Roll back even though the object changed since the gateway's write (policy may "
+            "require approval for it).",
+        ),
+    ] = False,
+    as_json: JsonOption = False,
+    db: DbOption = None,
+) -> None:
+    """Undo an executed action: propose its inverse, judged by policy like any call.
+
+    It runs now (allowed), waits for approval (prints the command), is denied (exit 1), or fails
+    (exit 4: for instance the object changed since; the message lists what changed).
+    """
+    config = settings(db)
+    with guarded(lambda: ApprovalsClient(config)) as client:
+        body = guarded(lambda: client.rollback(action_id, force))
+    if as_json:
+        echo_json(body)
+    else:
+        _print_rollback(body)
+    if body["status"] == "denied":
+        raise typer.Exit(code=int(ExitCode.REFUSED))
+    if body["status"] == "failed":
+        raise typer.Exit(code=int(ExitCode.INVALID_STATE))
+
+
+def _print_rollback(body: dict[str, Any]) -> None:
+    rollback, status = body["rollback_id"], body["status"]
+    reasons = ((body.get("decision") or {}).get("reasons")) or []
+    if status == "executed":
+        typer.echo(f"rolled back as action {rollback}")
+        typer.echo(_indent(_yaml(body["result"])))
+    elif status == "pending":
+        typer.echo(
+            f"rollback {rollback} needs approval and has not run; approve with: {body['approve_with']}"
+        )
+    elif status == "denied":
+        typer.echo(f"rollback {rollback} denied by policy; nothing was run", err=True)
+    else:
+        typer.echo(f"rollback {rollback} failed: {body['error']}", err=True)
+    for reason in reasons:
+        typer.echo(f"  - {reason['code']} [{reason['severity']}/{reason['effect']}] {reason['message']}")
+
+
 def _report_decision(body: dict[str, Any], as_json: bool) -> None:
     if as_json:
         echo_json(body)
@@ -302,7 +354,33 @@ def _print_table(rows: list[tuple[str, ...]]) -> None:
         typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
+def _print_executed(view: dict[str, Any]) -> None:
+    """A change that ran without approval, as the reversal journal shows it."""
+    typer.echo(f"Action       {view['id']}  [{view['state']}, ran without approval]")
+    typer.echo(f"Tool         {view['tool']}")
+    typer.echo(f"Target       {describe_target(view['target'])}")
+    typer.echo(f"Requested by {view['requester']}, ran at {view['executed_at']}")
+    if view.get("rollback_of"):
+        typer.echo(f"Rollback of  {view['rollback_of']}")
+    typer.echo("Changed")
+    for change in view["changes"]:
+        identity = ", ".join(
+            f"{k} {change[k]}" for k in ("uid", "resourceVersion", "generation") if k in change
+        )
+        typer.echo(f"  - {change['change']} {describe_target(change['target'])} ({identity or '-'})")
+    _print_rolled_back(view)
+
+
+def _print_rolled_back(view: dict[str, Any]) -> None:
+    done = view.get("rolled_back")
+    if done:
+        typer.echo(f"Rolled back  by {done['subject']} at {done['at']} (action {done['by_action']})")
+
+
 def _print_view(view: dict[str, Any]) -> None:
+    if view.get("executed"):
+        _print_executed(view)
+        return
     requester = view["requester"]
     decision = view["decision"]
     needs = decision["approval"] or {}
@@ -339,6 +417,7 @@ def _print_view(view: dict[str, Any]) -> None:
     if view["result"] is not None:
         typer.echo("Result")
         typer.echo(_indent(_yaml(view["result"])))
+    _print_rolled_back(view)
 
 
 def _yaml(value: Any) -> str:

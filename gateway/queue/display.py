@@ -14,11 +14,13 @@ from typing import Any, Final
 import yaml
 
 from gateway.contracts import PlannedCall, ProposedAction
+from gateway.errors import UnknownAction
 from gateway.ports import ParkedAction
 from gateway.queue._rows import target_summary
+from gateway.queue.store import QueueStore
 from gateway.redaction import redact
 
-__all__ = ["action_view", "change_diff", "describe_target", "redacted_call"]
+__all__ = ["action_view", "change_diff", "describe_target", "redacted_call", "show_action"]
 
 _NOISE: Final[tuple[str, ...]] = (
     "managedFields",
@@ -122,3 +124,19 @@ def action_view(action: ParkedAction) -> dict[str, Any]:
         "result": redact(action.result) if action.result is not None else None,
         "error": action.error,
     }
+
+
+async def show_action(store: QueueStore, ref: str) -> dict[str, Any]:
+    """``queue show``: a parked action's ``action_view`` with its rollback (``rolled_back``:
+    by which action, whom and when, or ``None``), or, for a change that ran without
+    approval, what the reversal journal may show of it (``executed``: true). Raises
+    ``UnknownAction`` when it is neither."""
+    try:
+        action_id = await store.resolve(ref)
+    except UnknownAction:
+        view = await store.journal.view(await store.journal.resolve(ref))
+        if view is None:
+            raise
+        return {**view, "id": view["action_id"], "executed": True}
+    journal = await store.journal.view(action_id)
+    return {**action_view(await store.get(action_id)), "rolled_back": (journal or {}).get("rolled_back")}

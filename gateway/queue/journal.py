@@ -25,7 +25,7 @@ from gateway.audit import AuditLog, format_time
 from gateway.changes import Change, JournalRecord, RolledBack, identity, rollback_link
 from gateway.contracts import Decision, PlannedCall, Principal, canonical_json
 from gateway.db import Connection, Database
-from gateway.errors import CorruptAction, DuplicateKey, QueueError, SealError, UnknownAction
+from gateway.errors import CorruptAction, DatabaseError, DuplicateKey, QueueError, SealError, UnknownAction
 from gateway.ports import AuditEvent
 from gateway.queue._base import storage_errors
 from gateway.queue._rows import Clock, system_clock, target_summary
@@ -84,13 +84,14 @@ class JournalStore:
         }
         sql = f"INSERT INTO journal ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})"  # noqa: S608
         try:
-            with storage_errors():
-                async with self.db.write() as conn:
-                    await conn.execute(sql, list(values.values()))
-                    if rollback_of is not None and complete:
-                        await self._mark(conn, rollback_of, call, requester, now)
+            async with self.db.write() as conn:
+                await conn.execute(sql, list(values.values()))
+                if rollback_of is not None and complete:
+                    await self._mark(conn, rollback_of, call, requester, now)
         except DuplicateKey as exc:
             raise QueueError(f"the changes of action {call.id} are already journaled") from exc
+        except DatabaseError as exc:
+            raise QueueError(f"the journal could not be written: {exc}; nothing was changed") from exc
 
     async def _mark(
         self, conn: Connection, original: str, call: PlannedCall, by: Principal, now: str
