@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from gateway.contracts import Decision
+from gateway.contracts import Decision, Effect
 from gateway.ports import TERMINAL_STATES, ActionState, ParkedAction
 from gateway.redaction import redact_text
 
@@ -20,7 +20,8 @@ class CallOutcome(BaseModel):
     is redacted, by ``Gateway.execute``), ``denied`` (``denied_by`` says whether policy or an
     approver refused it), ``pending`` (parked: ``action_id``, ``state``, ``expires_at``),
     ``failed`` (the backend failed, or the parked action expired, was cancelled or
-    interrupted; ``error`` says why).
+    interrupted; ``error`` says why). ``effect`` is set for executed calls: the reply to a
+    write names the action id to roll it back with.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -34,6 +35,7 @@ class CallOutcome(BaseModel):
     expires_at: str | None = None
     error: str | None = None
     denied_by: Literal["policy", "approver"] | None = None
+    effect: Effect | None = None
 
     @property
     def is_error(self) -> bool:
@@ -52,7 +54,8 @@ def outcome_of_parked(parked: ParkedAction, decision: Decision) -> CallOutcome:
     }
     if parked.state == ActionState.SUCCEEDED:
         # Stored as it left ``Gateway.execute``, the redaction boundary: already redacted.
-        return CallOutcome(status="executed", result=parked.result, **common)
+        effect = parked.call.actions[0].effect if parked.call.actions else None
+        return CallOutcome(status="executed", result=parked.result, effect=effect, **common)
     if parked.state == ActionState.DENIED:
         return CallOutcome(
             status="denied",

@@ -483,7 +483,12 @@ class Gateway:
                 # The call has run: saying otherwise would invite a second run.
                 log.error("%s %s ran; its execution record failed: %s", spec.name, call.id, exc)  # noqa: TRY400
         return CallOutcome(
-            status="executed", tool=spec.name, action_id=call.id, decision=decision, result=result
+            status="executed",
+            tool=spec.name,
+            action_id=call.id,
+            decision=decision,
+            result=result,
+            effect=spec.effect,
         )
 
     async def _park(

@@ -49,6 +49,9 @@ def outcome_reply(outcome: CallOutcome) -> CallToolResult:
     """The reply to one backend tool call."""
     if outcome.status == "executed":
         body = outcome.result if isinstance(outcome.result, dict) else {"result": outcome.result}
+        if outcome.effect in ("write", "delete"):
+            # The id a rollback names (gateway_rollback, gateway queue rollback).
+            body = {**body, "action_id": outcome.action_id}
         content = [TextContent(type="text", text=_dumps(body))]
         if outcome.decision is not None and outcome.decision.warnings:
             content.append(
