@@ -1,11 +1,13 @@
 """Did an object change since the gateway wrote it? What a rollback checks before it undoes.
 
 The journal keeps the object as the API returned it after the gateway's write. A rollback
-compares the live object with it as the write guards compare with what policy judged
-(``guards.JudgedState``): the same uid, generation (any spec change bumps it, status
-updates do not), labels and annotations (without those controllers maintain). Kinds the
-server keeps no generation for (ConfigMaps, Secrets, Services…) are compared by content,
-status and server bookkeeping left out. What changed is listed by field, values redacted.
+compares the live object with it: the same uid, and the same content once status, the
+server's bookkeeping (versions, generation, managed fields) and the annotations
+controllers maintain are left out, so status churn is not drift, and neither is a change
+that was itself undone since (the generation moved, the content is back: rolling back
+several actions, last first). What changed is named as the write guards name it
+(``guards.JudgedState``: generation, labels, annotations) and listed by field, values
+redacted.
 """
 
 from __future__ import annotations
@@ -30,13 +32,10 @@ def drift(after: JSON | None, live: JSON) -> list[str]:
     if after is None:
         return ["how the write left it was not recorded, so later changes cannot be ruled out"]
     state = JudgedState.of(after)
-    why = state.drift(live)
-    if why is None and state.generation is not None:
-        return []
     old, new = _content(after), _content(live)
-    if why is None and old == new:
+    if old == new and (live.get("metadata") or {}).get("uid") == state.uid:
         return []
-    return [why or "its content changed", *changed_paths(old, new)]
+    return [state.drift(live) or "its content changed", *changed_paths(old, new)]
 
 
 def _content(obj: JSON) -> JSON:

@@ -261,7 +261,7 @@ async def test_a_caller_may_wait_for_approval_with_progress_and_get_the_result(
     async def on_progress(done: float, total: float | None, message: str | None) -> None:
         progress.append((done, total, message))
 
-    async def approve_when_parked() -> None:
+    async def approve_when_parked() -> str | None:
         store = await QueueStore.open(settings.db_path, sealer=Sealer.from_settings(settings, create=False))
         try:
             async with PolicyClient(settings) as policy:
@@ -269,7 +269,7 @@ async def test_a_caller_may_wait_for_approval_with_progress_and_get_the_result(
                     pending = await store.list_actions(state=ActionState.PENDING)
                     if pending:
                         await approve(store, policy, pending[0].id, BOB)
-                        return
+                        return pending[0].id
                     await asyncio.sleep(0.05)
         finally:
             await store.close()
@@ -284,7 +284,8 @@ async def test_a_caller_may_wait_for_approval_with_progress_and_get_the_result(
         )
         await approver
     assert not result.is_error, _text(result)
-    assert result.structured_content == {"name": "db", "replicas": 1}
+    # An executed write names its action id: the one gateway_rollback takes.
+    assert result.structured_content == {"name": "db", "replicas": 1, "action_id": approver.result()}
     assert progress, "no progress notification while waiting"
     assert progress[0][1] == 20
     assert "waiting for approval" in (progress[0][2] or "")
@@ -407,7 +408,7 @@ async def test_gateway_action_for_an_unknown_id_is_an_error(settings: Settings, 
     async with Client(build_server(settings, backends=[backend.source()])) as client:
         result = await client.call_tool("gateway_action", {"action_id": "0000-no-such"})
     assert result.is_error
-    assert "no parked action" in _text(result)
+    assert "no action has id" in _text(result)
 
 
 async def test_a_wait_is_bounded_by_settings_and_returns_the_pending_action(
