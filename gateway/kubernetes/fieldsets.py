@@ -136,7 +136,13 @@ def _extract_map(value: JSON, fields: JSON) -> JSON:
     out: JSON = {}
     for key, sub in fields.items():
         if key.startswith("f:") and key[2:] in value:
-            out[key[2:]] = _extract(value[key[2:]], sub if isinstance(sub, dict) else {})
+            sub = sub if isinstance(sub, dict) else {}
+            part = _extract(value[key[2:]], sub)
+            # A map or list none of whose owned members exist is left out, unless the
+            # node itself was owned: applying it empty would claim it.
+            if part in ({}, []) and sub and "." not in sub:
+                continue
+            out[key[2:]] = part
     return out
 
 
