@@ -23,6 +23,9 @@ from uuid import uuid4
 
 import pytest
 import yaml
+from kube_support import kube_source
+from kube_support import reply_body as _body
+from kube_support import reply_text as _text
 from kubernetes import client as k8s
 from mcp import Client
 from mcp_types import CallToolResult
@@ -31,7 +34,6 @@ from typer.testing import CliRunner
 from gateway.auth import append_token
 from gateway.cli import app
 from gateway.http import build_app
-from gateway.kubernetes.tools import open_backend
 from gateway.local.opa import OpaServer
 from gateway.queue.sealing import Sealer
 from gateway.queue.store import QueueStore
@@ -50,19 +52,6 @@ JSON = dict[str, Any]
 runner = CliRunner()
 _SERVER_SET = ("uid", "resourceVersion", "generation", "creationTimestamp", "managedFields")
 _KINDS = ("deployments", "services", "configmaps")
-
-
-def _kube_source(settings: Settings, check: Any) -> Any:
-    return open_backend(settings, check)
-
-
-def _text(result: CallToolResult) -> str:
-    return "\n".join(c.text for c in result.content if c.type == "text")
-
-
-def _body(result: CallToolResult) -> JSON:
-    assert result.structured_content is not None, _text(result)
-    return result.structured_content
 
 
 def comparable(obj: JSON) -> JSON:
@@ -176,7 +165,7 @@ class Served:
     @contextmanager
     def running(self) -> Iterator[str]:
         slot = RuntimeSlot()
-        server = build_server(self.settings, backends=[_kube_source], slot=slot)
+        server = build_server(self.settings, backends=[kube_source], slot=slot)
         with serving_in_thread(build_app(server, self.settings, slot=slot)) as url:
             self.url = url
             yield url
