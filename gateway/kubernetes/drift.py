@@ -12,20 +12,16 @@ redacted.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any
 
 from gateway.changes import changed_paths
-from gateway.kubernetes.guards import CONTROLLER_ANNOTATIONS, JudgedState
+from gateway.kubernetes.fieldsets import recreate_manifest
+from gateway.kubernetes.guards import JudgedState
 from gateway.kubernetes.images import policy_image
 
 __all__ = ["drift"]
 
 JSON = dict[str, Any]
-_BOOKKEEPING: Final[frozenset[str]] = frozenset(
-    {"resourceVersion", "generation", "managedFields", "creationTimestamp", "selfLink"}
-)
-
-
 def drift(after: JSON | None, live: JSON) -> list[str]:
     """What differs in ``live`` from ``after`` (the object right after the gateway's write):
     empty when nothing did; else a sentence, then one line per changed field."""
@@ -39,15 +35,6 @@ def drift(after: JSON | None, live: JSON) -> list[str]:
 
 
 def _content(obj: JSON) -> JSON:
-    """What an object says, without its status and the server's bookkeeping."""
-    image = policy_image(obj) or {}
-    out = {k: v for k, v in image.items() if k != "status"}
-    meta = {k: v for k, v in (out.get("metadata") or {}).items() if k not in _BOOKKEEPING}
-    annotations = {
-        k: v for k, v in (meta.get("annotations") or {}).items() if k not in CONTROLLER_ANNOTATIONS
-    }
-    meta.pop("annotations", None)
-    if annotations:
-        meta["annotations"] = annotations
-    out["metadata"] = meta
-    return out
+    """What an object says: as it would be re-created (no status, identity, versions or
+    controller annotations; ``fieldsets.recreate_manifest``), Secret values digested."""
+    return recreate_manifest(policy_image(obj) or {})

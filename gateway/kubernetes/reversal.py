@@ -47,7 +47,7 @@ from gateway.kubernetes.images import policy_image
 from gateway.kubernetes.kinds import ResourceKind
 from gateway.kubernetes.quantities import as_written
 from gateway.kubernetes.tools_patch import RESTARTED_AT, with_value
-from gateway.kubernetes.views import summary
+from gateway.kubernetes.views import partly_done, summary
 from gateway.tools import ExecutionContext, Prepared
 
 __all__ = ["BackendFor", "KubeReverser", "pool_clusters"]
@@ -242,10 +242,7 @@ class KubeReverser:
             except BackendError as exc:
                 if not done:
                     raise
-                listed = ", ".join(f"{d['kind']} {d['name']}" for d in done)
-                raise type(exc)(
-                    f"rolled back {len(done)} of {len(actions)} objects ({listed}); then: {exc}"
-                ) from exc
+                raise partly_done(exc, done, len(actions), "rolled back") from exc
         return {"rolled_back": done, "count": len(done)}
 
     async def _undo(

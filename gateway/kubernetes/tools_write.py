@@ -27,7 +27,7 @@ from gateway.kubernetes.kinds import ResourceKind
 from gateway.kubernetes.manifests import Manifest, parse_manifest
 from gateway.kubernetes.quantities import as_written
 from gateway.kubernetes.tools_read import judged_kind
-from gateway.kubernetes.views import summary
+from gateway.kubernetes.views import partly_done, summary
 from gateway.tools import ExecutionContext, Prepared, ToolSpec
 
 __all__ = ["WriteTools"]
@@ -163,10 +163,7 @@ class WriteTools:
             except BackendError as exc:
                 if not applied:
                     raise
-                done = ", ".join(f"{s['kind']} {s['name']}" for s in applied)
-                raise type(exc)(
-                    f"applied {len(applied)} of {len(actions)} objects ({done}); then: {exc}"
-                ) from exc
+                raise partly_done(exc, applied, len(actions), "applied") from exc
             applied.append(summary(result, created=action.current is None))
             change = "created" if action.current is None else "updated"
             ctx.changes.add(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["event_view", "node_ready", "node_view", "summary"]
+__all__ = ["event_view", "node_ready", "node_view", "partly_done", "summary"]
 
 JSON = dict[str, Any]
 _ROLE_PREFIX = "node-role.kubernetes.io/"
@@ -89,3 +89,10 @@ def summary(obj: JSON, *, created: bool | None = None) -> JSON:
     if created is not None:
         out["created"] = created
     return out
+
+
+def partly_done(exc: Exception, done: list[JSON], total: int, verb: str) -> Exception:
+    """``exc`` (a ``BackendError``) again, its message saying what was already done first: a
+    multi-object call that failed halfway reports the objects it did write."""
+    listed = ", ".join(f"{d['kind']} {d['name']}" for d in done)
+    return type(exc)(f"{verb} {len(done)} of {total} objects ({listed}); then: {exc}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import copy
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -143,3 +144,23 @@ async def approve_and_wait(
             break
         await asyncio.sleep(0.1)
     return state
+
+
+_SERVER_SET = ("uid", "resourceVersion", "generation", "creationTimestamp", "managedFields")
+
+
+def comparable(obj: dict[str, Any]) -> dict[str, Any]:
+    """An object without what the server sets (status, identity, versions, the annotations
+    controllers keep, a Service's allocated IPs): what two states of a cluster compare on."""
+    out = copy.deepcopy({k: v for k, v in obj.items() if k != "status"})
+    meta = out.get("metadata") or {}
+    for key in _SERVER_SET:
+        meta.pop(key, None)
+    annotations = meta.get("annotations") or {}
+    annotations.pop("deployment.kubernetes.io/revision", None)
+    if not annotations:
+        meta.pop("annotations", None)
+    if out.get("kind") == "Service":
+        for key in ("clusterIP", "clusterIPs"):
+            out.get("spec", {}).pop(key, None)
+    return out

@@ -8,13 +8,12 @@ the judged path through OPA, the queue and the journal's tables is in test_k8s_u
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import pytest
 import yaml
 from fakes import InMemoryJournal
-from kube_support import ALLOW, TESTER, ToolRunner, eventually
+from kube_support import ALLOW, TESTER, ToolRunner, comparable, eventually
 from kubernetes import client as k8s
 
 from gateway.errors import Conflict, Drifted, RollbackRefused
@@ -25,21 +24,6 @@ from gateway.tools import ExecutionContext, ToolRegistry
 pytestmark = [pytest.mark.integration, pytest.mark.kube]
 
 JSON = dict[str, Any]
-_SERVER_SET = ("uid", "resourceVersion", "generation", "creationTimestamp", "managedFields")
-
-
-def comparable(obj: JSON) -> JSON:
-    """What an object says, without what the server sets: status, identity, versions, and
-    the annotations controllers keep."""
-    out = copy.deepcopy({k: v for k, v in obj.items() if k != "status"})
-    meta = out.get("metadata") or {}
-    for key in _SERVER_SET:
-        meta.pop(key, None)
-    annotations = meta.get("annotations") or {}
-    annotations.pop("deployment.kubernetes.io/revision", None)
-    if not annotations:
-        meta.pop("annotations", None)
-    return out
 
 
 class Journaled:

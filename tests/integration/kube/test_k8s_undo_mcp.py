@@ -12,7 +12,6 @@ production needs another human (production_protection), a forced rollback needs 
 from __future__ import annotations
 
 import asyncio
-import copy
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -23,7 +22,7 @@ from uuid import uuid4
 
 import pytest
 import yaml
-from kube_support import kube_source
+from kube_support import comparable, kube_source
 from kube_support import reply_body as _body
 from kube_support import reply_text as _text
 from kubernetes import client as k8s
@@ -50,24 +49,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.kube]
 
 JSON = dict[str, Any]
 runner = CliRunner()
-_SERVER_SET = ("uid", "resourceVersion", "generation", "creationTimestamp", "managedFields")
 _KINDS = ("deployments", "services", "configmaps")
-
-
-def comparable(obj: JSON) -> JSON:
-    """An object without what the server sets: status, identity, versions, controller notes."""
-    out = copy.deepcopy({k: v for k, v in obj.items() if k != "status"})
-    meta = out["metadata"]
-    for key in _SERVER_SET:
-        meta.pop(key, None)
-    annotations = meta.get("annotations") or {}
-    annotations.pop("deployment.kubernetes.io/revision", None)
-    if not annotations:
-        meta.pop("annotations", None)
-    if out.get("kind") == "Service":  # allocated by the server on creation
-        for key in ("clusterIP", "clusterIPs"):
-            out["spec"].pop(key, None)
-    return out
 
 
 def snapshot(api: Any, namespace: str) -> dict[str, JSON]:
