@@ -330,3 +330,10 @@ async def test_a_write_that_fails_after_changing_something_is_journaled_as_incom
 
     assert outcome.status == "failed"
     assert (await parts.journal.find(outcome.action_id)).complete is False
+
+
+def test_rollback_groups_are_read_comma_separated_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GATEWAY_ROLLBACK_GROUPS", "sre, on-call")
+    assert Settings().rollback_groups == ("sre", "on-call")
