@@ -19,3 +19,10 @@ BENCH_TARGETS += bench-opa-hop
 
 bench-opa-hop: python-env opa bundle ## OPA round trip of a read decision: TCP vs unix socket, console log, no rules; eval timers, OPA CPU
 	$(PY) -m bench.opa_hop --bundle $(BUNDLE)
+
+# Reversal journal: what it adds to an executed write, against the audit append every write already makes.
+BENCH_TARGETS += bench-journal
+.PHONY: bench-journal
+
+bench-journal: python-env ## reversal journal (record, find) at 10,000 rows vs one audit append: p50/p99, ratios
+	$(PY) -m bench.journal_bench
