@@ -22,6 +22,8 @@ from gateway.kubernetes.images import policy_image
 __all__ = ["drift"]
 
 JSON = dict[str, Any]
+
+
 def drift(after: JSON | None, live: JSON) -> list[str]:
     """What differs in ``live`` from ``after`` (the object right after the gateway's write):
     empty when nothing did; else a sentence, then one line per changed field."""
