@@ -130,7 +130,7 @@ async def test_a_waiting_call_is_woken_on_its_replica_when_another_replica_appro
         pending = await _pending_action(group, three, "woken")
         assert (await _approve(group, three, "carol", pending)).status_code == 200
         result = _body(await asyncio.wait_for(call, timeout=30))
-    assert result == {"appended": "woken", "action": pending}
+    assert result == {"appended": "woken", "action": pending, "action_id": pending}
 
 
 async def _pending_action(group: Replicas, replica: Replica, line: str) -> str:
