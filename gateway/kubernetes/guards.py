@@ -27,8 +27,10 @@ T = TypeVar("T")
 GUARD_ATTEMPTS = 5
 # Annotations controllers maintain on the objects they manage, without a spec change.
 CONTROLLER_ANNOTATIONS = frozenset({"deployment.kubernetes.io/revision"})
-# How the API server words a failed resourceVersion / uid precondition (409 Conflict).
-_STALE_MARKERS = ("the object has been modified", "in precondition")
+# How the API server words a failed resourceVersion / uid precondition (409 Conflict): an
+# update's, a patch's, and a delete's ("the ResourceVersion in the precondition (1289) does
+# not match the ResourceVersion in record (1295). The object might have been modified").
+_STALE_MARKERS = ("the object has been modified", "in precondition", "the object might have been modified")
 
 
 def _metadata(obj: JSON | None) -> JSON:
@@ -84,8 +86,8 @@ def object_ref(kind: str, name: str, namespace: str | None) -> str:
 
 def _stale_version(exc: Conflict) -> bool:
     """A Conflict from the version precondition (retry), not from field ownership (report)."""
-    text = str(exc)
-    return any(marker in text for marker in _STALE_MARKERS)
+    text = str(exc).lower()
+    return any(marker.lower() in text for marker in _STALE_MARKERS)
 
 
 def _keys_changed(before: dict[str, Any], after: dict[str, Any]) -> str:
