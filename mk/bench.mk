@@ -24,5 +24,5 @@ bench-opa-hop: python-env opa bundle ## OPA round trip of a read decision: TCP v
 BENCH_TARGETS += bench-journal
 .PHONY: bench-journal
 
-bench-journal: python-env ## reversal journal (record, find) at 10,000 rows vs one audit append: p50/p99, ratios
+bench-journal: python-env ## reversal journal (record, find, view) at 10,000 rows vs one audit append, SQLite and PostgreSQL: p50/p99, ratios
 	$(PY) -m bench.journal_bench
