@@ -32,6 +32,7 @@ from gateway.cli._storage import (
     JsonOption,
     OpaUrlOption,
     echo_json,
+    fail,
     guarded,
     settings,
 )
@@ -223,14 +224,20 @@ def rollback_action(
         ),
     ] = False,
     as_json: JsonOption = False,
-    db: DbOption = None,
 ) -> None:
     """Undo an executed action: propose its inverse, judged by policy like any call.
 
     It runs now (allowed), waits for approval (prints the command), is denied (exit 1), or fails
-    (exit 4: for instance the object changed since; the message lists what changed).
+    (exit 4: for instance the object changed since; the message lists what changed). Always
+    through the running gateway (GATEWAY_URL, GATEWAY_TOKEN): there is no --local rollback.
     """
-    config = settings(db)
+    config = settings()
+    if not (config.url or "").strip():
+        raise fail(
+            "no gateway URL: a rollback is proposed to the running gateway, which judges and runs it; "
+            "set GATEWAY_URL (e.g. http://127.0.0.1:8000) and GATEWAY_TOKEN (there is no --local rollback)",
+            ExitCode.USAGE,
+        )
     with guarded(lambda: ApprovalsClient(config)) as client:
         body = guarded(lambda: client.rollback(action_id, force))
     if as_json:

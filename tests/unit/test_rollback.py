@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 from fakes import InMemoryAudit, InMemoryJournal, InMemoryQueue
 from pydantic import BaseModel, ConfigDict
+from typer.testing import CliRunner
 
 from gateway.changes import Change
+from gateway.cli import app
 from gateway.contracts import ApprovalRequirement, Decision, Principal, ProposedAction, Reason, Target
 from gateway.errors import Conflict, Drifted, RollbackRefused
 from gateway.pipeline import Gateway
@@ -337,3 +339,12 @@ def test_rollback_groups_are_read_comma_separated_from_the_environment(
 ) -> None:
     monkeypatch.setenv("GATEWAY_ROLLBACK_GROUPS", "sre, on-call")
     assert Settings().rollback_groups == ("sre", "on-call")
+
+
+def test_the_cli_rollback_needs_the_running_gateway_and_says_so() -> None:
+    result = CliRunner().invoke(app, ["queue", "rollback", "3f0c9a1e"], env={"GATEWAY_URL": ""})
+
+    assert result.exit_code == 2
+    assert "a rollback is proposed to the running gateway" in result.stderr
+    assert "there is no --local rollback" in result.stderr
+    assert CliRunner().invoke(app, ["queue", "rollback", "3f0c9a1e", "--local"]).exit_code == 2
