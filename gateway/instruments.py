@@ -2,7 +2,7 @@
 
 ``gateway.pipeline`` and the MCP front end mark where a call begins and ends
 (``Instruments.call``) and each step inside it (``Instruments.stage``: admit, prepare,
-history, decide, audit, execute, redact, park, reply; ``gateway.metrics.STAGES``). Each
+history, decide, audit, execute, journal, redact, park, reply; ``gateway.metrics.STAGES``). Each
 mark does three things at once:
 
 - **metrics**: the step's duration into ``gateway_stage_duration_seconds{stage}``; at the

@@ -48,7 +48,7 @@ OPA_ERROR_KINDS = frozenset({"unavailable", "timeout", "undefined", "malformed"}
 AUTH_FAILURES = frozenset({"missing_token", "invalid_token"})
 # The steps of one call, in order (``gateway.instruments``): ``history`` reads the
 # principal's recent activity for policy, ``park`` stores a call needing approval.
-STAGES = ("admit", "prepare", "history", "decide", "audit", "execute", "redact", "park", "reply")
+STAGES = ("admit", "prepare", "history", "decide", "audit", "execute", "journal", "redact", "park", "reply")
 REASON_EFFECTS = frozenset({"deny", "needs_approval", "warn", "dryrun"})
 APPROVAL_OUTCOMES = frozenset({"approved", "denied", "expired", "cancelled"})
 BACKENDS = frozenset({"kubernetes", "palette"})

@@ -445,7 +445,8 @@ class Gateway:
         if self._journal is None or not ctx.changes:
             return
         try:
-            await self._journal.record(ctx.call, list(ctx.changes), ctx.decision, complete=complete)
+            with self.instruments.stage("journal"):
+                await self._journal.record(ctx.call, list(ctx.changes), ctx.decision, complete=complete)
         except GatewayError as exc:
             log.error(  # noqa: TRY400 - the message says what failed
                 "%s %s ran, but its changes could not be journaled, so it cannot be rolled back: %s",
