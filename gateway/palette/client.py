@@ -269,7 +269,8 @@ class PaletteClient:
     async def put_cluster_profiles(self, uid: str, body: dict[str, Any]) -> None:
         """``PUT /v1/spectroclusters/{uid}/profiles`` with a ``v1SpectroClusterProfiles``:
         the cluster's profiles become exactly these (a rollback's restore). Never retried."""
-        await self._send("PUT", f"/v1/spectroclusters/{_seg(uid)}/profiles", body=body, idempotent=False)
+        path = f"/v1/spectroclusters/{_seg(uid)}/profiles"
+        await self._send("put_cluster_profiles", "PUT", path, body=body, idempotent=False)
 
     # -- plumbing -----------------------------------------------------------------------
     async def _paged(
