@@ -64,6 +64,7 @@ from gateway.arguments import check_size, validate_model
 from gateway.changes import rollback_link
 from gateway.contracts import (
     Decision,
+    Effect,
     History,
     PlannedCall,
     Principal,
@@ -116,6 +117,15 @@ _MAX_ERROR_CHARS = 1000
 # policy from inside a call (``palette_validate_configuration`` checks a create) or that
 # depend on who asks (``gateway_rollback``): never taken from arguments.
 _caller = CALLER
+
+
+_EFFECT_RANK: dict[str, int] = {"read": 0, "write": 1, "delete": 2}
+
+
+def _strictest_effect(planned: PlannedCall, spec: ToolSpec[Any]) -> Effect:
+    """What a call counts as for runaway protection: the strictest effect its actions were
+    judged with (a ``gateway_rollback`` that deletes is a delete), else the tool's."""
+    return max((a.effect for a in planned.actions), key=_EFFECT_RANK.__getitem__, default=spec.effect)
 
 
 class Decider(Protocol):
@@ -226,7 +236,9 @@ class Gateway:
             try:
                 decision = await self._decide(planned, admitted.spec.effect, history)
                 if self._activity is not None:
-                    self._activity.record(principal.subject, session, admitted.spec.effect)
+                    self._activity.record(
+                        principal.subject, session, _strictest_effect(planned, admitted.spec)
+                    )
                 self._observe_decision(planned, decision)
                 with stage("audit"):
                     await self._record_decision(planned, decision, principal)

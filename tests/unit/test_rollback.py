@@ -16,7 +16,16 @@ from typer.testing import CliRunner
 
 from gateway.changes import Change
 from gateway.cli import app
-from gateway.contracts import ApprovalRequirement, Decision, Principal, ProposedAction, Reason, Target
+from gateway.contracts import (
+    ApprovalRequirement,
+    Decision,
+    Effect,
+    History,
+    Principal,
+    ProposedAction,
+    Reason,
+    Target,
+)
 from gateway.errors import Conflict, Drifted, RollbackRefused
 from gateway.pipeline import Gateway
 from gateway.rollback import RollbackTool
@@ -76,9 +85,23 @@ class Reverser:
         return {"rolled_back": [{"inverse": "delete"}]}
 
 
+class CountingActivity:
+    """Runaway protection's activity log, recording what each call is counted as."""
+
+    def __init__(self) -> None:
+        self.counted: list[Effect] = []
+
+    async def history(self, subject: str, session: str | None) -> History:
+        return History()
+
+    def record(self, subject: str, session: str | None, effect: Effect) -> None:
+        self.counted.append(effect)
+
+
 class Parts:
     def __init__(self, tmp: Path, *, rollback_groups: tuple[str, ...] = ()) -> None:
         self.decider, self.audit, self.queue = CountingDecider(), InMemoryAudit(), InMemoryQueue()
+        self.activity = CountingActivity()
         self.journal, self.reverser = InMemoryJournal(), Reverser()
         self.now = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
         registry = ToolRegistry()
@@ -92,7 +115,15 @@ class Parts:
         )
         registry.register(self.tool.spec())
         settings = Settings(db_path=tmp / "unused.db")
-        self.gateway = Gateway(settings, registry, self.decider, self.queue, self.audit, journal=self.journal)
+        self.gateway = Gateway(
+            settings,
+            registry,
+            self.decider,
+            self.queue,
+            self.audit,
+            activity=self.activity,
+            journal=self.journal,
+        )
 
     async def _state_of(self, ref: str) -> str | None:
         parked = self.queue.actions.get(ref)
@@ -332,6 +363,16 @@ async def test_a_write_that_fails_after_changing_something_is_journaled_as_incom
 
     assert outcome.status == "failed"
     assert (await parts.journal.find(outcome.action_id)).complete is False
+
+
+async def test_runaway_protection_counts_a_rollback_as_what_it_does(parts: Parts) -> None:
+    # The tool is a "write"; the inverse of a create deletes, and is counted as a delete.
+    action = await parts.write()
+    parts.activity.counted.clear()
+
+    await parts.gateway.call("gateway_rollback", {"action_id": action}, ALICE)
+
+    assert parts.activity.counted == ["delete"]
 
 
 def test_rollback_groups_are_read_comma_separated_from_the_environment(
