@@ -10,7 +10,7 @@
 #   code: K8S-IMG-001
 #   severity: high
 #   mode: deny
-#   reached_by: [k8s_apply, k8s_scale, k8s_restart, k8s_set_resources]
+#   reached_by: [k8s_apply, k8s_scale, k8s_restart, k8s_set_resources, gateway_rollback]
 package rules.approved_registries
 
 import data.lib

@@ -10,7 +10,7 @@
 #   code: OPS-CHANGE-001
 #   severity: medium
 #   mode: deny
-#   reached_by: [k8s_apply, k8s_scale, k8s_set_resources]
+#   reached_by: [k8s_apply, k8s_scale, k8s_set_resources, gateway_rollback]
 package rules.change_limits
 
 import data.lib

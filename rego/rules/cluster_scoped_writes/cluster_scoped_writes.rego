@@ -8,7 +8,7 @@
 #   code: K8S-SCOPE-001
 #   severity: high
 #   mode: needs_approval
-#   reached_by: [k8s_apply, k8s_delete]
+#   reached_by: [k8s_apply, k8s_delete, gateway_rollback]
 package rules.cluster_scoped_writes
 
 import data.lib

@@ -8,7 +8,13 @@
 #   code: OPS-CRIT-001
 #   severity: high
 #   mode: needs_approval
-#   reached_by: [k8s_apply, k8s_scale, k8s_restart, k8s_set_resources, k8s_delete]
+#   reached_by:
+#     - k8s_apply
+#     - k8s_scale
+#     - k8s_restart
+#     - k8s_set_resources
+#     - k8s_delete
+#     - gateway_rollback
 package rules.critical_workloads
 
 import data.lib

@@ -7,7 +7,7 @@
 #   code: OPS-DESTRUCT-001
 #   severity: high
 #   mode: needs_approval
-#   reached_by: [k8s_delete, k8s_scale, palette_delete_cluster]
+#   reached_by: [k8s_delete, k8s_scale, palette_delete_cluster, gateway_rollback]
 package rules.destructive_actions
 
 import data.lib

@@ -16,7 +16,7 @@
 #   code: K8S-NET-001
 #   severity: medium
 #   mode: needs_approval
-#   reached_by: [k8s_apply]
+#   reached_by: [k8s_apply, gateway_rollback]
 package rules.external_services
 
 import data.lib

@@ -8,7 +8,7 @@
 #   code: GPU-001
 #   severity: medium
 #   mode: needs_approval
-#   reached_by: [k8s_apply, k8s_set_resources, palette_create_cluster]
+#   reached_by: [k8s_apply, k8s_set_resources, palette_create_cluster, gateway_rollback]
 package rules.gpu_resources
 
 import data.lib

@@ -11,7 +11,7 @@
 #   code: K8S-CAP-001
 #   severity: high
 #   mode: deny
-#   reached_by: [k8s_apply, k8s_scale, k8s_restart, k8s_set_resources]
+#   reached_by: [k8s_apply, k8s_scale, k8s_restart, k8s_set_resources, gateway_rollback]
 #   pss:
 #     - control: "baseline/Capabilities"
 #       tests:

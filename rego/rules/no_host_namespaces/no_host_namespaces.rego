@@ -8,7 +8,7 @@
 #   code: K8S-HOST-001
 #   severity: high
 #   mode: deny
-#   reached_by: [k8s_apply, k8s_scale, k8s_restart, k8s_set_resources]
+#   reached_by: [k8s_apply, k8s_scale, k8s_restart, k8s_set_resources, gateway_rollback]
 #   pss:
 #     - control: "baseline/Host Namespaces"
 #       tests:

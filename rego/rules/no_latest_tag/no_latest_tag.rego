@@ -7,7 +7,7 @@
 #   code: K8S-IMG-002
 #   severity: medium
 #   mode: deny
-#   reached_by: [k8s_apply, k8s_scale, k8s_restart, k8s_set_resources]
+#   reached_by: [k8s_apply, k8s_scale, k8s_restart, k8s_set_resources, gateway_rollback]
 package rules.no_latest_tag
 
 import data.lib

@@ -9,7 +9,7 @@
 #   code: K8S-ROOT-001
 #   severity: high
 #   mode: deny
-#   reached_by: [k8s_apply, k8s_scale, k8s_restart, k8s_set_resources]
+#   reached_by: [k8s_apply, k8s_scale, k8s_restart, k8s_set_resources, gateway_rollback]
 #   pss:
 #     - control: "restricted/Running as Non-root user"
 #       tests:

@@ -9,7 +9,11 @@
 #   code: PAL-001
 #   severity: high
 #   mode: needs_approval
-#   reached_by: [palette_create_cluster, palette_update_cluster_profiles, palette_delete_cluster]
+#   reached_by:
+#     - palette_create_cluster
+#     - palette_update_cluster_profiles
+#     - palette_delete_cluster
+#     - gateway_rollback
 package rules.palette_clusters
 
 import data.lib

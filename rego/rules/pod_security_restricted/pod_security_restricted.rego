@@ -16,7 +16,7 @@
 #   code: K8S-PSS-002
 #   severity: medium
 #   mode: warn
-#   reached_by: [k8s_apply, k8s_scale, k8s_restart, k8s_set_resources]
+#   reached_by: [k8s_apply, k8s_scale, k8s_restart, k8s_set_resources, gateway_rollback]
 #   pss:
 #     - control: "restricted/Volume Types"
 #       tests:

@@ -17,6 +17,7 @@
 #     - k8s_delete
 #     - palette_update_cluster_profiles
 #     - palette_delete_cluster
+#     - gateway_rollback
 package rules.production_protection
 
 import data.lib

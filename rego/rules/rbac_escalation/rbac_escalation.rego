@@ -8,7 +8,7 @@
 #   code: K8S-RBAC-001
 #   severity: critical
 #   mode: deny
-#   reached_by: [k8s_apply]
+#   reached_by: [k8s_apply, gateway_rollback]
 package rules.rbac_escalation
 
 import data.lib

@@ -8,7 +8,7 @@
 #   code: K8S-RES-001
 #   severity: medium
 #   mode: deny
-#   reached_by: [k8s_apply, k8s_scale, k8s_restart, k8s_set_resources]
+#   reached_by: [k8s_apply, k8s_scale, k8s_restart, k8s_set_resources, gateway_rollback]
 package rules.resource_limits
 
 import data.lib

@@ -8,7 +8,7 @@
 #   code: K8S-SECRET-001
 #   severity: high
 #   mode: needs_approval
-#   reached_by: [k8s_apply, k8s_get, k8s_list, k8s_delete]
+#   reached_by: [k8s_apply, k8s_get, k8s_list, k8s_delete, gateway_rollback]
 package rules.secrets
 
 import data.lib
