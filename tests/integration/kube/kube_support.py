@@ -1,7 +1,7 @@
 """Drive the Kubernetes ToolSpecs the way ``gateway.pipeline`` does, without OPA: validate
 the arguments, ``prepare`` into proposed actions, then ``execute`` with a decision. And the
 whole gateway over them (``connected``: an MCP client of a gateway with the project's
-policy), with a human approving from the side (``approve_and_wait``)."""
+policy), with a human approving from the side (``approve_and_wait``, shared in ``mcp_support``)."""
 
 from __future__ import annotations
 
@@ -18,14 +18,12 @@ from typing import Any, TypeVar
 
 import yaml
 from mcp import Client
-from mcp_types import CallToolResult
+from mcp_support import approve_and_wait as approve_and_wait
+from mcp_support import reply_body as reply_body
+from mcp_support import reply_text as reply_text
 
 from gateway.contracts import Decision, Obligations, PlannedCall, Principal
 from gateway.kubernetes.tools import open_backend
-from gateway.policy import PolicyClient
-from gateway.queue.approvals import approve
-from gateway.queue.sealing import Sealer
-from gateway.queue.store import QueueStore
 from gateway.server import build_server
 from gateway.settings import Settings
 from gateway.tools import ExecutionContext, ToolSpec
@@ -115,35 +113,6 @@ async def connected(settings: Settings) -> AsyncIterator[Client]:
     the client's task group must open and close in one task."""
     async with Client(build_server(settings, backends=[kube_source])) as client:
         yield client
-
-
-def reply_text(result: CallToolResult) -> str:
-    return "\n".join(c.text for c in result.content if c.type == "text")
-
-
-def reply_body(result: CallToolResult) -> dict[str, Any]:
-    assert result.structured_content is not None, reply_text(result)
-    return result.structured_content
-
-
-async def approve_and_wait(
-    mcp: Client, settings: Settings, action_id: str, approver: Principal
-) -> dict[str, Any]:
-    """Approve a parked action as ``approver`` (straight on the store, as ``gateway queue
-    approve --local`` does) and wait until the gateway behind ``mcp`` has run it; the
-    action's final state as ``gateway_action`` reports it."""
-    store = await QueueStore.open(settings.db_path, sealer=Sealer.from_settings(settings, create=False))
-    try:
-        async with PolicyClient(settings) as policy:
-            await approve(store, policy, action_id, approver)
-    finally:
-        await store.close()
-    for _ in range(100):
-        state = reply_body(await mcp.call_tool("gateway_action", {"action_id": action_id}))
-        if state["state"] in ("succeeded", "failed"):
-            break
-        await asyncio.sleep(0.1)
-    return state
 
 
 _SERVER_SET = ("uid", "resourceVersion", "generation", "creationTimestamp", "managedFields")

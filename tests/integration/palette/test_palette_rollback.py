@@ -4,13 +4,14 @@ create by a delete (which needs approval), a delete cannot be undone."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import httpx
 import pytest
 from mcp import Client
-from mcp_types import CallToolResult
+from mcp_support import approve_and_wait
+from mcp_support import reply_body as _body
+from mcp_support import reply_text as _text
 from palette_mcp_support import API_KEY
 
 from gateway.contracts import Principal
@@ -18,9 +19,6 @@ from gateway.local.fake_palette import FakePaletteServer
 from gateway.local.fake_palette.samples import aws_create_body as aws_body
 from gateway.local.fake_palette.state import DEMO_PROJECT, uid_for
 from gateway.palette.tools import open_backend
-from gateway.policy import PolicyClient
-from gateway.queue.approvals import approve
-from gateway.queue.sealing import Sealer
 from gateway.queue.store import QueueStore
 from gateway.server import build_server
 from gateway.settings import Settings
@@ -29,15 +27,6 @@ pytestmark = pytest.mark.integration
 
 BOB = Principal(subject="bob", groups=("sre",), transport="cli", authenticated=True)
 STAGING = uid_for(DEMO_PROJECT, "cluster", "staging-web")
-
-
-def _text(result: CallToolResult) -> str:
-    return "\n".join(c.text for c in result.content if c.type == "text")
-
-
-def _body(result: CallToolResult) -> dict[str, Any]:
-    assert result.structured_content is not None, _text(result)
-    return result.structured_content
 
 
 def _profile(name: str) -> str:
@@ -57,21 +46,6 @@ def _patch_profiles(palette: FakePaletteServer, uid: str, body: dict[str, Any]) 
     headers = {"ApiKey": API_KEY, "ProjectUid": DEMO_PROJECT}
     url = f"{palette.url}/v1/spectroclusters/{uid}/profiles"
     httpx.patch(url, json=body, headers=headers, timeout=10).raise_for_status()
-
-
-async def _approve_and_wait(settings: Settings, client: Client, action_id: str) -> dict[str, Any]:
-    store = await QueueStore.open(settings.db_path, sealer=Sealer.from_settings(settings, create=False))
-    try:
-        async with PolicyClient(settings) as policy:
-            await approve(store, policy, action_id, BOB)
-    finally:
-        await store.close()
-    for _ in range(150):
-        reply = _body(await client.call_tool("gateway_action", {"action_id": action_id}))
-        if reply["state"] in ("succeeded", "failed"):
-            return reply
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"action {action_id} never ran")
 
 
 async def _audit_kinds(settings: Settings, tool: str) -> list[str]:
@@ -142,7 +116,7 @@ async def test_a_created_cluster_is_rolled_back_by_a_delete_that_needs_approval(
         assert "PAL-001" in _text(parked)
         assert _cluster(palette, created["uid"])["status"]["state"] == "Provisioning"
 
-        done = await _approve_and_wait(palette_settings, client, _body(parked)["action_id"])
+        done = await approve_and_wait(client, palette_settings, _body(parked)["action_id"], BOB)
         again = await client.call_tool("gateway_rollback", {"action_id": _body(parked)["action_id"]})
 
     assert done["state"] == "succeeded", done
@@ -159,7 +133,7 @@ async def test_a_deleted_cluster_cannot_be_rolled_back_and_policy_is_not_asked(
     async with Client(build_server(palette_settings, backends=[open_backend])) as client:
         created = _body(await client.call_tool("palette_create_cluster", {"cloud_type": "aws", "spec": body}))
         deleting = _body(await client.call_tool("palette_delete_cluster", {"uid": created["uid"]}))
-        assert (await _approve_and_wait(palette_settings, client, deleting["action_id"]))[
+        assert (await approve_and_wait(client, palette_settings, deleting["action_id"], BOB))[
             "state"
         ] == "succeeded"
 
