@@ -91,7 +91,7 @@ class CountingActivity:
     def __init__(self) -> None:
         self.counted: list[Effect] = []
 
-    async def history(self, subject: str, session: str | None) -> History:
+    async def history(self, subject: str, session: str | None, *, reuse: bool = False) -> History:
         return History()
 
     def record(self, subject: str, session: str | None, effect: Effect) -> None:
