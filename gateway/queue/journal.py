@@ -83,11 +83,19 @@ class JournalStore:
             "rollback_of": rollback_of,
         }
         sql = f"INSERT INTO journal ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})"  # noqa: S608
+        params = list(values.values())
+        marks = rollback_of if complete else None
         try:
+            if self.db.blocking_writes and marks is None:
+                # One trip to SQLite's thread, like the audit append: the journal row is
+                # written on every executed change, so it costs one write, not a trip per
+                # statement (BEGIN, INSERT, COMMIT).
+                await self.db.write_blocking(lambda conn: conn.execute(sql, params))
+                return
             async with self.db.write() as conn:
-                await conn.execute(sql, list(values.values()))
-                if rollback_of is not None and complete:
-                    await self._mark(conn, rollback_of, call, requester, now)
+                await conn.execute(sql, params)
+                if marks is not None:
+                    await self._mark(conn, marks, call, requester, now)
         except DuplicateKey as exc:
             raise QueueError(f"the changes of action {call.id} are already journaled") from exc
         except DatabaseError as exc:
