@@ -41,22 +41,13 @@ _changes contains [entry.field, entry.name, section, resource, new, old] if {
 }
 
 # The leading input equalities let OPA's rule index skip these bodies for every
-# action that is not a Kubernetes write, without evaluating them. lib.quantity is
-# called per change, not through a table of parsed values: OPA caches a function's
-# result per argument within a decision, so each text is still parsed once, and the
-# table cost more than the parsing it saved.
+# action that is not a Kubernetes write, without evaluating them.
 violation contains reason if {
 	input.backend == "kubernetes"
 	input.effect == "write"
 	some [field, name, section, resource, new, old] in _changes
 	old != null
-	old_value := lib.quantity(old)
-	new_value := lib.quantity(new)
-
-	# Raised or cut by more than the factor, as one comparison with one product: for a
-	# factor of at least 1 this is new > old * factor or old > new * factor, and a
-	# negative value always counts. Arithmetic on fractions (CPU) costs OPA big floats.
-	max([new_value, old_value]) > _factor * min([new_value, old_value])
+	_exceeds(old, new)
 	msg := sprintf("%s '%s' %s %s changes from %v to %v, more than %v%%", [
 		field,
 		name,
@@ -93,6 +84,22 @@ violation contains reason if {
 	replicas > _params.max_replicas
 	msg := sprintf("%v replicas for '%s' exceed the maximum of %v", [replicas, lib.target_name, _params.max_replicas])
 	reason := object.union(_reason, {"message": msg})
+}
+
+# Whether a valid quantity old, changed to the valid quantity new, is raised or cut by
+# more than the factor: true or false, undefined when either is invalid. A function of
+# the two texts, not expressions in the violation body, because OPA caches a function's
+# result per arguments within a decision (a defined one only: hence a boolean, not a
+# test) and requests and limits usually change alike: each distinct pair is parsed and
+# compared once. lib.quantity is cached the same way, per text.
+#
+# One comparison with one product: for a factor of at least 1 this is new > old * factor
+# or old > new * factor, and a negative value always counts. Arithmetic on fractions
+# (CPU) costs OPA big floats, so it is worth doing once.
+_exceeds(old, new) := exceeds if {
+	old_value := lib.quantity(old)
+	new_value := lib.quantity(new)
+	exceeds := max([new_value, old_value]) > (_factor * min([new_value, old_value]))
 }
 
 _factor := 1 + (_params.max_change_percent / 100)

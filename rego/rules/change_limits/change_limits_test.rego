@@ -80,3 +80,29 @@ test_allow_replicas_at_maximum if {
 	obj := lib_test.with_field(lib_test.deployment("web", {}), "/spec/replicas", 50)
 	count(change_limits.violation) == 0 with input as lib_test.k8s_write("k8s_scale", "scale", obj)
 }
+
+# The ratio is judged once per distinct pair of texts: a request and a limit that
+# make the same jump are still two findings.
+test_deny_same_jump_in_request_and_limit_reported_twice if {
+	before := [_container("app", {"cpu": "100m", "memory": "128Mi"}, {"cpu": "100m", "memory": "256Mi"})]
+	after := [_container("app", {"cpu": "2", "memory": "128Mi"}, {"cpu": "2", "memory": "256Mi"})]
+	count(change_limits.violation) == 2 with input as _change(before, after)
+}
+
+test_allow_same_pair_within_factor_in_request_and_limit if {
+	before := [_container("app", {"cpu": "100m", "memory": "128Mi"}, {"cpu": "100m", "memory": "256Mi"})]
+	after := [_container("app", {"cpu": "600m", "memory": "128Mi"}, {"cpu": "600m", "memory": "256Mi"})]
+	count(change_limits.violation) == 0 with input as _change(before, after)
+}
+
+# An invalid live quantity gives nothing to compare against: no ratio finding.
+test_allow_invalid_old_quantity_not_compared if {
+	before := [_container("app", {"cpu": "250m", "memory": "128MB"}, {"cpu": "500m", "memory": "256Mi"})]
+	after := [_container("app", {"cpu": "250m", "memory": "64Gi"}, {"cpu": "500m", "memory": "256Mi"})]
+	count(change_limits.violation) == 0 with input as _change(before, after)
+}
+
+test_deny_negative_quantity_always_counts if {
+	after := [_container("app", {"cpu": "-250m", "memory": "128Mi"}, {"cpu": "500m", "memory": "256Mi"})]
+	count(change_limits.violation) == 1 with input as _change(_base, after)
+}
