@@ -29,6 +29,8 @@ __all__ = [
     "METRICS",
     "OPA_ERROR_KINDS",
     "OUTCOMES",
+    "RECORDING_RESULTS",
+    "SHADOW_RESULTS",
     "STAGES",
     "Metrics",
 ]
@@ -55,6 +57,9 @@ BACKENDS = frozenset({"kubernetes", "palette"})
 THROTTLE_SOURCES = frozenset({"client", "server"})
 HISTORY_OPERATIONS = frozenset({"read", "write"})
 MAX_RULE_CODES = 256
+RECORDING_RESULTS = frozenset({"recorded", "oversize", "dropped", "failed"})
+SHADOW_RESULTS = frozenset({"agree", "disagree", "error", "dropped"})
+_DECISION_OUTCOMES = frozenset({"allow", "deny", "needs_approval"})
 _TOOL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _OPERATION = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 _RULE_CODE = re.compile(r"^[A-Z][A-Z0-9]{0,15}(-[A-Z0-9]{1,15}){0,4}$")
@@ -186,7 +191,32 @@ class Metrics:
             "1 when the last scrape could read the approval queue, else 0.",
             registry=self.registry,
         )
+        self._recorded = Counter(
+            "gateway_recorded_decisions",
+            "Decisions kept for policy replay, by result (recorded; oversize: kept without the "
+            "input; dropped: the recording queue was full; failed: the database refused the batch).",
+            ["result"],
+            registry=self.registry,
+        )
+        self._shadow = Counter(
+            "gateway_shadow_evaluations",
+            "Live decisions asked again of the shadow policy, by result (agree, disagree; error: "
+            "the shadow OPA failed; dropped: the shadow queue was full).",
+            ["result"],
+            registry=self.registry,
+        )
+        self._shadow_disagreements = Counter(
+            "gateway_shadow_disagreements",
+            "Live decisions the shadow policy decided differently, by live (from) and shadow (to) "
+            "outcome; from == to when only the reasons, approval terms or findings differ.",
+            ["from", "to"],
+            registry=self.registry,
+        )
         # Series that exist from the start make absent() and rate() alerts reliable.
+        for result in sorted(RECORDING_RESULTS):
+            self._recorded.labels(result=result)
+        for result in sorted(SHADOW_RESULTS):
+            self._shadow.labels(result=result)
         for kind in sorted(OPA_ERROR_KINDS):
             self._opa_errors.labels(kind=kind)
         for reason in sorted(AUTH_FAILURES):
@@ -261,6 +291,18 @@ class Metrics:
 
     def record_auth_failure(self, reason: str) -> None:
         self._auth_failures.labels(reason=_closed(reason, AUTH_FAILURES)).inc()
+
+    def record_recording(self, result: str, count: int = 1) -> None:
+        """``count`` decisions kept for replay (or not), by result."""
+        self._recorded.labels(result=_closed(result, RECORDING_RESULTS)).inc(count)
+
+    def record_shadow(self, result: str) -> None:
+        self._shadow.labels(result=_closed(result, SHADOW_RESULTS)).inc()
+
+    def record_shadow_disagreement(self, live: str, shadow: str) -> None:
+        self._shadow_disagreements.labels(
+            **{"from": _closed(live, _DECISION_OUTCOMES), "to": _closed(shadow, _DECISION_OUTCOMES)}
+        ).inc()
 
     def set_queue_depth(self, counts: Mapping[str, int] | None) -> None:
         """Queue depth by state; ``None`` when the queue could not be read."""

@@ -84,6 +84,7 @@ from gateway.errors import (
 from gateway.identity import ANONYMOUS, CALLER
 from gateway.instruments import Instruments
 from gateway.metrics import Metrics
+from gateway.observation import deciding
 from gateway.outcome import CallOutcome, outcome_of_parked
 from gateway.ports import (
     TERMINAL_STATES,
@@ -275,7 +276,8 @@ class Gateway:
         Raises the request errors, and ``BackendError`` when the call cannot be prepared.
         """
         planned = await self._plan(await self.admit(tool, arguments, principal), principal)
-        decision = await self._policy.decide_all(planned.actions)
+        with deciding(planned.id, "check"):
+            decision = await self._policy.decide_all(planned.actions)
         await self._record_decision(planned, decision, principal, detail={"check": True})
         return decision
 
@@ -353,7 +355,7 @@ class Gateway:
         """Policy's decision; without recent activity a change is refused here, unasked."""
         if isinstance(history, HistoryUnavailable) and effect != "read":
             return refuse_without_history(str(history))
-        with self.instruments.stage("decide"):
+        with self.instruments.stage("decide"), deciding(planned.id, "call"):
             return await self._policy.decide_all(planned.actions)
 
     async def _plan(

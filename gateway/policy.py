@@ -31,6 +31,10 @@ GW-POLICY-MALFORMED    not JSON, wrong types, unknown outcome, extra keys, incon
 
 ``evaluate`` and ``evaluate_all`` are the raising variants (``PolicyUnavailable`` /
 ``MalformedDecision``) for callers that want to tell the failure apart themselves.
+``evaluate_batch`` judges many inputs in one request (``gateway policy replay``).
+
+Every decision OPA produced is told to ``PolicyClient.observers`` (``gateway.observation``:
+the recorder, the shadow evaluator) as it is returned; fail-closed denials are not.
 
 ``OpaProbe`` asks the same sidecar whether its bundle is active, for ``/readyz``: with a
 session of its own, so a probe never queues behind decisions. This module is the gateway's
@@ -63,6 +67,7 @@ from gateway.errors import (
     UndefinedDecision,
 )
 from gateway.metrics import METRICS, Metrics
+from gateway.observation import DecisionObserver, context_for
 from gateway.settings import Settings
 
 __all__ = ["CODE_MALFORMED", "CODE_TIMEOUT", "CODE_UNAVAILABLE", "CODE_UNDEFINED", "OpaProbe", "PolicyClient"]
@@ -124,6 +129,12 @@ class PolicyClient:
         self._url = f"{scheme}://{self._host}:{self._port}/v1/data/{path}?{urlencode(_PARAMS)}"
         self._stack: AsyncExitStack | None = None
         self._opa: Any = None  # AsyncOpaClient while open; the library has no type hints
+        self.observers: list[DecisionObserver] = []
+        """Told of every decision OPA produced (see ``gateway.observation``)."""
+        # Each input of a batch judged as if it were the whole input, keyed by its position
+        # (brackets: a segment may hold '-', which a dotted Rego reference cannot).
+        ref = "data" + "".join(f'["{s}"]' for s in segments)
+        self._batch_query = f"x := {{i: d | some i; a := input.batch[i]; d := {ref} with input as a}}"
 
     @property
     def url(self) -> str:
@@ -222,12 +233,23 @@ class PolicyClient:
         """``evaluate``, timed and counted in the metrics the decision path exports."""
         started = time.perf_counter()
         try:
-            return await self.evaluate(action)
+            decision = await self.evaluate(action)
         except PolicyError as exc:
             self._metrics.record_opa_error(_METRIC_KINDS.get(exc.code, "other"))
             raise
         finally:
             self._metrics.observe_decision(time.perf_counter() - started)
+        if self.observers:
+            self._notify(action, decision)
+        return decision
+
+    def _notify(self, action: ProposedAction, decision: Decision) -> None:
+        context = context_for(action)
+        for observer in self.observers:
+            try:
+                observer.observe(action, decision, context)
+            except Exception:  # an observer's bug must never reach the decision path
+                log.exception("decision observer %s failed", type(observer).__name__)
 
     async def evaluate_all(self, actions: Sequence[ProposedAction]) -> Decision:
         """The merged decision about every action of one call, raising instead of denying.
@@ -255,6 +277,47 @@ class PolicyClient:
             return await self.decide(actions[0])
         decisions = await asyncio.gather(*(self.decide(a) for a in actions))
         return merge_decisions(decisions)
+
+    async def evaluate_batch(self, inputs: Sequence[dict[str, Any]]) -> list[Decision | PolicyError]:
+        """The decision at the decision path for each of ``inputs``, in one request.
+
+        OPA's query API evaluates the decision once per input, each ``with input as`` that
+        input: the same document ``evaluate`` asks for, without an HTTP round trip per
+        input. Each element is a ``Decision`` or the ``MalformedDecision`` /
+        ``UndefinedDecision`` that input got (answers carry no provenance: bundle_revision
+        is None). Observers are not told. Raises ``PolicyUnavailable`` (also for a query
+        OPA refused or failed as a whole) and ``MalformedDecision`` for an answer that is
+        not the query's.
+        """
+        if self._opa is None:
+            raise PolicyUnavailable("the policy client is not open")
+        if not inputs:
+            return []
+        try:
+            async with asyncio.timeout(self._timeout):
+                answer = await self._opa.ad_hoc_query(self._batch_query, {"batch": list(inputs)})
+        except TimeoutError as exc:
+            raise PolicyTimeout(f"OPA did not answer a batch within {self._timeout:g}s") from exc
+        except aiohttp.ContentTypeError as exc:
+            raise MalformedDecision("OPA's answer is not JSON (wrong content type)") from exc
+        except aiohttp.ClientResponseError as exc:
+            raise PolicyUnavailable(f"OPA answered HTTP {exc.status}") from exc
+        except aiohttp.ClientError as exc:
+            raise PolicyUnavailable(f"OPA could not be reached ({type(exc).__name__})") from exc
+        except ValueError as exc:
+            raise MalformedDecision("OPA's answer is not JSON") from exc
+        rows = answer.get("result") if isinstance(answer, dict) else None
+        found = rows[0].get("x") if isinstance(rows, list) and rows and isinstance(rows[0], dict) else None
+        if not isinstance(found, dict):
+            raise MalformedDecision("OPA's answer to a batch is not the query's result")
+        results: list[Decision | PolicyError] = []
+        for index in range(len(inputs)):
+            key = str(index)
+            try:
+                results.append(self._parse({"result": found[key]} if key in found else {}))
+            except PolicyError as exc:
+                results.append(exc)
+        return results
 
     def _parse(self, envelope: Any) -> Decision:
         if not isinstance(envelope, dict):

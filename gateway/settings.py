@@ -248,6 +248,32 @@ class Settings(BaseSettings):
             return self.otel_endpoint.rstrip("/") + "/v1/traces"
         return None
 
+    # Recorded decisions (docs/changing-policy.md): every decision OPA produced, its input
+    # masked like OPA's decision log, kept in the gateway's database for `gateway policy
+    # replay`. Written in batches off the request path; a full queue drops and counts.
+    record_decisions: bool = True
+    record_retention_days: Annotated[float, Field(gt=0, le=3650)] = 30.0
+    record_max_rows: Annotated[int, Field(ge=1000, le=1_000_000_000)] = 2_000_000
+    # Inputs larger than this are recorded without their input (replay counts them as skipped).
+    record_max_input_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 256 * 1024
+    record_queue_size: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
+
+    # Shadow policy: every live decision asked again of a candidate bundle, off the request
+    # path; disagreements logged and counted. Either the URL of an OPA serving the candidate
+    # (a second OPA the deployment runs), or a bundle `gateway serve` starts one for.
+    shadow_opa_url: str | None = None
+    shadow_bundle: Path | None = None
+    shadow_verification_key: Path | None = None
+    shadow_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 2.0
+    shadow_queue_size: Annotated[int, Field(ge=1, le=1_000_000)] = 1000
+    shadow_concurrency: Annotated[int, Field(ge=1, le=64)] = 2
+
+    @field_validator("shadow_opa_url", "shadow_bundle", "shadow_verification_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # Compose and the native topology pass an empty value to mean "not set".
+        return None if isinstance(value, str) and not value.strip() else value
+
     def database(self) -> Path | str:
         """Where the queue and the audit log live: the PostgreSQL URL if one is set, else the
         SQLite file."""

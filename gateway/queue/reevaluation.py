@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from gateway.contracts import Approval, Decision, PlannedCall, ProposedAction
+from gateway.observation import deciding
 
 __all__ = ["PolicyEvaluator", "reevaluate"]
 
@@ -32,4 +33,5 @@ async def reevaluate(
     """Policy's verdict on ``call`` with ``approvals`` at ``now``. Raises ``PolicyError``."""
     judged = tuple(approvals)
     actions = [a.model_copy(update={"approvals": judged, "time": now}) for a in call.actions]
-    return await policy.evaluate_all(actions)
+    with deciding(call.id, "reevaluation"):
+        return await policy.evaluate_all(actions)

@@ -128,6 +128,32 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     CREATE INDEX journal_by_executed ON journal (executed_at);
     CREATE INDEX journal_by_rollback_of ON journal (rollback_of);
     """,
+    # 7: every decision OPA produced, with its input masked as OPA's decision log masks it,
+    # kept for `gateway policy replay` (gateway.recording writes it in batches, prunes it
+    # by age and row count; gateway.records reads it). input_json is NULL for an input
+    # above GATEWAY_RECORD_MAX_INPUT_BYTES.
+    """
+    CREATE TABLE decision_records (
+        seq             INTEGER PRIMARY KEY,
+        decided_at      TEXT NOT NULL,
+        call_id         TEXT,
+        action_id       TEXT NOT NULL,
+        source          TEXT NOT NULL,
+        tool            TEXT NOT NULL,
+        subject         TEXT NOT NULL,
+        outcome         TEXT NOT NULL,
+        bundle_revision TEXT,
+        decision_id     TEXT,
+        target_json     TEXT NOT NULL,
+        input_json      TEXT,
+        input_bytes     INTEGER NOT NULL,
+        erased_json     TEXT NOT NULL,
+        decision_json   TEXT NOT NULL
+    );
+    -- replay reads a window in (decided_at, seq) order: the rowid ends every index
+    CREATE INDEX decision_records_by_time ON decision_records (decided_at);
+    CREATE INDEX decision_records_by_tool ON decision_records (tool, decided_at);
+    """,
 )
 
 SCHEMA_VERSION: Final[int] = len(MIGRATIONS)

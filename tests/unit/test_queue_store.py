@@ -331,6 +331,7 @@ async def test_a_version_1_sqlite_database_is_migrated_in_place(tmp_path: Path, 
             conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
         conn.execute("DROP TABLE activity")
         conn.execute("DROP TABLE journal")
+        conn.execute("DROP TABLE decision_records")
         conn.execute("PRAGMA user_version = 1")
 
     reopened = await QueueStore.open(path, clock=clock)
