@@ -2,6 +2,8 @@
 
     GatewayError
     ├── ConfigError              settings that cannot be used
+    │   └── BundleError          a candidate bundle (replay, shadow) is not a bundle, does not
+    │                            build or load, or its signature does not verify
     ├── InvalidArguments         a tool call's arguments failed validation (the model can fix them)
     │   └── RollbackRefused      ``gateway_rollback`` of an action that cannot be rolled back:
     │                            unknown, never executed, the caller may not, cannot be undone,
@@ -55,6 +57,7 @@ __all__ = [
     "AuthError",
     "BackendError",
     "BackendUnavailable",
+    "BundleError",
     "ChainBroken",
     "ClientError",
     "ConfigError",
@@ -94,6 +97,11 @@ class GatewayError(Exception):
 
 class ConfigError(GatewayError):
     """A setting is missing or cannot be used."""
+
+
+class BundleError(ConfigError):
+    """A candidate policy bundle cannot be used: not a bundle, it does not build, OPA cannot
+    load it, or its signature does not verify. Nothing was started or changed."""
 
 
 class InvalidArguments(GatewayError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from gateway.cli import audit, queue, sandbox, serve, tokens
+from gateway.cli import audit, policy, queue, sandbox, serve, tokens
 
 __all__ = ["app", "main"]
 
@@ -16,7 +16,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for _area in (serve, queue, audit, tokens, sandbox):
+for _area in (serve, queue, audit, tokens, sandbox, policy):
     _area.register(app)
 
 
