@@ -5,9 +5,12 @@ endpoint is configured), the policy client (one pooled HTTP client to OPA), the 
 store with its audit log (one database: SQLite, or PostgreSQL shared by replicas), the
 ``Gateway`` over them, every
 backend's tools (each backend opens its own client), and the queue's executor as a
-background task. Closing happens in reverse: the executor finishes the action in hand,
-backends close their clients, then the database and the OPA client, and last the trace
-exporter flushes (bounded: a dead collector does not hold the shutdown).
+background task; with them, the observers of every decision OPA produces (the recorder for
+``gateway policy replay``, the shadow evaluator when a shadow OPA is configured) and their
+background tasks. Closing happens in reverse: the executor finishes the action in hand, the
+recorder writes what is queued, backends close their clients, then the database and the
+OPA clients, and last the trace exporter flushes (bounded: a dead collector does not hold
+the shutdown).
 """
 
 from __future__ import annotations
@@ -35,8 +38,10 @@ from gateway.queue.executor import Executor
 from gateway.queue.proofs import ApprovalProofs
 from gateway.queue.sealing import Sealer
 from gateway.queue.store import QueueStore
+from gateway.recording import DecisionRecorder
 from gateway.rollback import RollbackTool
 from gateway.settings import Settings
+from gateway.shadow import ShadowEvaluator
 from gateway.tools import ToolRegistry, ToolSpec
 from gateway.tracing import Tracing
 from gateway.webhooks import WebhookNotifier
@@ -86,6 +91,8 @@ class Runtime:
     policy: PolicyClient
     store: QueueStore
     proofs: ApprovalProofs
+    recorder: DecisionRecorder | None = None
+    shadow: ShadowEvaluator | None = None
 
     @property
     def registry(self) -> ToolRegistry:
@@ -185,9 +192,30 @@ async def open_runtime(
             stack.push_async_callback(notifier.aclose)
             store.listeners.append(notifier.notify)
         executor = Executor(store, runner=gateway, audit=store.audit, policy=policy, proofs=proofs)
+        recorder = (
+            DecisionRecorder.from_settings(store.db, settings, metrics=instruments.metrics)
+            if settings.record_decisions
+            else None
+        )
+        shadow = None
+        if settings.shadow_opa_url is not None:
+            shadow = await stack.enter_async_context(ShadowEvaluator(settings, metrics=instruments.metrics))
+            log.info("shadow policy at %s judges every live decision too", shadow.url)
+        observers = [o for o in (recorder, shadow) if o is not None]
+        policy.observers.extend(observers)
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(executor.run_forever)
-            runtime = Runtime(settings=settings, gateway=gateway, policy=policy, store=store, proofs=proofs)
+            for observer in observers:
+                tasks.start_soon(observer.run)
+            runtime = Runtime(
+                settings=settings,
+                gateway=gateway,
+                policy=policy,
+                store=store,
+                proofs=proofs,
+                recorder=recorder,
+                shadow=shadow,
+            )
             if slot is not None:
                 slot.runtime = runtime
             try:
@@ -196,6 +224,8 @@ async def open_runtime(
                 if slot is not None:
                     slot.runtime = None
                 executor.stop()
+                for observer in observers:
+                    observer.stop()
 
 
 async def _open_activity(
