@@ -6,8 +6,13 @@ message says which setting). Logs go to stderr only: on stdio, stdout is the pro
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import sys
+import tempfile
+from pathlib import Path
+from types import FrameType
 from typing import Literal
 
 import anyio
@@ -65,7 +70,41 @@ def register(root: typer.Typer) -> None:
 
 
 def run(settings: Settings) -> None:
-    """Build the server and run it on the configured transport until interrupted."""
+    """Build the server and run it on the configured transport until interrupted; with
+    ``GATEWAY_SHADOW_BUNDLE``, an OPA serving it runs beside the gateway meanwhile."""
+    with contextlib.ExitStack() as stack:
+        _serve(_with_shadow_opa(settings, stack))
+
+
+def _with_shadow_opa(settings: Settings, stack: contextlib.ExitStack) -> Settings:
+    """Start an OPA for ``shadow_bundle`` (stopped by pid when ``stack`` closes) and point the
+    shadow evaluator at it. Raises ``ConfigError`` (``BundleError``) naming what is wrong."""
+    if settings.shadow_bundle is None:
+        return settings
+    if settings.shadow_opa_url is not None:
+        raise ConfigError("set GATEWAY_SHADOW_BUNDLE or GATEWAY_SHADOW_OPA_URL, not both")
+    from gateway.local.candidate import prepare_candidate, serve_candidate
+
+    work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gateway-shadow-")))
+    bundle = prepare_candidate(settings.shadow_bundle, work, decision_path=settings.decision_path)
+    log_path = settings.data_file(None, "shadow-opa.log")
+    server = stack.enter_context(
+        serve_candidate(bundle, log_path=log_path, verification_key=settings.shadow_verification_key)
+    )
+    # On stdio nothing else turns SIGTERM into an orderly exit: without this the shadow OPA
+    # would outlive the gateway (uvicorn installs its own handler over HTTP).
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    logging.getLogger(__name__).info(
+        "shadow OPA at %s serving %s (log %s)", server.url, settings.shadow_bundle, log_path
+    )
+    return settings.model_copy(update={"shadow_opa_url": server.url})
+
+
+def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
+def _serve(settings: Settings) -> None:
     from gateway.runtime import (
         RuntimeSlot,  # imported late: `gateway --help` stays fast
         preflight,

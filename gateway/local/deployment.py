@@ -22,7 +22,9 @@ __all__ = [
     "OPA_MEMORY_LIMIT",
     "OPA_PORT",
     "OPA_RUNTIME_ENV",
+    "OPA_SHADOW_PORT",
     "OPA_VERSION",
+    "SHADOW_BUNDLE",
     "gateway_environment",
     "opa_health_query",
 ]
@@ -33,6 +35,9 @@ OPA_IMAGE = f"openpolicyagent/opa:{OPA_VERSION}"
 
 OPA_PORT = 8181
 GATEWAY_PORT = 8000
+# The shadow OPA (compose profile `shadow`, or the native topology with a shadow bundle):
+# a candidate policy the gateway asks about every live decision, off the request path.
+OPA_SHADOW_PORT = 8182
 
 # The Go runtime settings OPA runs with, in the container and natively (and in
 # `make bench-policy`, which the Makefile's OPA_RUNTIME_ENV keeps equal to this). At Go's
@@ -48,6 +53,7 @@ OPA_MEMORY_LIMIT = "512m"
 # Paths relative to the repository root.
 BUNDLE = Path("bundles/gateway.tar.gz")
 OPA_CONFIG = Path("deploy/opa/config.yaml")
+SHADOW_BUNDLE = Path("bundles/shadow.tar.gz")  # what `make bundle-shadow` builds
 
 # Inside the gateway container; the data directory is the named volume.
 GATEWAY_UID = 10001

@@ -77,5 +77,7 @@ def build_bundle(rego_dir: Path, out: Path, *, revision: str, extra_args: list[s
     argv += ["--revision", revision, *(extra_args or []), "-o", str(out)]
     completed = subprocess.run(argv, capture_output=True, text=True, check=False)
     if completed.returncode != 0:
-        raise RuntimeError(f"opa build failed:\n{completed.stderr.strip()}")
+        # `opa build` prints its errors on stdout.
+        said = "\n".join(part.strip() for part in (completed.stderr, completed.stdout) if part.strip())
+        raise RuntimeError(f"opa build failed:\n{said}")
     return out

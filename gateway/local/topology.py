@@ -1,6 +1,8 @@
 """The docker-compose topology as native processes: what ``make up`` / ``make run`` start.
 
     OPA (the built bundle, ``deploy/opa/config.yaml``)       127.0.0.1:8181
+    shadow OPA (only with a shadow bundle: ``GATEWAY_SHADOW_BUNDLE`` or ``--shadow-bundle``)
+                                                             127.0.0.1:8182
     `gateway sandbox up` in var/sandbox: etcd, kube-apiserver, controller manager, scheduler
         and kwok's simulated nodes (when no kubeconfig is configured; reused if running)
     fake Palette API               (when PALETTE_HOST is not configured)
@@ -29,8 +31,16 @@ from typing import Any
 
 from gateway.errors import GatewayError
 from gateway.http import MCP_PATH
+from gateway.local.candidate import prepare_candidate
 from gateway.local.demo_approver import prepare_demo_approver
-from gateway.local.deployment import BUNDLE, GATEWAY_PORT, OPA_CONFIG, OPA_PORT, gateway_environment
+from gateway.local.deployment import (
+    BUNDLE,
+    GATEWAY_PORT,
+    OPA_CONFIG,
+    OPA_PORT,
+    OPA_SHADOW_PORT,
+    gateway_environment,
+)
 from gateway.local.fake_palette import FakePaletteServer
 from gateway.local.opa import OpaServer
 from gateway.local.process import ManagedProcess, answers_200
@@ -54,6 +64,11 @@ class TopologyConfig:
     kube_context: str | None = None
     palette_configured: bool = False
     extra_env: dict[str, str] = field(default_factory=dict)
+    # A candidate bundle (file or policy directory) a second OPA serves for the gateway's
+    # shadow evaluation; none by default.
+    shadow_bundle: Path | None = None
+    shadow_verification_key: Path | None = None
+    shadow_opa_port: int = OPA_SHADOW_PORT
 
     @property
     def state(self) -> Path:
@@ -65,6 +80,8 @@ class TopologyConfig:
             kubeconfig=settings.kubeconfig,
             kube_context=settings.kube_context,
             palette_configured=settings.palette_host is not None,
+            shadow_bundle=settings.shadow_bundle,
+            shadow_verification_key=settings.shadow_verification_key,
         )
         return dataclasses.replace(base, **overrides)
 
@@ -103,6 +120,11 @@ class _Sandbox:
         self.process.stop(grace=60)
 
 
+def _made(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def _running(pid_file: Path) -> bool:
     try:
         os.kill(int(pid_file.read_text().strip()), 0)
@@ -127,6 +149,14 @@ class Topology:
             # as in the container, which runs at OPA's default level.
             extra_args=[f"--config-file={config.root / OPA_CONFIG}", "--log-level=info"],
         )
+        self.shadow: OpaServer | None = None
+        if config.shadow_bundle is not None:
+            self.shadow = OpaServer(
+                prepare_candidate(config.shadow_bundle, _made(state / "shadow")),
+                log_path=logs / "opa-shadow.log",
+                port=config.shadow_opa_port,
+                verification_key=config.shadow_verification_key,
+            )
         self.kube = _Sandbox(state / "sandbox", logs / "sandbox.log") if config.kubeconfig is None else None
         self.palette = (
             None
@@ -143,6 +173,9 @@ class Topology:
             env=self.gateway_env(),
         )
         self._started: list[OpaServer | _Sandbox | FakePaletteServer | ManagedProcess] = []
+
+    def _parts(self) -> list[OpaServer | _Sandbox | FakePaletteServer | None]:
+        return [self.opa, self.shadow, self.kube, self.palette]
 
     @property
     def gateway_url(self) -> str:
@@ -161,6 +194,9 @@ class Topology:
             "GATEWAY_DB_PATH": str(self.db_path),
             "GATEWAY_TOKENS_FILE": str(self.tokens_file),
         }
+        if self.shadow is not None:
+            # The topology runs the shadow OPA: the gateway must not start one of its own.
+            env |= {"GATEWAY_SHADOW_OPA_URL": self.shadow.url, "GATEWAY_SHADOW_BUNDLE": ""}
         if self.kube is not None:
             env |= {
                 "GATEWAY_KUBECONFIG": str(self.kube.kubeconfig_path),
@@ -188,7 +224,7 @@ class Topology:
 
     def start(self, timeout: float = 180.0) -> None:
         try:
-            for part in (self.opa, self.kube, self.palette):
+            for part in self._parts():
                 if part is not None:
                     self._started.append(part)
                     part.start()
@@ -221,6 +257,14 @@ class Topology:
             queue = "queue    .venv/bin/gateway queue list   |   .venv/bin/gateway queue approve <id>"
         return [who, f"         export {exports}", queue]
 
+    def _shadow_lines(self) -> list[str]:
+        if self.shadow is None:
+            return []
+        return [
+            f"shadow   OPA {self.shadow.url} serving {self.config.shadow_bundle} (disagreements: "
+            "gateway log, gateway_shadow_disagreements_total on /metrics)"
+        ]
+
     def summary(self) -> str:
         kube = (
             f"sandbox cluster {self.kube.url} (logs: {self.kube.state_dir / 'logs'})"
@@ -231,6 +275,7 @@ class Topology:
         return "\n".join(
             [
                 f"OPA      {self.opa.url}  (decision log: {self.config.state / 'logs' / 'opa.log'})",
+                *self._shadow_lines(),
                 f"gateway  {self.mcp_url}",
                 f"backends {kube}; {palette}",
                 "tokens   .venv/bin/gateway token create --subject $USER --group sre",
@@ -249,6 +294,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gateway-port", type=int, default=GATEWAY_PORT)
     parser.add_argument("--bundle", type=Path, default=None, help=f"default: {BUNDLE}")
     parser.add_argument("--verification-key", type=Path, default=None, help="public key of a signed bundle")
+    parser.add_argument(
+        "--shadow-bundle",
+        type=Path,
+        default=None,
+        help="a candidate bundle a shadow OPA serves beside the gateway",
+    )
     args = parser.parse_args(argv)
     config = TopologyConfig.from_settings(
         Settings(),
@@ -257,8 +308,14 @@ def main(argv: list[str] | None = None) -> int:
         gateway_port=args.gateway_port,
         bundle=args.bundle,
         verification_key=args.verification_key,
+        # Without --shadow-bundle, GATEWAY_SHADOW_BUNDLE (read into the settings) stands.
+        **({"shadow_bundle": args.shadow_bundle} if args.shadow_bundle is not None else {}),
     )
-    topology = Topology(config)
+    try:
+        topology = Topology(config)
+    except GatewayError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     stopping = threading.Event()
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:

@@ -169,7 +169,8 @@ class TrafficCluster:
             ToolSpec(name="k8s_apply", title="Apply", description="Apply.", operation="apply", effect="write",
                      args=ApplyArgs, prepare=self._prepare_apply, execute=self._write, **k8s),
             ToolSpec(name="k8s_delete", title="Delete", description="Delete.", operation="delete",
-                     effect="delete", args=ObjectArgs, prepare=self._prepare_delete, execute=self._write, **k8s),
+                     effect="delete", args=ObjectArgs, prepare=self._prepare_delete, execute=self._write,
+                     **k8s),
         ]  # fmt: skip
 
     def source(self) -> ToolSource:
@@ -185,7 +186,7 @@ class TrafficCluster:
 def traffic(count: int, *, seed: int = 20) -> list[TrafficCall]:
     """``count`` varied calls, the same for the same seed: about half reads, then scales,
     applies and a few deletes, by every principal in every namespace."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - a reproducible mix, not a secret
     calls = []
     for _ in range(count):
         principal = rng.choice(PRINCIPALS)
@@ -206,7 +207,9 @@ def traffic(count: int, *, seed: int = 20) -> list[TrafficCall]:
             image = rng.choice((_PINNED, _PINNED, _LATEST, _UNAPPROVED))
             replicas = rng.choice((2, 3, 30, 40))
             args = {"namespace": namespace, "name": name, "image": image, "replicas": replicas}
-            calls.append(TrafficCall("k8s_apply", args, principal, replicas=replicas, latest=image == _LATEST))
+            calls.append(
+                TrafficCall("k8s_apply", args, principal, replicas=replicas, latest=image == _LATEST)
+            )
         else:
             calls.append(TrafficCall("k8s_delete", {"namespace": namespace, "name": name}, principal))
     return calls
