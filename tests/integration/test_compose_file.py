@@ -262,8 +262,8 @@ def _native(argv: list[str], mounts: dict[str, tuple[str, str]], port: int) -> l
     return out
 
 
-def _healthcheck(compose: dict[str, Any], port: int) -> int:
-    test = compose["services"]["opa"]["healthcheck"]["test"][1:]
+def _healthcheck(compose: dict[str, Any], port: int, service: str = "opa") -> int:
+    test = compose["services"][service]["healthcheck"]["test"][1:]
     argv = [find_opa(), *test[1:]]
     argv[-1] = argv[-1].replace(f"127.0.0.1:{dep.OPA_PORT}", f"127.0.0.1:{port}")
     return subprocess.run(argv, capture_output=True, check=False, timeout=30).returncode
@@ -271,10 +271,10 @@ def _healthcheck(compose: dict[str, Any], port: int) -> int:
 
 @contextlib.contextmanager
 def _opa_as_composed(
-    config: dict[str, Any], bundle: Path, log: Path, public_key: Path | None = None
+    config: dict[str, Any], bundle: Path, log: Path, public_key: Path | None = None, service: str = "opa"
 ) -> Iterator[tuple[ManagedProcess, int]]:
     """OPA started natively with exactly the compose service's command."""
-    opa = config["services"]["opa"]
+    opa = config["services"][service]
     command = opa["command"]
     mounts = _mounts(opa)
     mounts[command[command.index("--bundle") + 1]] = (str(bundle), "ro")
@@ -428,6 +428,53 @@ def test_no_secret_is_baked_into_the_image(dockerfile: DockerfileParser) -> None
 # --- profile `replicas`: PostgreSQL and two gateway replicas ---------------------------
 
 REPLICAS = ("gateway-replica-1", "gateway-replica-2")
+
+
+# --- profile `shadow`: a second OPA serving a candidate bundle -----------------------
+
+
+def test_the_shadow_profile_holds_one_opa_serving_the_shadow_bundle(compose: dict[str, Any]) -> None:
+    profiled = {name for name, s in compose["services"].items() if "shadow" in s.get("profiles", [])}
+    assert profiled == {"opa-shadow"}
+    shadow, opa = compose["services"]["opa-shadow"], compose["services"]["opa"]
+    assert shadow["image"] == opa["image"] == dep.OPA_IMAGE
+    command = shadow["command"]
+    assert command[:2] == ["run", "--server"]
+    assert f"--addr=0.0.0.0:{dep.OPA_PORT}" in command
+    # No console decision log: the gateway logs and counts disagreements itself.
+    assert not any(arg.startswith("--config-file") for arg in command)
+    bundle_target = command[command.index("--bundle") + 1]
+    assert _mounts(shadow)[bundle_target] == (str(ROOT / dep.SHADOW_BUNDLE), "ro")
+    assert _ports(shadow) == {f"127.0.0.1:{dep.OPA_SHADOW_PORT}:{dep.OPA_PORT}/tcp"}
+    assert shadow["environment"] == dep.OPA_RUNTIME_ENV
+    assert shadow["mem_limit"] == opa["mem_limit"]
+    assert shadow["healthcheck"]["test"] == opa["healthcheck"]["test"]
+    assert shadow["user"] == opa["user"]
+
+
+def test_the_gateways_pass_the_shadow_url_through_and_do_not_depend_on_it(compose: dict[str, Any]) -> None:
+    for name in ("gateway", *REPLICAS):
+        service = compose["services"][name]
+        assert "GATEWAY_SHADOW_OPA_URL" in service["environment"], name
+        assert service["environment"]["GATEWAY_SHADOW_OPA_URL"] is None, (
+            name
+        )  # unset unless the operator sets it
+        assert "opa-shadow" not in service["depends_on"], name  # a missing shadow never stops the gateway
+
+
+def test_the_shadow_opa_as_composed_activates_a_bundle(
+    compose: dict[str, Any], bundle_path: Path, tmp_path: Path
+) -> None:
+    bundle = tmp_path / dep.SHADOW_BUNDLE.name
+    shutil.copy(bundle_path, bundle)
+    with _opa_as_composed(compose, bundle, tmp_path / "shadow.log", service="opa-shadow") as (process, port):
+
+        def probe() -> bool:
+            if not process.alive():
+                raise AssertionError(f"opa exited:\n{process.tail()}")
+            return _healthcheck(compose, port, service="opa-shadow") == 0
+
+        wait_until(probe, timeout=30, what="the shadow OPA's healthcheck", interval=0.2)
 
 
 def test_the_replicas_profile_holds_postgres_and_two_replicas_and_nothing_else(

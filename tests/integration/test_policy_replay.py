@@ -1,19 +1,16 @@
 """`gateway policy replay` against the real ``opa``: 1,000 varied calls recorded through a real
 gateway (project bundle, both database backends), then replayed by the real CLI.
 
-The candidate changes one rule's threshold (``change_limits.max_replicas`` 50 → 20) and one
-rule's mode (``no_latest_tag`` deny → warn) in a copy of rego/. What each recorded decision
-must become is derived from the decision recorded and the call's own properties (replicas
-written, image tagged latest) with the combination rule alone (any deny wins; else a call
-that was not denied keeps its outcome; else any approval reason asks for approval), never
-by asking the policy: the replay must report exactly those transitions and nothing else.
+The candidate (``replay_support.candidate_policy``) changes one rule's threshold and one
+rule's mode in a copy of rego/; what each recorded decision must become is derived without
+asking the policy (``replay_support.expected_after``): the replay must report exactly those
+transitions and nothing else.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from replay_support import CHANGE_CODE, REGO_DIR, candidate_policy, expected_after
 from storage_fixtures import BACKENDS, Backend, make_backend
 from typer.testing import CliRunner
 
 from gateway.cli import app
-from gateway.contracts import Decision, Principal, Reason
+from gateway.contracts import Principal
 from gateway.db import Database
 from gateway.local.opa import OpaServer
 from gateway.local.traffic import TrafficCall, TrafficCluster, traffic
@@ -37,11 +35,7 @@ from gateway.transitions import compare
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
-REGO_DIR = ROOT / "rego"
 CALLS = 1000
-OLD_MAX, NEW_MAX = 50, 20
-LATEST_CODE, CHANGE_CODE = "K8S-IMG-002", "OPS-CHANGE-001"
 BOB = Principal(subject="bob", groups=("sre",), transport="cli", authenticated=True)
 CAROL = Principal(subject="carol", groups=("platform-admins",), transport="cli", authenticated=True)
 runner = CliRunner()
@@ -99,15 +93,7 @@ def recorded(
 
 @pytest.fixture(scope="module")
 def candidate(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """rego/ with one threshold and one mode changed in its data."""
-    out = tmp_path_factory.mktemp("candidate") / "rego"
-    shutil.copytree(REGO_DIR, out)
-    data = json.loads((out / "data.json").read_text())
-    assert data["params"]["rules"]["change_limits"]["max_replicas"] == OLD_MAX
-    data["params"]["rules"]["change_limits"]["max_replicas"] = NEW_MAX
-    data["params"]["modes"]["no_latest_tag"] = "warn"
-    (out / "data.json").write_text(json.dumps(data, indent=2))
-    return out
+    return candidate_policy(tmp_path_factory.mktemp("candidate"))
 
 
 def replay(recorded: Recorded, *args: str) -> tuple[int, str, str]:
@@ -124,29 +110,6 @@ def read_records(backend: Backend) -> list[RecordedDecision]:
             await db.close()
 
     return asyncio.run(work())
-
-
-def expected_after(before: Decision, call: TrafficCall) -> Decision:
-    """``before`` under the candidate, from the call's properties and the combination rule."""
-    reasons = [r for r in before.reasons if not (call.latest and r.code == LATEST_CODE)]
-    warnings = list(before.warnings)
-    if len(reasons) < len(before.reasons):
-        warnings.append(_reason(LATEST_CODE, "warn"))
-    if call.replicas is not None and NEW_MAX < call.replicas <= OLD_MAX:
-        reasons.append(_reason(CHANGE_CODE, "deny"))
-    if any(r.effect == "deny" for r in reasons):
-        outcome = "deny"
-    elif before.outcome != "deny":
-        outcome = before.outcome
-    else:
-        outcome = "needs_approval" if any(r.effect == "needs_approval" for r in reasons) else "allow"
-    return before.model_copy(update={"outcome": outcome, "reasons": reasons, "warnings": warnings})
-
-
-def _reason(code: str, effect: str) -> Reason:
-    return Reason.model_validate(
-        {"code": code, "rule": "r", "severity": "medium", "effect": effect, "message": "m"}
-    )
 
 
 def expected_changes(recorded: Recorded) -> dict[int, str]:
