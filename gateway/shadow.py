@@ -4,7 +4,10 @@
 it of each decision OPA produced, and it puts the action on a bounded queue and returns.
 Worker tasks ask the shadow OPA (``Settings.shadow_opa_url``, a second OPA process serving
 the candidate) the same question with a client of their own, compare the answers
-(``gateway.transitions``) and count:
+(``gateway.transitions``) and count. They ask in batches (``PolicyClient.evaluate_batch``:
+what queued within ``_LINGER_SECONDS``, up to ``_BATCH``, in one request), because the
+workers share the event loop with live calls: one request per decision would cost the loop
+an HTTP round trip per call, measured as +1 ms on a live call's p50 on a 2-core machine.
 
 - ``gateway_shadow_evaluations_total{result}``: agree, disagree, error (the shadow OPA failed
   or answered malformed), dropped (the queue was full: the live call never waits);
@@ -33,7 +36,7 @@ from typing import Final, Self
 
 from gateway.audit import scrub
 from gateway.contracts import Decision, ProposedAction
-from gateway.errors import ConfigError, MalformedDecision, PolicyError
+from gateway.errors import ConfigError, PolicyError, PolicyTimeout, PolicyUnavailable
 from gateway.metrics import METRICS, Metrics
 from gateway.observation import DecisionContext
 from gateway.policy import PolicyClient
@@ -45,6 +48,8 @@ __all__ = ["ShadowEvaluator"]
 log = logging.getLogger(__name__)
 
 _LOG_PER_SECOND: Final[int] = 10
+_BATCH: Final[int] = 50
+_LINGER_SECONDS: Final[float] = 0.05
 
 
 @dataclass(frozen=True)
@@ -120,10 +125,16 @@ class ShadowEvaluator:
                 getter.cancel()
                 self._drop_queued()
                 return
+            batch = [getter.result()]
+            if self._queue.qsize() + 1 < _BATCH:
+                await asyncio.sleep(_LINGER_SECONDS)  # let a batch gather: one request for all
+            while len(batch) < _BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
             try:
-                await self._judge(getter.result())
+                await self._judge(batch)
             finally:
-                self._queue.task_done()
+                for _ in batch:
+                    self._queue.task_done()
 
     def _drop_queued(self) -> None:
         while True:
@@ -134,28 +145,51 @@ class ShadowEvaluator:
             self._queue.task_done()
             self._metrics.record_shadow("dropped")
 
-    async def _judge(self, asked: _Asked) -> None:
+    async def _judge(self, batch: list[_Asked]) -> None:
         try:
-            shadow = await self._client.evaluate(asked.action)
-        except MalformedDecision as exc:
-            self._metrics.record_shadow("error")
-            log.warning("shadow policy answered %s %s malformed: %s", asked.action.tool, asked.action.id, exc)
-            return
-        except PolicyError as exc:
-            self._metrics.record_shadow("error")
-            log.debug("shadow policy could not judge %s %s: %s", asked.action.tool, asked.action.id, exc)
-            return
+            answers = await self._answers(batch)
         except Exception:  # a bug here must never reach anything live
-            self._metrics.record_shadow("error")
-            log.exception("shadow evaluation of %s %s failed", asked.action.tool, asked.action.id)
+            for _ in batch:
+                self._metrics.record_shadow("error")
+            log.exception("shadow evaluation of %d decision(s) failed", len(batch))
             return
-        change = compare(asked.decision, shadow)
-        if change is None:
-            self._metrics.record_shadow("agree")
-            return
-        self._metrics.record_shadow("disagree")
-        self._metrics.record_shadow_disagreement(asked.decision.outcome, shadow.outcome)
-        self._log(asked, shadow, change.label)
+        for asked, shadow in zip(batch, answers, strict=True):
+            if isinstance(shadow, PolicyUnavailable):
+                self._metrics.record_shadow("error")
+                log.debug(
+                    "shadow policy could not judge %s %s: %s", asked.action.tool, asked.action.id, shadow
+                )
+                continue
+            if isinstance(shadow, PolicyError):
+                self._metrics.record_shadow("error")
+                log.warning(
+                    "shadow policy answered %s %s malformed: %s", asked.action.tool, asked.action.id, shadow
+                )
+                continue
+            change = compare(asked.decision, shadow)
+            if change is None:
+                self._metrics.record_shadow("agree")
+                continue
+            self._metrics.record_shadow("disagree")
+            self._metrics.record_shadow_disagreement(asked.decision.outcome, shadow.outcome)
+            self._log(asked, shadow, change.label)
+
+    async def _answers(self, batch: list[_Asked]) -> list[Decision | PolicyError]:
+        """The shadow's answer to each of ``batch``: one request, or one per decision when the
+        batch failed as a whole without timing out (an input that makes the candidate fail at
+        evaluation fails OPA's whole query: its neighbours must still be judged)."""
+        try:
+            return await self._client.evaluate_batch([asked.action.as_input() for asked in batch])
+        except PolicyError as exc:
+            if len(batch) == 1 or isinstance(exc, PolicyTimeout):
+                return [exc] * len(batch)
+        return [await self._single(asked.action) for asked in batch]
+
+    async def _single(self, action: ProposedAction) -> Decision | PolicyError:
+        try:
+            return await self._client.evaluate(action)
+        except PolicyError as exc:
+            return exc
 
     def _log(self, asked: _Asked, shadow: Decision, label: str) -> None:
         second = int(time.monotonic())

@@ -150,6 +150,37 @@ async def test_a_full_shadow_queue_drops_and_counts(opa_server: OpaServer, shado
     assert delta[("result", "agree")] + delta[("result", "disagree")] == 5
 
 
+# A candidate that fails at evaluation on deletes: two values for one complete rule is a
+# conflict error, and OPA fails the whole query (so a whole batch) that meets it.
+CONFLICT_ON_DELETE = """package rules.boom
+
+clash := 1 if input.tool == "k8s_delete"
+
+clash := 2 if input.tool == "k8s_delete"
+
+violation contains {"code": "BOOM-001", "message": "boom", "effect": "deny"} if clash == 1
+"""
+
+
+def test_a_decision_the_candidate_cannot_judge_is_an_error_and_its_batch_neighbours_are_judged(
+    opa_server: OpaServer, tmp_path: Path
+) -> None:
+    source = candidate_policy(tmp_path)
+    (source / "rules" / "boom").mkdir()
+    (source / "rules" / "boom" / "boom.rego").write_text(CONFLICT_ON_DELETE)
+    with serve_candidate(prepare_candidate(source, tmp_path), log_path=tmp_path / "opa.log") as failing:
+        settings = Settings(
+            opa_url=opa_server.url, shadow_opa_url=failing.url, db_path=tmp_path / "gateway.db"
+        )
+        before = snapshot()
+        done = asyncio.run(run_calls(settings, 200))
+    delta = snapshot() - before
+    deletes = sum(1 for _, call in done if call.tool == "k8s_delete")
+    assert 0 < deletes < len(done)
+    assert delta[("result", "error")] == deletes
+    assert delta[("result", "agree")] + delta[("result", "disagree")] == len(done) - deletes
+
+
 def logged_disagreements(
     opa_server: OpaServer, shadow_opa: OpaServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> tuple[list[str], list[tuple[CallOutcome, TrafficCall]]]:
