@@ -124,8 +124,10 @@ async def live_calls(work: Path, opa_url: str, shadow_url: str, calls: int, roun
             await timed_calls(runtime, mix[:100], 4, Cell())
         for concurrency in (1, 8):
             cells = {name: Cell() for name in CONFIGS}
-            for _ in range(rounds):
-                for name in CONFIGS:
+            for round_ in range(rounds):
+                # The order rotates too, so no configuration always runs right after another's
+                # background work (the shadow's drain, the recorder's flush).
+                for name in CONFIGS[round_ % 3 :] + CONFIGS[: round_ % 3]:
                     await timed_calls(opened[name], mix, concurrency, cells[name])
             base50, base99, _ = cells["baseline"].row()
             print(f"\nconcurrency {concurrency}")
