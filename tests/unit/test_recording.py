@@ -21,7 +21,7 @@ from gateway.metrics import Metrics
 from gateway.observation import DecisionContext
 from gateway.recording import MASKED_PATHS, DecisionRecorder, RecordingLimits
 from gateway.records import CorruptRecord, DecisionRecords, RecordedDecision, RecordWindow
-from gateway.storage.sqlite_schema import SCHEMA_VERSION
+from gateway.storage.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
 
 ALICE = Principal(subject="alice", groups=("sre",), transport="http", authenticated=True)
 CALL = DecisionContext(call_id="call-1", source="call")
@@ -221,6 +221,10 @@ async def test_a_row_damaged_outside_the_gateway_is_reported_not_raised(
     assert found[1].seq == second
 
 
+# The schema version that creates decision_records (histories are append-only lists).
+RECORDS_VERSION = next(i for i, sql in enumerate(MIGRATIONS, 1) if "CREATE TABLE decision_records" in sql)
+
+
 def test_an_older_sqlite_database_gains_the_table_on_opening(tmp_path: Path) -> None:
     path = tmp_path / "gateway.db"
 
@@ -230,7 +234,7 @@ def test_an_older_sqlite_database_gains_the_table_on_opening(tmp_path: Path) -> 
     asyncio.run(open_and_close())
     with sqlite3.connect(path) as conn:  # as a gateway before recorded decisions left it
         conn.execute("DROP TABLE decision_records")
-        conn.execute("PRAGMA user_version = 4")
+        conn.execute(f"PRAGMA user_version = {RECORDS_VERSION - 1}")
     asyncio.run(open_and_close())
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
