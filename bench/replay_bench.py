@@ -46,6 +46,9 @@ from gateway.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ("baseline", "recording", "recording + shadow")
+# Above the 0.5 s default: on a loaded machine a fail-closed deny (fast, unrecorded, not
+# shadowed) would be measured as a call, and the recording would miss decisions.
+OPA_TIMEOUT = 10.0
 
 
 def candidate_policy(work: Path) -> Path:
@@ -105,6 +108,7 @@ async def runtimes(work: Path, opa_url: str, shadow_url: str) -> AsyncIterator[d
         for name in CONFIGS:
             settings = Settings(
                 opa_url=opa_url,
+                opa_timeout_seconds=OPA_TIMEOUT,
                 db_path=work / name.replace(" ", "") / "gateway.db",
                 record_decisions=name != "baseline",
                 shadow_opa_url=shadow_url if "shadow" in name else None,
@@ -149,7 +153,9 @@ async def live_calls(work: Path, opa_url: str, shadow_url: str, calls: int, roun
 
 
 async def record(work: Path, opa_url: str, actions: int) -> Path:
-    settings = Settings(opa_url=opa_url, db_path=work / "recorded" / "gateway.db")
+    settings = Settings(
+        opa_url=opa_url, opa_timeout_seconds=OPA_TIMEOUT, db_path=work / "recorded" / "gateway.db"
+    )
     started = time.perf_counter()
     async with open_runtime(settings, [TrafficCluster().source()]) as runtime:
         await timed_calls(runtime, traffic(actions, seed=9), 8, Cell())

@@ -192,17 +192,30 @@ def replay_command(
         echo_json(report.as_json())
     else:
         _print_report(report, bundle, baseline)
+    raise typer.Exit(_verdict(report, config.decision_path))
+
+
+def _verdict(report: ReplayReport, decision_path: str) -> int:
+    """The exit code of a finished replay; an error says why on stderr. A replay that judged
+    nothing, or got no usable decision at all, is an error, never 'unchanged': CI would pass."""
     if report.errors:
         typer.echo(f"error: {report.errors} record(s) could not be evaluated (see above)", err=True)
-        raise typer.Exit(EXIT_ERROR)
-    if report.evaluated and report.malformed == report.evaluated:
+        return EXIT_ERROR
+    if report.evaluated == 0:
         typer.echo(
-            f"error: the candidate gave no usable decision for any record: does it define data."
-            f"{config.decision_path.strip('/').replace('/', '.')}?",
+            f"error: every record of the window was skipped ({report.skipped}, see above): "
+            "nothing was judged",
             err=True,
         )
-        raise typer.Exit(EXIT_ERROR)
-    raise typer.Exit(EXIT_CHANGED if report.changed else EXIT_UNCHANGED)
+        return EXIT_ERROR
+    if report.malformed == report.evaluated:
+        typer.echo(
+            f"error: the candidate gave no usable decision for any record: does it define data."
+            f"{decision_path.strip('/').replace('/', '.')}?",
+            err=True,
+        )
+        return EXIT_ERROR
+    return EXIT_CHANGED if report.changed else EXIT_UNCHANGED
 
 
 def _dir(path: Path) -> Path:

@@ -175,6 +175,17 @@ def test_corrupt_and_oversize_records_are_skipped_and_counted(recorded: Backend,
     assert f"record {seqs[0]}: decision is not JSON" in out
 
 
+def test_a_window_whose_every_record_is_skipped_is_an_error_not_unchanged(
+    recorded: Backend, bundle_path: Path
+) -> None:
+    recorded.execute_sync("UPDATE decision_records SET input_json = NULL")
+    count = recorded.execute_sync("SELECT count(*) FROM decision_records")[0][0]
+    code, out, err = replay(recorded, "--bundle", str(bundle_path))
+    assert code == 2
+    assert f"skipped: {count} (0 corrupt, {count} recorded without their input" in out
+    assert f"every record of the window was skipped ({count}, see above): nothing was judged" in err
+
+
 def test_replay_changes_nothing_served(recorded: Backend, opa_server: OpaServer, tmp_path: Path) -> None:
     before = recorded.execute_sync("SELECT count(*), max(seq) FROM decision_records")
     audit = recorded.execute_sync("SELECT count(*), max(hash) FROM audit")
