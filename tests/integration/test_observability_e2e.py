@@ -23,7 +23,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from gateway.local.ops_session import Agents, RoundReport, agent_client, run_round
 from gateway.local.process import free_port
 from gateway.local.topology import Topology, TopologyConfig
-from gateway.metrics import APPROVAL_OUTCOMES, OPA_ERROR_KINDS, OUTCOMES, STAGES
+from gateway.metrics import (
+    APPROVAL_OUTCOMES,
+    OPA_ERROR_KINDS,
+    OUTCOMES,
+    RECORDING_RESULTS,
+    SHADOW_RESULTS,
+    STAGES,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.kube]
 
@@ -126,6 +133,9 @@ _BOUNDS: dict[str, Any] = {
     "backend": {"kubernetes", "palette", "other"},
     "source": {"client", "server", "other"},
     "reason": {"missing_token", "invalid_token", "other"},
+    "result": RECORDING_RESULTS | SHADOW_RESULTS | {"other"},
+    "from": {"allow", "deny", "needs_approval", "other"},
+    "to": {"allow", "deny", "needs_approval", "other"},
     "state": {
         "pending",
         "approved",
