@@ -192,17 +192,8 @@ async def open_runtime(
             stack.push_async_callback(notifier.aclose)
             store.listeners.append(notifier.notify)
         executor = Executor(store, runner=gateway, audit=store.audit, policy=policy, proofs=proofs)
-        recorder = (
-            DecisionRecorder.from_settings(store.db, settings, metrics=instruments.metrics)
-            if settings.record_decisions
-            else None
-        )
-        shadow = None
-        if settings.shadow_opa_url is not None:
-            shadow = await stack.enter_async_context(ShadowEvaluator(settings, metrics=instruments.metrics))
-            log.info("shadow policy at %s judges every live decision too", shadow.url)
+        recorder, shadow = await _open_observers(settings, store, policy, instruments, stack)
         observers = [o for o in (recorder, shadow) if o is not None]
-        policy.observers.extend(observers)
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(executor.run_forever)
             for observer in observers:
@@ -226,6 +217,28 @@ async def open_runtime(
                 executor.stop()
                 for observer in observers:
                     observer.stop()
+
+
+async def _open_observers(
+    settings: Settings,
+    store: QueueStore,
+    policy: PolicyClient,
+    instruments: Instruments,
+    stack: AsyncExitStack,
+) -> tuple[DecisionRecorder | None, ShadowEvaluator | None]:
+    """The observers of every decision OPA produces (``gateway.observation``), told by the
+    policy client: the recorder when decisions are recorded, the shadow evaluator (its
+    client open until the stack closes) when a shadow OPA is configured. Their ``run``
+    is the caller's to start."""
+    recorder = None
+    if settings.record_decisions:
+        recorder = DecisionRecorder.from_settings(store.db, settings, metrics=instruments.metrics)
+    shadow = None
+    if settings.shadow_opa_url is not None:
+        shadow = await stack.enter_async_context(ShadowEvaluator(settings, metrics=instruments.metrics))
+        log.info("shadow policy at %s judges every live decision too", shadow.url)
+    policy.observers.extend(o for o in (recorder, shadow) if o is not None)
+    return recorder, shadow
 
 
 async def _open_activity(

@@ -14,11 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from storage_fixtures import backend, postgres_backend, postgres_server
+from storage_fixtures import backend, db, postgres_backend, postgres_server
 
 from gateway.local.opa import OpaServer, build_bundle
 
-__all__ = ["backend", "bundle_path", "opa_server", "postgres_backend", "postgres_server"]
+__all__ = ["backend", "bundle_path", "db", "opa_server", "postgres_backend", "postgres_server"]
 
 ROOT = Path(__file__).resolve().parent.parent
 REGO_DIR = ROOT / "rego"

@@ -16,7 +16,7 @@ import asyncio
 import itertools
 import os
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,11 +24,12 @@ from typing import Any
 import asyncpg
 import pytest
 
+from gateway.db import Database
 from gateway.local.postgres import PostgresServer
 from gateway.settings import Settings
 from gateway.storage.postgres import numbered
 
-__all__ = ["BACKENDS", "Backend", "backend", "make_backend", "postgres_backend", "postgres_server"]
+__all__ = ["BACKENDS", "Backend", "backend", "db", "make_backend", "postgres_backend", "postgres_server"]
 
 # The PostgreSQL variants start a server: integration tests, wherever they live.
 BACKENDS = ["sqlite", pytest.param("postgres", marks=[pytest.mark.postgres, pytest.mark.integration])]
@@ -133,3 +134,13 @@ def postgres_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     """The test's database, once on SQLite and once on PostgreSQL."""
     yield from make_backend(request, request.param, tmp_path)
+
+
+@pytest.fixture
+async def db(backend: Backend) -> AsyncIterator[Database]:
+    """The database of ``backend``, opened (migrated) and closed after the test."""
+    database = await Database.open(backend.target)
+    try:
+        yield database
+    finally:
+        await database.close()

@@ -4,6 +4,7 @@ purpose-built test policies served by the real ``opa`` binary."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -248,3 +249,15 @@ class SlowOpa:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+
+def rsa_key_pair(directory: Path, name: str) -> tuple[Path, Path]:
+    """An RSA key pair made by ``openssl`` (private and public PEM), to sign and verify bundles."""
+    private, public = directory / f"{name}.pem", directory / f"{name}.pub"
+    subprocess.run(
+        ["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", str(private)],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(["openssl", "pkey", "-in", str(private), "-pubout", "-out", str(public)], check=True)
+    return private, public

@@ -14,11 +14,21 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 from gateway.contracts import Decision, Reason
 from gateway.local.traffic import TrafficCall
 
 REGO_DIR = Path(__file__).resolve().parents[2] / "rego"
+# The shipped bounds (OPA and recent activity 0.5 s, the shadow 2 s) are for a quiet machine.
+# On a stalled shared one a call would get the gateway's own fail-closed deny instead, which
+# OPA did not produce: it is neither recorded nor shadowed, and exact counts would be off.
+# Tests of those timeouts set their own.
+STEADY: dict[str, Any] = {
+    "opa_timeout_seconds": 5.0,
+    "history_read_timeout_seconds": 5.0,
+    "shadow_timeout_seconds": 5.0,
+}
 OLD_MAX, NEW_MAX = 50, 20
 LATEST_CODE, CHANGE_CODE = "K8S-IMG-002", "OPS-CHANGE-001"
 

@@ -7,12 +7,12 @@ a temporary directory, as ``make bundle-keys`` / ``make bundle-signed`` do.
 from __future__ import annotations
 
 import io
-import subprocess
 import tarfile
 from pathlib import Path
 
 import httpx
 import pytest
+from gateway_support import rsa_key_pair
 
 from gateway.local.opa import OpaServer, build_bundle
 
@@ -22,17 +22,6 @@ REGO_DIR = Path(__file__).resolve().parents[2] / "rego"
 POLICY_FILE = "/gateway/decision.rego"
 FORGED = b'_outcome := "allow" if true'
 Keys = tuple[Path, Path, Path]
-
-
-def _key_pair(directory: Path, name: str) -> tuple[Path, Path]:
-    private, public = directory / f"{name}.pem", directory / f"{name}.pub"
-    subprocess.run(
-        ["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", str(private)],
-        check=True,
-        capture_output=True,
-    )
-    subprocess.run(["openssl", "pkey", "-in", str(private), "-pubout", "-out", str(public)], check=True)
-    return private, public
 
 
 def _signed(directory: Path, private: Path) -> Path:
@@ -75,8 +64,8 @@ def _refused(bundle: Path, public: Path, log: Path) -> bool:
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
     directory = tmp_path_factory.mktemp("keys")
-    private, public = _key_pair(directory, "bundle")
-    _, other_public = _key_pair(directory, "other")
+    private, public = rsa_key_pair(directory, "bundle")
+    _, other_public = rsa_key_pair(directory, "other")
     return private, public, other_public
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from replay_support import CHANGE_CODE, REGO_DIR, candidate_policy, expected_after
+from replay_support import CHANGE_CODE, REGO_DIR, STEADY, candidate_policy, expected_after
 from storage_fixtures import BACKENDS, Backend, make_backend
 from typer.testing import CliRunner
 
@@ -51,7 +51,7 @@ class Recorded:
 
 
 async def _record(backend: Backend, opa_url: str) -> Recorded:
-    settings = backend.settings(opa_url=opa_url)
+    settings = backend.settings(opa_url=opa_url, **STEADY)
     cluster = TrafficCluster()
     by_id: dict[str, TrafficCall] = {}
     async with open_runtime(settings, [cluster.source()]) as runtime:

@@ -8,12 +8,13 @@ import asyncio
 import io
 import json
 import shutil
-import subprocess
 import tarfile
 from pathlib import Path
 
 import httpx
 import pytest
+from gateway_support import rsa_key_pair
+from replay_support import STEADY
 from storage_fixtures import Backend
 from typer.testing import CliRunner
 
@@ -35,7 +36,8 @@ def recorded(tmp_path: Path, opa_server: OpaServer) -> Backend:
 
     async def work() -> None:
         cluster = TrafficCluster()
-        async with open_runtime(backend.settings(opa_url=opa_server.url), [cluster.source()]) as runtime:
+        settings = backend.settings(opa_url=opa_server.url, **STEADY)
+        async with open_runtime(settings, [cluster.source()]) as runtime:
             for call in traffic(40, seed=7):
                 await runtime.gateway.call(call.tool, call.args, call.principal)
             assert runtime.recorder is not None
@@ -116,22 +118,11 @@ def test_a_built_bundle_opa_cannot_load_is_refused_with_opas_reason(
     assert "rego_parse_error" in err
 
 
-def _key_pair(directory: Path, name: str) -> tuple[Path, Path]:
-    private, public = directory / f"{name}.pem", directory / f"{name}.pub"
-    subprocess.run(
-        ["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", str(private)],
-        check=True,
-        capture_output=True,
-    )
-    subprocess.run(["openssl", "pkey", "-in", str(private), "-pubout", "-out", str(public)], check=True)
-    return private, public
-
-
 def test_a_signed_candidate_is_verified_and_a_bad_signature_refused(
     recorded: Backend, tmp_path: Path
 ) -> None:
-    private, public = _key_pair(tmp_path, "release")
-    _, other_public = _key_pair(tmp_path, "other")
+    private, public = rsa_key_pair(tmp_path, "release")
+    _, other_public = rsa_key_pair(tmp_path, "other")
     signed = build_bundle(
         REGO_DIR,
         tmp_path / "signed.tar.gz",

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from replay_support import REGO_DIR, candidate_policy, expected_after
+from replay_support import REGO_DIR, STEADY, candidate_policy, expected_after
 from storage_fixtures import Backend
 
 from gateway import shadow as shadow_module
@@ -91,7 +91,9 @@ async def run_calls(
 def test_disagreements_are_counted_exactly_under_concurrent_calls(
     opa_server: OpaServer, shadow_opa: OpaServer, backend: Backend
 ) -> None:
-    settings = backend.settings(opa_url=opa_server.url, shadow_opa_url=shadow_opa.url, shadow_queue_size=1000)
+    settings = backend.settings(
+        opa_url=opa_server.url, shadow_opa_url=shadow_opa.url, shadow_queue_size=1000, **STEADY
+    )
     before = snapshot()
     done = asyncio.run(run_calls(settings, 300))
     delta = snapshot() - before
@@ -115,7 +117,7 @@ def test_the_live_outcome_is_the_same_with_the_shadow_on_off_or_dead(
     def outcomes(**shadow: object) -> list[tuple[str, str | None]]:
         backend = Backend("sqlite", tmp_path / f"run-{len(list(tmp_path.iterdir()))}")
         backend.workdir.mkdir()
-        done = asyncio.run(run_calls(backend.settings(opa_url=opa_server.url, **shadow), 80))
+        done = asyncio.run(run_calls(backend.settings(opa_url=opa_server.url, **{**STEADY, **shadow}), 80))
         return [(o.status, o.decision.outcome if o.decision else None) for o, _ in done]
 
     off = outcomes()
@@ -129,7 +131,7 @@ def test_the_live_outcome_is_the_same_with_the_shadow_on_off_or_dead(
 
 
 async def test_a_full_shadow_queue_drops_and_counts(opa_server: OpaServer, shadow_opa: OpaServer) -> None:
-    settings = Settings(opa_url=opa_server.url, shadow_opa_url=shadow_opa.url, shadow_queue_size=5)
+    settings = Settings(opa_url=opa_server.url, shadow_opa_url=shadow_opa.url, shadow_queue_size=5, **STEADY)
     calls = traffic(12, seed=3)
     cluster = TrafficCluster()
     specs = {spec.name: spec for spec in cluster.specs()}
@@ -170,7 +172,7 @@ def test_a_decision_the_candidate_cannot_judge_is_an_error_and_its_batch_neighbo
     (source / "rules" / "boom" / "boom.rego").write_text(CONFLICT_ON_DELETE)
     with serve_candidate(prepare_candidate(source, tmp_path), log_path=tmp_path / "opa.log") as failing:
         settings = Settings(
-            opa_url=opa_server.url, shadow_opa_url=failing.url, db_path=tmp_path / "gateway.db"
+            opa_url=opa_server.url, shadow_opa_url=failing.url, db_path=tmp_path / "gateway.db", **STEADY
         )
         before = snapshot()
         done = asyncio.run(run_calls(settings, 200))
@@ -186,7 +188,7 @@ def logged_disagreements(
 ) -> tuple[list[str], list[tuple[CallOutcome, TrafficCall]]]:
     """The disagreement lines logged while 60 calls ran one by one, and the calls that disagree."""
     settings = Settings(
-        opa_url=opa_server.url, shadow_opa_url=shadow_opa.url, db_path=tmp_path / "gateway.db"
+        opa_url=opa_server.url, shadow_opa_url=shadow_opa.url, db_path=tmp_path / "gateway.db", **STEADY
     )
     with caplog.at_level(logging.WARNING, logger="gateway.shadow"):
         done = asyncio.run(run_calls(settings, 60, concurrency=1))

@@ -4,7 +4,6 @@ chaining, verification, scrubbing."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -14,13 +13,6 @@ from gateway.audit import GENESIS_HASH, AuditLog, scrub
 from gateway.db import Database
 from gateway.errors import AuditError, ChainBroken, DatabaseError
 from gateway.ports import AuditEvent
-
-
-@pytest.fixture
-async def db(backend: Backend) -> AsyncIterator[Database]:
-    opened = await Database.open(backend.target)
-    yield opened
-    await opened.close()
 
 
 def event(n: int) -> AuditEvent:

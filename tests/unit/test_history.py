@@ -5,7 +5,7 @@ carries them, an unreadable count refuses changes only)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +31,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-async def db(backend: Backend) -> AsyncIterator[Database]:
-    database = await Database.open(backend.target)
-    try:
-        yield database
-    finally:
-        await database.close()
 
 
 async def test_counts_are_per_principal_and_session_by_effect_and_window(db: Database) -> None:

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 from storage_fixtures import Backend
 
 from gateway.audit import format_time
@@ -56,15 +54,6 @@ def allowed(revision: str = "rev-1") -> Decision:
 def counted(metrics: Metrics, result: str) -> float:
     value = metrics.registry.get_sample_value("gateway_recorded_decisions_total", {"result": result})
     return value or 0.0
-
-
-@pytest.fixture
-async def db(backend: Backend) -> AsyncIterator[Database]:
-    database = await Database.open(backend.target)
-    try:
-        yield database
-    finally:
-        await database.close()
 
 
 async def rows(db: Database, window: RecordWindow | None = None) -> list[RecordedDecision | CorruptRecord]:
