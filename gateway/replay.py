@@ -71,9 +71,19 @@ class ChangedAction:
             "principal": {"subject": self.record.subject, "groups": list(principal.get("groups") or [])},
             "approvals": len((self.record.input or {}).get("approvals") or []),
             "transition": self.change.label,
-            "before": {"outcome": self.before.outcome, "reasons": codes(self.before.reasons)},
-            "after": {"outcome": self.after.outcome, "reasons": codes(self.after.reasons)},
+            "before": _codes(self.before),
+            "after": _codes(self.after),
         }
+
+
+def _codes(decision: Decision) -> dict[str, Any]:
+    """A decision as the report compares it: the outcome and the codes of each kind of finding."""
+    return {
+        "outcome": decision.outcome,
+        "reasons": codes(decision.reasons),
+        "warnings": codes(decision.warnings),
+        "dryrun": codes(decision.dryrun),
+    }
 
 
 @dataclass

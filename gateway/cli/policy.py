@@ -23,6 +23,7 @@ import typer
 
 from gateway.audit import format_time
 from gateway.cli._storage import DbOption, JsonOption, echo_json, settings
+from gateway.contracts import Decision
 from gateway.db import Database
 from gateway.errors import ConfigError, GatewayError
 from gateway.local.candidate import prepare_candidate, serve_candidate
@@ -327,12 +328,20 @@ def _change_line(change: ChangedAction) -> str:
     approvals = len((record.input or {}).get("approvals") or [])
     extra = f" with {approvals} approval(s)" if approvals else ""
     call = f"  call {record.call_id}" if record.call_id else ""
+    before, after = change.before, change.after
+    findings = ""
+    if change.change.kind == "findings":  # the reasons are the same: say what moved
+        findings = f"; {_findings(before)} -> {_findings(after)}"
     return (
         f"  {record.decided_at}  {record.tool:<18} {_target(record.target)}  "
         f"{record.subject}[{groups}]{extra}\n"
-        f"      {change.change.label}: {change.before.outcome} {codes(change.before.reasons)} -> "
-        f"{change.after.outcome} {codes(change.after.reasons)}{call}"
+        f"      {change.change.label}: {before.outcome} {codes(before.reasons)} -> "
+        f"{after.outcome} {codes(after.reasons)}{findings}{call}"
     )
+
+
+def _findings(decision: Decision) -> str:
+    return f"warn {codes(decision.warnings)} dryrun {codes(decision.dryrun)}"
 
 
 @app.command("records")

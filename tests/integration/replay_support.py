@@ -4,15 +4,19 @@ one mode changed in its data) and what it must decide about a call, derived with
 The candidate lowers ``change_limits.max_replicas`` from 50 to 20 and switches
 ``no_latest_tag`` from deny to warn. ``expected_after`` applies those two changes to a
 decision the serving policy made, from the call's own properties (replicas written, image
-tagged latest) and the combination rule alone: any deny wins; else a call that was not
-denied keeps its outcome (approvals given still count); else an approval reason asks for
-approval, and nothing at all allows.
+tagged latest), the replicas of the live object it was judged with, and the combination
+rule alone: any deny wins; else a call that was not denied keeps its outcome (approvals
+given still count); else an approval reason asks for approval, and nothing at all allows.
+A scale that leaves the replicas as they are (live == written) finds the replica limit
+already exceeded by the live object with the same message: a pre-existing finding, which
+``data.params.preexisting`` makes a warning for scales, not a deny.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,14 +49,25 @@ def candidate_policy(directory: Path) -> Path:
     return out
 
 
-def expected_after(before: Decision, call: TrafficCall) -> Decision:
-    """``before`` (the serving policy's decision about ``call``) under the candidate."""
+def live_replicas(action_input: Mapping[str, Any] | None) -> int | None:
+    """The replicas of the live object (``current``) an action was judged with, if any."""
+    current = (action_input or {}).get("current")
+    replicas = current.get("spec", {}).get("replicas") if isinstance(current, dict) else None
+    return replicas if isinstance(replicas, int) else None
+
+
+def expected_after(before: Decision, call: TrafficCall, *, live: int | None) -> Decision:
+    """``before`` (the serving policy's decision about ``call``, judged with ``live`` replicas
+    running) under the candidate."""
     reasons = [r for r in before.reasons if not (call.latest and r.code == LATEST_CODE)]
     warnings = list(before.warnings)
     if len(reasons) < len(before.reasons):
         warnings.append(_reason(LATEST_CODE, "warn"))
     if call.replicas is not None and NEW_MAX < call.replicas <= OLD_MAX:
-        reasons.append(_reason(CHANGE_CODE, "deny"))
+        if call.tool == "k8s_scale" and live == call.replicas:
+            warnings.append(_reason(CHANGE_CODE, "warn"))
+        else:
+            reasons.append(_reason(CHANGE_CODE, "deny"))
     if any(r.effect == "deny" for r in reasons):
         outcome = "deny"
     elif before.outcome != "deny":

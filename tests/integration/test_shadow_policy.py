@@ -14,11 +14,12 @@ import signal
 import sys
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-from replay_support import REGO_DIR, STEADY, candidate_policy, expected_after
+from replay_support import REGO_DIR, STEADY, candidate_policy, expected_after, live_replicas
 from storage_fixtures import Backend
 
 from gateway import shadow as shadow_module
@@ -33,10 +34,11 @@ from gateway.metrics import METRICS
 from gateway.observation import DecisionContext
 from gateway.outcome import CallOutcome
 from gateway.policy import PolicyClient
+from gateway.records import DecisionRecords, RecordedDecision
 from gateway.runtime import open_runtime
 from gateway.settings import Settings
 from gateway.shadow import ShadowEvaluator
-from gateway.transitions import compare
+from gateway.transitions import Change, compare
 
 pytestmark = pytest.mark.integration
 
@@ -68,11 +70,26 @@ def snapshot() -> Counter[tuple[str, ...]]:
     return counts
 
 
-async def run_calls(
-    settings: Settings, count: int, concurrency: int = 16
-) -> list[tuple[CallOutcome, TrafficCall]]:
-    """``count`` calls of the varied mix, ``concurrency`` at a time, through a real runtime;
-    waits until the shadow has judged everything queued."""
+@dataclass(frozen=True)
+class Ran:
+    """A call of the mix, what the gateway answered, and the replicas running when it was
+    judged (from its recorded input: concurrent scales change them)."""
+
+    outcome: CallOutcome
+    call: TrafficCall
+    live: int | None
+
+    def expected_change(self) -> Change | None:
+        """How the candidate must differ from the live decision (``replay_support``)."""
+        decision = self.outcome.decision
+        if decision is None:
+            return None
+        return compare(decision, expected_after(decision, self.call, live=self.live))
+
+
+async def run_calls(settings: Settings, count: int, concurrency: int = 16) -> list[Ran]:
+    """``count`` calls of the varied mix, ``concurrency`` at a time, through a real runtime
+    (recording on); waits until the shadow has judged everything queued."""
     cluster = TrafficCluster()
     async with open_runtime(settings, [cluster.source()]) as runtime:
         slots = asyncio.Semaphore(concurrency)
@@ -85,7 +102,14 @@ async def run_calls(
         done = await asyncio.gather(*(one(c) for c in traffic(count, seed=11)))
         if runtime.shadow is not None:
             await asyncio.wait_for(runtime.shadow.drain(), 60)
-    return done
+        assert runtime.recorder is not None
+        await runtime.recorder.flush()
+        live = {
+            r.call_id: live_replicas(r.input)
+            async for r in DecisionRecords(runtime.store.db).iterate()
+            if isinstance(r, RecordedDecision)
+        }
+    return [Ran(outcome, call, live.get(outcome.action_id)) for outcome, call in done]
 
 
 def test_disagreements_are_counted_exactly_under_concurrent_calls(
@@ -99,9 +123,9 @@ def test_disagreements_are_counted_exactly_under_concurrent_calls(
     delta = snapshot() - before
 
     expected: Counter[tuple[str, ...]] = Counter()
-    for outcome, call in done:
-        assert outcome.decision is not None
-        change = compare(outcome.decision, expected_after(outcome.decision, call))
+    for ran in done:
+        assert ran.outcome.decision is not None
+        change = ran.expected_change()
         if change is None:
             expected[("result", "agree")] += 1
         else:
@@ -118,7 +142,7 @@ def test_the_live_outcome_is_the_same_with_the_shadow_on_off_or_dead(
         backend = Backend("sqlite", tmp_path / f"run-{len(list(tmp_path.iterdir()))}")
         backend.workdir.mkdir()
         done = asyncio.run(run_calls(backend.settings(opa_url=opa_server.url, **{**STEADY, **shadow}), 80))
-        return [(o.status, o.decision.outcome if o.decision else None) for o, _ in done]
+        return [(r.outcome.status, r.outcome.decision.outcome if r.outcome.decision else None) for r in done]
 
     off = outcomes()
     before = snapshot()
@@ -177,7 +201,7 @@ def test_a_decision_the_candidate_cannot_judge_is_an_error_and_its_batch_neighbo
         before = snapshot()
         done = asyncio.run(run_calls(settings, 200))
     delta = snapshot() - before
-    deletes = sum(1 for _, call in done if call.tool == "k8s_delete")
+    deletes = sum(1 for ran in done if ran.call.tool == "k8s_delete")
     assert 0 < deletes < len(done)
     assert delta[("result", "error")] == deletes
     assert delta[("result", "agree")] + delta[("result", "disagree")] == len(done) - deletes
@@ -185,7 +209,7 @@ def test_a_decision_the_candidate_cannot_judge_is_an_error_and_its_batch_neighbo
 
 def logged_disagreements(
     opa_server: OpaServer, shadow_opa: OpaServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> tuple[list[str], list[tuple[CallOutcome, TrafficCall]]]:
+) -> tuple[list[str], list[Ran]]:
     """The disagreement lines logged while 60 calls ran one by one, and the calls that disagree."""
     settings = Settings(
         opa_url=opa_server.url, shadow_opa_url=shadow_opa.url, db_path=tmp_path / "gateway.db", **STEADY
@@ -193,11 +217,7 @@ def logged_disagreements(
     with caplog.at_level(logging.WARNING, logger="gateway.shadow"):
         done = asyncio.run(run_calls(settings, 60, concurrency=1))
     lines = [r.getMessage() for r in caplog.records if r.name == "gateway.shadow"]
-    changed = [
-        (o, c)
-        for o, c in done
-        if o.decision is not None and compare(o.decision, expected_after(o.decision, c))
-    ]
+    changed = [ran for ran in done if ran.expected_change() is not None]
     return [line for line in lines if "disagrees" in line], changed
 
 
@@ -218,7 +238,7 @@ def test_a_disagreement_is_logged_with_both_decisions(
         entry["live"]["outcome"] != entry["shadow"]["outcome"]
         or entry["live"]["reasons"] != (entry["shadow"]["reasons"])
     )
-    assert entry["call_id"] in {o.action_id for o, _ in changed}
+    assert entry["call_id"] in {ran.outcome.action_id for ran in changed}
 
 
 def test_disagreement_lines_are_rate_limited_and_counted_all_the_same(
