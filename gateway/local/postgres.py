@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.errors import ConfigError
-from gateway.local.process import free_port, wait_until
+from gateway.local.process import free_port, terminate, wait_until
 
 __all__ = ["PostgresServer", "find_postgres_bin"]
 
@@ -215,15 +215,9 @@ class PostgresServer:
     def halt(self, grace: float = 10.0) -> None:
         """Fast shutdown by pid (SIGINT: clients are disconnected, nothing is lost), SIGKILL
         after ``grace``; the cluster stays for ``resume()``."""
-        if self._proc is not None and self._proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self._proc.pid, signal.SIGINT)
-            try:
-                self._proc.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self._proc.pid, signal.SIGKILL)
-                self._proc.wait(timeout=grace)
+        if self._proc is not None:
+            # SIGINT to the postmaster alone: it shuts its own backends down.
+            terminate(self._proc, grace=grace, first=signal.SIGINT, group=False)
 
     def stop(self, grace: float = 10.0) -> None:
         """``halt()``, then remove the directory."""

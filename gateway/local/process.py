@@ -13,7 +13,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-__all__ = ["ComponentFailed", "ManagedProcess", "answers_200", "free_port", "wait_until"]
+__all__ = ["ComponentFailed", "ManagedProcess", "answers_200", "free_port", "terminate", "wait_until"]
 
 
 class ComponentFailed(RuntimeError):
@@ -49,6 +49,26 @@ def answers_200(url: str) -> bool:
             return bool(resp.status == 200)
     except (urllib.error.URLError, OSError):
         return False
+
+
+def terminate(
+    proc: subprocess.Popen[bytes], *, grace: float, first: signal.Signals = signal.SIGTERM, group: bool = True
+) -> None:
+    """``first`` to ``proc`` (to its process group with ``group``), then SIGKILL to the group
+    if it has not exited within ``grace`` seconds. Nothing when it has exited already."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        if group:
+            os.killpg(proc.pid, first)
+        else:
+            os.kill(proc.pid, first)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=grace)
 
 
 def wait_until(probe: Callable[[], bool], *, timeout: float, what: str, interval: float = 0.05) -> None:
@@ -115,16 +135,8 @@ class ManagedProcess:
             return ""
 
     def stop(self, grace: float = 5.0) -> None:
-        if self._proc is None or self._proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self._proc.pid, signal.SIGTERM)
-        try:
-            self._proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self._proc.pid, signal.SIGKILL)
-            self._proc.wait(timeout=grace)
+        if self._proc is not None:
+            terminate(self._proc, grace=grace)
 
     def kill(self) -> None:
         """SIGKILL the whole group at once: a crash, for tests that need one."""
