@@ -4,7 +4,7 @@ real ``opa`` binary): the principal is the authenticated caller, never an argume
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -12,7 +12,7 @@ import httpx
 import httpx2
 import pytest
 import uvicorn
-from gateway_support import EchoBackend, running_policy, settings_for
+from gateway_support import EchoBackend, settings_for
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
@@ -26,12 +26,6 @@ from gateway.server import build_server
 from gateway.settings import Settings
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def opa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpaServer]:
-    with running_policy(tmp_path_factory.mktemp("opa")) as server:
-        yield server
 
 
 @asynccontextmanager

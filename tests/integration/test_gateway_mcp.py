@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, ClassVar
@@ -33,17 +33,6 @@ from gateway.tools import ExecutionContext, Prepared, ToolSpec
 pytestmark = pytest.mark.integration
 
 BOB = Principal(subject="bob", groups=("sre",), transport="cli", authenticated=True)
-
-
-@pytest.fixture(scope="module")
-def opa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpaServer]:
-    with running_policy(tmp_path_factory.mktemp("opa")) as server:
-        yield server
-
-
-@pytest.fixture
-def settings(opa: OpaServer, tmp_path: Path) -> Settings:
-    return settings_for(opa.url, tmp_path)
 
 
 @pytest.fixture

@@ -4,11 +4,9 @@ stdout carries only the protocol, and the principal is the configured identity."
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gateway_support import running_policy
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
@@ -18,12 +16,6 @@ from gateway.queue.store import QueueStore
 pytestmark = pytest.mark.integration
 
 GATEWAY = str(Path(sys.executable).with_name("gateway"))
-
-
-@pytest.fixture(scope="module")
-def opa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpaServer]:
-    with running_policy(tmp_path_factory.mktemp("opa")) as server:
-        yield server
 
 
 async def test_stdio_server_answers_as_the_configured_identity(opa: OpaServer, tmp_path: Path) -> None:

@@ -7,12 +7,11 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from gateway_support import EchoBackend, running_policy, settings_for
+from gateway_support import EchoBackend
 from mcp import Client
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import (
@@ -23,7 +22,6 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from gateway.instruments import Instruments
-from gateway.local.opa import OpaServer
 from gateway.metrics import Metrics
 from gateway.server import build_server
 from gateway.settings import Settings
@@ -32,17 +30,6 @@ from gateway.tracing import Tracing
 pytestmark = pytest.mark.integration
 
 SECRET_ARGUMENT = "do-not-trace-this-value"
-
-
-@pytest.fixture(scope="module")
-def opa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpaServer]:
-    with running_policy(tmp_path_factory.mktemp("opa")) as server:
-        yield server
-
-
-@pytest.fixture
-def settings(opa: OpaServer, tmp_path: Path) -> Settings:
-    return settings_for(opa.url, tmp_path)
 
 
 def _server(settings: Settings, instruments: Instruments) -> Any:
